@@ -1,0 +1,122 @@
+"""Struct-of-arrays batches: the core representation of sensors and detections on hot paths.
+
+Objects (:mod:`skytrace.model`) live at the edges; the simulator, tracker and assessment work on these arrays,
+one numpy column per field, so that every stage is vectorised over all sensors or detections at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from skytrace import geo
+from skytrace.model import DEFAULT_SOUND_SPEED_MPS, SENSOR_KINDS, Detection, Sensor
+
+KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(SENSOR_KINDS)}
+ACOUSTIC, RADAR, OPTICAL, POSITION = (KIND_CODE[k] for k in SENSOR_KINDS)
+
+
+@dataclass
+class SensorTable:
+    """All sensors as columns. ``index[id]`` gives the row of a sensor id."""
+
+    ids: list[str]
+    kind: np.ndarray  # int8 codes, see KIND_CODE
+    lat: np.ndarray
+    lon: np.ndarray
+    alt_m: np.ndarray
+    ecef_m: np.ndarray  # (N, 3); NaN for position-only sensors
+    bearing_sigma_deg: np.ndarray
+    elevation_sigma_deg: np.ndarray
+    range_sigma_m: np.ndarray
+    max_range_m: np.ndarray
+    sound_speed_mps: np.ndarray
+    index: dict[str, int] = field(default_factory=dict)
+    records: list[Sensor] = field(default_factory=list)
+
+    @classmethod
+    def from_sensors(cls, sensors: list[Sensor]) -> SensorTable:
+        def col(name: str, default: float = np.nan) -> np.ndarray:
+            return np.array([getattr(s, name) if getattr(s, name) is not None else default for s in sensors],
+                            dtype=float)
+
+        lat, lon, alt = col("lat"), col("lon"), col("alt_m", 0.0)
+        ecef = np.full((len(sensors), 3), np.nan)
+        ok = np.isfinite(lat) & np.isfinite(lon)
+        if ok.any():
+            ecef[ok] = np.column_stack(geo.geodetic_to_ecef(lat[ok], lon[ok], alt[ok]))
+        return cls(
+            ids=[s.id for s in sensors],
+            kind=np.array([KIND_CODE[s.kind] for s in sensors], dtype=np.int8),
+            lat=lat, lon=lon, alt_m=alt, ecef_m=ecef,
+            bearing_sigma_deg=col("bearing_sigma_deg"),
+            elevation_sigma_deg=col("elevation_sigma_deg"),
+            range_sigma_m=col("range_sigma_m"),
+            max_range_m=col("max_range_m"),
+            sound_speed_mps=col("sound_speed_mps", DEFAULT_SOUND_SPEED_MPS),
+            index={s.id: i for i, s in enumerate(sensors)},
+            records=list(sensors),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class DetectionBatch:
+    """Detections as columns; absent optional values are NaN. ``sensor`` holds row indices of a SensorTable."""
+
+    t: np.ndarray
+    sensor: np.ndarray  # int32 row in SensorTable
+    bearing_deg: np.ndarray
+    elevation_deg: np.ndarray
+    range_m: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    alt_m: np.ndarray
+    pos_sigma_m: np.ndarray
+    alt_sigma_m: np.ndarray
+    snr_db: np.ndarray
+    t_arrival: np.ndarray
+
+    FLOAT_FIELDS = ("t", "bearing_deg", "elevation_deg", "range_m", "lat", "lon", "alt_m", "pos_sigma_m",
+                    "alt_sigma_m", "snr_db", "t_arrival")
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    @classmethod
+    def empty(cls, n: int = 0) -> DetectionBatch:
+        kw = {name: np.full(n, np.nan) for name in cls.FLOAT_FIELDS}
+        return cls(sensor=np.zeros(n, dtype=np.int32), **kw)
+
+    @classmethod
+    def from_records(cls, dets: list[Detection], table: SensorTable) -> DetectionBatch:
+        """Columns from records; unknown sensor ids must have been rejected by the reader."""
+        n = len(dets)
+        out = cls.empty(n)
+        out.sensor = np.fromiter((table.index[d.sensor] for d in dets), dtype=np.int32, count=n)
+        for name in cls.FLOAT_FIELDS:
+            arr = np.fromiter(((v if (v := getattr(d, name)) is not None else np.nan) for d in dets),
+                              dtype=float, count=n)
+            setattr(out, name, arr)
+        return out
+
+    def to_records(self, table: SensorTable) -> list[Detection]:
+        cols = {name: getattr(self, name) for name in self.FLOAT_FIELDS}
+        out: list[Detection] = []
+        for i in range(len(self)):
+            kw = {name: float(c[i]) for name, c in cols.items() if np.isfinite(c[i]) and name != "t"}
+            out.append(Detection(t=float(self.t[i]), sensor=table.ids[int(self.sensor[i])], **kw))
+        return out
+
+    def take(self, idx: np.ndarray) -> DetectionBatch:
+        """Rows ``idx`` (integer indices or boolean mask) as a new batch."""
+        return DetectionBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, batches: list[DetectionBatch]) -> DetectionBatch:
+        if not batches:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)})

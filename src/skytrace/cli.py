@@ -1,0 +1,48 @@
+"""The ``skytrace`` command line. Each sub-command lives in its own module under :mod:`skytrace.commands`.
+
+Errors a user can fix (bad files, bad options) are printed as one clear line and exit with status 2;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from skytrace.errors import SkytraceError
+
+app = typer.Typer(
+    name="skytrace",
+    help="Open early-warning system against one-way attack drones: simulate, track, warn, document.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# One module per command; each defines ``register(app)``.
+COMMAND_MODULES = [
+    "simulate",
+    "demo",
+    "inspect",
+]
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"skytrace.commands.{name}").register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    try:
+        app()
+    except SkytraceError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)

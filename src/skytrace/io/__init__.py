@@ -1,0 +1,1 @@
+"""Readers, writers and transports at the edges of the pipeline."""

@@ -1,0 +1,197 @@
+"""Typed records at the stage boundaries (the interchange formats of ``docs/formats.md``).
+
+These are the *edge* representation: one object per line of a file or per message. Hot paths work on the
+struct-of-arrays batches in :mod:`skytrace.batch` instead. Validation of ranges and finiteness happens here, at
+the edge, in ``__post_init__`` so that a bad value is reported with the field it came from.
+
+Conventions (the public contract): times are UNIX seconds UTC; angles in degrees; positions WGS84 with altitudes
+in metres above the ellipsoid; bearings true-north azimuth clockwise in [0, 360); elevations in [-90, 90].
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import msgspec
+
+SensorKind = Literal["acoustic", "radar", "optical", "position"]
+SENSOR_KINDS: tuple[str, ...] = ("acoustic", "radar", "optical", "position")
+DEFAULT_SOUND_SPEED_MPS = 343.0
+
+
+def _finite(name: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number, got {value!r}")
+
+
+def _in_range(name: str, value: float | None, lo: float, hi: float, hi_open: bool = False) -> None:
+    if value is None:
+        return
+    _finite(name, value)
+    if value < lo or value > hi or (hi_open and value >= hi):
+        bracket = ")" if hi_open else "]"
+        raise ValueError(f"`{name}` = {value} is outside [{lo}, {hi}{bracket}")
+
+
+def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    _finite(name, value)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"`{name}` must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
+    """One sensor of the network (an entry of sensors.json)."""
+
+    id: str
+    kind: SensorKind
+    lat: float | None = None
+    lon: float | None = None
+    alt_m: float | None = None
+    bearing_sigma_deg: float | None = None
+    elevation_sigma_deg: float | None = None
+    range_sigma_m: float | None = None
+    max_range_m: float | None = None
+    sound_speed_mps: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("`id` must be a non-empty string")
+        _in_range("lat", self.lat, -90.0, 90.0)
+        _in_range("lon", self.lon, -180.0, 180.0)
+        _in_range("alt_m", self.alt_m, -500.0, 20_000.0)
+        _positive("bearing_sigma_deg", self.bearing_sigma_deg)
+        _positive("elevation_sigma_deg", self.elevation_sigma_deg)
+        _positive("range_sigma_m", self.range_sigma_m)
+        _positive("max_range_m", self.max_range_m)
+        _positive("sound_speed_mps", self.sound_speed_mps)
+        if self.kind != "position":
+            for name in ("lat", "lon", "alt_m"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"`{name}` is required for a {self.kind} sensor")
+            if self.bearing_sigma_deg is None:
+                raise ValueError(f"`bearing_sigma_deg` is required for a {self.kind} sensor")
+        if self.kind == "radar" and self.range_sigma_m is None:
+            raise ValueError("`range_sigma_m` is required for a radar sensor")
+
+    @property
+    def sound_speed(self) -> float:
+        """Speed of sound for this node in m/s (formats default: 343 m/s, dry air at 20 degC)."""
+        return self.sound_speed_mps or DEFAULT_SOUND_SPEED_MPS
+
+
+class SensorsFile(msgspec.Struct):
+    sensors: list[Sensor]
+
+
+class Detection(msgspec.Struct, omit_defaults=True):
+    """One report of one sensor (a line of detections.jsonl).
+
+    ``t`` is the time the signal was *received at the sensor*; for acoustic nodes the sound left the source
+    range/c earlier. ``t_arrival`` (optional, skytrace extension) is when the report reached the fusion centre.
+    """
+
+    t: float
+    sensor: str
+    bearing_deg: float | None = None
+    elevation_deg: float | None = None
+    range_m: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    alt_m: float | None = None
+    pos_sigma_m: float | None = None
+    alt_sigma_m: float | None = None
+    snr_db: float | None = None
+    cls: str | None = msgspec.field(default=None, name="class")
+    class_conf: float | None = None
+    t_arrival: float | None = None
+
+    def __post_init__(self) -> None:
+        _finite("t", self.t)
+        if not self.sensor:
+            raise ValueError("`sensor` must be a non-empty string")
+        _in_range("bearing_deg", self.bearing_deg, 0.0, 360.0, hi_open=True)
+        _in_range("elevation_deg", self.elevation_deg, -90.0, 90.0)
+        _positive("range_m", self.range_m)
+        _in_range("lat", self.lat, -90.0, 90.0)
+        _in_range("lon", self.lon, -180.0, 180.0)
+        _in_range("alt_m", self.alt_m, -500.0, 50_000.0)
+        _positive("pos_sigma_m", self.pos_sigma_m)
+        _positive("alt_sigma_m", self.alt_sigma_m)
+        _finite("snr_db", self.snr_db)
+        _in_range("class_conf", self.class_conf, 0.0, 1.0)
+        _finite("t_arrival", self.t_arrival)
+
+
+# Fields a detection must carry, per sensor kind (checked against sensors.json when reading).
+REQUIRED_DETECTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "acoustic": ("bearing_deg",),
+    "optical": ("bearing_deg",),
+    "radar": ("bearing_deg", "elevation_deg", "range_m"),
+    "position": ("lat", "lon", "pos_sigma_m"),
+}
+
+
+class TruthPoint(msgspec.Struct, omit_defaults=True):
+    """Ground truth of one target at one instant (a line of truth.jsonl; simulation only)."""
+
+    t: float
+    target: str
+    lat: float
+    lon: float
+    alt_m: float
+    ve: float
+    vn: float
+    vu: float
+    kind: str = "shahed"
+
+    def __post_init__(self) -> None:
+        for name in ("t", "ve", "vn", "vu"):
+            _finite(name, getattr(self, name))
+        _in_range("lat", self.lat, -90.0, 90.0)
+        _in_range("lon", self.lon, -180.0, 180.0)
+        _in_range("alt_m", self.alt_m, -500.0, 50_000.0)
+
+
+class TrackPoint(msgspec.Struct, omit_defaults=True):
+    """State of one track at one instant (a line of tracks.jsonl)."""
+
+    t: float
+    track: str
+    status: Literal["tentative", "confirmed", "coasting", "deleted"]
+    lat: float
+    lon: float
+    alt_m: float
+    ve: float
+    vn: float
+    vu: float
+    pos_sigma_m: float
+    cls: str | None = msgspec.field(default=None, name="class")
+    covariance: list[float] | None = None
+    sensors: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("t", "ve", "vn", "vu"):
+            _finite(name, getattr(self, name))
+        _in_range("lat", self.lat, -90.0, 90.0)
+        _in_range("lon", self.lon, -180.0, 180.0)
+        _in_range("alt_m", self.alt_m, -500.0, 50_000.0)
+        _positive("pos_sigma_m", self.pos_sigma_m, allow_zero=True)
+
+
+class Alert(msgspec.Struct, omit_defaults=False):
+    """One alert period of one zone (a line of alerts.jsonl); ``end`` is None while the alert is active."""
+
+    zone: str
+    start: float
+    end: float | None
+    level: str
+    tracks: list[str]
+
+    def __post_init__(self) -> None:
+        _finite("start", self.start)
+        _finite("end", self.end)
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"`end` ({self.end}) is before `start` ({self.start})")
