@@ -120,3 +120,48 @@ class DetectionBatch:
         if not batches:
             return cls.empty()
         return cls(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)})
+
+
+@dataclass
+class TrackSnapshot:
+    """States of many tracks at one instant, as columns: the currency between tracking and assessment.
+
+    Geodetic at this boundary (lat/lon/alt_m, velocity in the local ENU of each track's position, m/s), so that
+    assessment, storage and outputs need no knowledge of the tracker's internal frame.
+    """
+
+    t: float
+    track: list[str]
+    status: list[str]
+    lat: np.ndarray
+    lon: np.ndarray
+    alt_m: np.ndarray
+    ve: np.ndarray
+    vn: np.ndarray
+    vu: np.ndarray
+    pos_sigma_m: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.track)
+
+    @classmethod
+    def from_records(cls, t: float, recs: list) -> TrackSnapshot:
+        """From TrackPoint (or TruthPoint-like) records that share one instant."""
+        def col(name: str, default: float = 0.0) -> np.ndarray:
+            return np.array([getattr(r, name, default) for r in recs], dtype=float)
+
+        return cls(
+            t=float(t),
+            track=[getattr(r, "track", None) or getattr(r, "target", "") for r in recs],
+            status=[getattr(r, "status", "confirmed") for r in recs],
+            lat=col("lat"), lon=col("lon"), alt_m=col("alt_m"), ve=col("ve"), vn=col("vn"), vu=col("vu"),
+            pos_sigma_m=col("pos_sigma_m", 0.0),
+        )
+
+    def to_records(self) -> list:
+        from skytrace.model import TrackPoint
+
+        return [TrackPoint(t=self.t, track=self.track[i], status=self.status[i], lat=float(self.lat[i]),
+                           lon=float(self.lon[i]), alt_m=float(self.alt_m[i]), ve=float(self.ve[i]),
+                           vn=float(self.vn[i]), vu=float(self.vu[i]), pos_sigma_m=float(self.pos_sigma_m[i]))
+                for i in range(len(self))]

@@ -23,8 +23,6 @@ app = typer.Typer(
 
 # One module per command; each defines ``register(app)``.
 COMMAND_MODULES = [
-    "simulate",
-    "demo",
     "inspect",
 ]
 
