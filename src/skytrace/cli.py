@@ -23,6 +23,8 @@ app = typer.Typer(
 
 # One module per command; each defines ``register(app)``.
 COMMAND_MODULES = [
+    "simulate",
+    "demo",
     "inspect",
 ]
 
