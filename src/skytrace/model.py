@@ -70,11 +70,11 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
         if self.kind != "position":
             for name in ("lat", "lon", "alt_m"):
                 if getattr(self, name) is None:
-                    raise ValueError(f"`{name}` is required for a {self.kind} sensor")
+                    raise ValueError(f"`{name}` is required for {self.kind} sensors")
             if self.bearing_sigma_deg is None:
-                raise ValueError(f"`bearing_sigma_deg` is required for a {self.kind} sensor")
+                raise ValueError(f"`bearing_sigma_deg` is required for {self.kind} sensors")
         if self.kind == "radar" and self.range_sigma_m is None:
-            raise ValueError("`range_sigma_m` is required for a radar sensor")
+            raise ValueError("`range_sigma_m` is required for radar sensors")
 
     @property
     def sound_speed(self) -> float:

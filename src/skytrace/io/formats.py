@@ -33,7 +33,8 @@ OnError = Literal["raise", "skip"]
 T = TypeVar("T")
 
 _FIELD_AT = re.compile(r"at `\$\.?([^`]*)`")
-_FIELD_TICK = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+_FIELD_TICK = re.compile(r"^`([A-Za-z_][A-Za-z0-9_]*)`")  # our own validators name the field first
+_FIELD_MISSING = re.compile(r"missing required field `([^`]*)`")
 _ENCODER = msgspec.json.Encoder()
 MAX_LINE_BYTES = 1 << 20  # a line longer than 1 MiB is hostile or broken
 
@@ -63,12 +64,13 @@ class ReadStats:
 
 def _format_error(path: str, line: int | None, exc: Exception) -> FormatError:
     msg = str(exc)
-    fld = None
+    parts = []
     if m := _FIELD_AT.search(msg):
-        fld = m.group(1) or None
+        parts.append(m.group(1))
         msg = _FIELD_AT.sub("", msg).rstrip(" -")
-    elif m := _FIELD_TICK.search(msg):
-        fld = m.group(1)
+    if m := _FIELD_TICK.search(msg) or _FIELD_MISSING.search(msg):
+        parts.append(m.group(1))
+    fld = ".".join(p for p in parts if p) or None
     return FormatError(path, msg, line=line, field=fld)
 
 
@@ -194,11 +196,11 @@ def check_detection(det: Detection, table: SensorTable) -> None:
     """Cross-field checks that need the sensor table: known sensor id, fields required by its kind."""
     row = table.index.get(det.sensor)
     if row is None:
-        raise ValueError(f"unknown sensor id {det.sensor!r} (not in sensors.json) `sensor`")
+        raise ValueError(f"`sensor`: unknown sensor id {det.sensor!r} (not in sensors.json)")
     kind = table.records[row].kind
     for name in REQUIRED_DETECTION_FIELDS[kind]:
         if getattr(det, name) is None:
-            raise ValueError(f"`{name}` is required for a detection of a {kind} sensor")
+            raise ValueError(f"`{name}` is required for detections of {kind} sensors")
 
 
 def iter_detections(path: str | os.PathLike, table: SensorTable, on_error: OnError = "raise",

@@ -178,6 +178,9 @@ def acoustic_looks(world: World, t0: float, t1: float, rng: np.random.Generator)
             mean_snr = ac.snr_db(rng_m, net.noise_db[node], sl)
             look_snr = mean_snr + rng.normal(0, ac.SCINTILLATION_DB, node.size)
             det = rng.uniform(size=node.size) < ac.detection_probability(look_snr)
+            cand = {"cand_range_m": rng_m, "cand_noise_db": net.noise_db[node], "cand_source_db": sl,
+                    "cand_t_rx": t_rx, "cand_tau": tau, "cand_p": p, "cand_node": node,
+                    "cand_detected": det.copy()}
             # two engines closer in bearing than the array resolves give one report (the louder)
             order = np.lexsort((az, t_rx, node))
             same = (np.diff(node[order]) == 0) & (np.diff(t_rx[order]) == 0) & (
@@ -195,7 +198,7 @@ def acoustic_looks(world: World, t0: float, t1: float, rng: np.random.Generator)
                             np.clip(el + rng.normal(0, 1, idx.size) * ac.ELEVATION_FACTOR * sig, -90, 90), np.nan)
             out.append(_batch(idx.size, t=t_rx, sensor=node, bearing_deg=np.mod(bearing, 360.0), elevation_deg=elev,
                               snr_db=look_snr))
-            diag = {"drone": pair_d, "tau": tau, "true_az": az, "true_el": el, "range_m": rng_m, "sigma": sig,
+            diag = {**cand, "drone": pair_d, "tau": tau, "true_az": az, "true_el": el, "range_m": rng_m, "sigma": sig,
                     "outlier": outlier, "n_true": idx.size}
     # random false alarms
     n_fa = rng.poisson(n_nodes * a.false_alarm_per_hour / 3600.0 * (t1 - t0))
