@@ -35,6 +35,7 @@ CLIMB_MPS = 4.0
 ALT_CHANGE_MPS = 3.0
 DIVE_DEG = 35.0
 TIME_STRIDE_S = 1.0e6  # > any scenario duration
+MAX_KNOT_SPACING_M = 2000.0  # chord sagitta over 2 km is 8 cm: linear interpolation in ECEF is exact enough
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Fleet:
     # altitude knots above ground: global time axis, height
     a_t: np.ndarray
     a_h: np.ndarray
+    g_ecef: np.ndarray  # (K, 3) ECEF of the ground point under each horizontal knot (at ground_alt_m)
+    g_up: np.ndarray  # (K, 3) local vertical unit vector at each knot
     t0: float
     ground_alt_m: float
     to_lonlat: Transformer
@@ -75,8 +78,14 @@ class Fleet:
         return lat, lon, h + self.ground_alt_m
 
     def position_ecef(self, drone: np.ndarray, t: np.ndarray) -> np.ndarray:
-        lat, lon, alt = self.position_geodetic(drone, t)
-        return np.column_stack(geo.geodetic_to_ecef(lat, lon, alt))
+        """ECEF positions (m), interpolated between precomputed ground knots (hot path: no projection calls)."""
+        t_cl = np.clip(t, self.t_launch[drone], self.t_end[drone])
+        g = (t_cl - self.t0) + drone * TIME_STRIDE_S
+        h = np.interp(g, self.a_t, self.a_h)
+        out = np.empty((np.size(g), 3))
+        for k in range(3):
+            out[:, k] = np.interp(g, self.h_t, self.g_ecef[:, k]) + h * np.interp(g, self.h_t, self.g_up[:, k])
+        return out
 
     def state_geodetic(self, drone: np.ndarray, t: np.ndarray, dt: float = 0.5):
         """lat, lon, alt_m and ENU velocity (m/s, local at the point) by central differences of ECEF positions."""
@@ -120,7 +129,7 @@ def build_fleet(scenario, places: dict, rng: np.random.Generator, center: tuple[
     cities = {p["id"]: p for p in places["cities"]}
     t0 = scenario.start_t
     ids, kinds, t_l, t_e, speeds, tgt, impact = [], [], [], [], [], [], []
-    h_t, h_x, h_y, a_t, a_h, wps = [], [], [], [], [], []
+    h_t, h_x, h_y, a_t, a_h, wps, g_ecef, g_up = [], [], [], [], [], [], [], []
     n = 0
     for w in scenario.wave:
         kinds_w = list(w.kind_mix)
@@ -164,6 +173,13 @@ def build_fleet(scenario, places: dict, rng: np.random.Generator, center: tuple[
                 xe, ye = np.interp(total, s, dense[:, 0]), np.interp(total, s, dense[:, 1])
                 dense = np.vstack([dense[keep], [xe, ye]])
                 s = np.concatenate([s[keep], [total]])
+            # densify long legs so that ECEF interpolation between knots follows the Earth's curvature
+            n_sub = np.maximum(np.ceil(np.diff(s) / MAX_KNOT_SPACING_M).astype(int), 1)
+            frac = np.concatenate([np.arange(m) / m for m in n_sub] + [[0.0]])
+            base_i = np.concatenate([np.full(m, i) for i, m in enumerate(n_sub)] + [[len(s) - 1]])
+            nxt = np.minimum(base_i + 1, len(s) - 1)
+            dense = dense[base_i] + frac[:, None] * (dense[nxt] - dense[base_i])
+            s = s[base_i] + frac * (s[nxt] - s[base_i])
             tk = s / v  # relative to launch
             duration = float(tk[-1])
             # altitude profile (height above ground)
@@ -201,6 +217,10 @@ def build_fleet(scenario, places: dict, rng: np.random.Generator, center: tuple[
             h_t.append(tk + off_t)
             h_x.append(dense[:, 0])
             h_y.append(dense[:, 1])
+            lon_k, lat_k = inv.transform(dense[:, 0], dense[:, 1])
+            g_ecef.append(np.column_stack(geo.geodetic_to_ecef(lat_k, lon_k, np.full(len(lat_k),
+                                                                                     scenario.ground_alt_m))))
+            g_up.append(geo.enu_rotation(lat_k, lon_k)[:, 2, :])
             a_t.append(kt_arr + off_t)
             a_h.append(kh_arr)
             lon_w, lat_w = inv.transform(pts[:, 0], pts[:, 1])
@@ -216,5 +236,7 @@ def build_fleet(scenario, places: dict, rng: np.random.Generator, center: tuple[
     cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))  # noqa: E731
     return Fleet(ids=ids, kind=np.array(kinds, dtype=object), t_launch=np.array(t_l), t_end=np.array(t_e),
                  speed_mps=np.array(speeds), target_city=tgt, impact=np.array(impact, dtype=bool),
-                 h_t=cat(h_t), h_x=cat(h_x), h_y=cat(h_y), a_t=cat(a_t), a_h=cat(a_h), t0=t0,
+                 h_t=cat(h_t), h_x=cat(h_x), h_y=cat(h_y), a_t=cat(a_t), a_h=cat(a_h),
+                 g_ecef=np.concatenate(g_ecef) if g_ecef else np.zeros((0, 3)),
+                 g_up=np.concatenate(g_up) if g_up else np.zeros((0, 3)), t0=t0,
                  ground_alt_m=scenario.ground_alt_m, to_lonlat=inv, waypoints_lonlat=wps)
