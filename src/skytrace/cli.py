@@ -43,6 +43,10 @@ def main() -> None:
     except SkytraceError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except OSError as exc:  # unreadable input, unwritable output, disk full: the user's to fix, not a bug
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        typer.secho(f"error: {exc.strerror or exc}{where}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
