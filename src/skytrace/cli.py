@@ -24,6 +24,7 @@ app = typer.Typer(
 # One module per command; each defines ``register(app)``.
 COMMAND_MODULES = [
     "simulate",
+    "track",
     "demo",
     "inspect",
 ]

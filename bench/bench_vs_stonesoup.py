@@ -1,0 +1,162 @@
+"""Side by side on the same measurements: Stone Soup 1.9.1's GNN tracker vs skytrace's tracker.
+
+The 2-D benchmark scenario (skytrace.sim.bench2d): N targets at nearly constant velocity, Pd 0.9, Poisson clutter
+(10 per scan over a 40 km square), 50 m position noise, one scan a second for 300 s. Stone Soup runs its best
+standard multi-target tracker: GNNWith2DAssignment over a Mahalanobis DistanceHypothesiser, with KD-tree gating
+(DetectionKDTreeGNN2D), a MultiMeasurementInitiator and an update-time-steps deleter, with the matched motion
+model. skytrace runs its 3-D tracker (altitude fixed by the reports) with the benchmark's motion noise and a
+single-sensor confirmation rule (there is only one sensor in this benchmark).
+
+Reported per N: measurements per CPU-second (time.process_time around the tracking loop only; measurement
+generation and scoring excluded) and mean GOSPA (c = 500 m, p = 2, alpha = 2) over all scans, computed with the
+same function for both (skytrace.evaluation.gospa, which tests/test_evaluation.py cross-checks against Stone Soup's
+GOSPAMetric).
+
+    python bench/bench_vs_stonesoup.py [--n 10 50 200] [--seed 0] [--skip-stonesoup]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+
+import numpy as np
+
+from skytrace.batch import DetectionBatch, SensorTable
+from skytrace.evaluation import gospa
+from skytrace.geo import LocalFrame
+from skytrace.model import Sensor
+from skytrace.sim.bench2d import Bench2DConfig, generate
+from skytrace.tracking import Tracker, TrackerConfig
+
+
+def skytrace_config(cfg: Bench2DConfig) -> TrackerConfig:
+    return TrackerConfig(lag_s=0.0, frame_s=cfg.scan_s, q_h=cfg.q_m2s3, q_v=0.01, confirm_min_sensors=1,
+                         confirm_hits=3, tentative_timeout_s=2.5 * cfg.scan_s, confirmed_timeout_s=3.5 * cfg.scan_s,
+                         init_vel_sigma_mps=45.0, tentative_penalty=2.0, max_pos_sigma_m=1500.0)
+
+
+def run_skytrace(data, cfg: Bench2DConfig) -> tuple[float, list[np.ndarray], int]:
+    frame = LocalFrame(cfg.origin[0], cfg.origin[1], 0.0)
+    table = SensorTable.from_sensors([Sensor(id="plot-sensor", kind="position", max_range_m=cfg.area_m)])
+    # convert every scan to the public form (lat/lon) before timing, as a file reader would have
+    batches = []
+    for t, ms in zip(data.scan_times, data.meas_scan, strict=True):
+        n = ms.shape[0]
+        b = DetectionBatch.empty(n)
+        lat, lon, alt = frame.to_geodetic(ms[:, 0], ms[:, 1], np.full(n, cfg.altitude_m))
+        b.t[:] = t
+        b.lat, b.lon, b.alt_m = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
+        b.pos_sigma_m[:] = cfg.noise_m
+        b.alt_sigma_m[:] = cfg.noise_m
+        batches.append(b)
+    tracker = Tracker(table, frame=frame, config=skytrace_config(cfg))
+    estimates = []
+    n_meas = 0
+    cpu0 = time.process_time()
+    snaps = []
+    for t, b in zip(data.scan_times, batches, strict=True):
+        tracker.ingest(b)
+        snaps.append(tracker.advance(float(t) + 1e-6))
+        n_meas += len(b)
+    cpu = time.process_time() - cpu0
+    for s in snaps:
+        if len(s):
+            e, n, _ = frame.to_enu(s.lat, s.lon, s.alt_m)
+            estimates.append(np.column_stack([np.atleast_1d(e), np.atleast_1d(n)]))
+        else:
+            estimates.append(np.zeros((0, 2)))
+    return n_meas / cpu, estimates, n_meas
+
+
+def run_stonesoup(data, cfg: Bench2DConfig) -> tuple[float, list[np.ndarray], int]:
+    from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
+    from stonesoup.dataassociator.tree import DetectionKDTreeGNN2D
+    from stonesoup.deleter.time import UpdateTimeStepsDeleter
+    from stonesoup.hypothesiser.distance import DistanceHypothesiser
+    from stonesoup.initiator.simple import MultiMeasurementInitiator
+    from stonesoup.measures import Mahalanobis
+    from stonesoup.models.measurement.linear import LinearGaussian
+    from stonesoup.models.transition.linear import CombinedLinearGaussianTransitionModel, ConstantVelocity
+    from stonesoup.predictor.kalman import KalmanPredictor
+    from stonesoup.tracker.simple import MultiTargetTracker
+    from stonesoup.types.detection import Clutter, Detection
+    from stonesoup.types.state import GaussianState
+    from stonesoup.updater.kalman import KalmanUpdater
+
+    t0 = datetime.datetime(2026, 11, 22, 21, 0, 0)
+    transition = CombinedLinearGaussianTransitionModel([ConstantVelocity(cfg.q_m2s3), ConstantVelocity(cfg.q_m2s3)])
+    meas_model = LinearGaussian(ndim_state=4, mapping=(0, 2), noise_covar=np.diag([cfg.noise_m**2] * 2))
+    predictor = KalmanPredictor(transition)
+    updater = KalmanUpdater(meas_model)
+    hypothesiser = DistanceHypothesiser(predictor, updater, measure=Mahalanobis(), missed_distance=3)
+    associator = DetectionKDTreeGNN2D(hypothesiser=hypothesiser, predictor=predictor, updater=updater,
+                                      max_distance=1000.0)
+    deleter = UpdateTimeStepsDeleter(time_steps_since_update=3)
+    init_assoc = GNNWith2DAssignment(hypothesiser)
+    prior = GaussianState([[0], [0], [0], [0]], np.diag([0, 45.0**2, 0, 45.0**2]))
+    initiator = MultiMeasurementInitiator(prior_state=prior, measurement_model=meas_model,
+                                          deleter=UpdateTimeStepsDeleter(time_steps_since_update=2),
+                                          data_associator=init_assoc, updater=updater, min_points=3)
+    scans = []
+    for k, (t, ms) in enumerate(zip(data.scan_times, data.meas_scan, strict=True)):
+        ts = t0 + datetime.timedelta(seconds=float(t - data.scan_times[0]))
+        dets = set()
+        for row in ms:
+            cls = Clutter if row[2] else Detection
+            dets.add(cls(np.array([[row[0]], [row[1]]]), timestamp=ts, measurement_model=meas_model))
+        scans.append((ts, dets))
+        _ = k
+
+    class Feeder:
+        def __iter__(self):
+            return iter(scans)
+
+    tracker = MultiTargetTracker(initiator=initiator, deleter=deleter, detector=Feeder(),
+                                 data_associator=associator, updater=updater)
+    n_meas = sum(len(d) for _, d in scans)
+    estimates = []
+    cpu0 = time.process_time()
+    snaps = []
+    for _, tracks in tracker:
+        snaps.append([tr.state_vector[[0, 2], 0].astype(float) for tr in tracks])
+    cpu = time.process_time() - cpu0
+    for s in snaps:
+        estimates.append(np.array(s).reshape(-1, 2))
+    return n_meas / cpu, estimates, n_meas
+
+
+def mean_gospa(data, estimates) -> dict:
+    vals, miss, false = [], [], []
+    for tr, est in zip(data.truth_scan, estimates, strict=True):
+        g = gospa(tr[:, 1:3], est, c=500.0, p=2.0)
+        vals.append(g["distance"])
+        miss.append(g["n_missed"])
+        false.append(g["n_false"])
+    return {"gospa": float(np.mean(vals)), "missed": float(np.mean(miss)), "false": float(np.mean(false))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[10, 50, 200])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-stonesoup", action="store_true")
+    args = ap.parse_args()
+    print(f"{'N':>4} {'tracker':>10} {'meas':>7} {'meas/CPU-s':>11} {'GOSPA m':>8} {'missed':>7} {'false':>6}")
+    for n in args.n:
+        cfg = Bench2DConfig(n_targets=n)
+        data = generate(cfg, seed=args.seed)
+        rate_s, est_s, nm = run_skytrace(data, cfg)
+        gs = mean_gospa(data, est_s)
+        print(f"{n:>4} {'skytrace':>10} {nm:>7} {rate_s:>11.0f} {gs['gospa']:>8.1f} {gs['missed']:>7.2f} "
+              f"{gs['false']:>6.2f}", flush=True)
+        if not args.skip_stonesoup:
+            rate_ss, est_ss, _ = run_stonesoup(data, cfg)
+            gss = mean_gospa(data, est_ss)
+            print(f"{n:>4} {'stonesoup':>10} {nm:>7} {rate_ss:>11.0f} {gss['gospa']:>8.1f} {gss['missed']:>7.2f} "
+                  f"{gss['false']:>6.2f}   speed-up x{rate_s / rate_ss:.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

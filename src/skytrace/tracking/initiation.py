@@ -1,0 +1,195 @@
+"""Track initiation: from position reports and radar plots directly, from acoustic bearings by triangulation.
+
+Bearings-only initiation is where acoustic networks fail or succeed. Two bearings from different nodes always
+intersect somewhere: with several drones in the air, bearings of *different* drones cross at ghost points. A
+candidate position is therefore accepted only when at least ``init_min_nodes`` distinct nodes (default 3) see it
+within ``init_dt_s``: the chance that a third bearing of yet another drone passes through a ghost point within
+its noise is small, and a ghost that survives still has to keep collecting consistent updates from two or more
+sensors to be confirmed (the tracker's M-of-N rule). Pairs are also rejected when the bearings cross at less
+than ``init_min_angle_deg`` (ill-conditioned) or behind a node or beyond the audible range.
+
+All steps are vectorised: candidate node pairs come from a KD-tree, intersections are solved in closed form for
+all pairs, support is counted for all candidates at once, and only the final greedy choice (each bearing used
+once, best-supported candidates first) loops, over accepted candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from skytrace.batch import RADAR
+from skytrace.tracking.measurements_prep import MeasBatch
+
+
+@dataclass
+class BearingPool:
+    """Unassigned acoustic bearings of the last few seconds, with each ray's horizontal direction in the frame."""
+
+    t: np.ndarray
+    sensor: np.ndarray
+    az: np.ndarray  # radians, sensor-local
+    el: np.ndarray  # radians or NaN
+    sigma: np.ndarray  # bearing sigma, radians
+    u: np.ndarray  # (n, 2) unit ray direction in the frame's horizontal plane
+
+    @classmethod
+    def empty(cls) -> BearingPool:
+        z = np.zeros(0)
+        return cls(z, np.zeros(0, np.int32), z, z, z, np.zeros((0, 2)))
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    def _take(self, idx) -> BearingPool:
+        return BearingPool(self.t[idx], self.sensor[idx], self.az[idx], self.el[idx], self.sigma[idx], self.u[idx])
+
+    def add(self, m: MeasBatch, M: np.ndarray, sensor_pos: np.ndarray) -> BearingPool:
+        az = m.z[:, 0]
+        d_loc = np.column_stack([np.sin(az), np.cos(az), np.zeros_like(az)])
+        d = np.einsum("nji,nj->ni", M[m.sensor], d_loc)[:, :2]
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        el = np.where(m.has_el, m.z[:, 1], np.nan)
+        new = BearingPool(m.t, m.sensor, az, el, np.sqrt(m.R[:, 0, 0]), d)
+        return BearingPool(*(np.concatenate([getattr(self, f), getattr(new, f)])
+                             for f in ("t", "sensor", "az", "el", "sigma", "u")))
+
+    def expire(self, t_min: float) -> BearingPool:
+        return self._take(self.t >= t_min)
+
+    def drop(self, used: np.ndarray) -> BearingPool:
+        keep = np.ones(len(self), bool)
+        keep[used] = False
+        return self._take(keep)
+
+
+def cartesian_from_plots(m: MeasBatch, M: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame positions and covariances of position reports and radar plots (converted measurements)."""
+    pos = m.z.copy()
+    cov = m.R.copy()
+    rad = m.kind == RADAR
+    if rad.any():
+        s = m.sensor[rad]
+        az, el, r = m.z[rad, 0], m.z[rad, 1], m.z[rad, 2]
+        ce, se, ca, sa = np.cos(el), np.sin(el), np.cos(az), np.sin(az)
+        d_loc = r[:, None] * np.column_stack([sa * ce, ca * ce, se])
+        Mt = np.swapaxes(M[s], 1, 2)
+        pos[rad] = np.einsum("nij,nj->ni", Mt, d_loc - b[s])
+        # Jacobian of (e, n, u) w.r.t. (az, el, r) in the radar frame, then rotate
+        J = np.zeros((rad.sum(), 3, 3))
+        J[:, 0, 0], J[:, 0, 1], J[:, 0, 2] = r * ca * ce, -r * sa * se, sa * ce
+        J[:, 1, 0], J[:, 1, 1], J[:, 1, 2] = -r * sa * ce, -r * ca * se, ca * ce
+        J[:, 2, 1], J[:, 2, 2] = r * ce, se
+        C = J @ m.R[rad] @ np.swapaxes(J, 1, 2)
+        cov[rad] = Mt @ C @ np.swapaxes(Mt, 1, 2)
+    return pos, cov
+
+
+def triangulate(pool: BearingPool, M: np.ndarray, b: np.ndarray, sensor_pos: np.ndarray, cfg):
+    """Find positions seen by >= cfg.init_min_nodes distinct nodes; returns new-track arrays or None."""
+    n = len(pool)
+    node_xy = sensor_pos[pool.sensor, :2]
+    tree = cKDTree(node_xy)
+    pairs = tree.query_pairs(2 * cfg.init_range_m, output_type="ndarray")
+    if pairs.size == 0:
+        return None
+    i, j = pairs[:, 0], pairs[:, 1]
+    ok = (pool.sensor[i] != pool.sensor[j]) & (np.abs(pool.t[i] - pool.t[j]) <= cfg.init_dt_s)
+    i, j = i[ok], j[ok]
+    if i.size == 0:
+        return None
+    a, c = node_xy[i], node_xy[j]
+    u, v = pool.u[i], pool.u[j]
+    det = v[:, 0] * u[:, 1] - u[:, 0] * v[:, 1]
+    w = c - a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (w[:, 0] * (-v[:, 1]) + v[:, 0] * w[:, 1]) / det
+        r = (u[:, 0] * w[:, 1] - u[:, 1] * w[:, 0]) / det
+    good = (np.abs(det) > np.sin(np.radians(cfg.init_min_angle_deg))) & (s > 50) & (r > 50) & (
+        s < cfg.init_range_m) & (r < cfg.init_range_m)
+    i, j, s, r, det = i[good], j[good], s[good], r[good], det[good]
+    if i.size == 0:
+        return None
+    X = node_xy[i] + s[:, None] * pool.u[i]
+    t_c = 0.5 * (pool.t[i] + pool.t[j])
+    # support: bearings of other nodes, close in time, pointing at X within 3 sigma (+ motion slack)
+    hits = tree.query_ball_point(X, cfg.init_range_m, return_sorted=False)
+    lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+    k = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits if h]) if lens.sum() else np.zeros(0, np.int64)
+    cand = np.repeat(np.arange(i.size), lens)
+    sk = pool.sensor[k]
+    other = (sk != pool.sensor[i[cand]]) & (sk != pool.sensor[j[cand]])
+    dtk = np.abs(pool.t[k] - t_c[cand])
+    other &= dtk <= cfg.init_dt_s
+    k, cand, dtk = k[other], cand[other], dtk[other]
+    p3 = np.column_stack([X[cand], np.zeros(cand.size)])
+    d = np.einsum("nij,nj->ni", M[pool.sensor[k]], p3) + b[pool.sensor[k]]
+    rng_h = np.hypot(d[:, 0], d[:, 1])
+    res = np.mod(pool.az[k] - np.arctan2(d[:, 0], d[:, 1]) + np.pi, 2 * np.pi) - np.pi
+    tol = 3 * pool.sigma[k] + np.arctan2(60.0 * dtk + 100.0, np.maximum(rng_h, 1.0))
+    sup = (np.abs(res) < tol) & (rng_h < cfg.init_range_m)
+    k, cand = k[sup], cand[sup]
+    # distinct supporting nodes per candidate
+    key = np.unique(cand * (int(pool.sensor.max()) + 1) + pool.sensor[k])
+    n_support = np.bincount(key // (int(pool.sensor.max()) + 1), minlength=i.size)
+    n_nodes = 2 + n_support
+    viable = np.flatnonzero(n_nodes >= cfg.init_min_nodes)
+    if viable.size == 0:
+        return None
+    order = viable[np.lexsort((np.abs(det[viable]) * -1, -n_nodes[viable]))]
+    used = np.zeros(n, bool)
+    sup_sorted = np.argsort(cand, kind="stable")
+    cand_s, k_s = cand[sup_sorted], k[sup_sorted]
+    starts = np.searchsorted(cand_s, np.arange(i.size))
+    ends = np.searchsorted(cand_s, np.arange(i.size), side="right")
+    acc, acc_members = [], []
+    accepted_xy: list[np.ndarray] = []
+    for c_idx in order:
+        members = np.concatenate([[i[c_idx], j[c_idx]], k_s[starts[c_idx]:ends[c_idx]]])
+        members = members[~used[members]]
+        if members.size < 2 or used[i[c_idx]] or used[j[c_idx]]:
+            continue
+        if np.unique(pool.sensor[members]).size < cfg.init_min_nodes:
+            continue
+        if accepted_xy and np.min(np.linalg.norm(np.asarray(accepted_xy) - X[c_idx], axis=1)) < 500:
+            used[members] = True
+            continue
+        used[members] = True
+        acc.append(c_idx)
+        acc_members.append(members)
+        accepted_xy.append(X[c_idx])
+    if not acc:
+        return None
+    acc = np.asarray(acc)
+    nA = acc.size
+    x = np.zeros((nA, 6))
+    x[:, :2] = X[acc]
+    P = np.zeros((nA, 6, 6))
+    seen = np.full((nA, 4), -1)
+    hits_arr = np.zeros(nA)
+    t_new = np.zeros(nA)
+    for q, (c_idx, members) in enumerate(zip(acc, acc_members, strict=True)):
+        # altitude: from elevation if any member has it, else the prior above the nodes' ground
+        node_u = sensor_pos[pool.sensor[members], 2]
+        rngs = np.linalg.norm(sensor_pos[pool.sensor[members], :2] - X[c_idx], axis=1)
+        el = pool.el[members]
+        have = np.isfinite(el)
+        if have.any():
+            x[q, 2] = float(np.median(node_u[have] + rngs[have] * np.tan(el[have])))
+            sig_u = 250.0
+        else:
+            x[q, 2] = float(np.mean(node_u)) + cfg.init_alt_agl_m
+            sig_u = cfg.init_alt_sigma_m
+        sig_h = np.clip(float(np.mean(rngs)) * float(np.mean(pool.sigma[members])) / abs(det[c_idx]) * 1.5,
+                        80.0, 2000.0)
+        P[q, 0, 0] = P[q, 1, 1] = sig_h**2
+        P[q, 2, 2] = sig_u**2
+        P[q, 3, 3] = P[q, 4, 4] = cfg.init_vel_sigma_mps**2
+        P[q, 5, 5] = cfg.init_vu_sigma_mps**2
+        us = np.unique(pool.sensor[members])[:4]
+        seen[q, :us.size] = us
+        hits_arr[q] = members.size
+        t_new[q] = float(np.max(pool.t[members]))
+    return x, P, t_new, hits_arr, seen, np.flatnonzero(used)

@@ -1,0 +1,429 @@
+"""The skytrace tracker: streaming multi-sensor multi-target tracking, batched end to end.
+
+Pipeline of one processing frame (``frame_s`` of sensor time), every step vectorised over all tracks or all
+candidate (track, detection) pairs:
+
+1. gating: a KD-tree of predicted track positions; each detection queries the tracks that could have produced
+   it (a disc around a position report or radar plot; the audible disc around an acoustic node), then an exact
+   Mahalanobis gate on the EKF innovation of the pair (chi-square, per measurement dimension);
+2. association: global nearest neighbour on the negative log-likelihood, one detection per track per sensor and
+   one track per detection; pairs that compete are grouped into connected components and each component is
+   solved with ``scipy.optimize.linear_sum_assignment``; uncontested pairs are assigned directly;
+3. update: EKF updates in rounds, each track taking its detections in time order (asynchronous sensors; the
+   acoustic propagation delay is in the measurement model, see :mod:`skytrace.tracking.measurement`);
+4. initiation: unassigned position reports and radar plots start tentative tracks; unassigned acoustic bearings
+   go to a short pool where bearings of different nodes are triangulated and a candidate is kept only when at
+   least ``init_min_nodes`` distinct nodes agree (a third bearing through the same point rejects the ghosts
+   made by crossing bearings of different drones) — see :mod:`skytrace.tracking.initiation`;
+5. management: confirmation needs ``confirm_hits`` updates from at least ``confirm_min_sensors`` distinct sensors
+   (a single sensor, e.g. a spoofed node, never confirms a track), deletion after a silence or when the
+   uncertainty grows too large, and merging of duplicate tracks.
+
+Streaming: detections are accepted in any order; they wait in a buffer until the clock passes ``t + lag_s`` and
+are then processed in sensor-time order, so reports up to ``lag_s`` late are used exactly as if on time. Reports
+later than that are counted (``stats['late_dropped']``), never silently lost. Memory is bounded by the lag and
+the number of live tracks.
+
+References: Y. Bar-Shalom, P. Willett, X. Tian, *Tracking and Data Fusion* (2011), ch. 3 (GNN, gating), ch. 9
+(track initiation); S. Blackman, R. Popoli, *Design and Analysis of Modern Tracking Systems* (1999), ch. 6 (M/N
+confirmation); Stone Soup's role decomposition (predictor, updater, hypothesiser, associator, initiator, deleter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from scipy.stats import chi2
+
+from skytrace import geo
+from skytrace.batch import ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.tracking import initiation, motion
+from skytrace.tracking.measurement import innovation, predict_measurements
+from skytrace.tracking.measurements_prep import MeasBatch, prepare
+
+
+@dataclass
+class TrackerConfig:
+    """Tracker parameters (SI units). Defaults suit Shahed-class drones and the sensors of docs/simulation.md."""
+
+    lag_s: float = 5.0  # how long reports wait for late ones before processing
+    frame_s: float = 1.0  # processing frame of sensor time
+    q_h: float = 0.5  # horizontal acceleration spectral density, m^2/s^3
+    q_v: float = 0.05  # vertical, m^2/s^3
+    gate_p: float = 0.999  # gate probability (chi-square)
+    tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
+    confirm_hits: int = 5
+    confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own
+    confirm_max_sigma_m: float = 1500.0
+    tentative_timeout_s: float = 12.0
+    confirmed_timeout_s: float = 90.0
+    max_pos_sigma_m: float = 4000.0
+    init_vel_sigma_mps: float = 45.0
+    init_vu_sigma_mps: float = 5.0
+    init_alt_agl_m: float = 300.0
+    init_alt_sigma_m: float = 600.0
+    init_from_position: bool = True  # start tentative tracks from unassigned position reports / radar plots
+    init_window_s: float = 4.0  # bearings kept for triangulation
+    init_dt_s: float = 2.1  # max time between bearings that are triangulated together
+    init_range_m: float = 9000.0  # max node-to-source distance considered
+    init_min_nodes: int = 3
+    init_min_angle_deg: float = 12.0
+    acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a node are not candidates
+    merge_distance_m: float = 250.0
+    merge_speed_mps: float = 12.0
+    max_speed_mps: float = 150.0
+    coast_status_s: float = 10.0  # confirmed tracks without update for this long are reported as coasting
+
+
+@dataclass
+class TrackArrays:
+    """All live tracks as columns."""
+
+    x: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
+    P: np.ndarray = field(default_factory=lambda: np.zeros((0, 6, 6)))
+    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    confirmed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    last_update: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    born: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # up to 4 distinct sensors
+
+    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen")
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    def keep(self, mask: np.ndarray) -> None:
+        for f in self.FIELDS:
+            setattr(self, f, getattr(self, f)[mask])
+
+    def append(self, other: TrackArrays) -> None:
+        for f in self.FIELDS:
+            setattr(self, f, np.concatenate([getattr(self, f), getattr(other, f)]))
+
+    def n_sensors(self) -> np.ndarray:
+        return (self.seen >= 0).sum(axis=1)
+
+
+class Tracker:
+    """Streaming tracker. ``ingest`` detections in any order, ``advance`` the clock, read confirmed tracks."""
+
+    def __init__(self, sensors: SensorTable, frame: geo.LocalFrame | None = None,
+                 config: TrackerConfig | None = None):
+        self.sensors = sensors
+        self.cfg = config or TrackerConfig()
+        if frame is None:
+            ok = np.isfinite(sensors.lat)
+            lat0 = float(np.mean(sensors.lat[ok])) if ok.any() else 49.0
+            lon0 = float(np.mean(sensors.lon[ok])) if ok.any() else 31.0
+            alt0 = float(np.mean(sensors.alt_m[ok])) if ok.any() else 0.0
+            frame = geo.LocalFrame(lat0, lon0, alt0)
+        self.frame = frame
+        # per-sensor transform from the frame to the sensor's local ENU: d = M p + b
+        S = len(sensors)
+        self.M = np.zeros((S, 3, 3))
+        self.b = np.zeros((S, 3))
+        self.sensor_pos = np.full((S, 3), np.nan)
+        fixed = np.isfinite(sensors.ecef_m[:, 0])
+        if fixed.any():
+            Rs = geo.enu_rotation(sensors.lat[fixed], sensors.lon[fixed]).reshape(-1, 3, 3)
+            self.M[fixed] = Rs @ frame.rotation.T
+            self.b[fixed] = np.einsum("nij,nj->ni", Rs, frame.origin_ecef_m - sensors.ecef_m[fixed])
+            self.sensor_pos[fixed] = frame.ecef_to_enu(sensors.ecef_m[fixed])
+        self.M[~fixed] = np.eye(3)
+        self.sound_speed = sensors.sound_speed_mps
+        rng_default = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, 5000.0)
+        self.audible_m = np.minimum(2.5 * rng_default, self.cfg.acoustic_gate_range_m)
+        self.gate = {d: chi2.ppf(self.cfg.gate_p, d) for d in (1, 2, 3)}
+        self.tracks = TrackArrays()
+        self.next_id = 1
+        self.buffer: list[MeasBatch] = []
+        self.pool = initiation.BearingPool.empty()
+        self.t_processed = -np.inf
+        self.stats = {"detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
+                      "tracks_started": 0, "tracks_confirmed": 0, "tracks_deleted": 0, "frames": 0}
+
+    # ------------------------------------------------------------------------------------------------ streaming
+    def ingest(self, batch: DetectionBatch) -> None:
+        """Accept detections (any order). Reports older than what was already processed are counted as late."""
+        if not len(batch):
+            return
+        self.stats["detections_in"] += len(batch)
+        late = batch.t < self.t_processed
+        if late.any():
+            self.stats["late_dropped"] += int(late.sum())
+            batch = batch.take(~late)
+        if len(batch):
+            self.buffer.append(prepare(batch, self.sensors, self.frame))
+
+    def advance(self, t_now: float) -> TrackSnapshot:
+        """Process every buffered report with t <= t_now - lag_s; return confirmed tracks predicted to t_now."""
+        cutoff = t_now - self.cfg.lag_s
+        if self.buffer:
+            allm = MeasBatch.concat(self.buffer)
+            ready = allm.t <= cutoff
+            self.buffer = [allm.take(~ready)] if (~ready).any() else []
+            m = allm.take(np.flatnonzero(ready)[np.argsort(allm.t[ready], kind="stable")])
+            if len(m):
+                start = self.t_processed if np.isfinite(self.t_processed) else m.t[0]
+                edges = np.arange(start, cutoff + self.cfg.frame_s, self.cfg.frame_s)
+                cut = np.searchsorted(m.t, edges[1:], side="right")
+                lo = 0
+                for hi, t_end in zip(cut, edges[1:], strict=True):
+                    if hi > lo:
+                        self._process_frame(m.take(slice(lo, hi)), float(t_end))
+                    lo = hi
+                if lo < len(m):
+                    self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
+        if cutoff > self.t_processed:
+            self._manage(cutoff)
+            self.t_processed = cutoff
+        return self.snapshot(t_now)
+
+    # ------------------------------------------------------------------------------------------------- frame
+    def _process_frame(self, m: MeasBatch, t_end: float) -> None:
+        self.stats["frames"] += 1
+        self.stats["processed"] += len(m)
+        assigned = np.zeros(len(m), dtype=bool)
+        if len(self.tracks):
+            ti, dj, cost = self._gate(m, t_end)
+            if ti.size:
+                at, ad = self._associate(ti, dj, cost, m)
+                if at.size:
+                    self._update_rounds(at, ad, m)
+                    assigned[ad] = True
+                    self.stats["assigned"] += int(ad.size)
+        un = np.flatnonzero(~assigned)
+        if un.size:
+            self._initiate(m.take(un), t_end)
+        self._manage(t_end)
+
+    def _gate(self, m: MeasBatch, t_ref: float):
+        tr = self.tracks
+        dt_ref = np.maximum(t_ref - tr.t, 0.0)
+        pe = tr.x[:, :2] + tr.x[:, 3:5] * dt_ref[:, None]
+        sig_tr = np.sqrt(tr.P[:, 0, 0] + tr.P[:, 1, 1] + (self.cfg.q_h * dt_ref**3 / 3) * 2)
+        slack = min(4.0 * float(np.max(sig_tr)), 20_000.0) + 60.0 * (self.cfg.frame_s + 1.0)
+        centre = np.zeros((len(m), 2))
+        radius = np.zeros(len(m))
+        k = m.kind
+        pos = k == POSITION
+        centre[pos] = m.z[pos, :2]
+        radius[pos] = 4 * np.sqrt(m.R[pos, 0, 0] + m.R[pos, 1, 1])
+        rad = k == RADAR
+        if rad.any():
+            s = m.sensor[rad]
+            az, el, r = m.z[rad, 0], m.z[rad, 1], m.z[rad, 2]
+            d_loc = r[:, None] * np.column_stack([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
+            p = np.einsum("nji,nj->ni", self.M[s], d_loc - self.b[s])
+            centre[rad] = p[:, :2]
+            radius[rad] = 4 * (np.sqrt(m.R[rad, 2, 2]) + r * np.sqrt(m.R[rad, 0, 0]))
+        ang = ~(pos | rad)
+        centre[ang] = self.sensor_pos[m.sensor[ang], :2]
+        radius[ang] = self.audible_m[m.sensor[ang]]
+        tree = cKDTree(pe)
+        hits = tree.query_ball_point(centre, radius + slack, return_sorted=False)
+        lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+        if lens.sum() == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        ti = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits if h])
+        dj = np.repeat(np.arange(len(m)), lens)
+        d2, logdet, dof = self._mahalanobis(ti, dj, m)
+        thr = np.array([0.0, self.gate[1], self.gate[2], self.gate[3]])[dof]
+        ok = d2 < thr
+        cost = d2 + logdet + self.cfg.tentative_penalty * (~tr.confirmed[ti])
+        return ti[ok], dj[ok], cost[ok]
+
+    def _pair_predict(self, ti: np.ndarray, t: np.ndarray):
+        tr = self.tracks
+        return motion.predict(tr.x[ti], tr.P[ti], np.maximum(t - tr.t[ti], 0.0), self.cfg.q_h, self.cfg.q_v)
+
+    def _innovation(self, x, P, m: MeasBatch, dj: np.ndarray):
+        s = m.sensor[dj]
+        kind = m.kind[dj]
+        h, H = predict_measurements(x, kind, self.M[s], self.b[s], self.sound_speed[s], m.has_el[dj])
+        nu = innovation(m.z[dj], h, kind)
+        S = H @ P @ np.swapaxes(H, 1, 2) + m.R[dj]
+        return nu, H, S
+
+    def _mahalanobis(self, ti, dj, m: MeasBatch):
+        x, P = self._pair_predict(ti, m.t[dj])
+        nu, _, S = self._innovation(x, P, m, dj)
+        L = np.linalg.cholesky(S)
+        y = np.linalg.solve(L, nu[:, :, None])[:, :, 0]
+        d2 = np.einsum("ni,ni->n", y, y)
+        logdet = 2 * np.log(np.abs(np.diagonal(L, axis1=1, axis2=2))).sum(axis=1)
+        kind = m.kind[dj]
+        dof = np.where(kind == POSITION, 3, np.where(kind == RADAR, 3, 1 + m.has_el[dj].astype(int)))
+        return d2, logdet, dof
+
+    def _associate(self, ti, dj, cost, m: MeasBatch):
+        """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
+        n_t = len(self.tracks)
+        row_key = ti * len(self.sensors) + m.sensor[dj]
+        rk, row = np.unique(row_key, return_inverse=True)
+        n_r, n_c = rk.size, len(m)
+        row_deg = np.bincount(row, minlength=n_r)
+        col_deg = np.bincount(dj, minlength=n_c)
+        simple = (row_deg[row] == 1) & (col_deg[dj] == 1)
+        at = [ti[simple]]
+        ad = [dj[simple]]
+        hard = np.flatnonzero(~simple)
+        if hard.size:
+            g = coo_matrix((np.ones(hard.size), (row[hard], n_r + dj[hard])), shape=(n_r + n_c, n_r + n_c))
+            _, lab = connected_components(g, directed=False)
+            comp = lab[row[hard]]
+            order = np.argsort(comp, kind="stable")
+            hs, cs = hard[order], comp[order]
+            bounds = np.flatnonzero(np.diff(cs)) + 1
+            for grp in np.split(hs, bounds):
+                r_u, r_i = np.unique(row[grp], return_inverse=True)
+                c_u, c_i = np.unique(dj[grp], return_inverse=True)
+                C = np.full((r_u.size, c_u.size), 1e9)
+                C[r_i, c_i] = cost[grp]
+                rr, cc = linear_sum_assignment(C)
+                good = C[rr, cc] < 1e8
+                sel = grp[np.argsort(r_i * c_u.size + c_i)]  # map back via a lookup
+                lookup = {(a, b): k for a, b, k in zip(r_i, c_i, grp, strict=True)}
+                pick = np.array([lookup[(a, b)] for a, b in zip(rr[good], cc[good], strict=True)], dtype=np.int64)
+                _ = sel
+                if pick.size:
+                    at.append(ti[pick])
+                    ad.append(dj[pick])
+        _ = n_t
+        return np.concatenate(at), np.concatenate(ad)
+
+    def _update_rounds(self, at: np.ndarray, ad: np.ndarray, m: MeasBatch) -> None:
+        order = np.lexsort((m.t[ad], at))
+        at, ad = at[order], ad[order]
+        first = np.concatenate([[True], at[1:] != at[:-1]])
+        start_idx = np.maximum.accumulate(np.where(first, np.arange(at.size), 0))
+        rank = np.arange(at.size) - start_idx
+        tr = self.tracks
+        for r in range(int(rank.max()) + 1):
+            sel = rank == r
+            ti, dj = at[sel], ad[sel]
+            x, P = self._pair_predict(ti, m.t[dj])
+            nu, H, S = self._innovation(x, P, m, dj)
+            PHt = P @ np.swapaxes(H, 1, 2)
+            K = np.swapaxes(np.linalg.solve(S, np.swapaxes(PHt, 1, 2)), 1, 2)
+            x = x + np.einsum("nij,nj->ni", K, nu)
+            IKH = np.eye(6)[None] - K @ H
+            P = IKH @ P @ np.swapaxes(IKH, 1, 2) + K @ m.R[dj] @ np.swapaxes(K, 1, 2)  # Joseph form
+            tr.x[ti], tr.P[ti], tr.t[ti] = x, 0.5 * (P + np.swapaxes(P, 1, 2)), m.t[dj]
+            tr.hits[ti] += 1
+            tr.last_update[ti] = m.t[dj]
+            s = m.sensor[dj]
+            seen = tr.seen[ti]
+            new = ~(seen == s[:, None]).any(axis=1)
+            free = (seen < 0).any(axis=1)
+            slot = np.argmax(seen < 0, axis=1)
+            add = new & free
+            seen[add, slot[add]] = s[add]
+            tr.seen[ti] = seen
+
+    # ------------------------------------------------------------------------------------------- initiation
+    def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray) -> None:
+        n = x.shape[0]
+        if n == 0:
+            return
+        new = TrackArrays(x=x, P=P, t=t, id=np.arange(self.next_id, self.next_id + n, dtype=np.int64),
+                          confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
+                          born=t.copy(), seen=seen.astype(np.int32))
+        self.next_id += n
+        self.tracks.append(new)
+        self.stats["tracks_started"] += n
+
+    def _initiate(self, m: MeasBatch, t_end: float) -> None:
+        cfg = self.cfg
+        direct = (m.kind == POSITION) | (m.kind == RADAR)
+        if cfg.init_from_position and direct.any():
+            d = m.take(np.flatnonzero(direct))
+            pos, cov = initiation.cartesian_from_plots(d, self.M, self.b)
+            n = len(d)
+            x = np.zeros((n, 6))
+            x[:, :3] = pos
+            P = np.zeros((n, 6, 6))
+            P[:, :3, :3] = cov
+            P[:, 3, 3] = P[:, 4, 4] = cfg.init_vel_sigma_mps**2
+            P[:, 5, 5] = cfg.init_vu_sigma_mps**2
+            seen = np.full((n, 4), -1)
+            seen[:, 0] = d.sensor
+            self._new_tracks(x, P, d.t.copy(), np.ones(n), seen)
+        ac = m.kind == ACOUSTIC
+        if ac.any():
+            self.pool = self.pool.add(m.take(np.flatnonzero(ac)), self.M, self.sensor_pos)
+        self.pool = self.pool.expire(t_end - cfg.init_window_s)
+        if len(self.pool) >= cfg.init_min_nodes:
+            found = initiation.triangulate(self.pool, self.M, self.b, self.sensor_pos, cfg)
+            if found is not None:
+                x, P, t, hits, seen, used = found
+                self._new_tracks(x, P, t, hits, seen)
+                self.pool = self.pool.drop(used)
+
+    # ------------------------------------------------------------------------------------------- management
+    def _manage(self, t_now: float) -> None:
+        tr = self.tracks
+        if not len(tr):
+            return
+        cfg = self.cfg
+        silent = t_now - tr.last_update
+        dt = np.maximum(t_now - tr.t, 0.0)
+        var_h = tr.P[:, 0, 0] + tr.P[:, 1, 1] + 2 * cfg.q_h * dt**3 / 3 + 2 * dt * (tr.P[:, 0, 3] + tr.P[:, 1, 4]) \
+            + dt**2 * (tr.P[:, 3, 3] + tr.P[:, 4, 4])
+        sig = np.sqrt(np.maximum(var_h, 0.0))
+        speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
+        dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
+                | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
+        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
+            tr.n_sensors() >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m)
+        tr.confirmed[promote] = True
+        self.stats["tracks_confirmed"] += int(promote.sum())
+        dead |= self._duplicates(t_now, dead)
+        if dead.any():
+            self.stats["tracks_deleted"] += int(dead.sum())
+            tr.keep(~dead)
+
+    def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
+        """Tracks that follow the same object: the one with fewer updates goes (confirmed ones win)."""
+        tr = self.tracks
+        out = np.zeros(len(tr), bool)
+        if len(tr) < 2:
+            return out
+        dt = t_now - tr.t
+        p = tr.x[:, :2] + tr.x[:, 3:5] * dt[:, None]
+        pairs = cKDTree(p).query_pairs(self.cfg.merge_distance_m, output_type="ndarray")
+        if pairs.size == 0:
+            return out
+        a, b = pairs[:, 0], pairs[:, 1]
+        close_v = np.hypot(*(tr.x[a, 3:5] - tr.x[b, 3:5]).T) < self.cfg.merge_speed_mps
+        close_u = np.abs(tr.x[a, 2] - tr.x[b, 2]) < 800
+        a, b = a[close_v & close_u], b[close_v & close_u]
+        score = tr.confirmed * 1e6 + tr.hits
+        loser = np.where(score[a] >= score[b], b, a)
+        out[loser] = True
+        return out & ~dead
+
+    # ------------------------------------------------------------------------------------------------ output
+    def snapshot(self, t_now: float) -> TrackSnapshot:
+        tr = self.tracks
+        sel = np.flatnonzero(tr.confirmed)
+        if sel.size == 0:
+            z = np.zeros(0)
+            return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
+        x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), self.cfg.q_h, self.cfg.q_v)
+        lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
+        lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
+        v = self.frame.vector_from_local(lat, lon, x[:, 3:])
+        sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
+        coast = (t_now - tr.last_update[sel]) > self.cfg.coast_status_s
+        return TrackSnapshot(
+            t=float(t_now), track=[f"T{int(i):06d}" for i in tr.id[sel]],
+            status=["coasting" if c else "confirmed" for c in coast],
+            lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig)
