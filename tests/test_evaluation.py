@@ -60,7 +60,7 @@ def test_ospa_known_values():
     assert ospa(X, np.zeros((0, 2)), c=500.0) == 500.0
     # one exact match and one missing: ((0 + c^p) / 2)^(1/p)
     assert ospa(X, X[:1], c=500.0, p=2.0) == pytest.approx(np.sqrt(500.0**2 / 2))
-    assert ospa(X, X + [3.0, 4.0], c=500.0, p=2.0) == pytest.approx(5.0)
+    assert ospa(X, X + np.array([3.0, 4.0]), c=500.0, p=2.0) == pytest.approx(5.0)
 
 
 def _truth_and_tracks(switch_at: float | None, gap: tuple[float, float] | None):

@@ -7,7 +7,8 @@ All models share one padded form with m = 3 rows so that pairs of every kind are
 - ``radar``: z = (azimuth, elevation, slant range) in the radar's local ENU.
 - ``acoustic`` / ``optical``: z = (azimuth[, elevation]) of the *retarded* position. A node receiving sound at t
   hears where the source was at t - r/c; with the track state at t, the source position then was
-  p - v r/c (r solved by two fixed-point iterations, contraction v/c ~ 0.15). Unused rows are padded with
+  p - v r/c (r solved by two fixed-point iterations, contraction v/c ~ 0.15); the Jacobian includes the
+  dependence of the delay on the state (implicit differentiation of tau = |M(p - v tau) + b| / c). Unused rows are padded with
   H = 0, innovation 0, R = 1: they add nothing to the Mahalanobis distance, the likelihood or the gain.
 
 Geometry is exact at any distance from the frame origin: a position p in the frame maps to the sensor's local ENU
@@ -71,10 +72,17 @@ def predict_measurements(x: np.ndarray, kind: np.ndarray, M: np.ndarray, b: np.n
             tau[acoustic] = ta
             d[acoustic] = dd - dv * ta[:, None]
         az, el, r, j_az, j_el, j_r = _angles_and_jacobian(d)
-        # chain rule to the state: d = M (p - v tau) + b
-        Hp_az = np.einsum("ni,nij->nj", j_az, Ma)
-        Hp_el = np.einsum("ni,nij->nj", j_el, Ma)
-        Hp_r = np.einsum("ni,nij->nj", j_r, Ma)
+        # chain rule to the state: d = M (p - v tau) + b, and tau = |d| / c itself depends on p and v:
+        # dtau/dp = M^T u / (c + u.Mv) with u = d/|d|, so dd/dp = M - (Mv) dtau/dp^T and dd/dv = -tau dd/dp
+        J = Ma.copy()
+        if acoustic.any():
+            da = d[acoustic]
+            u = da / np.maximum(np.linalg.norm(da, axis=1), 1e-9)[:, None]
+            g = np.einsum("nji,nj->ni", Ma[acoustic], u) / (c + np.einsum("ni,ni->n", u, dv))[:, None]
+            J[acoustic] = Ma[acoustic] - dv[:, :, None] * g[:, None, :]
+        Hp_az = np.einsum("ni,nij->nj", j_az, J)
+        Hp_el = np.einsum("ni,nij->nj", j_el, J)
+        Hp_r = np.einsum("ni,nij->nj", j_r, J)
         ha = np.zeros((d.shape[0], M_DIM))
         Ha = np.zeros((d.shape[0], M_DIM, 6))
         ha[:, 0] = az
