@@ -8,8 +8,8 @@ All models share one padded form with m = 3 rows so that pairs of every kind are
 - ``acoustic`` / ``optical``: z = (azimuth[, elevation]) of the *retarded* position. A node receiving sound at t
   hears where the source was at t - r/c; with the track state at t, the source position then was
   p - v r/c (r solved by two fixed-point iterations, contraction v/c ~ 0.15); the Jacobian includes the
-  dependence of the delay on the state (implicit differentiation of tau = |M(p - v tau) + b| / c). Unused rows are padded with
-  H = 0, innovation 0, R = 1: they add nothing to the Mahalanobis distance, the likelihood or the gain.
+  dependence of the delay on the state (implicit differentiation of tau = |M(p - v tau) + b| / c). Unused rows
+  are padded with H = 0, innovation 0, R = 1: they add nothing to the Mahalanobis distance, the likelihood or the gain.
 
 Geometry is exact at any distance from the frame origin: a position p in the frame maps to the sensor's local ENU
 as d = M p + b with M = R_sensor R_frame^T and b = R_sensor (o_frame - s_sensor), both precomputed per sensor.
