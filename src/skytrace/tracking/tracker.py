@@ -146,6 +146,7 @@ class Tracker:
         self.buffer: list[MeasBatch] = []
         self.pool = initiation.BearingPool.empty()
         self.t_processed = -np.inf
+        self._managed_t = -np.inf
         self.stats = {"detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
                       "tracks_started": 0, "tracks_confirmed": 0, "tracks_deleted": 0, "frames": 0}
 
@@ -182,7 +183,8 @@ class Tracker:
                 if lo < len(m):
                     self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
         if cutoff > self.t_processed:
-            self._manage(cutoff)
+            if self._managed_t != cutoff:  # the last frame may already have ended (and been managed) here
+                self._manage(cutoff)
             self.t_processed = cutoff
         return self.snapshot(t_now)
 
@@ -203,6 +205,7 @@ class Tracker:
         if un.size:
             self._initiate(m.take(un), t_end)
         self._manage(t_end)
+        self._managed_t = t_end
 
     def _gate(self, m: MeasBatch, t_ref: float):
         tr = self.tracks
@@ -265,7 +268,6 @@ class Tracker:
 
     def _associate(self, ti, dj, cost, m: MeasBatch):
         """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
-        n_t = len(self.tracks)
         row_key = ti * len(self.sensors) + m.sensor[dj]
         rk, row = np.unique(row_key, return_inverse=True)
         n_r, n_c = rk.size, len(m)
@@ -287,16 +289,13 @@ class Tracker:
                 c_u, c_i = np.unique(dj[grp], return_inverse=True)
                 C = np.full((r_u.size, c_u.size), 1e9)
                 C[r_i, c_i] = cost[grp]
+                pair = np.full(C.shape, -1, dtype=np.int64)  # which gated pair each cell is
+                pair[r_i, c_i] = grp
                 rr, cc = linear_sum_assignment(C)
-                good = C[rr, cc] < 1e8
-                sel = grp[np.argsort(r_i * c_u.size + c_i)]  # map back via a lookup
-                lookup = {(a, b): k for a, b, k in zip(r_i, c_i, grp, strict=True)}
-                pick = np.array([lookup[(a, b)] for a, b in zip(rr[good], cc[good], strict=True)], dtype=np.int64)
-                _ = sel
+                pick = pair[rr, cc][C[rr, cc] < 1e8]
                 if pick.size:
                     at.append(ti[pick])
                     ad.append(dj[pick])
-        _ = n_t
         return np.concatenate(at), np.concatenate(ad)
 
     def _update_rounds(self, at: np.ndarray, ad: np.ndarray, m: MeasBatch) -> None:
