@@ -78,6 +78,9 @@ class TrackerConfig:
     merge_speed_mps: float = 12.0
     max_speed_mps: float = 150.0
     coast_status_s: float = 10.0  # confirmed tracks without update for this long are reported as coasting
+    min_agl_m: float = 0.0  # altitude bounds above the sensors' median ground (bearing-only tracks drift vertically)
+    max_agl_m: float = 6000.0
+    max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
 
 
 @dataclass
@@ -141,6 +144,8 @@ class Tracker:
         rng_default = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, 5000.0)
         self.audible_m = np.minimum(2.5 * rng_default, self.cfg.acoustic_gate_range_m)
         self.gate = {d: chi2.ppf(self.cfg.gate_p, d) for d in (1, 2, 3)}
+        fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
+        self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
         self.tracks = TrackArrays()
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
@@ -380,6 +385,7 @@ class Tracker:
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
                 | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
+        self._bound_altitude()
         promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
             tr.n_sensors() >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m)
         tr.confirmed[promote] = True
@@ -388,6 +394,22 @@ class Tracker:
         if dead.any():
             self.stats["tracks_deleted"] += int(dead.sum())
             tr.keep(~dead)
+
+    def _bound_altitude(self) -> None:
+        """Keep altitudes physical: a track below the ground or above the ceiling is moved back inside, its vertical
+        velocity zeroed and its vertical uncertainty widened (bearing-only geometry hardly observes height)."""
+        tr = self.tracks
+        cfg = self.cfg
+        # height above the ellipsoid, spherical-Earth drop of the tangent plane (metres off at 300 km: enough here)
+        alt = self.frame.alt0_m + tr.x[:, 2] + (tr.x[:, 0] ** 2 + tr.x[:, 1] ** 2) / (2 * geo.EARTH_RADIUS_M)
+        lo, hi = self.ground_alt_m + cfg.min_agl_m, self.ground_alt_m + cfg.max_agl_m
+        np.clip(tr.x[:, 5], -cfg.max_vu_mps, cfg.max_vu_mps, out=tr.x[:, 5])
+        bad = (alt < lo) | (alt > hi)
+        if bad.any():
+            target = np.clip(alt[bad], lo + 50.0, hi - 50.0)
+            tr.x[bad, 2] += target - alt[bad]
+            tr.x[bad, 5] = 0.0
+            tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], cfg.init_alt_sigma_m**2)
 
     def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
         """Tracks that follow the same object: the one with fewer updates goes (confirmed ones win)."""
@@ -419,6 +441,8 @@ class Tracker:
         x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), self.cfg.q_h, self.cfg.q_v)
         lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
         lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
+        # predicted to t_now a descending track may leave the bounds between management passes
+        alt = np.clip(alt, self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m)
         v = self.frame.vector_from_local(lat, lon, x[:, 3:])
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
         coast = (t_now - tr.last_update[sel]) > self.cfg.coast_status_s
