@@ -31,7 +31,8 @@ def evaluate_files(truth_path: Path, tracks_path: Path, every_s: float | None = 
     out = score.summary()
     out["c_m"], out["p"], out["alpha"] = c_m, p, 2
     out["mean_ospa_m"] = round(_mean_ospa(truth, tracks, score, c_m, p), 2)
-    return out
+    # strict JSON: an undefined value (e.g. RMSE with no assigned track) is null, never NaN
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}
 
 
 def _mean_ospa(truth, tracks, score, c_m: float, p: float) -> float:
