@@ -127,18 +127,23 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=5.0)
     ap.add_argument("--lag", type=float, default=5.0)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrackerConfig overrides")
+    ap.add_argument("--tracks-name", default="tracks.jsonl")
     args = ap.parse_args()
+    overrides = {k: type(getattr(TrackerConfig(), k))(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     d = args.directory
     table = formats.load_sensor_table(d / "sensors.json")
-    out_tracks = d / "tracks.jsonl"
+    out_tracks = d / args.tracks_name
     wall0 = time.perf_counter()
-    res = track_files(d / "sensors.json", d / "detections.jsonl", out_tracks, args.every, TrackerConfig(lag_s=args.lag))
+    cfg = TrackerConfig(lag_s=args.lag, **overrides)
+    res = track_files(d / "sensors.json", d / "detections.jsonl", out_tracks, args.every, cfg)
     wall = time.perf_counter() - wall0
     det = formats.read_detections(d / "detections.jsonl", table)
     truth = formats.read_truth(d / "truth.jsonl")
     tracks = formats.read_tracks(out_tracks)
     span_s = float(det.t.max() - det.t.min())
-    result: dict = {"detections": len(det), "sensors": len(table), "span_s": round(span_s),
+    result: dict = {"config_overrides": overrides, "detections": len(det), "sensors": len(table),
+                    "span_s": round(span_s),
                     "cpu_s": round(res["cpu_s"], 1), "wall_s": round(wall, 1),
                     "detections_per_cpu_s": round(len(det) / res["cpu_s"]),
                     "real_time_factor_per_cpu": round(span_s / res["cpu_s"], 1), "tracker": res["tracker"]}

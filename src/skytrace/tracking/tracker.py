@@ -58,8 +58,11 @@ class TrackerConfig:
     gate_p: float = 0.999  # gate probability (chi-square)
     tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
     confirm_hits: int = 5
-    confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own
+    confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own ...
+    confirm_hits_per_sensor: int = 3  # ... and each of them must support it repeatedly (one stray bearing won't do)
     confirm_max_sigma_m: float = 1500.0
+    confirm_min_speed_mps: float = 12.0  # plausible speeds of the drones to confirm (Shahed 33-51, jets ~110 m/s)
+    confirm_max_speed_mps: float = 120.0
     tentative_timeout_s: float = 12.0
     confirmed_timeout_s: float = 90.0
     max_pos_sigma_m: float = 4000.0
@@ -96,8 +99,9 @@ class TrackArrays:
     last_update: np.ndarray = field(default_factory=lambda: np.zeros(0))
     born: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # up to 4 distinct sensors
+    seen_hits: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # updates from each
 
-    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen")
+    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits")
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -110,8 +114,9 @@ class TrackArrays:
         for f in self.FIELDS:
             setattr(self, f, np.concatenate([getattr(self, f), getattr(other, f)]))
 
-    def n_sensors(self) -> np.ndarray:
-        return (self.seen >= 0).sum(axis=1)
+    def n_sensors(self, min_hits: int = 1) -> np.ndarray:
+        """Distinct sensors that contributed at least ``min_hits`` updates."""
+        return ((self.seen >= 0) & (self.seen_hits >= min_hits)).sum(axis=1)
 
 
 class Tracker:
@@ -324,13 +329,14 @@ class Tracker:
             tr.hits[ti] += 1
             tr.last_update[ti] = m.t[dj]
             s = m.sensor[dj]
-            seen = tr.seen[ti]
+            seen, sh = tr.seen[ti], tr.seen_hits[ti]
             new = ~(seen == s[:, None]).any(axis=1)
             free = (seen < 0).any(axis=1)
             slot = np.argmax(seen < 0, axis=1)
             add = new & free
             seen[add, slot[add]] = s[add]
-            tr.seen[ti] = seen
+            sh[seen == s[:, None]] += 1
+            tr.seen[ti], tr.seen_hits[ti] = seen, sh
 
     # ------------------------------------------------------------------------------------------- initiation
     def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray) -> None:
@@ -339,7 +345,7 @@ class Tracker:
             return
         new = TrackArrays(x=x, P=P, t=t, id=np.arange(self.next_id, self.next_id + n, dtype=np.int64),
                           confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
-                          born=t.copy(), seen=seen.astype(np.int32))
+                          born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32))
         self.next_id += n
         self.tracks.append(new)
         self.stats["tracks_started"] += n
@@ -386,8 +392,12 @@ class Tracker:
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
                 | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
         self._bound_altitude()
-        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
-            tr.n_sensors() >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m)
+        # velocity plausibility: one-way attack drones neither hover (a still 'track' is a confuser: a generator,
+        # a road) nor exceed jet speeds (a faster 'track' is a ghost sliding along crossing bearings)
+        plausible = (speed >= cfg.confirm_min_speed_mps) & (speed <= cfg.confirm_max_speed_mps)
+        corroborated = tr.n_sensors(cfg.confirm_hits_per_sensor) >= cfg.confirm_min_sensors
+        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & corroborated & (
+            sig < cfg.confirm_max_sigma_m) & plausible
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
         dead |= self._duplicates(t_now, dead)
