@@ -241,3 +241,34 @@ def test_reports_later_than_the_lag_are_counted_not_lost():
     tr.advance(T0 + 31)
     assert tr.stats["late_dropped"] == 5
     assert tr.stats["detections_in"] == len(det)
+
+
+def test_two_sensors_confirm_only_with_repeated_support_from_each():
+    """A radar track that one stray bearing crosses is not corroborated; repeated bearings of a node are."""
+    sensors = [_node("r1", 0.0, 0.0, kind="radar"), _node("mic", 9000.0, -6000.0, max_range_m=6000.0)]
+    table = SensorTable.from_sensors(sensors)
+    p0, v = [10_000.0, -8000.0, 800.0], [-10.0, 45.0, 0.0]
+    radar = _observe(table, [0], T0 + np.arange(0, 120, 4.0), p0, v, np.random.default_rng(8))
+    once = _observe(table, [1], T0 + np.array([30.0]), p0, v, np.random.default_rng(9))
+    tr = Tracker(table, frame=FRAME, config=TrackerConfig(lag_s=0.0))
+    assert all(len(s) == 0 for s in _run(tr, DetectionBatch.concat([radar, once]), T0 + 120))
+    assert tr.stats["assigned"] > 20  # the radar plots were tracked all along
+
+    often = _observe(table, [1], T0 + np.arange(20.0, 60.0, 2.0), p0, v, np.random.default_rng(9))
+    tr = Tracker(table, frame=FRAME, config=TrackerConfig(lag_s=0.0))
+    snaps = _run(tr, DetectionBatch.concat([radar, often]), T0 + 120)
+    assert any(len(s) == 1 for s in snaps)
+
+
+def test_a_hovering_object_is_not_confirmed():
+    """Two radars agreeing on something that does not move (a confuser): one-way attack drones do not hover."""
+    sensors = [_node("r1", 0.0, 0.0, kind="radar"), _node("r2", 30_000.0, 0.0, kind="radar")]
+    table = SensorTable.from_sensors(sensors)
+    rng = np.random.default_rng(10)
+    times = T0 + np.arange(0, 200, 4.0)
+    still = DetectionBatch.concat([_observe(table, [0], times, [12_000.0, 9000.0, 600.0], [0.0, 0.0, 0.0], rng),
+                                   _observe(table, [1], times + 2.0, [12_000.0, 9000.0, 600.0], [0.0, 0.0, 0.0],
+                                            rng)])
+    tr = Tracker(table, frame=FRAME, config=TrackerConfig(lag_s=0.0))
+    assert all(len(s) == 0 for s in _run(tr, still, T0 + 200))
+    assert tr.stats["assigned"] > 50
