@@ -121,6 +121,13 @@ def heard(det, label: np.ndarray, table: SensorTable, n_targets: int, window_s: 
     return out
 
 
+def _parse(default, text: str):
+    """A --set value typed like the config default (bools: 1/true/yes)."""
+    if isinstance(default, bool):
+        return text.strip().lower() in ("1", "true", "yes")
+    return type(default)(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("directory", type=Path)
@@ -130,7 +137,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrackerConfig overrides")
     ap.add_argument("--tracks-name", default="tracks.jsonl")
     args = ap.parse_args()
-    overrides = {k: type(getattr(TrackerConfig(), k))(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = {k: _parse(getattr(TrackerConfig(), k), v) for k, v in (kv.split("=", 1) for kv in args.set)}
     d = args.directory
     table = formats.load_sensor_table(d / "sensors.json")
     out_tracks = d / args.tracks_name
