@@ -147,6 +147,15 @@ class TrackSnapshot:
     vu: np.ndarray
     pos_sigma_m: np.ndarray
     sensors: list[list[str]] | None = None  # ids of (up to 4) sensors that contributed to each track
+    sensor_rows: np.ndarray | None = None  # or, lazily: (N, 4) rows into sensor_names, -1 for none
+    sensor_names: list[str] | None = None
+
+    def sensors_of(self, i: int) -> list[str] | None:
+        if self.sensors is not None:
+            return self.sensors[i]
+        if self.sensor_rows is not None and self.sensor_names is not None:
+            return [self.sensor_names[k] for k in self.sensor_rows[i] if k >= 0]
+        return None
 
     def __len__(self) -> int:
         return len(self.track)
@@ -171,5 +180,5 @@ class TrackSnapshot:
         return [TrackPoint(t=self.t, track=self.track[i], status=self.status[i], lat=float(self.lat[i]),
                            lon=float(self.lon[i]), alt_m=float(self.alt_m[i]), ve=float(self.ve[i]),
                            vn=float(self.vn[i]), vu=float(self.vu[i]), pos_sigma_m=float(self.pos_sigma_m[i]),
-                           sensors=self.sensors[i] if self.sensors is not None else None)
+                           sensors=self.sensors_of(i))
                 for i in range(len(self))]

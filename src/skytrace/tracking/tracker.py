@@ -158,6 +158,7 @@ class Tracker:
         fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
         self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
         self.tracks = TrackArrays()
+        self._names: dict[int, str] = {}
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
         self.pool = initiation.BearingPool.empty()
@@ -198,7 +199,7 @@ class Tracker:
                 if lo < len(m):
                     self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
         if cutoff > self.t_processed:
-            self._manage(cutoff)
+            self._manage(cutoff, merge=False)
             self.t_processed = cutoff
         return self.snapshot(t_now)
 
@@ -281,7 +282,6 @@ class Tracker:
 
     def _associate(self, ti, dj, cost, m: MeasBatch):
         """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
-        n_t = len(self.tracks)
         row_key = ti * len(self.sensors) + m.sensor[dj]
         rk, row = np.unique(row_key, return_inverse=True)
         n_r, n_c = rk.size, len(m)
@@ -295,24 +295,39 @@ class Tracker:
             g = coo_matrix((np.ones(hard.size), (row[hard], n_r + dj[hard])), shape=(n_r + n_c, n_r + n_c))
             _, lab = connected_components(g, directed=False)
             comp = lab[row[hard]]
+            # components with a single row (one track-sensor, several detections) or a single detection
+            # (several tracks) are solved by taking the cheapest pair, vectorised; the rest go to the LAP
+            rows_per = np.zeros(lab.max() + 1, np.int64)
+            cols_per = np.zeros(lab.max() + 1, np.int64)
+            ur = np.unique(np.column_stack([comp, row[hard]]), axis=0)
+            uc = np.unique(np.column_stack([comp, dj[hard]]), axis=0)
+            np.add.at(rows_per, ur[:, 0], 1)
+            np.add.at(cols_per, uc[:, 0], 1)
+            star = (rows_per[comp] == 1) | (cols_per[comp] == 1)
+            if star.any():
+                hs = hard[star]
+                order = np.lexsort((cost[hs], comp[star]))
+                hs_sorted, comp_sorted = hs[order], comp[star][order]
+                first = np.concatenate([[True], comp_sorted[1:] != comp_sorted[:-1]])
+                at.append(ti[hs_sorted[first]])
+                ad.append(dj[hs_sorted[first]])
+            hard, comp = hard[~star], comp[~star]
             order = np.argsort(comp, kind="stable")
             hs, cs = hard[order], comp[order]
             bounds = np.flatnonzero(np.diff(cs)) + 1
-            for grp in np.split(hs, bounds):
+            for grp in (np.split(hs, bounds) if hs.size else []):
                 r_u, r_i = np.unique(row[grp], return_inverse=True)
                 c_u, c_i = np.unique(dj[grp], return_inverse=True)
                 C = np.full((r_u.size, c_u.size), 1e9)
                 C[r_i, c_i] = cost[grp]
                 rr, cc = linear_sum_assignment(C)
                 good = C[rr, cc] < 1e8
-                sel = grp[np.argsort(r_i * c_u.size + c_i)]  # map back via a lookup
-                lookup = {(a, b): k for a, b, k in zip(r_i, c_i, grp, strict=True)}
-                pick = np.array([lookup[(a, b)] for a, b in zip(rr[good], cc[good], strict=True)], dtype=np.int64)
-                _ = sel
+                where = np.full((r_u.size, c_u.size), -1, dtype=np.int64)
+                where[r_i, c_i] = grp
+                pick = where[rr[good], cc[good]]
                 if pick.size:
                     at.append(ti[pick])
                     ad.append(dj[pick])
-        _ = n_t
         return np.concatenate(at), np.concatenate(ad)
 
     def _update_rounds(self, at: np.ndarray, ad: np.ndarray, m: MeasBatch) -> None:
@@ -390,7 +405,7 @@ class Tracker:
                 self.pool = self.pool.drop(used)
 
     # ------------------------------------------------------------------------------------------- management
-    def _manage(self, t_now: float) -> None:
+    def _manage(self, t_now: float, merge: bool = True) -> None:
         tr = self.tracks
         if not len(tr):
             return
@@ -411,9 +426,12 @@ class Tracker:
             speed >= cfg.confirm_min_speed_mps)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
-        dead |= self._duplicates(t_now, dead)
+        if merge:
+            dead |= self._duplicates(t_now, dead)
         if dead.any():
             self.stats["tracks_deleted"] += int(dead.sum())
+            for i in tr.id[dead]:
+                self._names.pop(int(i), None)
             tr.keep(~dead)
 
     def _bound_altitude(self) -> None:
@@ -471,7 +489,13 @@ class Tracker:
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
         coast = (t_now - tr.last_update[sel]) > self.cfg.coast_status_s
         return TrackSnapshot(
-            t=float(t_now), track=[f"T{int(i):06d}" for i in tr.id[sel]],
+            t=float(t_now), track=[self._name(int(i)) for i in tr.id[sel]],
             status=["coasting" if c else "confirmed" for c in coast],
             lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig,
-            sensors=[[self.sensors.ids[k] for k in row if k >= 0] for row in tr.seen[sel]])
+            sensor_rows=tr.seen[sel].copy(), sensor_names=self.sensors.ids)
+
+    def _name(self, i: int) -> str:
+        name = self._names.get(i)
+        if name is None:
+            name = self._names[i] = f"T{i:06d}"
+        return name
