@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "simulate",
     "track",
+    "evaluate",
     "demo",
     "inspect",
 ]
