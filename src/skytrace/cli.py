@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "simulate",
     "track",
     "evaluate",
+    "alerts",
     "demo",
     "inspect",
 ]
