@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from skytrace.alerting import AlertEngine, AlertPolicy
 from skytrace.alerting.cap import CapWriter
-from skytrace.assess import Assessor
+from skytrace.assess import AssessConfig, Assessor
 from skytrace.assess.raster import ZoneRaster
 from skytrace.batch import TrackSnapshot
 from skytrace.cli import app
@@ -78,7 +78,7 @@ def test_square_grid_cells_tile_their_oblast():
 
 
 def test_assessment_points_ahead_not_behind(line_zones):
-    a = Assessor(line_zones)
+    a = Assessor(line_zones, AssessConfig(city_bias=0.0))  # pure kinematics here; route bias tested below
     # 8 km west of z1's centre... i.e. flying east at 50 m/s along the row, now just east of z0
     lon_z1 = 30.0 + 15_000 / (M_PER_DEG * np.cos(np.radians(50.0)))
     lon0 = lon_z1 - 8_000 / (M_PER_DEG * np.cos(np.radians(50.0)))
@@ -171,3 +171,19 @@ def test_alerts_command_writes_alerts_and_cap(tmp_path, line_zones):
     periods = formats.read_alerts(tmp_path / "out" / "alerts.jsonl")
     assert {a.zone for a in periods} >= {"z0", "z1"} and all(a.end is not None for a in periods)
     assert len(list((tmp_path / "out" / "cap").glob("*.xml"))) >= 2 * len(periods)
+
+
+def test_route_aware_futures_favour_the_city_ahead():
+    """A drone 40 km east of Kyiv flying west-north-west: the zone on the direct line to Kyiv gains probability."""
+    kyiv_lat, kyiv_lon = 50.45, 30.52
+    lon_per_m = 1 / (M_PER_DEG * np.cos(np.radians(kyiv_lat)))
+    start_lat, start_lon = kyiv_lat - 8_000 / M_PER_DEG, kyiv_lon + 40_000 * lon_per_m
+    mid_lat, mid_lon = (start_lat + kyiv_lat) / 2 + 1_000 / M_PER_DEG, (start_lon + kyiv_lon) / 2
+    zones = zones_from_geojson({"type": "FeatureCollection", "features": [_square("onpath", mid_lat, mid_lon, 2.0)]})
+    hd = np.radians(-60.0)  # heading 300 deg: ~20 deg off the bearing to Kyiv
+    snap = _snap(0.0, start_lat, start_lon, 45 * np.sin(hd), 45 * np.cos(hd))
+    p = {}
+    for bias in (0.0, 0.5):
+        r = Assessor(zones, AssessConfig(city_bias=bias, n_samples=64)).assess(snap)
+        p[bias] = float(r.probability_within(1200.0)[0]) if r.track_idx.size else 0.0
+    assert p[0.5] > p[0.0] + 0.2
