@@ -123,3 +123,14 @@ def pg_url(pg_server_url):
     yield f"{base}/{name}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def kyiv_short(tmp_path_factory):
+    """30 minutes of the kyiv-night scenario (sensors, detections, truth, zones), simulated once per session."""
+    from skytrace.sim.engine import simulate
+    from skytrace.sim.scenario import load_scenario
+
+    out = tmp_path_factory.mktemp("kyiv-short")
+    simulate(load_scenario("kyiv-night"), out, seed=1, duration_s=1800)
+    return out

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "track",
     "demo",
     "inspect",
+    "serve",
+    "replay",
 ]
 
 
