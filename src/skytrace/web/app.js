@@ -7,8 +7,9 @@
   const st = window.skytrace = { tracks: new Map(), zoneAlert: new Set(), frameMs: [], msgs: 0, lastMsgWall: 0,
                                  mode: "live", feedStalled: true, lastStatus: null };
   const renderer = L.canvas({ padding: 0.2 });
-  const map = L.map("map", { preferCanvas: true, renderer, zoomControl: true, attributionControl: false,
+  const map = L.map("map", { preferCanvas: true, renderer, zoomControl: false, attributionControl: false,
                              zoomSnap: 0.25 }).setView([49.0, 31.5], 6);
+  L.control.zoom({ position: "bottomleft" }).addTo(map);
   const zoneLayers = new Map();
   const zoneStyle = (id) => st.zoneAlert.has(id)
     ? { color: "#ff6b6b", weight: 2, fillColor: "#e5484d", fillOpacity: 0.45 }
@@ -22,7 +23,7 @@
       onEachFeature: (f, l) => { zoneLayers.set(String(f.properties.id), l); l.bindTooltip(f.properties.name); } });
     layer.addTo(map);
     layer.bringToBack();
-    if (gj.features.length) map.fitBounds(layer.getBounds(), { padding: [10, 10] });
+    if (gj.features.length) map.fitBounds(layer.getBounds(), { paddingTopLeft: [10, 40], paddingBottomRight: [10, 10] });
     st.zonesLoaded = gj.features.length;
   });
   fetch("api/v1/sensors").then((r) => r.json()).then((doc) => {
