@@ -98,3 +98,51 @@ def replay_detections(directory: Path, speed: float = 1.0, mqtt: str | None = No
             pub.stop()
     return {"published": published, "messages": messages, "wall_s": time.monotonic() - wall0,
             "skipped": stats.skipped}
+
+
+class InProcessFeed:
+    """Feeds recorded detections into a service in-process, by arrival time, following the service's clock.
+
+    For accelerated demos (``skytrace demo``): run the service with a :class:`~skytrace.service.clock.ScaledClock`
+    anchored at the scenario start, start this feed, and the pipeline sees the reports exactly as a live
+    network would deliver them, ``speed`` times faster. Runs in its own thread; ``stop()`` ends it.
+    """
+
+    def __init__(self, service, detections: list[Detection], poll_s: float = 0.05):
+        import threading
+
+        import numpy as np
+
+        if not getattr(service.clock, "anchored", True):
+            raise ValueError("anchor the service's ScaledClock (e.g. at the first arrival time) before feeding")
+        self.service = service
+        ta = np.array([_arrival(d) for d in detections])
+        order = np.argsort(ta, kind="stable")
+        self.dets = [detections[i] for i in order]
+        self.ta = ta[order]
+        self.poll_s = poll_s
+        self.k = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="skytrace-feed", daemon=True)
+
+    @property
+    def done(self) -> bool:
+        return self.k >= len(self.dets)
+
+    def _run(self) -> None:
+        import numpy as np
+
+        while not self._stop.is_set() and not self.done:
+            k1 = int(np.searchsorted(self.ta, self.service.clock(), side="right"))
+            if k1 > self.k:
+                self.service.submit(self.dets[self.k:k1])
+                self.k = k1
+            self._stop.wait(self.poll_s)
+
+    def start(self) -> InProcessFeed:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
