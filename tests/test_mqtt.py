@@ -116,3 +116,54 @@ def test_replay_command_publishes_every_detection_once(kyiv_short, mqtt_port, tm
     assert svc.ingest_stats.rejected_detections == 0
     first = svc.store.detections(0, 1e12, limit=1)[0]
     assert abs(first.t - time.time()) < 600  # retimed to the wall clock (minus propagation delay)
+
+
+def test_serve_and_replay_commands_end_to_end(kyiv_short, mqtt_port, tmp_path):
+    """`skytrace serve` as a process with MQTT and SQLite; `skytrace replay --mqtt` into it; stop with SIGINT."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return True
+        except OSError:
+            return False
+
+    db = tmp_path / "serve.db"
+    cmd = [sys.executable, "-c", "from skytrace.cli import main; main()"]
+    serve = subprocess.Popen([*cmd, "serve", str(kyiv_short), "--port", str(port), "--db", str(db), "--mqtt",
+                              f"127.0.0.1:{mqtt_port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: listening() or serve.poll() is not None, 60) and serve.poll() is None, \
+            serve.stderr.read() if serve.poll() is not None else "serve did not listen"
+        rep = subprocess.run([*cmd, "replay", str(kyiv_short), "--mqtt", f"127.0.0.1:{mqtt_port}", "--speed", "120",
+                              "--limit-s", "120"], capture_output=True, text=True, timeout=120)
+        assert rep.returncode == 0, rep.stderr
+        published = int(rep.stdout.split("published ")[1].split()[0])
+        assert published > 0
+
+        def status() -> dict:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status", timeout=5) as r:
+                return json.loads(r.read())
+
+        assert _wait(lambda: status()["n_stored"] == published, 20), status()
+        assert status()["ingest"]["rejected_detections"] == 0
+    finally:
+        serve.send_signal(signal.SIGINT)
+        out, err = serve.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert "127.0.0.1" in out
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == published
+    assert os.path.exists(db)

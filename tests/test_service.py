@@ -161,3 +161,19 @@ def test_serve_command_reports_user_errors_in_one_line(tmp_path):
 def test_detection_payload_round_trips_through_msgspec():
     d = Detection(t=1.0, sensor="a", bearing_deg=2.0)
     assert msgspec.json.decode(msgspec.json.encode([d]), type=list[Detection]) == [d]
+
+
+def test_live_demo_plays_a_simulation_through_the_live_path(kyiv_short, tmp_path):
+    import shutil
+
+    from skytrace.service.live_demo import run_live_demo
+
+    run = tmp_path / "run"
+    shutil.copytree(kyiv_short, run)
+    table = formats.load_sensor_table(run / "sensors.json")
+    n_file = sum(1 for _ in formats.iter_detections(run / "detections.jsonl", table))
+    lines: list[str] = []
+    summary = run_live_demo(run, speed=600.0, port=0, headless=True, echo=lines.append)
+    assert "http://127.0.0.1:" in lines[0]
+    assert summary["detections_in"] == summary["detections_stored"] == n_file
+    assert summary["tracks_max"] >= 3 and summary["track_rows"] > 0

@@ -21,6 +21,8 @@ def serve(
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
                                                       "starts at the first detection's time."),
     step_s: float = typer.Option(0.25, "--step-s", help="Pipeline step and websocket update period (s)."),
+    tracker_frame_s: float = typer.Option(0.25, "--tracker-frame-s",
+                                          help="Tracker processing frame (s of sensor time); short = even load."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted."""
@@ -32,7 +34,8 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
-    service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s)
+    service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
+                            tracker_frame_s=tracker_frame_s)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
