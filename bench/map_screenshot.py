@@ -58,6 +58,14 @@ def main() -> None:
         page.goto(server.url + "/")
         while clock() < res.t_start + args.at_s:
             time.sleep(0.5)
+        zoom_to_tracks = """() => { const s = window.skytrace;
+            const pts = [...s.tracks.values()].map(t => t.marker.getLatLng());
+            if (pts.length) s.map.fitBounds(L.latLngBounds(pts).pad(0.6), {animate: false}); }"""
+        page.evaluate(zoom_to_tracks)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(args.out / "map-kyiv-night-zoom.png"))
+        page.evaluate("() => { window.skytrace.map.fitBounds(window.skytrace.sensorBounds, {animate: false}); }")
+        page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / "map-kyiv-night.png"))
         phone = b.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
         phone.goto(server.url + "/")

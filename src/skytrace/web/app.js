@@ -9,13 +9,17 @@
   const renderer = L.canvas({ padding: 0.2 });
   const map = L.map("map", { preferCanvas: true, renderer, zoomControl: false, attributionControl: false,
                              zoomSnap: 0.25 }).setView([49.0, 31.5], 6);
+  st.map = map;
   L.control.zoom({ position: "bottomleft" }).addTo(map);
+  map.createPane("tracks").style.zIndex = 450;  // tracks above zones and sensors, on their own canvas
+  const trackRenderer = L.canvas({ padding: 0.2, pane: "tracks" });
   const zoneLayers = new Map();
   const zoneStyle = (id) => st.zoneAlert.has(id)
     ? { color: "#ff6b6b", weight: 2, fillColor: "#e5484d", fillOpacity: 0.45 }
     : { color: "#4b5a6b", weight: 1, fillColor: "#1c2836", fillOpacity: 0.6 };
   const trackLayer = L.layerGroup().addTo(map);
   const $ = (id) => document.getElementById(id);
+  const fitPad = { paddingTopLeft: [10, 40], paddingBottomRight: [10, 10] };
   const fmtTime = (t) => new Date(t * 1000).toISOString().substring(11, 19) + "Z";
 
   fetch("api/v1/zones").then((r) => r.json()).then((gj) => {
@@ -23,10 +27,15 @@
       onEachFeature: (f, l) => { zoneLayers.set(String(f.properties.id), l); l.bindTooltip(f.properties.name); } });
     layer.addTo(map);
     layer.bringToBack();
-    if (gj.features.length) map.fitBounds(layer.getBounds(), { paddingTopLeft: [10, 40], paddingBottomRight: [10, 10] });
+    if (gj.features.length && !st.sensorBounds) map.fitBounds(layer.getBounds(), fitPad);
     st.zonesLoaded = gj.features.length;
   });
   fetch("api/v1/sensors").then((r) => r.json()).then((doc) => {
+    const pts = doc.sensors.filter((s) => s.lat != null).map((s) => [s.lat, s.lon]);
+    if (pts.length > 1) {  // the network's area is where the picture is: start there
+      st.sensorBounds = L.latLngBounds(pts).pad(0.15);
+      map.fitBounds(st.sensorBounds, fitPad);
+    }
     for (const s of doc.sensors) {
       if (s.lat == null) continue;
       L.circleMarker([s.lat, s.lon], { renderer, radius: 2.5, color: "#3fb9ff", weight: 1, fillOpacity: 0.8 })
@@ -47,10 +56,10 @@
       seen.add(id);
       let tr = st.tracks.get(id);
       if (!tr) {
-        tr = { trail: [], marker: L.circleMarker(ll, { renderer, radius: 4, color: "#ffb020", weight: 2,
+        tr = { trail: [], marker: L.circleMarker(ll, { renderer: trackRenderer, radius: 4, color: "#ffb020", weight: 2,
                                                        fillOpacity: 0.9 }).addTo(trackLayer),
-               line: L.polyline([], { renderer, color: "#ffb020", weight: 1.5, opacity: 0.7 }).addTo(trackLayer),
-               pred: L.polyline([], { renderer, color: "#ffb020", weight: 1, dashArray: "4 4",
+               line: L.polyline([], { renderer: trackRenderer, color: "#ffb020", weight: 1.5, opacity: 0.7 }).addTo(trackLayer),
+               pred: L.polyline([], { renderer: trackRenderer, color: "#ffb020", weight: 1, dashArray: "4 4",
                                       opacity: 0.8 }).addTo(trackLayer) };
         tr.marker.bindTooltip(() => `${id} ${tr.alt.toFixed(0)} m ${(tr.speed * 3.6).toFixed(0)} km/h`);
         st.tracks.set(id, tr);
