@@ -25,6 +25,8 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "simulate",
     "track",
+    "evaluate",
+    "alerts",
     "demo",
     "inspect",
     "serve",

@@ -57,11 +57,15 @@ class TrackerConfig:
     q_v: float = 0.05  # vertical, m^2/s^3
     gate_p: float = 0.999  # gate probability (chi-square)
     tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
-    confirm_hits: int = 5
-    confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own
-    confirm_max_sigma_m: float = 1500.0
+    confirm_hits: int = 6
+    confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own ...
+    confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
+    confirm_max_sigma_m: float = 800.0
+    confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
+    report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
     tentative_timeout_s: float = 12.0
-    confirmed_timeout_s: float = 90.0
+    confirmed_timeout_s: float = 240.0
+    single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
     max_pos_sigma_m: float = 4000.0
     init_vel_sigma_mps: float = 45.0
     init_vu_sigma_mps: float = 5.0
@@ -73,11 +77,16 @@ class TrackerConfig:
     init_range_m: float = 9000.0  # max node-to-source distance considered
     init_min_nodes: int = 3
     init_min_angle_deg: float = 12.0
+    init_two_node_unambiguous: bool = True  # accept 2-node fixes where both nodes hear a single source
+    init_resolution_deg: float = 10.0
     acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a node are not candidates
     merge_distance_m: float = 250.0
     merge_speed_mps: float = 12.0
     max_speed_mps: float = 150.0
     coast_status_s: float = 10.0  # confirmed tracks without update for this long are reported as coasting
+    min_agl_m: float = 0.0  # altitude bounds above the sensors' mean ground (bearing-only tracks drift vertically)
+    max_agl_m: float = 6000.0
+    max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
 
 
 @dataclass
@@ -93,8 +102,12 @@ class TrackArrays:
     last_update: np.ndarray = field(default_factory=lambda: np.zeros(0))
     born: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # up to 4 distinct sensors
+    seen_hits: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # updates from each
+    last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
 
-    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen")
+    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "last_sensor",
+              "last_cross")
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -107,8 +120,9 @@ class TrackArrays:
         for f in self.FIELDS:
             setattr(self, f, np.concatenate([getattr(self, f), getattr(other, f)]))
 
-    def n_sensors(self) -> np.ndarray:
-        return (self.seen >= 0).sum(axis=1)
+    def n_sensors(self, min_hits: int = 1) -> np.ndarray:
+        """Distinct sensors that contributed at least ``min_hits`` updates."""
+        return ((self.seen >= 0) & (self.seen_hits >= min_hits)).sum(axis=1)
 
 
 class Tracker:
@@ -141,7 +155,10 @@ class Tracker:
         rng_default = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, 5000.0)
         self.audible_m = np.minimum(2.5 * rng_default, self.cfg.acoustic_gate_range_m)
         self.gate = {d: chi2.ppf(self.cfg.gate_p, d) for d in (1, 2, 3)}
+        fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
+        self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
         self.tracks = TrackArrays()
+        self._names: dict[int, str] = {}
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
         self.pool = initiation.BearingPool.empty()
@@ -182,7 +199,7 @@ class Tracker:
                 if lo < len(m):
                     self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
         if cutoff > self.t_processed:
-            self._manage(cutoff)
+            self._manage(cutoff, merge=False)
             self.t_processed = cutoff
         return self.snapshot(t_now)
 
@@ -265,7 +282,6 @@ class Tracker:
 
     def _associate(self, ti, dj, cost, m: MeasBatch):
         """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
-        n_t = len(self.tracks)
         row_key = ti * len(self.sensors) + m.sensor[dj]
         rk, row = np.unique(row_key, return_inverse=True)
         n_r, n_c = rk.size, len(m)
@@ -279,24 +295,39 @@ class Tracker:
             g = coo_matrix((np.ones(hard.size), (row[hard], n_r + dj[hard])), shape=(n_r + n_c, n_r + n_c))
             _, lab = connected_components(g, directed=False)
             comp = lab[row[hard]]
+            # components with a single row (one track-sensor, several detections) or a single detection
+            # (several tracks) are solved by taking the cheapest pair, vectorised; the rest go to the LAP
+            rows_per = np.zeros(lab.max() + 1, np.int64)
+            cols_per = np.zeros(lab.max() + 1, np.int64)
+            ur = np.unique(np.column_stack([comp, row[hard]]), axis=0)
+            uc = np.unique(np.column_stack([comp, dj[hard]]), axis=0)
+            np.add.at(rows_per, ur[:, 0], 1)
+            np.add.at(cols_per, uc[:, 0], 1)
+            star = (rows_per[comp] == 1) | (cols_per[comp] == 1)
+            if star.any():
+                hs = hard[star]
+                order = np.lexsort((cost[hs], comp[star]))
+                hs_sorted, comp_sorted = hs[order], comp[star][order]
+                first = np.concatenate([[True], comp_sorted[1:] != comp_sorted[:-1]])
+                at.append(ti[hs_sorted[first]])
+                ad.append(dj[hs_sorted[first]])
+            hard, comp = hard[~star], comp[~star]
             order = np.argsort(comp, kind="stable")
             hs, cs = hard[order], comp[order]
             bounds = np.flatnonzero(np.diff(cs)) + 1
-            for grp in np.split(hs, bounds):
+            for grp in (np.split(hs, bounds) if hs.size else []):
                 r_u, r_i = np.unique(row[grp], return_inverse=True)
                 c_u, c_i = np.unique(dj[grp], return_inverse=True)
                 C = np.full((r_u.size, c_u.size), 1e9)
                 C[r_i, c_i] = cost[grp]
                 rr, cc = linear_sum_assignment(C)
                 good = C[rr, cc] < 1e8
-                sel = grp[np.argsort(r_i * c_u.size + c_i)]  # map back via a lookup
-                lookup = {(a, b): k for a, b, k in zip(r_i, c_i, grp, strict=True)}
-                pick = np.array([lookup[(a, b)] for a, b in zip(rr[good], cc[good], strict=True)], dtype=np.int64)
-                _ = sel
+                where = np.full((r_u.size, c_u.size), -1, dtype=np.int64)
+                where[r_i, c_i] = grp
+                pick = where[rr[good], cc[good]]
                 if pick.size:
                     at.append(ti[pick])
                     ad.append(dj[pick])
-        _ = n_t
         return np.concatenate(at), np.concatenate(ad)
 
     def _update_rounds(self, at: np.ndarray, ad: np.ndarray, m: MeasBatch) -> None:
@@ -320,13 +351,18 @@ class Tracker:
             tr.hits[ti] += 1
             tr.last_update[ti] = m.t[dj]
             s = m.sensor[dj]
-            seen = tr.seen[ti]
-            new = ~(seen == s[:, None]).any(axis=1)
+            crossed = s != tr.last_sensor[ti]
+            tr.last_cross[ti[crossed]] = m.t[dj][crossed]
+            tr.last_sensor[ti] = s
+            seen, sh = tr.seen[ti], tr.seen_hits[ti]
+            match = seen == s[:, None]
+            new = ~match.any(axis=1)
             free = (seen < 0).any(axis=1)
             slot = np.argmax(seen < 0, axis=1)
             add = new & free
             seen[add, slot[add]] = s[add]
-            tr.seen[ti] = seen
+            sh[match | ((seen == s[:, None]) & add[:, None])] += 1
+            tr.seen[ti], tr.seen_hits[ti] = seen, sh
 
     # ------------------------------------------------------------------------------------------- initiation
     def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray) -> None:
@@ -335,7 +371,8 @@ class Tracker:
             return
         new = TrackArrays(x=x, P=P, t=t, id=np.arange(self.next_id, self.next_id + n, dtype=np.int64),
                           confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
-                          born=t.copy(), seen=seen.astype(np.int32))
+                          born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
+                          last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy())
         self.next_id += n
         self.tracks.append(new)
         self.stats["tracks_started"] += n
@@ -368,12 +405,14 @@ class Tracker:
                 self.pool = self.pool.drop(used)
 
     # ------------------------------------------------------------------------------------------- management
-    def _manage(self, t_now: float) -> None:
+    def _manage(self, t_now: float, merge: bool = True) -> None:
         tr = self.tracks
         if not len(tr):
             return
         cfg = self.cfg
-        silent = t_now - tr.last_update
+        # a track only one sensor keeps updating is not corroborated: a confuser (a generator, a road) or a
+        # spoofed node holds a bearing steady forever; such updates do not keep a track alive
+        silent = t_now - np.minimum(tr.last_update, tr.last_cross + cfg.single_sensor_hold_s)
         dt = np.maximum(t_now - tr.t, 0.0)
         var_h = tr.P[:, 0, 0] + tr.P[:, 1, 1] + 2 * cfg.q_h * dt**3 / 3 + 2 * dt * (tr.P[:, 0, 3] + tr.P[:, 1, 4]) \
             + dt**2 * (tr.P[:, 3, 3] + tr.P[:, 4, 4])
@@ -381,14 +420,34 @@ class Tracker:
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
                 | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
+        self._bound_altitude()
         promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
-            tr.n_sensors() >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m)
+            tr.n_sensors(cfg.confirm_hits_per_sensor) >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m) & (
+            speed >= cfg.confirm_min_speed_mps)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
-        dead |= self._duplicates(t_now, dead)
+        if merge:
+            dead |= self._duplicates(t_now, dead)
         if dead.any():
             self.stats["tracks_deleted"] += int(dead.sum())
+            for i in tr.id[dead]:
+                self._names.pop(int(i), None)
             tr.keep(~dead)
+
+    def _bound_altitude(self) -> None:
+        """Keep altitudes physical: a track below ground or above the ceiling is moved back, its vertical
+        velocity zeroed and its vertical uncertainty kept wide (bearing-only geometry does not observe height)."""
+        tr = self.tracks
+        # height above the ellipsoid, spherical-Earth approximation (metres off at hundreds of km: enough here)
+        alt = self.frame.alt0_m + tr.x[:, 2] + (tr.x[:, 0] ** 2 + tr.x[:, 1] ** 2) / (2 * geo.EARTH_RADIUS_M)
+        lo, hi = self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m
+        np.clip(tr.x[:, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.x[:, 5])
+        bad = (alt < lo) | (alt > hi)
+        if bad.any():
+            target = np.clip(alt[bad], lo + 50.0, hi - 50.0)
+            tr.x[bad, 2] += target - alt[bad]
+            tr.x[bad, 5] = 0.0
+            tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
 
     def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
         """Tracks that follow the same object: the one with fewer updates goes (confirmed ones win)."""
@@ -418,12 +477,25 @@ class Tracker:
             z = np.zeros(0)
             return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), self.cfg.q_h, self.cfg.q_v)
+        useful = np.sqrt(P[:, 0, 0] + P[:, 1, 1]) < self.cfg.report_max_sigma_m
+        sel, x, P = sel[useful], x[useful], P[useful]
+        if sel.size == 0:
+            z = np.zeros(0)
+            return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
         lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
+        alt = np.clip(alt, self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m)
         v = self.frame.vector_from_local(lat, lon, x[:, 3:])
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
         coast = (t_now - tr.last_update[sel]) > self.cfg.coast_status_s
         return TrackSnapshot(
-            t=float(t_now), track=[f"T{int(i):06d}" for i in tr.id[sel]],
+            t=float(t_now), track=[self._name(int(i)) for i in tr.id[sel]],
             status=["coasting" if c else "confirmed" for c in coast],
-            lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig)
+            lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig,
+            sensor_rows=tr.seen[sel].copy(), sensor_names=self.sensors.ids)
+
+    def _name(self, i: int) -> str:
+        name = self._names.get(i)
+        if name is None:
+            name = self._names[i] = f"T{i:06d}"
+        return name
