@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -50,6 +51,7 @@ class ServiceStats:
     n_stored: int = 0  # detections written to the store
     n_steps: int = 0
     n_track_rows: int = 0
+    n_tracks_max: int = 0  # most tracks in one step
     t_last_detection: float | None = None  # wall time the newest detection was accepted
     t_last_step: float | None = None
     step_ms_last: float = 0.0
@@ -96,6 +98,7 @@ class LiveService:
         self.alerts: list[Alert] = []
         self._subscribers: set[asyncio.Queue] = set()
         self._last_track_store = -np.inf
+        self.alert_detail: dict[str, dict] = {}  # zone -> probability, ETA and reason of its latest event
         self._task: asyncio.Task | None = None
         self.store.put_sensors(self.table.records)
 
@@ -127,11 +130,17 @@ class LiveService:
             self.stage.push(batch)
             res = self.stage.step(t_now)
             self.snapshot = res.tracks
+            self.stats.n_tracks_max = max(self.stats.n_tracks_max, len(res.tracks))
             if t_now - self._last_track_store >= self.track_store_every_s and len(res.tracks):
                 self.stats.n_track_rows += self.store.put_tracks(res.tracks)
                 self._last_track_store = t_now
             msgs = [snapshot_message(res.tracks, n_in, t_newest)]
             alerts = active_alerts(self.stage, t_now)
+            for ev in res.events:
+                if dataclasses.is_dataclass(ev):
+                    d = dataclasses.asdict(ev)
+                    d["probability"] = round(float(d.get("probability", 0.0)), 3)
+                    self.alert_detail[str(d["zone"])] = d
             if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
                 ended = {(a.zone, a.start) for a in self.alerts} - {(a.zone, a.start) for a in alerts}
                 closed = [Alert(zone=a.zone, start=a.start, end=t_now, level=a.level, tracks=a.tracks)
@@ -147,7 +156,13 @@ class LiveService:
             return msgs
 
     def alerts_message(self, t_now: float) -> dict:
-        return {"type": "alerts", "t": t_now, "active": [msgspec.to_builtins(a) for a in self.alerts]}
+        active = []
+        for a in self.alerts:
+            d = msgspec.to_builtins(a)
+            if (ev := self.alert_detail.get(a.zone)) is not None:
+                d.update({k: ev.get(k) for k in ("probability", "eta_s", "reason") if k in ev})
+            active.append(d)
+        return {"type": "alerts", "t": t_now, "active": active}
 
     def status(self, t_now: float | None = None) -> dict:
         t_now = self.clock() if t_now is None else t_now

@@ -43,14 +43,12 @@ def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless
     svc = LiveService(table=table, zones=zones,
                       stage=pipeline_stage(table, zones, TrackerConfig(frame_s=LIVE_TRACKER_FRAME_S)),
                       store=open_store(str(db)), step_s=0.25, clock=clock, stale_after_s=15.0 * speed)
-    tracks_max = 0
     with ServerThread(create_app(svc), port=port) as server:
         echo(f"live map: {server.url}/  (speed {speed:g}x, store {db})")
         feed = InProcessFeed(svc, dets).start()
         try:
             while not feed.done or (headless and clock() < feed.ta[-1] + tail_s):
                 time.sleep(0.5)
-                tracks_max = max(tracks_max, len(svc.snapshot) if svc.snapshot is not None else 0)
             if not headless:
                 echo("feed finished; the map stays up until Ctrl-C")
                 while True:
@@ -61,7 +59,7 @@ def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless
             feed.stop()
         time.sleep(2 * svc.step_s)
     summary = {"detections_in": svc.stats.n_in, "detections_stored": svc.store.count_detections(),
-               "tracks_max": tracks_max, "track_rows": svc.store.count_tracks(),
+               "tracks_max": svc.stats.n_tracks_max, "track_rows": svc.store.count_tracks(),
                "alerts": len(svc.store.alerts()), "step_ms_max": round(svc.stats.step_ms_max, 1)}
     svc.store.close()
     return summary

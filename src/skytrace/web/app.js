@@ -94,7 +94,9 @@
     for (const a of active) {
       const li = document.createElement("li");
       const name = zoneLayers.get(a.zone)?.feature?.properties?.name || a.zone;
-      li.textContent = `${name} — ${a.level} since ${fmtTime(a.start)} (${a.tracks.length} tracks)`;
+      const eta = a.eta_s != null ? `, ETA ${Math.max(0, a.eta_s / 60).toFixed(1)} min` : "";
+      const p = a.probability != null ? `, P ${(a.probability * 100).toFixed(0)}%` : "";
+      li.textContent = `${name} — ${a.level} since ${fmtTime(a.start)} (${a.tracks.length} tracks${eta}${p})`;
       li.dataset.zone = a.zone;
       ul.appendChild(li);
     }
