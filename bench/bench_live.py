@@ -90,12 +90,12 @@ class Fleet:
 
 
 def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets: int, db: str | None,
-             frame_s: float = 1.0) -> dict:
+             frame_s: float = 1.0, with_alerts: bool = False) -> dict:
     from skytrace.tracking.tracker import TrackerConfig
 
     table = SensorTable.from_sensors(sensors())
     if stage_name == "tracker":
-        stage = pipeline_stage(table, None, TrackerConfig(frame_s=frame_s))
+        stage = pipeline_stage(table, builtin_oblasts() if with_alerts else None, TrackerConfig(frame_s=frame_s))
     else:  # transport only: an empty truth replay (no tracks), to separate transport from tracking cost
         stage = TruthReplayStage([TruthPoint(t=0.0, target="none", lat=LAT0, lon=LON0, alt_m=0, ve=0, vn=0, vu=0)],
                                  wall0=0.0)
@@ -181,7 +181,7 @@ def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets
         lat_ms = (rx[idx[ok], 0] - pt[ok]) * 1e3
     wall = time.time() - t_start
     return {"rate_per_s": rate, "duration_s": duration_s, "stage": stage_name, "targets": n_targets,
-            "tracker_frame_s": frame_s,
+            "tracker_frame_s": frame_s, "alerting": with_alerts,
             "published": published, "accepted": svc.ingest_stats.accepted, "stored": stored,
             "lost": published - stored, "achieved_rate_per_s": round(published / duration_s, 1),
             "latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 1) if lat_ms.size else None,
@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage", choices=["tracker", "truth"], default="tracker")
     ap.add_argument("--targets", type=int, default=200)
     ap.add_argument("--frame-s", type=float, default=1.0, help="tracker processing frame (s of sensor time)")
+    ap.add_argument("--alerts", action="store_true", help="run assessment + alerting on the 27 oblasts too")
     ap.add_argument("--db", default=None, help="store URL (default: a temporary SQLite file)")
     ap.add_argument("--browser", action="store_true")
     ap.add_argument("--browser-tracks", type=int, default=1000)
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for rate in args.rates:
             db = args.db or str(tmp / f"bench-{rate}.db")
-            r = run_rate(rate, args.duration, port, args.stage, args.targets, db, args.frame_s)
+            r = run_rate(rate, args.duration, port, args.stage, args.targets, db, args.frame_s, args.alerts)
             out["live"].append(r)
             print(json.dumps(r), flush=True)
     finally:

@@ -101,3 +101,49 @@ def test_map_flags_a_stalled_feed(kyiv_short, browser):
         page.wait_for_selector("#feed.stalled", timeout=15_000)
         assert "STALLED" in page.inner_text("#feed")
         page.close()
+
+
+@pytest.fixture(scope="module")
+def kyiv_wave(tmp_path_factory):
+    """kyiv-night up to the first alerts (2 h 20 min of scenario, ~5 s to simulate)."""
+    from skytrace.sim.engine import simulate
+    from skytrace.sim.scenario import load_scenario
+
+    out = tmp_path_factory.mktemp("kyiv-wave")
+    res = simulate(load_scenario("kyiv-night"), out, seed=1, duration_s=8400)
+    return out, res.t_start
+
+
+def test_map_turns_a_zone_red_from_the_real_tracker_and_alerting(kyiv_wave, browser):
+    """The full live path (in-process feed at 60x, tracker, assessment, alert engine) drives the map."""
+    from skytrace.service.clock import ScaledClock
+    from skytrace.service.replay import InProcessFeed
+
+    d, t_start = kyiv_wave
+    table = formats.load_sensor_table(d / "sensors.json")
+    zones = read_zones(d / "zones.geojson")
+    t_from = t_start + 7500
+    dets = [x for x in formats.iter_detections(d / "detections.jsonl", table)
+            if (x.t if x.t_arrival is None else x.t_arrival) >= t_from]
+    clock = ScaledClock(60.0, t_anchor=t_from)
+    svc = LiveService(table=table, zones=zones, stage=pipeline_stage(table, zones), store=open_store(None),
+                      step_s=0.25, clock=clock, stale_after_s=900.0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with ServerThread(create_app(svc)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(server.url + "/")
+        page.wait_for_function("window.skytrace && window.skytrace.zonesLoaded > 0", timeout=20_000)
+        assert page.evaluate("window.skytrace.zoneAlert.size") == 0
+        feed = InProcessFeed(svc, dets).start()
+        try:
+            page.wait_for_function("window.skytrace.tracks.size > 0", timeout=60_000)
+            page.wait_for_function("window.skytrace.zoneAlert.size > 0", timeout=90_000)
+            red = page.evaluate("[...window.skytrace.zoneAlert]")
+            assert set(red) <= {a.zone for a in svc.alerts} | {a.zone for a in svc.store.alerts()}
+            page.wait_for_selector("#alerts li[data-zone]", timeout=5_000)
+            page.wait_for_selector("#feed.live", timeout=10_000)
+            page.screenshot(path=str(ARTIFACTS / "map-live-alert.png"))
+        finally:
+            feed.stop()
+        page.close()
+    assert svc.store.alerts(), "alerts were shown but not stored"
