@@ -178,3 +178,18 @@ def test_live_demo_plays_a_simulation_through_the_live_path(kyiv_short, tmp_path
     assert "http://127.0.0.1:" in lines[0]
     assert summary["detections_in"] == summary["detections_stored"] == n_file
     assert summary["tracks_max"] >= 1 and summary["track_rows"] > 0
+
+
+def test_http_ingest_token_is_enforced(kyiv_short):
+    svc = _service(kyiv_short)
+    ac = _first_sensor(svc.table, "acoustic")
+    body = json.dumps({"t": time.time(), "sensor": ac, "bearing_deg": 1.0})
+    with TestClient(create_app(svc, ingest_token="s3cret-token-0123456789")) as client:
+        assert client.post("/api/v1/detections", content=body).status_code == 401
+        assert client.post("/api/v1/detections", content=body,
+                           headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = client.post("/api/v1/detections", content=body,
+                         headers={"Authorization": "Bearer s3cret-token-0123456789"})
+        assert ok.status_code == 202 and ok.json()["accepted"] == 1
+        assert client.get("/api/v1/status").status_code == 200
+    assert svc.stats.n_in == 1

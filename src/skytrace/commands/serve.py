@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -25,7 +26,10 @@ def serve(
                                           help="Tracker processing frame (s of sensor time); short = even load."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run the live service until interrupted."""
+    """Run the live service until interrupted.
+
+    Set SKYTRACE_INGEST_TOKEN in the environment to require `Authorization: Bearer <token>` on HTTP ingest.
+    """
     from skytrace.io.mqtt import MqttIngest
     from skytrace.service.app import create_app
     from skytrace.service.runner import BIND_HOST, run_server
@@ -44,7 +48,11 @@ def serve(
     typer.echo(f"skytrace serving {len(service.table)} sensors, "
                f"{len(service.zones) if service.zones else 0} zones; store {service.store.url}")
     typer.echo(f"map: http://{BIND_HOST}:{port}/   API: http://{BIND_HOST}:{port}/docs")
-    run_server(create_app(service, ingest), port)
+    token = os.environ.get("SKYTRACE_INGEST_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise typer.BadParameter("SKYTRACE_INGEST_TOKEN must be at least 16 characters")
+    typer.echo("HTTP ingest: " + ("token required (SKYTRACE_INGEST_TOKEN)" if token else "open (loopback only)"))
+    run_server(create_app(service, ingest, ingest_token=token), port)
 
 
 def register(app: typer.Typer) -> None:

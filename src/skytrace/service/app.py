@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import math
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -115,8 +116,12 @@ def zones_geojson(service: LiveService, tolerance_deg: float = 0.005) -> dict:
     return doc
 
 
-def create_app(service: LiveService, mqtt=None) -> FastAPI:
-    """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it."""
+def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None) -> FastAPI:
+    """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
+
+    With ``ingest_token``, the POST endpoints require ``Authorization: Bearer <token>`` (compared in constant
+    time); reading endpoints stay open to whoever can reach 127.0.0.1 or the reverse proxy in front.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -181,7 +186,12 @@ def create_app(service: LiveService, mqtt=None) -> FastAPI:
         _check_window(t0, t1, MAX_STATES_WINDOW_S)
         return _json(service.store.track_states(t0, t1))
 
+    expected_auth = f"Bearer {ingest_token}".encode() if ingest_token else None
+
     async def _ingest(request: Request, position_only: bool) -> JSONResponse:
+        if expected_auth is not None and not hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), expected_auth):
+            raise HTTPException(401, "missing or wrong ingest token", headers={"WWW-Authenticate": "Bearer"})
         body = b""
         async for chunk in request.stream():
             body += chunk
