@@ -79,6 +79,16 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         page.screenshot(path=str(ARTIFACTS / "map-alert.png"))
         trail_len = page.evaluate("Math.max(...[...window.skytrace.tracks.values()].map(t => t.trail.length))")
         assert trail_len >= 3
+        # timeline: 3 s back shows the stored states of that instant, then back to live
+        page.evaluate("() => { const s = document.getElementById('scrub'); s.value = -3; "
+                      "s.dispatchEvent(new Event('change')); }")
+        page.wait_for_selector("#feed.history", timeout=5_000)
+        page.wait_for_function("window.skytrace.historyShown > 0", timeout=10_000)
+        t_hist = page.evaluate("window.skytrace.historyT")
+        stored = {p.track for p in svc.store.track_states(t_hist - 1.5, t_hist)}
+        assert page.evaluate("window.skytrace.tracks.size") == len(stored) > 0
+        page.click("#live")
+        page.wait_for_selector("#feed.live", timeout=5_000)
         phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
         phone.goto(server.url + "/")
         phone.wait_for_function("window.skytrace.tracks.size > 0", timeout=20_000)

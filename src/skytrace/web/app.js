@@ -129,24 +129,45 @@
   }
   connect();
 
-  // Timeline: minutes back from the newest server time; 0 = live.
+  // Timeline: seconds back from the newest server time (up to 6 h); 0 = live. Shows the stored track states
+  // (1 Hz) and the alert periods at that instant; ▶ plays history forward at 30x until it catches up with live.
   const scrub = $("scrub");
-  scrub.addEventListener("change", async () => {
-    const back = Number(scrub.value);
-    if (back === 0) { goLive(); return; }
+  let playTimer = null;
+  async function showHistory(t) {
     st.mode = "history";
-    const t = (st.serverT || Date.now() / 1000) + back * 60;
-    $("scrub-label").textContent = `${fmtTime(t)} (${back} min)`;
-    const rows = await (await fetch(`api/v1/history/states?t0=${t - 2}&t1=${t}`)).json();
+    st.historyT = t;
+    const back = t - (st.serverT || Date.now() / 1000);
+    $("scrub-label").textContent = `${fmtTime(t)} (${(back / 60).toFixed(1)} min)`;
+    const rows = await (await fetch(`api/v1/history/states?t0=${t - 1.5}&t1=${t}`)).json();
     const last = new Map();
     for (const r of rows) last.set(r.track, r);
     const cols = { t, track: [], lat: [], lon: [], alt_m: [], ve: [], vn: [] };
     for (const r of last.values()) for (const k of Object.keys(cols)) if (k !== "t") cols[k].push(r[k]);
-    showTracks(cols, false);
+    if (st.mode !== "history") return;  // went live while fetching
+    showTracks(cols, playTimer !== null);
     const alerts = await (await fetch(`api/v1/alerts?since=${t}`)).json();
-    showAlerts(alerts.filter((a) => a.start <= t && (a.end == null || a.end >= t)));
+    if (st.mode === "history") showAlerts(alerts.filter((a) => a.start <= t && (a.end == null || a.end >= t)));
+    st.historyShown = cols.track.length;
+  }
+  scrub.addEventListener("change", () => {
+    const back = Number(scrub.value);
+    if (back === 0) { goLive(); return; }
+    showHistory((st.serverT || Date.now() / 1000) + back);
   });
-  function goLive() { st.mode = "live"; scrub.value = 0; $("scrub-label").textContent = "live";
+  function stopPlay() { if (playTimer) { clearInterval(playTimer); playTimer = null; } $("play").textContent = "▶ 30x"; }
+  $("play").addEventListener("click", () => {
+    if (playTimer) { stopPlay(); return; }
+    if (st.mode !== "history") { scrub.value = -1800; showHistory((st.serverT || Date.now() / 1000) - 1800); }
+    $("play").textContent = "❚❚";
+    playTimer = setInterval(() => {
+      const t = st.historyT + 30;
+      const now = st.serverT || Date.now() / 1000;
+      if (t >= now) { goLive(); return; }
+      scrub.value = Math.round(t - now);
+      showHistory(t);
+    }, 1000);
+  });
+  function goLive() { stopPlay(); st.mode = "live"; scrub.value = 0; $("scrub-label").textContent = "live";
                       if (st.lastAlerts) showAlerts(st.lastAlerts); }
   $("live").addEventListener("click", goLive);
 
