@@ -167,3 +167,29 @@ def test_serve_and_replay_commands_end_to_end(kyiv_short, mqtt_port, tmp_path):
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == published
     assert os.path.exists(db)
+
+
+def test_detections_published_while_the_service_is_down_arrive_when_it_returns(kyiv_short, mqtt_port):
+    """Persistent session (clean_session=False, QoS 1): the broker keeps what nodes publish during a restart."""
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    ac = next(s.id for s in table.records if s.kind == "acoustic")
+    client_id = f"test-restart-{time.time_ns()}"
+    got: list[Detection] = []
+    first = MqttIngest(table, got.extend, "127.0.0.1", mqtt_port, client_id=client_id)
+    first.start()
+    first.stop()  # the service goes down; its session stays on the broker
+    pub = MqttPublisher("127.0.0.1", mqtt_port)
+    pub.start()
+    now = time.time()
+    infos = [pub.publish(ac, [Detection(t=now + i, sensor=ac, bearing_deg=float(i))]) for i in range(200)]
+    for info in infos:
+        info.wait_for_publish(10)
+    pub.stop()
+    assert got == []
+    second = MqttIngest(table, got.extend, "127.0.0.1", mqtt_port, client_id=client_id)
+    second.start()
+    try:
+        assert _wait(lambda: len(got) >= 200, 15)
+    finally:
+        second.stop()
+    assert sorted(d.bearing_deg for d in got) == [float(i) for i in range(200)]
