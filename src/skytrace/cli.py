@@ -29,6 +29,8 @@ COMMAND_MODULES = [
     "alerts",
     "demo",
     "inspect",
+    "serve",
+    "replay",
 ]
 
 
