@@ -79,6 +79,7 @@ class DetectionBatch:
     alt_sigma_m: np.ndarray
     snr_db: np.ndarray
     t_arrival: np.ndarray
+    source: np.ndarray | None = None  # simulation only: index of the true emitter, -1 for false alarms
 
     FLOAT_FIELDS = ("t", "bearing_deg", "elevation_deg", "range_m", "lat", "lon", "alt_m", "pos_sigma_m",
                     "alt_sigma_m", "snr_db", "t_arrival")
@@ -89,7 +90,7 @@ class DetectionBatch:
     @classmethod
     def empty(cls, n: int = 0) -> DetectionBatch:
         kw = {name: np.full(n, np.nan) for name in cls.FLOAT_FIELDS}
-        return cls(sensor=np.zeros(n, dtype=np.int32), **kw)
+        return cls(sensor=np.zeros(n, dtype=np.int32), source=np.full(n, -1, dtype=np.int32), **kw)
 
     @classmethod
     def from_records(cls, dets: list[Detection], table: SensorTable) -> DetectionBatch:
@@ -111,15 +112,20 @@ class DetectionBatch:
             out.append(Detection(t=float(self.t[i]), sensor=table.ids[int(self.sensor[i])], **kw))
         return out
 
+    def _source(self) -> np.ndarray:
+        return self.source if self.source is not None else np.full(len(self), -1, dtype=np.int32)
+
     def take(self, idx: np.ndarray) -> DetectionBatch:
         """Rows ``idx`` (integer indices or boolean mask) as a new batch."""
-        return DetectionBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        kw = {f.name: getattr(self, f.name)[idx] for f in fields(self) if f.name != "source"}
+        return DetectionBatch(source=self._source()[idx], **kw)
 
     @classmethod
     def concat(cls, batches: list[DetectionBatch]) -> DetectionBatch:
         if not batches:
             return cls.empty()
-        return cls(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)})
+        kw = {f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls) if f.name != "source"}
+        return cls(source=np.concatenate([b._source() for b in batches]), **kw)
 
 
 @dataclass
@@ -140,6 +146,16 @@ class TrackSnapshot:
     vn: np.ndarray
     vu: np.ndarray
     pos_sigma_m: np.ndarray
+    sensors: list[list[str]] | None = None  # ids of (up to 4) sensors that contributed to each track
+    sensor_rows: np.ndarray | None = None  # or, lazily: (N, 4) rows into sensor_names, -1 for none
+    sensor_names: list[str] | None = None
+
+    def sensors_of(self, i: int) -> list[str] | None:
+        if self.sensors is not None:
+            return self.sensors[i]
+        if self.sensor_rows is not None and self.sensor_names is not None:
+            return [self.sensor_names[k] for k in self.sensor_rows[i] if k >= 0]
+        return None
 
     def __len__(self) -> int:
         return len(self.track)
@@ -163,5 +179,6 @@ class TrackSnapshot:
 
         return [TrackPoint(t=self.t, track=self.track[i], status=self.status[i], lat=float(self.lat[i]),
                            lon=float(self.lon[i]), alt_m=float(self.alt_m[i]), ve=float(self.ve[i]),
-                           vn=float(self.vn[i]), vu=float(self.vu[i]), pos_sigma_m=float(self.pos_sigma_m[i]))
+                           vn=float(self.vn[i]), vu=float(self.vu[i]), pos_sigma_m=float(self.pos_sigma_m[i]),
+                           sensors=self.sensors_of(i))
                 for i in range(len(self))]

@@ -26,8 +26,11 @@ COMMAND_MODULES = [
     "simulate",
     "track",
     "evaluate",
+    "alerts",
     "demo",
     "inspect",
+    "serve",
+    "replay",
 ]
 
 

@@ -1,4 +1,4 @@
-"""``skytrace evaluate``: score a tracks file against a truth file (GOSPA and its parts, OSPA, RMSE, breaks)."""
+"""``skytrace evaluate``: score tracks against truth (GOSPA and its parts, OSPA, RMSE, breaks, ID switches)."""
 
 from __future__ import annotations
 
@@ -9,30 +9,18 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from skytrace.batch import ACOUSTIC, SensorTable
 from skytrace.errors import SkytraceError
-from skytrace.evaluation import evaluate_tracks, ospa
-from skytrace.evaluation.tracking import _interp_truth
+from skytrace.evaluation import ospa
+from skytrace.evaluation.tracking import (
+    _interp_truth,
+    confirmation_report,
+    evaluate_tracks,
+    heard_targets,
+    observed_times,
+)
 from skytrace.geo import LocalFrame
 from skytrace.io import formats
-
-
-def evaluate_files(truth_path: Path, tracks_path: Path, every_s: float | None = None, c_m: float = 500.0,
-                   p: float = 2.0, skip_bad: bool = False) -> dict:
-    """Scores of ``tracks_path`` against ``truth_path`` as a plain dict (what ``--json`` prints)."""
-    on_error = "skip" if skip_bad else "raise"
-    truth = formats.read_truth(truth_path, on_error=on_error)
-    tracks = formats.read_tracks(tracks_path, on_error=on_error)
-    if not truth:
-        raise SkytraceError(f"{truth_path}: no truth records")
-    try:
-        score = evaluate_tracks(truth, tracks, dt=every_s, c=c_m, p=p)
-    except ValueError as exc:
-        raise SkytraceError(str(exc)) from None
-    out = score.summary()
-    out["c_m"], out["p"], out["alpha"] = c_m, p, 2
-    out["mean_ospa_m"] = round(_mean_ospa(truth, tracks, score, c_m, p), 2)
-    # strict JSON: an undefined value (e.g. RMSE with no assigned track) is null, never NaN
-    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}
 
 
 def _mean_ospa(truth, tracks, score, c_m: float, p: float) -> float:
@@ -56,24 +44,58 @@ def _mean_ospa(truth, tracks, score, c_m: float, p: float) -> float:
     return float(np.mean(vals)) if vals else 0.0
 
 
+def _strict(obj):
+    """Strict JSON: an undefined number (e.g. RMSE with no assigned track) becomes null, never NaN."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_strict(v) for v in obj]
+    return None if isinstance(obj, float) and not np.isfinite(obj) else obj
+
+
 def evaluate(
-    truth: Path = typer.Option(..., "--truth", help="truth.jsonl (from the simulator)"),
-    tracks: Path = typer.Option(..., "--tracks", help="tracks.jsonl (from skytrace track or any tracker)"),
-    every: float = typer.Option(None, "--every", help="Score at each multiple of DT s (default: the tracks' own)."),
-    c: float = typer.Option(500.0, "--c", help="GOSPA/OSPA cut-off distance in metres."),
-    p: float = typer.Option(2.0, "--p", help="GOSPA/OSPA order."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad lines instead of stopping."),
+    truth: Path = typer.Option(..., "--truth", help="truth.jsonl"),
+    tracks: Path = typer.Option(..., "--tracks", help="tracks.jsonl"),
+    every: float = typer.Option(1.0, "--every", help="Scoring interval (s); use the tracker's --every."),
+    c: float = typer.Option(500.0, "--c", help="GOSPA cut-off distance (m)."),
+    p: float = typer.Option(2.0, "--p", help="GOSPA order."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Simulation output (sensors.json, detections.jsonl, "
+                                        "meta.json, detection_labels.npy) for coverage-aware scores."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Score tracks against truth: GOSPA (localisation / missed / false), OSPA, RMSE, track breaks, ID switches."""
-    if c <= 0 or p < 1 or (every is not None and every <= 0):
-        raise typer.BadParameter("need --c > 0, --p >= 1 and --every > 0")
-    res = evaluate_files(truth, tracks, every, c, p, skip_bad)
+    """Score a tracks file against truth; with --run-dir also within sensor coverage and per heard drone."""
+    truth_recs = formats.read_truth(truth)
+    track_recs = formats.read_tracks(tracks)
+    if not truth_recs:
+        raise SkytraceError(f"{truth}: no truth points")
+    score_all = evaluate_tracks(truth_recs, track_recs, dt=every, c=c, p=p)
+    out = {"all_flying": score_all.summary()}
+    out["all_flying"]["mean_ospa_m"] = round(_mean_ospa(truth_recs, track_recs, score_all, c, p), 2)
+    if run_dir is not None:
+        needed = ["sensors.json", "detections.jsonl", "meta.json", "detection_labels.npy"]
+        missing = [n for n in needed if not (run_dir / n).exists()]
+        if missing:
+            raise SkytraceError(f"{run_dir}: missing {', '.join(missing)} (a directory written by skytrace simulate)")
+        table = SensorTable.from_sensors(formats.read_sensors(run_dir / "sensors.json"))
+        dets = formats.read_detections(run_dir / "detections.jsonl", table)
+        labels = np.load(run_dir / "detection_labels.npy")
+        if labels.shape[0] != len(dets):
+            raise SkytraceError(f"{run_dir}: detection_labels.npy does not match detections.jsonl")
+        ids = [t["target"] for t in json.loads((run_dir / "meta.json").read_text())["targets"]]
+        obs = observed_times(labels, dets.t, ids, dets.sensor, min_sensors=2)
+        score = evaluate_tracks(truth_recs, track_recs, dt=every, c=c, p=p, observed=obs)
+        out["localisable"] = score.summary()
+        heard = heard_targets(labels, dets.t, dets.sensor, table.kind == ACOUSTIC, ids)
+        rep = confirmation_report(score, heard)
+        out["heard_by_2_nodes_30s"] = rep
+    out = _strict(out)
     if as_json:
-        typer.echo(json.dumps(res))
+        typer.echo(json.dumps(out, indent=1))
         return
-    for k, v in res.items():
-        typer.echo(f"{k:>28}: {v}")
+    for name, summ in out.items():
+        typer.echo(f"{name}:")
+        for k, v in summ.items():
+            typer.echo(f"  {k}: {v}")
 
 
 def register(app: typer.Typer) -> None:

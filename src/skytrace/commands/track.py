@@ -23,6 +23,23 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
                                              on_error="skip" if skip_bad else "raise", stats=stats)
     n_points = 0
     cpu0 = time.process_time()
+    prog = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Path(detections_path).open("rb") as fh:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        prog = Progress(TextColumn("tracking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        transient=True)
+        prog.start()
+        task = prog.add_task("track", total=total)
+
+        def counted(it):
+            for b in it:
+                yield b
+                prog.update(task, completed=stats.lines)
+
+        batches = counted(batches)
     with formats.JsonlWriter(out) as w:
         def on_step(res) -> None:
             nonlocal n_points
@@ -36,6 +53,8 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
         for k in range(1, int(pipe.tracker.cfg.lag_s / every_s) + 2):
             on_step(pipe.step(last + k * every_s))
             steps += 1
+    if prog is not None:
+        prog.stop()
     return {"read": stats, "tracker": dict(pipe.tracker.stats), "track_points": n_points, "steps": steps,
             "cpu_s": time.process_time() - cpu0}
 

@@ -88,6 +88,8 @@ class TrackingScore:
     targets_total: int = 0
     c: float = 500.0
     p: float = 2.0
+    history: dict = field(default_factory=dict)  # target -> [(t, assigned track id or None)] at counted times
+    alive: dict = field(default_factory=dict)  # target -> bool array: counted at that grid time
 
     @property
     def mean_gospa(self) -> float:
@@ -122,8 +124,15 @@ def _interp_truth(truth: list[TruthPoint]) -> dict[str, tuple[np.ndarray, np.nda
 
 def evaluate_tracks(truth: list[TruthPoint], tracks: list[TrackPoint], dt: float | None = None, c: float = 500.0,
                     p: float = 2.0, statuses: tuple[str, ...] = ("confirmed", "coasting"),
-                    t_range: tuple[float, float] | None = None) -> TrackingScore:
-    """Score tracks against truth at every multiple of ``dt`` (default: the tracks' own interval) in the truth span."""
+                    t_range: tuple[float, float] | None = None,
+                    observed: dict[str, np.ndarray] | None = None, observed_window_s: float = 60.0
+                    ) -> TrackingScore:
+    """Score tracks against truth at every multiple of ``dt`` (default: the tracks' own interval) in the truth span.
+
+    ``observed`` (target -> sorted times at which some sensor detected it) restricts the truth to the targets
+    inside sensor coverage: a target counts at t only if it was detected within the preceding
+    ``observed_window_s``. Without it, every flying target counts, including those no sensor can see.
+    """
     per_truth = _interp_truth(truth)
     if not per_truth:
         raise ValueError("truth is empty")
@@ -144,11 +153,22 @@ def evaluate_tracks(truth: list[TruthPoint], tracks: list[TrackPoint], dt: float
     for tp in tracks:
         by_t[round(tp.t / dt) * dt].append(tp)
     g, loc, mis, fal, ntr, ntk, sq = [], [], [], [], [], [], []
-    history: dict[str, list[str | None]] = defaultdict(list)
+    history: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
+    alive_map: dict[str, list[bool]] = {}
     for t in grid:
         tids, xs = [], []
         for tid, (ts, enu) in enu_truth.items():
             if ts[0] - 1e-6 <= t <= ts[-1] + 1e-6:
+                alive_map.setdefault(tid, []).append(True)
+                if observed is not None:
+                    ot = observed.get(tid)
+                    if ot is None or ot.size == 0:
+                        alive_map[tid][-1] = False
+                        continue
+                    k = np.searchsorted(ot, t, side="right")
+                    if k == 0 or t - ot[k - 1] > observed_window_s:
+                        alive_map[tid][-1] = False
+                        continue
                 tids.append(tid)
                 xs.append([np.interp(t, ts, enu[:, k]) for k in range(3)])
         X = np.asarray(xs).reshape(-1, 3)
@@ -165,14 +185,14 @@ def evaluate_tracks(truth: list[TruthPoint], tracks: list[TrackPoint], dt: float
         assigned = {i: j for i, j in res["pairs"]}
         for i, tid in enumerate(tids):
             j = assigned.get(i)
-            history[tid].append(tps[j].track if j is not None else None)
+            history[tid].append((float(t), tps[j].track if j is not None else None))
             if j is not None:
                 sq.append(float(np.sum((X[i] - Y[j]) ** 2)))
     breaks = switches = tracked = 0
     for seq in history.values():
         last = None
         was = False
-        for tr in seq:
+        for _, tr in seq:
             if tr is not None:
                 if last is not None and tr != last:
                     switches += 1
@@ -183,7 +203,79 @@ def evaluate_tracks(truth: list[TruthPoint], tracks: list[TrackPoint], dt: float
                 was = False
         if was:
             pass
-        tracked += any(s is not None for s in seq)
+        tracked += any(s is not None for _, s in seq)
     # a truth that ends while unassigned is a break only if it had been tracked: trailing gaps count above
     return TrackingScore(grid, np.array(g), np.array(loc), np.array(mis), np.array(fal), np.array(ntr),
-                         np.array(ntk), sq, breaks, switches, tracked, len(history), c, p)
+                         np.array(ntk), sq, breaks, switches, tracked, len(history), c, p, dict(history),
+                         {k: np.array(v) for k, v in alive_map.items()})
+
+
+def observed_times(labels: np.ndarray, t: np.ndarray, target_ids: list[str], sensor: np.ndarray | None = None,
+                   min_sensors: int = 1, window_s: float = 60.0) -> dict[str, np.ndarray]:
+    """Per target, the sorted times of the detections it caused (from the simulator's labels).
+
+    With ``sensor`` and ``min_sensors`` = 2, only detections preceded within ``window_s`` by a detection of the
+    same target from another sensor count: the target was then localisable, not merely heard by one node.
+    """
+    out = {}
+    for k, tid in enumerate(target_ids):
+        sel = np.flatnonzero(labels == k)
+        order = sel[np.argsort(t[sel])]
+        ts = t[order]
+        if min_sensors <= 1 or sensor is None or ts.size == 0:
+            out[tid] = ts
+            continue
+        ss = sensor[order]
+        # time of the latest detection by a sensor different from the current one, scanning forward
+        keep = np.zeros(ts.size, bool)
+        last_by: dict[int, float] = {}
+        for q in range(ts.size):
+            last_by[int(ss[q])] = ts[q]
+            others = [tt for sid, tt in last_by.items() if sid != ss[q] and ts[q] - tt <= window_s]
+            keep[q] = len(others) >= min_sensors - 1
+            if len(last_by) > 64:  # forget stale sensors
+                last_by = {sid: tt for sid, tt in last_by.items() if ts[q] - tt <= window_s}
+        out[tid] = ts[keep]
+    return out
+
+
+def heard_targets(labels: np.ndarray, t: np.ndarray, sensor: np.ndarray, acoustic: np.ndarray,
+                  target_ids: list[str], window_s: float = 30.0, min_nodes: int = 2) -> dict[str, float]:
+    """Targets heard by at least ``min_nodes`` distinct acoustic nodes within some ``window_s`` window.
+
+    Returns target -> the first time that condition holds (the end of the first such window).
+    """
+    out = {}
+    for k, tid in enumerate(target_ids):
+        sel = (labels == k) & acoustic[sensor]
+        if sel.sum() < min_nodes:
+            continue
+        ts, ss = t[sel], sensor[sel]
+        order = np.argsort(ts)
+        ts, ss = ts[order], ss[order]
+        lo = 0
+        for hi in range(ts.size):
+            while ts[hi] - ts[lo] > window_s:
+                lo += 1
+            if np.unique(ss[lo:hi + 1]).size >= min_nodes:
+                out[tid] = float(ts[hi])
+                break
+    return out
+
+
+def confirmation_report(score: TrackingScore, heard: dict[str, float], window_s: float = 30.0) -> dict:
+    """For targets that met the 'heard' condition: did a confirmed track get assigned to them, and how fast?
+
+    The delay is from the start of the first qualifying hearing window to the first step at which the target is
+    assigned to a confirmed track.
+    """
+    delays, missing = [], []
+    for tid, t_h in heard.items():
+        got = [t for t, tr in score.history.get(tid, []) if tr is not None and t >= t_h - window_s]
+        if got:
+            delays.append(got[0] - (t_h - window_s))
+        else:
+            missing.append(tid)
+    return {"qualifying": len(heard), "tracked": len(delays), "missing": missing,
+            "median_delay_s": float(np.median(delays)) if delays else None,
+            "p90_delay_s": float(np.percentile(delays, 90)) if delays else None}

@@ -124,7 +124,7 @@ def build_world(sc: Scenario, rng: np.random.Generator) -> World:
 def _batch(n: int, **cols) -> DetectionBatch:
     b = DetectionBatch.empty(n)
     for k, v in cols.items():
-        setattr(b, k, np.asarray(v, dtype=np.int32 if k == "sensor" else float))
+        setattr(b, k, np.asarray(v, dtype=np.int32 if k in ("sensor", "source") else float))
     return b
 
 
@@ -206,7 +206,7 @@ def acoustic_looks(world: World, t0: float, t1: float, rng: np.random.Generator)
             elev = np.where(net.has_elevation[node],
                             np.clip(el + rng.normal(0, 1, idx.size) * ac.ELEVATION_FACTOR * sig, -90, 90), np.nan)
             out.append(_batch(idx.size, t=t_rx, sensor=node, bearing_deg=np.mod(bearing, 360.0), elevation_deg=elev,
-                              snr_db=look_snr))
+                              snr_db=look_snr, source=np.where(outlier, -1, pair_d)))
             diag = {**cand, "drone": pair_d, "tau": tau, "true_az": az, "true_el": el, "range_m": rng_m, "sigma": sig,
                     "outlier": outlier, "n_true": idx.size}
     # random false alarms
@@ -241,7 +241,7 @@ def acoustic_looks(world: World, t0: float, t1: float, rng: np.random.Generator)
 
 def radar_looks(world: World, t0: float, t1: float, rng: np.random.Generator) -> DetectionBatch:
     """Radar plots in [t0, t1): targets above the radar horizon, detected by SNR, plus clutter."""
-    fleet, sc = world.fleet, world.scenario
+    fleet = world.fleet
     out: list[DetectionBatch] = []
     base = len(world.net.ids)
     active = _active(fleet, t0, t1)
@@ -271,7 +271,7 @@ def radar_looks(world: World, t0: float, t1: float, rng: np.random.Generator) ->
                 bearing_deg=np.mod(az[det] + rng.normal(0, r.bearing_sigma_deg, n), 360.0),
                 elevation_deg=np.clip(el[det] + rng.normal(0, r.elevation_sigma_deg, n), -90, 90),
                 range_m=np.abs(rng_m[det] + rng.normal(0, r.range_sigma_m, n)),
-                snr_db=rd.snr_db(rng_m[det], r.max_range_m)))
+                snr_db=rd.snr_db(rng_m[det], r.max_range_m), source=dd[det]))
         n_cl = rng.poisson(r.clutter_per_scan * scans.size)
         if n_cl:
             t = rng.choice(scans, n_cl) + rng.uniform(0, r.scan_s, n_cl)
@@ -285,7 +285,6 @@ def radar_looks(world: World, t0: float, t1: float, rng: np.random.Generator) ->
     lat_s = np.array([r.latency_s for r in world.radars]) if world.radars else np.zeros(0)
     if len(batch):
         batch.t_arrival = batch.t + lat_s[batch.sensor - base] * rng.uniform(0.8, 1.5, len(batch))
-    _ = sc
     return batch
 
 
@@ -320,7 +319,8 @@ def sighting_reports(world: World, t0: float, t1: float, rng: np.random.Generato
         alt = np.clip(h + sc.ground_alt_m + rng.normal(0, s.alt_error_m, n), sc.ground_alt_m + 10, 10_000)
         out.append(_batch(n, t=tt + rng.normal(0, s.time_error_s, n), sensor=np.full(n, sid), lat=lat, lon=lon,
                           alt_m=alt, pos_sigma_m=np.full(n, s.reported_sigma_m),
-                          alt_sigma_m=np.full(n, s.reported_alt_sigma_m), t_arrival=tt + rng.uniform(*s.delay_s, n)))
+                          alt_sigma_m=np.full(n, s.reported_alt_sigma_m), t_arrival=tt + rng.uniform(*s.delay_s, n),
+                          source=dd))
     n_wrong = rng.poisson(s.wrong_per_hour * (t1 - t0) / 3600.0)
     if n_wrong:
         c = world.city_xy[rng.integers(0, len(world.city_xy), n_wrong)]
@@ -398,9 +398,9 @@ def simulate(sc: Scenario, out_dir: str | Path, seed: int = 0, progress: bool = 
     t_stop = t_start + (duration_s if duration_s is not None else sc.duration_s)
     res = SimResult(out, len(world.fleet), len(sensors), 0, {"acoustic": 0, "radar": 0, "position": 0},
                     t_start, t_stop)
-    kinds = {s.id: s.kind for s in sensors}
     n_ac = len(world.net.ids)
     pending: list[DetectionBatch] = []
+    labels: list[np.ndarray] = []
     chunks = np.arange(t_start, t_stop, sc.chunk_s)
     prog = None
     if progress:
@@ -428,6 +428,7 @@ def simulate(sc: Scenario, out_dir: str | Path, seed: int = 0, progress: bool = 
                 done = allb.take(ready)
                 pending = [allb.take(~ready)]
                 det_w.write_many(_records(done, world.sensor_ids))
+                labels.append(done.source.astype(np.int32))
                 s = done.sensor
                 res.detections_by_kind["acoustic"] += int((s < n_ac).sum())
                 res.detections_by_kind["radar"] += int(((s >= n_ac) & (s < n_ac + len(world.radars))).sum())
@@ -437,7 +438,6 @@ def simulate(sc: Scenario, out_dir: str | Path, seed: int = 0, progress: bool = 
     finally:
         if prog is not None:
             prog.stop()
-    _ = kinds
     res.wall_s = time.perf_counter() - wall0
     res.cpu_s = time.process_time() - cpu0
     meta = {
@@ -453,4 +453,7 @@ def simulate(sc: Scenario, out_dir: str | Path, seed: int = 0, progress: bool = 
             for i in range(len(world.fleet))],
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    # simulation-only ground truth of the data association: line k of detections.jsonl came from target
+    # labels[k] (an index into meta.json's targets), or -1 for clutter, false alarms, outliers, wrong sightings
+    np.save(out / "detection_labels.npy", np.concatenate(labels) if labels else np.zeros(0, np.int32))
     return res

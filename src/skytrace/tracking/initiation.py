@@ -87,6 +87,21 @@ def cartesian_from_plots(m: MeasBatch, M: np.ndarray, b: np.ndarray) -> tuple[np
     return pos, cov
 
 
+def _lonely(pool: BearingPool, idx: np.ndarray, cfg) -> np.ndarray:
+    """True where the node of bearing ``idx`` reported no other, distinct bearing within ``init_dt_s``."""
+    order = np.lexsort((pool.t, pool.sensor))
+    s_sorted, t_sorted, az_sorted = pool.sensor[order], pool.t[order], pool.az[order]
+    lo = np.searchsorted(s_sorted, pool.sensor[idx], side="left")
+    hi = np.searchsorted(s_sorted, pool.sensor[idx], side="right")
+    out = np.ones(idx.size, bool)
+    for q in np.flatnonzero(hi - lo > 1):  # only nodes with several bearings in the pool need a look
+        sl = slice(lo[q], hi[q])
+        near = np.abs(t_sorted[sl] - pool.t[idx[q]]) <= cfg.init_dt_s
+        diff = np.abs(np.mod(az_sorted[sl] - pool.az[idx[q]] + np.pi, 2 * np.pi) - np.pi)
+        out[q] = not np.any(near & (diff > np.radians(cfg.init_resolution_deg)))
+    return out
+
+
 def triangulate(pool: BearingPool, M: np.ndarray, b: np.ndarray, sensor_pos: np.ndarray, cfg):
     """Find positions seen by >= cfg.init_min_nodes distinct nodes; returns new-track arrays or None."""
     n = len(pool)
@@ -135,7 +150,13 @@ def triangulate(pool: BearingPool, M: np.ndarray, b: np.ndarray, sensor_pos: np.
     key = np.unique(cand * (int(pool.sensor.max()) + 1) + pool.sensor[k])
     n_support = np.bincount(key // (int(pool.sensor.max()) + 1), minlength=i.size)
     n_nodes = 2 + n_support
-    viable = np.flatnonzero(n_nodes >= cfg.init_min_nodes)
+    # two-node fixes are accepted only where they cannot be ghosts: each of the two nodes hears exactly one
+    # source around that time (no other bearing of it within init_dt_s differing by more than the resolution)
+    min_nodes = np.full(i.size, cfg.init_min_nodes)
+    if cfg.init_two_node_unambiguous:
+        min_nodes[:] = np.minimum(min_nodes, np.where(_lonely(pool, i, cfg) & _lonely(pool, j, cfg), 2,
+                                                      cfg.init_min_nodes))
+    viable = np.flatnonzero(n_nodes >= min_nodes)
     if viable.size == 0:
         return None
     order = viable[np.lexsort((np.abs(det[viable]) * -1, -n_nodes[viable]))]
@@ -151,7 +172,7 @@ def triangulate(pool: BearingPool, M: np.ndarray, b: np.ndarray, sensor_pos: np.
         members = members[~used[members]]
         if members.size < 2 or used[i[c_idx]] or used[j[c_idx]]:
             continue
-        if np.unique(pool.sensor[members]).size < cfg.init_min_nodes:
+        if np.unique(pool.sensor[members]).size < min_nodes[c_idx]:
             continue
         if accepted_xy and np.min(np.linalg.norm(np.asarray(accepted_xy) - X[c_idx], axis=1)) < 500:
             used[members] = True

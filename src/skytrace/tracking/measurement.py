@@ -7,9 +7,9 @@ All models share one padded form with m = 3 rows so that pairs of every kind are
 - ``radar``: z = (azimuth, elevation, slant range) in the radar's local ENU.
 - ``acoustic`` / ``optical``: z = (azimuth[, elevation]) of the *retarded* position. A node receiving sound at t
   hears where the source was at t - r/c; with the track state at t, the source position then was
-  p - v r/c (r solved by two fixed-point iterations, contraction v/c ~ 0.15); the Jacobian includes the
-  dependence of the delay on the state (implicit differentiation of tau = |M(p - v tau) + b| / c). Unused rows
-  are padded with H = 0, innovation 0, R = 1: they add nothing to the Mahalanobis distance, the likelihood or the gain.
+  p - v r/c (r solved by fixed-point iteration, contraction v/c ~ 0.15; the Jacobian includes the dependence
+  of the delay on the state). Unused rows are padded with
+  H = 0, innovation 0, R = 1: they add nothing to the Mahalanobis distance, the likelihood or the gain.
 
 Geometry is exact at any distance from the frame origin: a position p in the frame maps to the sensor's local ENU
 as d = M p + b with M = R_sensor R_frame^T and b = R_sensor (o_frame - s_sensor), both precomputed per sensor.
@@ -62,27 +62,26 @@ def predict_measurements(x: np.ndarray, kind: np.ndarray, M: np.ndarray, b: np.n
         d = np.einsum("nij,nj->ni", Ma, pa) + ba
         acoustic = (kind[ang] == ACOUSTIC)
         tau = np.zeros(d.shape[0])
+        G = np.broadcast_to(np.eye(3), (d.shape[0], 3, 3)).copy()
         if acoustic.any():
             c = c_mps[ang][acoustic]
-            dv = np.einsum("nij,nj->ni", Ma[acoustic], va[acoustic])
+            w = np.einsum("nij,nj->ni", Ma[acoustic], va[acoustic])
             dd = d[acoustic]
             ta = np.linalg.norm(dd, axis=1) / c
-            for _ in range(2):
-                ta = np.linalg.norm(dd - dv * ta[:, None], axis=1) / c
+            for _ in range(3):
+                ta = np.linalg.norm(dd - w * ta[:, None], axis=1) / c
             tau[acoustic] = ta
-            d[acoustic] = dd - dv * ta[:, None]
+            dr = dd - w * ta[:, None]
+            d[acoustic] = dr
+            # tau depends on the state too (c tau = |d0 - w tau|): d(d)/d(d0) = I - w dhat^T / (c + dhat.w)
+            dhat = dr / np.maximum(np.linalg.norm(dr, axis=1), 1e-9)[:, None]
+            G[acoustic] -= w[:, :, None] * dhat[:, None, :] / (c + np.einsum("ni,ni->n", dhat, w))[:, None, None]
         az, el, r, j_az, j_el, j_r = _angles_and_jacobian(d)
-        # chain rule to the state: d = M (p - v tau) + b, and tau = |d| / c itself depends on p and v:
-        # dtau/dp = M^T u / (c + u.Mv) with u = d/|d|, so dd/dp = M - (Mv) dtau/dp^T and dd/dv = -tau dd/dp
-        J = Ma.copy()
-        if acoustic.any():
-            da = d[acoustic]
-            u = da / np.maximum(np.linalg.norm(da, axis=1), 1e-9)[:, None]
-            g = np.einsum("nji,nj->ni", Ma[acoustic], u) / (c + np.einsum("ni,ni->n", u, dv))[:, None]
-            J[acoustic] = Ma[acoustic] - dv[:, :, None] * g[:, None, :]
-        Hp_az = np.einsum("ni,nij->nj", j_az, J)
-        Hp_el = np.einsum("ni,nij->nj", j_el, J)
-        Hp_r = np.einsum("ni,nij->nj", j_r, J)
+        # chain rule to the state: d = G M (dp - tau dv) for the retarded position
+        GM = G @ Ma
+        Hp_az = np.einsum("ni,nij->nj", j_az, GM)
+        Hp_el = np.einsum("ni,nij->nj", j_el, GM)
+        Hp_r = np.einsum("ni,nij->nj", j_r, GM)
         ha = np.zeros((d.shape[0], M_DIM))
         Ha = np.zeros((d.shape[0], M_DIM, 6))
         ha[:, 0] = az

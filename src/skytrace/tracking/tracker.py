@@ -62,14 +62,16 @@ class TrackerConfig:
     imm_mu0: tuple[float, float] = (0.9, 0.1)  # model probabilities of a new track
     gate_p: float = 0.999  # gate probability (chi-square)
     tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
-    confirm_hits: int = 5
+    confirm_hits: int = 6
     confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own ...
-    confirm_hits_per_sensor: int = 3  # ... and each of them must support it repeatedly (one stray bearing won't do)
-    confirm_max_sigma_m: float = 1500.0
-    confirm_min_speed_mps: float = 12.0  # plausible speeds of the drones to confirm (Shahed 33-51, jets ~110 m/s)
-    confirm_max_speed_mps: float = 120.0
+    confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
+    confirm_max_sigma_m: float = 800.0
+    confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
+    confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
+    report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
     tentative_timeout_s: float = 12.0
-    confirmed_timeout_s: float = 90.0
+    confirmed_timeout_s: float = 240.0
+    single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
     max_pos_sigma_m: float = 4000.0
     init_vel_sigma_mps: float = 45.0
     init_vu_sigma_mps: float = 5.0
@@ -81,12 +83,14 @@ class TrackerConfig:
     init_range_m: float = 9000.0  # max node-to-source distance considered
     init_min_nodes: int = 3
     init_min_angle_deg: float = 12.0
+    init_two_node_unambiguous: bool = True  # accept 2-node fixes where both nodes hear a single source
+    init_resolution_deg: float = 10.0
     acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a node are not candidates
     merge_distance_m: float = 250.0
     merge_speed_mps: float = 12.0
     max_speed_mps: float = 150.0
     coast_status_s: float = 10.0  # confirmed tracks without update for this long are reported as coasting
-    min_agl_m: float = 0.0  # altitude bounds above the sensors' median ground (bearing-only tracks drift vertically)
+    min_agl_m: float = 0.0  # altitude bounds above the sensors' mean ground (bearing-only tracks drift vertically)
     max_agl_m: float = 6000.0
     max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
 
@@ -105,11 +109,14 @@ class TrackArrays:
     born: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # up to 4 distinct sensors
     seen_hits: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # updates from each
+    last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
     mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # IMM model probabilities
     xm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6)))  # IMM model-conditioned states
     Pm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6, 6)))
 
-    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "mu", "xm", "Pm")
+    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "last_sensor",
+              "last_cross", "mu", "xm", "Pm")
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -160,11 +167,11 @@ class Tracker:
         fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
         self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
         self.tracks = TrackArrays()
+        self._names: dict[int, str] = {}
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
         self.pool = initiation.BearingPool.empty()
         self.t_processed = -np.inf
-        self._managed_t = -np.inf
         self.stats = {"detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
                       "tracks_started": 0, "tracks_confirmed": 0, "tracks_deleted": 0, "frames": 0}
 
@@ -201,8 +208,7 @@ class Tracker:
                 if lo < len(m):
                     self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
         if cutoff > self.t_processed:
-            if self._managed_t != cutoff:  # the last frame may already have ended (and been managed) here
-                self._manage(cutoff)
+            self._manage(cutoff, merge=False)
             self.t_processed = cutoff
         return self.snapshot(t_now)
 
@@ -223,7 +229,6 @@ class Tracker:
         if un.size:
             self._initiate(m.take(un), t_end)
         self._manage(t_end)
-        self._managed_t = t_end
 
     def _gate(self, m: MeasBatch, t_ref: float):
         tr = self.tracks
@@ -307,18 +312,36 @@ class Tracker:
             g = coo_matrix((np.ones(hard.size), (row[hard], n_r + dj[hard])), shape=(n_r + n_c, n_r + n_c))
             _, lab = connected_components(g, directed=False)
             comp = lab[row[hard]]
+            # components with a single row (one track-sensor, several detections) or a single detection
+            # (several tracks) are solved by taking the cheapest pair, vectorised; the rest go to the LAP
+            rows_per = np.zeros(lab.max() + 1, np.int64)
+            cols_per = np.zeros(lab.max() + 1, np.int64)
+            ur = np.unique(np.column_stack([comp, row[hard]]), axis=0)
+            uc = np.unique(np.column_stack([comp, dj[hard]]), axis=0)
+            np.add.at(rows_per, ur[:, 0], 1)
+            np.add.at(cols_per, uc[:, 0], 1)
+            star = (rows_per[comp] == 1) | (cols_per[comp] == 1)
+            if star.any():
+                hs = hard[star]
+                order = np.lexsort((cost[hs], comp[star]))
+                hs_sorted, comp_sorted = hs[order], comp[star][order]
+                first = np.concatenate([[True], comp_sorted[1:] != comp_sorted[:-1]])
+                at.append(ti[hs_sorted[first]])
+                ad.append(dj[hs_sorted[first]])
+            hard, comp = hard[~star], comp[~star]
             order = np.argsort(comp, kind="stable")
             hs, cs = hard[order], comp[order]
             bounds = np.flatnonzero(np.diff(cs)) + 1
-            for grp in np.split(hs, bounds):
+            for grp in (np.split(hs, bounds) if hs.size else []):
                 r_u, r_i = np.unique(row[grp], return_inverse=True)
                 c_u, c_i = np.unique(dj[grp], return_inverse=True)
                 C = np.full((r_u.size, c_u.size), 1e9)
                 C[r_i, c_i] = cost[grp]
-                pair = np.full(C.shape, -1, dtype=np.int64)  # which gated pair each cell is
-                pair[r_i, c_i] = grp
                 rr, cc = linear_sum_assignment(C)
-                pick = pair[rr, cc][C[rr, cc] < 1e8]
+                good = C[rr, cc] < 1e8
+                where = np.full((r_u.size, c_u.size), -1, dtype=np.int64)
+                where[r_i, c_i] = grp
+                pick = where[rr[good], cc[good]]
                 if pick.size:
                     at.append(ti[pick])
                     ad.append(dj[pick])
@@ -338,19 +361,22 @@ class Tracker:
                 self._imm_update(ti, dj, m)
             else:
                 x, P = self._pair_predict(ti, m.t[dj])
-                x, P, _ = self._kalman_update(x, P, m, dj)
-                tr.x[ti], tr.P[ti] = x, P
+                tr.x[ti], tr.P[ti], _ = self._kalman_update(x, P, m, dj)
             tr.t[ti] = m.t[dj]
             tr.hits[ti] += 1
             tr.last_update[ti] = m.t[dj]
             s = m.sensor[dj]
+            crossed = s != tr.last_sensor[ti]
+            tr.last_cross[ti[crossed]] = m.t[dj][crossed]
+            tr.last_sensor[ti] = s
             seen, sh = tr.seen[ti], tr.seen_hits[ti]
-            new = ~(seen == s[:, None]).any(axis=1)
+            match = seen == s[:, None]
+            new = ~match.any(axis=1)
             free = (seen < 0).any(axis=1)
             slot = np.argmax(seen < 0, axis=1)
             add = new & free
             seen[add, slot[add]] = s[add]
-            sh[seen == s[:, None]] += 1
+            sh[match | ((seen == s[:, None]) & add[:, None])] += 1
             tr.seen[ti], tr.seen_hits[ti] = seen, sh
 
     def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray):
@@ -362,7 +388,7 @@ class Tracker:
         IKH = np.eye(6)[None] - K @ H
         P = IKH @ P @ np.swapaxes(IKH, 1, 2) + K @ m.R[dj] @ np.swapaxes(K, 1, 2)
         # padded rows (H = 0, nu = 0, S = R = 1) add nothing to the log-likelihood
-        sign, logdet = np.linalg.slogdet(S)
+        _, logdet = np.linalg.slogdet(S)
         maha = np.einsum("ni,ni->n", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
         return x, 0.5 * (P + np.swapaxes(P, 1, 2)), -0.5 * (maha + logdet)
 
@@ -387,6 +413,7 @@ class Tracker:
         new = TrackArrays(x=x, P=P, t=t, id=np.arange(self.next_id, self.next_id + n, dtype=np.int64),
                           confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
                           born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
+                          last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
                           mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)),
                           xm=np.repeat(x[:, None], 2, axis=1), Pm=np.repeat(P[:, None], 2, axis=1))
         self.next_id += n
@@ -421,12 +448,14 @@ class Tracker:
                 self.pool = self.pool.drop(used)
 
     # ------------------------------------------------------------------------------------------- management
-    def _manage(self, t_now: float) -> None:
+    def _manage(self, t_now: float, merge: bool = True) -> None:
         tr = self.tracks
         if not len(tr):
             return
         cfg = self.cfg
-        silent = t_now - tr.last_update
+        # a track only one sensor keeps updating is not corroborated: a confuser (a generator, a road) or a
+        # spoofed node holds a bearing steady forever; such updates do not keep a track alive
+        silent = t_now - np.minimum(tr.last_update, tr.last_cross + cfg.single_sensor_hold_s)
         dt = np.maximum(t_now - tr.t, 0.0)
         var_h = tr.P[:, 0, 0] + tr.P[:, 1, 1] + 2 * cfg.q_h * dt**3 / 3 + 2 * dt * (tr.P[:, 0, 3] + tr.P[:, 1, 4]) \
             + dt**2 * (tr.P[:, 3, 3] + tr.P[:, 4, 4])
@@ -435,36 +464,35 @@ class Tracker:
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
                 | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
         self._bound_altitude()
-        # velocity plausibility: one-way attack drones neither hover (a still 'track' is a confuser: a generator,
-        # a road) nor exceed jet speeds (a faster 'track' is a ghost sliding along crossing bearings)
-        plausible = (speed >= cfg.confirm_min_speed_mps) & (speed <= cfg.confirm_max_speed_mps)
-        corroborated = tr.n_sensors(cfg.confirm_hits_per_sensor) >= cfg.confirm_min_sensors
-        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & corroborated & (
-            sig < cfg.confirm_max_sigma_m) & plausible
+        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
+            tr.n_sensors(cfg.confirm_hits_per_sensor) >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m) & (
+            speed >= cfg.confirm_min_speed_mps) & (speed <= cfg.confirm_max_speed_mps)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
-        dead |= self._duplicates(t_now, dead)
+        if merge:
+            dead |= self._duplicates(t_now, dead)
         if dead.any():
             self.stats["tracks_deleted"] += int(dead.sum())
+            for i in tr.id[dead]:
+                self._names.pop(int(i), None)
             tr.keep(~dead)
 
     def _bound_altitude(self) -> None:
-        """Keep altitudes physical: a track below the ground or above the ceiling is moved back inside, its vertical
-        velocity zeroed and its vertical uncertainty widened (bearing-only geometry hardly observes height)."""
+        """Keep altitudes physical: a track below ground or above the ceiling is moved back, its vertical
+        velocity zeroed and its vertical uncertainty kept wide (bearing-only geometry does not observe height)."""
         tr = self.tracks
-        cfg = self.cfg
-        # height above the ellipsoid, spherical-Earth drop of the tangent plane (metres off at 300 km: enough here)
+        # height above the ellipsoid, spherical-Earth approximation (metres off at hundreds of km: enough here)
         alt = self.frame.alt0_m + tr.x[:, 2] + (tr.x[:, 0] ** 2 + tr.x[:, 1] ** 2) / (2 * geo.EARTH_RADIUS_M)
-        lo, hi = self.ground_alt_m + cfg.min_agl_m, self.ground_alt_m + cfg.max_agl_m
-        np.clip(tr.x[:, 5], -cfg.max_vu_mps, cfg.max_vu_mps, out=tr.x[:, 5])
+        lo, hi = self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m
+        np.clip(tr.x[:, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.x[:, 5])
         bad = (alt < lo) | (alt > hi)
         if bad.any():
             target = np.clip(alt[bad], lo + 50.0, hi - 50.0)
             tr.x[bad, 2] += target - alt[bad]
             tr.x[bad, 5] = 0.0
-            tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], cfg.init_alt_sigma_m**2)
+            tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
             tr.xm[bad], tr.Pm[bad] = tr.x[bad, None], tr.P[bad, None]  # IMM: restart the models from the fix
-        np.clip(tr.xm[:, :, 5], -cfg.max_vu_mps, cfg.max_vu_mps, out=tr.xm[:, :, 5])
+        np.clip(tr.xm[:, :, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.xm[:, :, 5])
 
     def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
         """Tracks that follow the same object: the one with fewer updates goes (confirmed ones win)."""
@@ -494,14 +522,25 @@ class Tracker:
             z = np.zeros(0)
             return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), *self._q(sel))
+        useful = np.sqrt(P[:, 0, 0] + P[:, 1, 1]) < self.cfg.report_max_sigma_m
+        sel, x, P = sel[useful], x[useful], P[useful]
+        if sel.size == 0:
+            z = np.zeros(0)
+            return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
         lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
-        # predicted to t_now a descending track may leave the bounds between management passes
         alt = np.clip(alt, self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m)
         v = self.frame.vector_from_local(lat, lon, x[:, 3:])
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
         coast = (t_now - tr.last_update[sel]) > self.cfg.coast_status_s
         return TrackSnapshot(
-            t=float(t_now), track=[f"T{int(i):06d}" for i in tr.id[sel]],
+            t=float(t_now), track=[self._name(int(i)) for i in tr.id[sel]],
             status=["coasting" if c else "confirmed" for c in coast],
-            lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig)
+            lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig,
+            sensor_rows=tr.seen[sel].copy(), sensor_names=self.sensors.ids)
+
+    def _name(self, i: int) -> str:
+        name = self._names.get(i)
+        if name is None:
+            name = self._names[i] = f"T{i:06d}"
+        return name

@@ -1,0 +1,59 @@
+"""``skytrace serve``: the live service (MQTT + HTTP in; REST, websocket and the web map out) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+
+from skytrace.service.build import build_service, parse_hostport
+
+
+def serve(
+    directory: Path = typer.Argument(..., help="Directory with sensors.json and optionally zones.geojson."),
+    port: int = typer.Option(8080, "--port", help="HTTP port (bound to 127.0.0.1 only)."),
+    db: str = typer.Option("", "--db", help="Store: a SQLite path, sqlite:///path or postgresql://... "
+                                            "(default: skytrace.db in DIRECTORY)."),
+    mqtt: str = typer.Option("", "--mqtt", help="MQTT broker host:port to subscribe to (default: none)."),
+    truth_replay: bool = typer.Option(False, "--truth-replay",
+                                      help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
+    speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
+                                                      "starts at the first detection's time."),
+    step_s: float = typer.Option(0.25, "--step-s", help="Pipeline step and websocket update period (s)."),
+    tracker_frame_s: float = typer.Option(0.25, "--tracker-frame-s",
+                                          help="Tracker processing frame (s of sensor time); short = even load."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the live service until interrupted.
+
+    Set SKYTRACE_INGEST_TOKEN in the environment to require `Authorization: Bearer <token>` on HTTP ingest.
+    """
+    from skytrace.io.mqtt import MqttIngest
+    from skytrace.service.app import create_app
+    from skytrace.service.runner import BIND_HOST, run_server
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not 0 < port < 65536:
+        raise typer.BadParameter(f"--port {port} is not a TCP port")
+    service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
+                            tracker_frame_s=tracker_frame_s)
+    ingest = None
+    if mqtt:
+        host, mport = parse_hostport(mqtt, 1883)
+        ingest = MqttIngest(service.table, service.submit, host, mport)
+        ingest.stats = service.ingest_stats
+    typer.echo(f"skytrace serving {len(service.table)} sensors, "
+               f"{len(service.zones) if service.zones else 0} zones; store {service.store.url}")
+    typer.echo(f"map: http://{BIND_HOST}:{port}/   API: http://{BIND_HOST}:{port}/docs")
+    token = os.environ.get("SKYTRACE_INGEST_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise typer.BadParameter("SKYTRACE_INGEST_TOKEN must be at least 16 characters")
+    typer.echo("HTTP ingest: " + ("token required (SKYTRACE_INGEST_TOKEN)" if token else "open (loopback only)"))
+    run_server(create_app(service, ingest, ingest_token=token), port)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

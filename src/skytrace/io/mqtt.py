@@ -1,0 +1,225 @@
+"""MQTT transport of detections (paho-mqtt 2.x): topic scheme, payload decoding and validation, client helpers.
+
+Topic scheme (version 1)::
+
+    skytrace/v1/detections/<sensor-id>     one detection (JSON object) or several (JSON array), QoS 1
+
+The payload uses the detections.jsonl record of ``docs/formats.md``. Every payload is hostile until proven
+otherwise: size-capped, decoded and range-checked by :class:`skytrace.model.Detection`, cross-checked against
+the sensor table (known sensor, fields required by its kind) by :func:`skytrace.io.formats.check_detection`,
+and the ``sensor`` field must equal the sensor id in the topic (a node may only speak for itself; the broker's
+ACL ties a node's credentials to its topic). A bad payload is counted and logged, never raised: one broken or
+hostile node must not stop the service.
+
+QoS 1 (at least once): the broker redelivers until the service acknowledges, so a detection is lost only if the
+broker's queue overflows; duplicates are possible after a reconnect and are harmless to the tracker's gating.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from skytrace.batch import SensorTable
+from skytrace.io.formats import check_detection
+from skytrace.model import Detection
+
+log = logging.getLogger(__name__)
+
+TOPIC_PREFIX = "skytrace/v1/detections/"
+TOPIC_FILTER = TOPIC_PREFIX + "+"
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_DETECTIONS_PER_PAYLOAD = 5000
+_DECODER = msgspec.json.Decoder(Detection | list[Detection])
+
+
+def topic_for(sensor_id: str) -> str:
+    """The topic a sensor publishes its detections on."""
+    if not sensor_id or any(c in sensor_id for c in "/+#\0"):
+        raise ValueError(f"sensor id {sensor_id!r} cannot be used in an MQTT topic")
+    return TOPIC_PREFIX + sensor_id
+
+
+@dataclass
+class DecodeStats:
+    """Counters of an ingest path (thread-safe increments under ``lock``)."""
+
+    messages: int = 0
+    accepted: int = 0
+    rejected_messages: int = 0
+    rejected_detections: int = 0
+    reasons: list[str] = field(default_factory=list)
+    max_reasons: int = 20
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reject(self, reason: str, n_detections: int = 1) -> None:
+        with self.lock:
+            self.rejected_detections += n_detections
+            if len(self.reasons) < self.max_reasons:
+                self.reasons.append(reason)
+            else:  # keep the newest reasons: the operator wants to see what goes wrong now
+                self.reasons[-1] = reason
+        log.warning("rejected input: %s", reason)
+
+    def as_dict(self) -> dict:
+        with self.lock:
+            return {"messages": self.messages, "accepted": self.accepted,
+                    "rejected_messages": self.rejected_messages, "rejected_detections": self.rejected_detections,
+                    "recent_reasons": list(self.reasons[-5:])}
+
+
+def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None = None,
+                      source: str = "mqtt", allowed_kinds: tuple[str, ...] | None = None) -> list[Detection]:
+    """Validated detections of one payload (object or array); bad ones are counted in ``stats`` and dropped.
+
+    A payload that is not valid JSON of detections is rejected whole; in an array, each detection is checked on
+    its own so that one bad report does not cost the good ones beside it. ``allowed_kinds`` restricts the sensor
+    kinds accepted (e.g. sightings: position reports only).
+    """
+    with stats.lock:
+        stats.messages += 1
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        with stats.lock:
+            stats.rejected_messages += 1
+        stats.reject(f"{source}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        return []
+    try:
+        doc = _DECODER.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+        with stats.lock:
+            stats.rejected_messages += 1
+        stats.reject(f"{source}: invalid payload: {exc}")
+        return []
+    dets = doc if isinstance(doc, list) else [doc]
+    if len(dets) > MAX_DETECTIONS_PER_PAYLOAD:
+        with stats.lock:
+            stats.rejected_messages += 1
+        stats.reject(f"{source}: {len(dets)} detections in one payload (max {MAX_DETECTIONS_PER_PAYLOAD})",
+                     len(dets))
+        return []
+    good: list[Detection] = []
+    for d in dets:
+        if topic_sensor is not None and d.sensor != topic_sensor:
+            stats.reject(f"{source}: detection of sensor {d.sensor!r} published on the topic of {topic_sensor!r}")
+            continue
+        try:
+            check_detection(d, table)
+        except ValueError as exc:
+            stats.reject(f"{source}: {str(exc).replace('`', '')}")
+            continue
+        if allowed_kinds is not None and (kind := table.records[table.index[d.sensor]].kind) not in allowed_kinds:
+            stats.reject(f"{source}: a report of {d.sensor!r} ({kind}) is not accepted here")
+            continue
+        good.append(d)
+    with stats.lock:
+        stats.accepted += len(good)
+    return good
+
+
+class MqttIngest:
+    """Subscribes to ``skytrace/v1/detections/+`` and hands validated detections to ``on_detections``.
+
+    Runs paho's network loop in its own thread; ``on_detections`` is called from that thread and must be quick
+    (the service puts the detections on a queue). Reconnects on its own after a broker restart.
+    """
+
+    def __init__(self, table: SensorTable, on_detections: Callable[[list[Detection]], None], host: str = "127.0.0.1",
+                 port: int = 1883, client_id: str = "skytrace-service", username: str | None = None,
+                 password: str | None = None):
+        import paho.mqtt.client as mqtt
+
+        self.table = table
+        self.on_detections = on_detections
+        self.stats = DecodeStats()
+        self.connected = threading.Event()
+        self.host, self.port = host, port
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.max_inflight_messages_set(1000)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connect to %s:%s refused: %s", self.host, self.port, reason_code)
+            return
+        client.subscribe(TOPIC_FILTER, qos=1)
+        self.connected.set()
+        log.info("MQTT connected to %s:%s, subscribed to %s", self.host, self.port, TOPIC_FILTER)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            topic_sensor = msg.topic[len(TOPIC_PREFIX):] if msg.topic.startswith(TOPIC_PREFIX) else None
+            if topic_sensor is None or "/" in topic_sensor:
+                with self.stats.lock:
+                    self.stats.messages += 1
+                    self.stats.rejected_messages += 1
+                self.stats.reject(f"mqtt: unexpected topic {msg.topic!r}")
+                return
+            dets = decode_detections(msg.payload, self.table, self.stats, topic_sensor, source=f"mqtt {msg.topic}")
+            if dets:
+                self.on_detections(dets)
+        except Exception:  # a bug here must not kill paho's network thread
+            log.exception("MQTT message handling failed")
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        from skytrace.errors import SkytraceError
+
+        try:
+            self.client.connect(self.host, self.port, keepalive=30)
+        except OSError as exc:
+            raise SkytraceError(f"cannot connect to the MQTT broker at {self.host}:{self.port}: {exc}") from None
+        self.client.loop_start()
+        if not self.connected.wait(timeout_s):
+            self.stop()
+            raise SkytraceError(f"MQTT broker at {self.host}:{self.port} did not accept the connection")
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class MqttPublisher:
+    """A sensor-node side publisher (used by ``skytrace replay`` and the benchmarks)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, client_id: str = "", qos: int = 1,
+                 max_inflight: int = 2000):
+        import paho.mqtt.client as mqtt
+
+        self.qos = qos
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.max_queued_messages_set(0)
+        self.host, self.port = host, port
+        self._encoder = msgspec.json.Encoder()
+
+    def start(self) -> None:
+        from skytrace.errors import SkytraceError
+
+        try:
+            self.client.connect(self.host, self.port, keepalive=30)
+        except OSError as exc:
+            raise SkytraceError(f"cannot connect to the MQTT broker at {self.host}:{self.port}: {exc}") from None
+        self.client.loop_start()
+
+    def publish(self, sensor_id: str, dets: Sequence[Detection]):
+        """Publish detections of one sensor as one message; returns paho's MQTTMessageInfo."""
+        payload = self._encoder.encode(dets[0] if len(dets) == 1 else list(dets))
+        return self.client.publish(topic_for(sensor_id), payload, qos=self.qos)
+
+    def publish_raw(self, topic: str, payload: bytes):
+        return self.client.publish(topic, payload, qos=self.qos)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

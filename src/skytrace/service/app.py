@@ -1,0 +1,250 @@
+"""REST + websocket API of the live service (FastAPI), and the static web map.
+
+Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, interactive docs at ``/docs``):
+
+- ``GET  /status``                       feed health, counters, step timing
+- ``GET  /sensors``, ``GET /zones``      the network and the alert zones (GeoJSON, simplified for the map)
+- ``GET  /tracks``                       the current picture (columns, as on the websocket)
+- ``GET  /alerts``                       active alerts, and stored alert periods with ``?since=``
+- ``GET  /history/near``                 what flew within ``radius_m`` of a point between ``t0`` and ``t1``
+- ``GET  /history/states``               stored track states in [t0, t1] (the map's timeline)
+- ``POST /detections``, ``POST /sightings``  reports over HTTP (same JSON as MQTT; sightings: position sensors)
+- ``WS   /ws``                           stream of ``tracks``, ``alerts`` and ``status`` messages (JSON text)
+
+Everything from a client is hostile: bodies are size-capped and validated exactly like MQTT payloads; query
+arguments are range-checked; user errors are 4xx with a one-line ``detail``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import math
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections
+from skytrace.service.core import ENCODER, LiveService, snapshot_message
+from skytrace.store.base import StoreError
+
+MAX_HISTORY_WINDOW_S = 24 * 3600.0
+MAX_STATES_WINDOW_S = 3600.0
+DETECTION_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "oneOf": [{"$ref": "#/components/schemas/DetectionIn"},
+              {"type": "array", "items": {"$ref": "#/components/schemas/DetectionIn"}}]}}}}}
+
+
+class DetectionIn(BaseModel):
+    """One detection (the detections.jsonl record of docs/formats.md); ``class`` is accepted too."""
+
+    t: float
+    sensor: str
+    bearing_deg: float | None = None
+    elevation_deg: float | None = None
+    range_m: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    alt_m: float | None = None
+    pos_sigma_m: float | None = None
+    alt_sigma_m: float | None = None
+    snr_db: float | None = None
+    class_conf: float | None = None
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    rejected: int
+    reasons: list[str]
+
+
+class TrackStateOut(BaseModel):
+    t: float
+    track: str
+    status: str
+    lat: float
+    lon: float
+    alt_m: float
+    ve: float
+    vn: float
+    vu: float
+    pos_sigma_m: float
+
+
+class NearTrack(BaseModel):
+    track: str
+    first_t: float
+    last_t: float
+    closest_m: float
+
+
+class AlertOut(BaseModel):
+    zone: str
+    start: float
+    end: float | None
+    level: str
+    tracks: list[str]
+
+
+def _json(obj: Any) -> Response:
+    return Response(ENCODER.encode(obj), media_type="application/json")
+
+
+def _check_window(t0: float, t1: float, max_s: float) -> None:
+    if not (math.isfinite(t0) and math.isfinite(t1)) or t1 < t0:
+        raise HTTPException(422, "t0 and t1 must be finite with t0 <= t1")
+    if t1 - t0 > max_s:
+        raise HTTPException(422, f"window t1 - t0 = {t1 - t0:.0f} s exceeds {max_s:.0f} s")
+
+
+def zones_geojson(service: LiveService, tolerance_deg: float = 0.005) -> dict:
+    """Zone polygons for the map, simplified (topology-preserving) to keep the page light on a phone."""
+    if service.zones is None:
+        return {"type": "FeatureCollection", "features": []}
+    doc = service.zones.to_geojson()
+    from shapely.geometry import mapping, shape
+
+    for f in doc["features"]:
+        f["geometry"] = mapping(shape(f["geometry"]).simplify(tolerance_deg, preserve_topology=True))
+    return doc
+
+
+def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None) -> FastAPI:
+    """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
+
+    With ``ingest_token``, the POST endpoints require ``Authorization: Bearer <token>`` (compared in constant
+    time); reading endpoints stay open to whoever can reach 127.0.0.1 or the reverse proxy in front.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if mqtt is not None:
+            await asyncio.to_thread(mqtt.start)
+        service.start()
+        try:
+            yield
+        finally:
+            if mqtt is not None:
+                await asyncio.to_thread(mqtt.stop)
+            await service.stop()
+
+    app = FastAPI(title="skytrace live service", version="1", lifespan=lifespan,
+                  description="Early warning against one-way attack drones: live tracks, alerts and history. "
+                              "Times are UNIX seconds UTC, positions WGS84, altitudes metres above the ellipsoid.")
+    zones_doc = zones_geojson(service)
+
+    @app.get("/api/v1/status", summary="Feed health and counters")
+    def status() -> dict:
+        return service.status()
+
+    @app.get("/api/v1/sensors", summary="Sensors of the network")
+    def sensors() -> Response:
+        return _json({"sensors": service.table.records})
+
+    @app.get("/api/v1/zones", summary="Alert zones (GeoJSON FeatureCollection)")
+    def zones() -> Response:
+        return _json(zones_doc)
+
+    @app.get("/api/v1/tracks", summary="Current tracks (columns: track, lat, lon, alt_m, ve, vn, vu, ...)")
+    def tracks() -> Response:
+        snap = service.snapshot
+        if snap is None:
+            return _json({"type": "tracks", "t": None, "track": []})
+        return _json(snapshot_message(snap, service.stats.n_in, None))
+
+    @app.get("/api/v1/alerts", summary="Active alerts, or stored alert periods since a time",
+             response_model=list[AlertOut])
+    def alerts(since: float | None = Query(None, description="UNIX s; all periods overlapping [since, now]")):
+        if since is None:
+            return _json([msgspec.to_builtins(a) for a in service.alerts])
+        if not math.isfinite(since):
+            raise HTTPException(422, "since must be finite")
+        return _json([msgspec.to_builtins(a) for a in service.store.alerts(since, math.inf)])
+
+    @app.get("/api/v1/history/near", summary="Tracks that came within radius_m of a point in [t0, t1]",
+             response_model=list[NearTrack])
+    def history_near(lat: float = Query(..., ge=-90, le=90), lon: float = Query(..., ge=-180, le=180),
+                     radius_m: float = Query(2000.0, gt=0, le=500_000), t0: float = Query(...),
+                     t1: float = Query(...)):
+        _check_window(t0, t1, MAX_HISTORY_WINDOW_S)
+        try:
+            found = service.store.track_ids_near(lat, lon, radius_m, t0, t1)
+        except StoreError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return _json(sorted(found.values(), key=lambda o: o["first_t"]))
+
+    @app.get("/api/v1/history/states", summary="Stored track states in [t0, t1] (timeline)",
+             response_model=list[TrackStateOut])
+    def history_states(t0: float = Query(...), t1: float = Query(...)):
+        _check_window(t0, t1, MAX_STATES_WINDOW_S)
+        return _json(service.store.track_states(t0, t1))
+
+    expected_auth = f"Bearer {ingest_token}".encode() if ingest_token else None
+
+    async def _ingest(request: Request, position_only: bool) -> JSONResponse:
+        if expected_auth is not None and not hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), expected_auth):
+            raise HTTPException(401, "missing or wrong ingest token", headers={"WWW-Authenticate": "Bearer"})
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_PAYLOAD_BYTES:
+                raise HTTPException(413, f"body larger than {MAX_PAYLOAD_BYTES} bytes")
+        stats = service.ingest_stats
+        before = len(stats.reasons), stats.rejected_detections, stats.rejected_messages
+        dets = decode_detections(body, service.table, stats, source="http",
+                                 allowed_kinds=("position",) if position_only else None)
+        service.submit(dets)
+        rejected = stats.rejected_detections - before[1] + (stats.rejected_messages - before[2])
+        result = {"accepted": len(dets), "rejected": rejected, "reasons": stats.reasons[before[0]:][:5]}
+        return JSONResponse(result, status_code=202 if dets or not rejected else 422)
+
+    @app.post("/api/v1/detections", summary="Submit detections (object or array)", status_code=202,
+              response_model=IngestResult, openapi_extra=DETECTION_BODY)
+    async def post_detections(request: Request):
+        return await _ingest(request, position_only=False)
+
+    @app.post("/api/v1/sightings", summary="Submit sightings (position reports of citizen/observer sensors)",
+              status_code=202, response_model=IngestResult, openapi_extra=DETECTION_BODY)
+    async def post_sightings(request: Request):
+        return await _ingest(request, position_only=True)
+
+    @app.websocket("/api/v1/ws")
+    async def ws(websocket: WebSocket):
+        await websocket.accept()
+        q = service.subscribe()
+        try:
+            # the current picture first, so a new client does not wait for the next step
+            if service.snapshot is not None:
+                await websocket.send_text(ENCODER.encode(snapshot_message(service.snapshot, service.stats.n_in,
+                                                                          None)).decode())
+            await websocket.send_text(ENCODER.encode(service.alerts_message(service.clock())).decode())
+            while True:
+                blob = await q.get()
+                await websocket.send_text(blob.decode())
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            service.unsubscribe(q)
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    # DetectionIn is referenced by the raw-body endpoints' schema: register it in the spec
+    original_openapi = app.openapi
+
+    def openapi() -> dict:
+        spec = original_openapi()
+        spec.setdefault("components", {}).setdefault("schemas", {})["DetectionIn"] = DetectionIn.model_json_schema()
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    web_dir = resources.files("skytrace").joinpath("web")
+    app.mount("/", StaticFiles(directory=str(web_dir), html=True), name="web")
+    return app

@@ -1,0 +1,230 @@
+"""The live service's engine: ingest queue -> store -> stage, stepped by the wall clock, broadcast to clients.
+
+Threads and loops: MQTT (paho's network thread) and HTTP handlers only validate and enqueue
+(:meth:`LiveService.submit`, lock-protected list append). One asyncio task ticks every ``step_s`` of wall clock;
+each tick runs :meth:`LiveService.step_once` in a worker thread (the numpy pipeline and the database writes must
+not block the event loop), then fans the resulting messages out to websocket subscribers through bounded queues
+(a slow client loses old updates, never slows the pipeline or other clients).
+
+Every accepted detection is written to the store before it is pushed to the pipeline, so that ``count in ==
+count stored`` holds even if the pipeline later drops a report (e.g. later than the tracker's lag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+
+from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.io.mqtt import DecodeStats
+from skytrace.model import Alert, Detection
+from skytrace.service.stages import Stage, active_alerts
+from skytrace.store.base import Store
+from skytrace.zones import ZoneSet
+
+log = logging.getLogger(__name__)
+ENCODER = msgspec.json.Encoder()
+
+
+def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None) -> dict:
+    """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s)."""
+    return {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
+            "track": snap.track, "status": snap.status,
+            "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
+            "alt_m": np.round(snap.alt_m, 1).tolist(), "ve": np.round(snap.ve, 2).tolist(),
+            "vn": np.round(snap.vn, 2).tolist(), "vu": np.round(snap.vu, 2).tolist(),
+            "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist()}
+
+
+@dataclass
+class ServiceStats:
+    n_in: int = 0  # detections accepted from every source
+    n_stored: int = 0  # detections written to the store
+    n_steps: int = 0
+    n_track_rows: int = 0
+    n_tracks_max: int = 0  # most tracks in one step
+    t_last_detection: float | None = None  # wall time the newest detection was accepted
+    t_last_step: float | None = None
+    step_ms_last: float = 0.0
+    step_ms_max: float = 0.0
+    errors: int = 0
+
+
+@dataclass
+class LiveService:
+    """Drives a :class:`Stage` by the wall clock and keeps the current picture for the API.
+
+    Parameters
+    ----------
+    table, zones
+        The sensor network and the alert zones (served to the map).
+    stage
+        The pipeline (see :mod:`skytrace.service.stages`).
+    store
+        Where detections, track states and alerts are written.
+    step_s
+        Wall-clock period of pipeline steps and websocket updates (s); sets the floor of the end-to-end latency.
+    track_store_every_s
+        Track states are stored at most this often (s), to bound the history's size; detections are all stored.
+    stale_after_s
+        No detection for this long marks the feed as stalled (the map shows it).
+    """
+
+    table: SensorTable
+    zones: ZoneSet | None
+    stage: Stage
+    store: Store
+    step_s: float = 0.25
+    track_store_every_s: float = 1.0
+    stale_after_s: float = 15.0
+    clock: Callable[[], float] = time.time
+    stats: ServiceStats = field(default_factory=ServiceStats)
+    ingest_stats: DecodeStats = field(default_factory=DecodeStats)
+
+    def __post_init__(self) -> None:
+        self._pending: list[Detection] = []
+        self._lock = threading.Lock()
+        self._step_lock = threading.Lock()
+        self.snapshot: TrackSnapshot | None = None
+        self.alerts: list[Alert] = []
+        self._subscribers: set[asyncio.Queue] = set()
+        self._last_track_store = -np.inf
+        self.alert_detail: dict[str, dict] = {}  # zone -> probability, ETA and reason of its latest event
+        self._task: asyncio.Task | None = None
+        self.store.put_sensors(self.table.records)
+
+    # ------------------------------------------------------------------------------------------------- ingest
+    def submit(self, dets: list[Detection]) -> None:
+        """Queue validated detections (any thread)."""
+        if not dets:
+            return
+        if not getattr(self.clock, "anchored", True):  # a scaled clock starts with the feed
+            self.clock.anchor(min(d.t if d.t_arrival is None else d.t_arrival for d in dets))
+        with self._lock:
+            self._pending.extend(dets)
+            self.stats.n_in += len(dets)
+            self.stats.t_last_detection = self.clock()
+
+    # --------------------------------------------------------------------------------------------------- step
+    def step_once(self, t_now: float | None = None) -> list[dict]:
+        """One pipeline step at wall time ``t_now``: store and push what arrived, step, store; returns messages."""
+        with self._step_lock:
+            t_start = time.perf_counter()
+            t_now = self.clock() if t_now is None else t_now
+            with self._lock:
+                dets, self._pending = self._pending, []
+                n_in = self.stats.n_in
+            batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
+            t_newest = float(np.max(batch.t)) if len(batch) else None
+            if len(batch):
+                self.stats.n_stored += self.store.put_detections(batch, self.table)
+            self.stage.push(batch)
+            res = self.stage.step(t_now)
+            self.snapshot = res.tracks
+            self.stats.n_tracks_max = max(self.stats.n_tracks_max, len(res.tracks))
+            if t_now - self._last_track_store >= self.track_store_every_s and len(res.tracks):
+                self.stats.n_track_rows += self.store.put_tracks(res.tracks)
+                self._last_track_store = t_now
+            msgs = [snapshot_message(res.tracks, n_in, t_newest)]
+            alerts = active_alerts(self.stage, t_now)
+            for ev in res.events:
+                if dataclasses.is_dataclass(ev):
+                    d = dataclasses.asdict(ev)
+                    d["probability"] = round(float(d.get("probability", 0.0)), 3)
+                    self.alert_detail[str(d["zone"])] = d
+            if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
+                ended = {(a.zone, a.start) for a in self.alerts} - {(a.zone, a.start) for a in alerts}
+                closed = [Alert(zone=a.zone, start=a.start, end=t_now, level=a.level, tracks=a.tracks)
+                          for a in self.alerts if (a.zone, a.start) in ended]
+                self.store.put_alerts(alerts + closed)
+                self.alerts = alerts
+                msgs.append(self.alerts_message(t_now))
+            msgs.append(self.status_message(t_now))
+            self.stats.n_steps += 1
+            self.stats.t_last_step = t_now
+            self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
+            self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
+            return msgs
+
+    def alerts_message(self, t_now: float) -> dict:
+        active = []
+        for a in self.alerts:
+            d = msgspec.to_builtins(a)
+            if (ev := self.alert_detail.get(a.zone)) is not None:
+                d.update({k: ev.get(k) for k in ("probability", "eta_s", "reason") if k in ev})
+            active.append(d)
+        return {"type": "alerts", "t": t_now, "active": active}
+
+    def status(self, t_now: float | None = None) -> dict:
+        t_now = self.clock() if t_now is None else t_now
+        last = self.stats.t_last_detection
+        if hasattr(self.stage, "last_data") and (staged := self.stage.last_data(t_now)) is not None:
+            last = staged if last is None else max(last, staged)
+        age = None if last is None else t_now - last
+        return {"t": t_now, "feed_stalled": age is None or age > self.stale_after_s, "last_detection_age_s": age,
+                "n_in": self.stats.n_in, "n_stored": self.stats.n_stored, "n_steps": self.stats.n_steps,
+                "n_tracks": len(self.snapshot) if self.snapshot is not None else 0,
+                "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
+                "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
+                "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
+                "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1]}
+
+    def status_message(self, t_now: float) -> dict:
+        return {"type": "status", **self.status(t_now)}
+
+    # ------------------------------------------------------------------------------------------------ fan-out
+    def subscribe(self, maxsize: int = 64) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(maxsize)
+        self._subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        self._subscribers.discard(q)
+
+    def publish(self, msgs: list[dict]) -> None:
+        """Encode once, hand to every subscriber; a full queue drops its oldest message."""
+        blobs = [ENCODER.encode(m) for m in msgs]
+        for q in list(self._subscribers):
+            for b in blobs:
+                if q.full():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        q.get_nowait()
+                q.put_nowait(b)
+
+    async def run(self) -> None:
+        """Tick forever every ``step_s`` of wall clock (a slow step delays the next, never piles steps up)."""
+        next_t = time.monotonic()
+        while True:
+            next_t += self.step_s
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_t = time.monotonic()
+            try:
+                msgs = await asyncio.to_thread(self.step_once)
+            except Exception:  # keep serving the last picture; the status shows the error count
+                self.stats.errors += 1
+                log.exception("pipeline step failed")
+                continue
+            self.publish(msgs)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # drain what is still queued so that nothing accepted is lost at shutdown
+        await asyncio.to_thread(self.step_once)

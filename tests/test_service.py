@@ -1,0 +1,195 @@
+"""The live service in-process: HTTP ingest (hostile bodies), REST, OpenAPI, websocket, truth replay, real tracker."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import msgspec
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from skytrace.batch import SensorTable
+from skytrace.cli import app as cli_app
+from skytrace.io import formats
+from skytrace.model import Alert, Detection
+from skytrace.service.app import create_app
+from skytrace.service.build import build_service
+from skytrace.service.core import LiveService
+from skytrace.service.stages import TruthReplayStage, pipeline_stage
+from skytrace.store import open_store
+from skytrace.zones import read_zones
+
+
+def _service(d, stage=None, **kw) -> LiveService:
+    table = formats.load_sensor_table(d / "sensors.json")
+    zones = read_zones(d / "zones.geojson")
+    stage = stage if stage is not None else pipeline_stage(table, zones)
+    return LiveService(table=table, zones=zones, stage=stage, store=open_store(None), step_s=0.05, **kw)
+
+
+def _first_sensor(table: SensorTable, kind: str) -> str:
+    return next(s.id for s in table.records if s.kind == kind)
+
+
+def test_http_ingest_counts_bad_bodies_and_stores_every_accepted_detection(kyiv_short):
+    svc = _service(kyiv_short)
+    ac = _first_sensor(svc.table, "acoustic")
+    now = time.time()
+    good = [{"t": now + i * 0.01, "sensor": ac, "bearing_deg": 10.0 + i} for i in range(20)]
+    bad_bodies = [b"not json", b"{}", json.dumps({"t": now, "sensor": "nope", "bearing_deg": 1}).encode(),
+                  json.dumps({"t": now, "sensor": ac, "bearing_deg": 400}).encode(),
+                  json.dumps({"t": now, "sensor": ac}).encode(),  # bearing required for acoustic
+                  b'{"t": NaN, "sensor": "x"}', b"[" * 100_000, b"x" * 300_000]
+    with TestClient(create_app(svc)) as client:
+        r = client.post("/api/v1/detections", content=json.dumps([*good, {"t": now, "sensor": "ghost",
+                                                                         "bearing_deg": 3}]))
+        assert r.status_code == 202
+        assert r.json()["accepted"] == 20 and r.json()["rejected"] == 1
+        for body in bad_bodies:
+            r = client.post("/api/v1/detections", content=body)
+            assert r.status_code in (413, 422), body[:40]
+            assert "Traceback" not in r.text
+        r = client.post("/api/v1/sightings", content=json.dumps(good[:1]))  # acoustic is not a sighting
+        assert r.status_code == 422
+        cit = _first_sensor(svc.table, "position")
+        r = client.post("/api/v1/sightings", content=json.dumps(
+            {"t": now, "sensor": cit, "lat": 50.4, "lon": 30.5, "pos_sigma_m": 500.0}))
+        assert r.json()["accepted"] == 1
+        deadline = time.time() + 5
+        while svc.stats.n_stored < 21 and time.time() < deadline:
+            time.sleep(0.05)
+        status = client.get("/api/v1/status").json()
+    assert svc.stats.n_in == 21 and svc.store.count_detections() == 21
+    assert status["ingest"]["accepted"] == 21
+    assert status["ingest"]["rejected_messages"] + status["ingest"]["rejected_detections"] >= len(bad_bodies) + 1
+
+
+def test_openapi_lists_every_endpoint(kyiv_short):
+    with TestClient(create_app(_service(kyiv_short))) as client:
+        spec = client.get("/openapi.json").json()
+    for path in ("/api/v1/status", "/api/v1/sensors", "/api/v1/zones", "/api/v1/tracks", "/api/v1/alerts",
+                 "/api/v1/history/near", "/api/v1/history/states", "/api/v1/detections", "/api/v1/sightings"):
+        assert path in spec["paths"], path
+    assert "requestBody" in spec["paths"]["/api/v1/detections"]["post"]
+    assert "DetectionIn" in spec["components"]["schemas"]
+
+
+def test_truth_replay_streams_the_truth_and_keeps_history(kyiv_short):
+    truth = formats.read_truth(kyiv_short / "truth.jsonl")
+    t_mid = truth[len(truth) // 2].t
+    zone = read_zones(kyiv_short / "zones.geojson").ids[0]
+    recorded = [Alert(zone=zone, start=t_mid - 100, end=t_mid + 100, level="warning", tracks=["D0001"])]
+    # scenario time t_mid is "now": speed 10 so a few steps cover tens of scenario seconds
+    stage = TruthReplayStage(truth, recorded, wall0=time.time(), t0=t_mid, speed=10.0)
+    svc = _service(kyiv_short, stage=stage)
+    with TestClient(create_app(svc)) as client, client.websocket_connect("/api/v1/ws") as ws:
+        msgs = [json.loads(ws.receive_text()) for _ in range(12)]
+        tracks = [m for m in msgs if m["type"] == "tracks" and m["t"] is not None and m["track"]]
+        assert tracks, "no tracks on the websocket"
+        m = tracks[-1]
+        # independent check: the latest truth sample of each target at that scenario time
+        ts = stage.scenario_time(m["t"])
+        latest = {}
+        for p in truth:
+            if ts - 5 < p.t <= ts:
+                latest[p.target] = p
+        assert set(m["track"]) == set(latest)
+        i = m["track"].index(sorted(latest)[0])
+        p = latest[sorted(latest)[0]]
+        assert m["lat"][i] == pytest.approx(p.lat, abs=1e-6) and m["lon"][i] == pytest.approx(p.lon, abs=1e-6)
+        alerts = [m for m in msgs if m["type"] == "alerts" and m["active"]]
+        assert alerts and alerts[-1]["active"][0]["zone"] == zone
+        status = [m for m in msgs if m["type"] == "status"]
+        assert status and status[-1]["feed_stalled"] is False
+        time.sleep(1.2)  # track states are stored once a second
+        t_now = time.time()
+        states = client.get("/api/v1/history/states", params={"t0": t_now - 60, "t1": t_now}).json()
+        assert states and {s["track"] for s in states} <= set(stage.target.tolist())
+        s0 = states[0]
+        near = client.get("/api/v1/history/near", params={"lat": s0["lat"], "lon": s0["lon"], "radius_m": 2000,
+                                                          "t0": t_now - 60, "t1": t_now}).json()
+        assert s0["track"] in {n["track"] for n in near}
+        assert all(n["closest_m"] <= 2000 for n in near)
+        assert client.get("/api/v1/history/near", params={"lat": 95, "lon": 0, "t0": 0, "t1": 1}).status_code == 422
+        assert client.get("/api/v1/history/states", params={"t0": 0, "t1": 1e9}).status_code == 422
+        assert client.get("/api/v1/zones").json()["features"]
+        assert client.get("/").status_code == 200 and "leaflet" in client.get("/").text
+        assert client.get("/vendor/leaflet/leaflet.js").status_code == 200
+    assert svc.store.alerts()[0].zone == zone
+
+
+def test_real_tracker_through_the_service_matches_the_offline_pipeline(kyiv_short):
+    """The live path (submit -> store -> step_once) gives exactly the offline pipeline's tracks, step by step."""
+    from skytrace.pipeline import Pipeline, paced_batches
+
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    offline = Pipeline(table)
+    svc = _service(kyiv_short, stage=pipeline_stage(table, None))
+    n_file = 0
+    n_steps = n_tracks_max = 0
+    for t_step, batch in paced_batches(formats.iter_detection_batches(kyiv_short / "detections.jsonl", table), 1.0):
+        n_file += len(batch)
+        offline.push(batch)
+        ref = offline.step(t_step).tracks
+        svc.submit(batch.to_records(table))
+        live = svc.step_once(t_step)[0]
+        assert live["track"] == ref.track
+        np.testing.assert_allclose(live["lat"], ref.lat, atol=1e-6)
+        n_steps += 1
+        n_tracks_max = max(n_tracks_max, len(ref))
+    assert n_steps > 1000 and n_tracks_max >= 1
+    assert svc.stats.n_in == n_file == svc.store.count_detections()
+    assert svc.store.count_tracks() > 0
+
+
+def test_serve_command_reports_user_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", "from skytrace.cli import main; main()", "serve",
+                          str(tmp_path / "missing")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "not a directory" in res.stderr
+    (tmp_path / "sensors.json").write_text('{"sensors": [{"id": "a", "kind": "radar"}]}')
+    with pytest.raises(Exception, match="required"):
+        build_service(tmp_path)
+    res = CliRunner().invoke(cli_app, ["replay", str(tmp_path)])
+    assert res.exit_code != 0
+
+
+def test_detection_payload_round_trips_through_msgspec():
+    d = Detection(t=1.0, sensor="a", bearing_deg=2.0)
+    assert msgspec.json.decode(msgspec.json.encode([d]), type=list[Detection]) == [d]
+
+
+def test_live_demo_plays_a_simulation_through_the_live_path(kyiv_short, tmp_path):
+    import shutil
+
+    from skytrace.service.live_demo import run_live_demo
+
+    run = tmp_path / "run"
+    shutil.copytree(kyiv_short, run)
+    table = formats.load_sensor_table(run / "sensors.json")
+    n_file = sum(1 for _ in formats.iter_detections(run / "detections.jsonl", table))
+    lines: list[str] = []
+    summary = run_live_demo(run, speed=600.0, port=0, headless=True, echo=lines.append)
+    assert "http://127.0.0.1:" in lines[0]
+    assert summary["detections_in"] == summary["detections_stored"] == n_file
+    assert summary["tracks_max"] >= 1 and summary["track_rows"] > 0
+
+
+def test_http_ingest_token_is_enforced(kyiv_short):
+    svc = _service(kyiv_short)
+    ac = _first_sensor(svc.table, "acoustic")
+    body = json.dumps({"t": time.time(), "sensor": ac, "bearing_deg": 1.0})
+    with TestClient(create_app(svc, ingest_token="s3cret-token-0123456789")) as client:
+        assert client.post("/api/v1/detections", content=body).status_code == 401
+        assert client.post("/api/v1/detections", content=body,
+                           headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = client.post("/api/v1/detections", content=body,
+                         headers={"Authorization": "Bearer s3cret-token-0123456789"})
+        assert ok.status_code == 202 and ok.json()["accepted"] == 1
+        assert client.get("/api/v1/status").status_code == 200
+    assert svc.stats.n_in == 1
