@@ -26,8 +26,16 @@ def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Output directory."),
     scenario: str = typer.Option("kyiv-night", "--scenario", help="Scenario name or .toml file."),
     seed: int = typer.Option(1, "--seed"),
+    live: bool = typer.Option(True, "--live/--no-live", help="Then replay the night through the live service and "
+                              "serve the web map on 127.0.0.1."),
+    speed: float = typer.Option(60.0, "--speed", help="Live replay speed (x real time)."),
+    port: int = typer.Option(8080, "--port", help="Web map port (127.0.0.1 only)."),
+    headless: bool = typer.Option(False, "--headless", help="Do not keep the map up after the replay (scripts)."),
 ) -> None:
-    """Simulate kyiv-night, track every drone, score the tracks, raise zone alerts (CAP) and draw the picture."""
+    """Simulate kyiv-night, track every drone, score the tracks, raise zone alerts (CAP), draw the picture, then
+    replay it through the live service with the web map (Ctrl-C to stop)."""
+    if speed <= 0 or not 0 < port < 65536:
+        raise typer.BadParameter("--speed must be > 0 and --port in 1..65535")
     sc = load_scenario(scenario)
     typer.echo(f"[1/5] simulating {sc.name}: {sc.description}")
     res = run_simulation(sc, out, seed=seed, progress=True)
@@ -81,6 +89,16 @@ def demo(
                        f"zones that were alerted)", bbox=(28.5, 49.3, 37.0, 53.0),
                        alerted=alerted, alert_zones=zones)
     typer.echo(f"wrote {out}/tracks.jsonl, {out}/alerts/ (alerts.jsonl, cap/), {out}/summary.json, {png}")
+    if live:
+        from skytrace.service.live_demo import run_live_demo
+
+        hours = (res.t_end - res.t_start) / 3600
+        typer.echo(f"[live] replaying {hours:.1f} h through the live pipeline at {speed:g}x "
+                   f"(~{hours * 60 / speed:.0f} min; SQLite store, in-process feed)")
+        live_summary = run_live_demo(out, speed=speed, port=port, headless=headless, echo=typer.echo)
+        summary["live"] = live_summary
+        (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        typer.echo(f"[live] {live_summary}")
 
 
 def register(app: typer.Typer) -> None:
