@@ -193,3 +193,27 @@ def test_http_ingest_token_is_enforced(kyiv_short):
         assert ok.status_code == 202 and ok.json()["accepted"] == 1
         assert client.get("/api/v1/status").status_code == 200
     assert svc.stats.n_in == 1
+
+
+def test_a_failing_store_write_keeps_the_reports_for_the_next_step(kyiv_short):
+    svc = _service(kyiv_short)
+    ac = _first_sensor(svc.table, "acoustic")
+    real_put = svc.store.put_detections
+    calls = {"n": 0}
+
+    def flaky(batch, table):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("database went away")
+        return real_put(batch, table)
+
+    svc.store.put_detections = flaky
+    t0 = time.time()
+    svc.submit([Detection(t=t0, sensor=ac, bearing_deg=1.0), Detection(t=t0 + 0.1, sensor=ac, bearing_deg=2.0)])
+    with pytest.raises(OSError):
+        svc.step_once(t0 + 1)
+    svc.submit([Detection(t=t0 + 1.5, sensor=ac, bearing_deg=3.0)])
+    svc.step_once(t0 + 2)
+    got = svc.store.detections(0, 1e12)
+    assert [d.bearing_deg for d in got] == [1.0, 2.0, 3.0]
+    assert svc.stats.n_stored == svc.stats.n_in == 3 and svc.stats.dropped == 0

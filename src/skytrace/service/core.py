@@ -57,6 +57,7 @@ class ServiceStats:
     step_ms_last: float = 0.0
     step_ms_max: float = 0.0
     errors: int = 0
+    dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
 
 
 @dataclass
@@ -77,6 +78,8 @@ class LiveService:
         Track states are stored at most this often (s), to bound the history's size; detections are all stored.
     stale_after_s
         No detection for this long marks the feed as stalled (the map shows it).
+    max_pending
+        Backlog of reports kept while the store fails (oldest dropped beyond it, counted in ``stats.dropped``).
     """
 
     table: SensorTable
@@ -86,6 +89,7 @@ class LiveService:
     step_s: float = 0.25
     track_store_every_s: float = 1.0
     stale_after_s: float = 15.0
+    max_pending: int = 2_000_000
     clock: Callable[[], float] = time.time
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
@@ -126,7 +130,17 @@ class LiveService:
             batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
             t_newest = float(np.max(batch.t)) if len(batch) else None
             if len(batch):
-                self.stats.n_stored += self.store.put_detections(batch, self.table)
+                try:
+                    self.stats.n_stored += self.store.put_detections(batch, self.table)
+                except Exception:
+                    # database hiccup: keep the reports (ahead of newer ones) for the next step, bounded
+                    with self._lock:
+                        self._pending = dets + self._pending
+                        overflow = len(self._pending) - self.max_pending
+                        if overflow > 0:
+                            del self._pending[:overflow]
+                            self.stats.dropped += overflow
+                    raise
             self.stage.push(batch)
             res = self.stage.step(t_now)
             self.snapshot = res.tracks
@@ -176,6 +190,7 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
+                "dropped": self.stats.dropped,
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1]}
 
     def status_message(self, t_now: float) -> dict:
