@@ -217,3 +217,20 @@ def test_a_failing_store_write_keeps_the_reports_for_the_next_step(kyiv_short):
     got = svc.store.detections(0, 1e12)
     assert [d.bearing_deg for d in got] == [1.0, 2.0, 3.0]
     assert svc.stats.n_stored == svc.stats.n_in == 3 and svc.stats.dropped == 0
+
+
+def test_replay_over_http_stores_every_detection(kyiv_short):
+    from skytrace.service.replay import replay_detections
+    from skytrace.service.runner import ServerThread
+
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    dets = list(formats.iter_detections(kyiv_short / "detections.jsonl", table))
+    ta = [d.t if d.t_arrival is None else d.t_arrival for d in dets]
+    expected = sum(1 for a in ta if a - ta[0] <= 90.0)
+    svc = _service(kyiv_short, stage=pipeline_stage(table, None))
+    with ServerThread(create_app(svc)) as server:
+        res = replay_detections(kyiv_short, speed=90.0, http=server.url, limit_s=90.0)
+        deadline = time.time() + 10
+        while svc.stats.n_stored < expected and time.time() < deadline:
+            time.sleep(0.05)
+    assert res["published"] == expected == svc.store.count_detections()

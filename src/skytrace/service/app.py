@@ -37,6 +37,7 @@ from skytrace.store.base import StoreError
 
 MAX_HISTORY_WINDOW_S = 24 * 3600.0
 MAX_STATES_WINDOW_S = 3600.0
+MAX_WS_CLIENTS = 200
 DETECTION_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "oneOf": [{"$ref": "#/components/schemas/DetectionIn"},
               {"type": "array", "items": {"$ref": "#/components/schemas/DetectionIn"}}]}}}}}
@@ -218,6 +219,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
 
     @app.websocket("/api/v1/ws")
     async def ws(websocket: WebSocket):
+        if service.n_subscribers >= MAX_WS_CLIENTS:  # bounded fan-out: memory and CPU per client
+            await websocket.close(code=1013, reason="too many clients")
+            return
         await websocket.accept()
         q = service.subscribe()
         try:

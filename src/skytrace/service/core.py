@@ -202,6 +202,10 @@ class LiveService:
         self._subscribers.add(q)
         return q
 
+    @property
+    def n_subscribers(self) -> int:
+        return len(self._subscribers)
+
     def unsubscribe(self, q: asyncio.Queue) -> None:
         self._subscribers.discard(q)
 
