@@ -7,7 +7,8 @@ cell-minutes and km^2-minutes (alerted while no drone enters within the 20 min h
     python bench/bench_alerts.py [--run DIR] [--seed 1] [--every 10]
 
 Without --run, simulates kyiv-night and tracks it first (a few minutes). The row `skytrace*` counts only the
-entries of drones that skytrace had tracked through the 5 minutes before they entered the cell.
+entries of drones that skytrace had tracked through the 5 minutes before they entered the cell; `sky/L` is
+skytrace's policy with lead_target_s = L (on top of each zone's 60 s shelter time).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--every", type=float, default=10.0)
     ap.add_argument("--radius-km", type=float, default=30.0)
+    ap.add_argument("--leads", type=float, nargs="+", default=[300.0, 900.0],
+                    help="lead_target_s values of skytrace's policy to compare")
     args = ap.parse_args()
     run = args.run or Path("bench/out/kyiv-night")
     if args.run is None:
@@ -62,17 +65,20 @@ def main() -> None:
     print(f"{'input':>16} {'policy':>9} {'entries':>7} {'missed':>6} {'med lead s':>10} {'p10 lead s':>10} "
           f"{'false cell-min':>14} {'false km2-min':>14} {'cpu s':>6}")
     for name, path in inputs.items():
-        c0 = time.process_time()
-        res = run_alerts(path, zones, run / f"alerts-{name.split()[0]}", args.every, AlertPolicy())
-        cpu = time.process_time() - c0
-        ours = score_alerts(res["periods"], entries, zones, zone_ids=cells).summary()
         base_periods = oblast_baseline(formats.read_tracks(path), oblasts, radius_km=args.radius_km,
                                        step_s=args.every)
         base = score_alerts(expand_to_children(base_periods, zones), entries, zones, zone_ids=cells).summary()
-        rows = [("skytrace", ours, cpu), ("oblast", base, 0.0)]
-        if name == "skytrace tracks":
-            rows.append(("skytrace*", score_alerts(res["periods"], entries, zones, zone_ids=cells,
-                                                   entry_filter=tracked_5min).summary(), cpu))
+        rows = [("oblast", base, 0.0)]
+        for lead in args.leads:
+            c0 = time.process_time()
+            res = run_alerts(path, zones, run / f"alerts-{name.split()[0]}-{lead:.0f}", args.every,
+                             AlertPolicy(lead_target_s=lead), write_cap=False)
+            cpu = time.process_time() - c0
+            rows.append((f"sky/{lead:.0f}", score_alerts(res["periods"], entries, zones, zone_ids=cells).summary(),
+                         cpu))
+            if name == "skytrace tracks":
+                rows.append((f"sky/{lead:.0f}*", score_alerts(res["periods"], entries, zones, zone_ids=cells,
+                                                              entry_filter=tracked_5min).summary(), cpu))
         for pol, sm, c in rows:
             print(f"{name:>16} {pol:>9} {sm['entries']:>7} {sm['missed']:>6} {sm['median_lead_s']!s:>10} "
                   f"{sm['p10_lead_s']!s:>10} {sm['false_alert_zone_min']:>14} {sm['false_alert_km2_min']:>14} "

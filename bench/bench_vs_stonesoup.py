@@ -33,7 +33,7 @@ from skytrace.tracking import Tracker, TrackerConfig
 
 def skytrace_config(cfg: Bench2DConfig) -> TrackerConfig:
     return TrackerConfig(lag_s=0.0, frame_s=cfg.scan_s, q_h=cfg.q_m2s3, q_v=0.01, confirm_min_sensors=1,
-                         confirm_hits=3, tentative_timeout_s=2.5 * cfg.scan_s, confirmed_timeout_s=3.5 * cfg.scan_s,
+                         confirm_hits=3, tentative_timeout_s=2.5 * cfg.scan_s, confirmed_timeout_s=2.5 * cfg.scan_s,
                          init_vel_sigma_mps=45.0, tentative_penalty=2.0, max_pos_sigma_m=1500.0,
                          confirm_hits_per_sensor=3, single_sensor_hold_s=float("inf"), confirm_min_speed_mps=0.0)
 

@@ -32,11 +32,17 @@ def _draw_zones(ax, zones: ZoneSet, alerted: set[str] | None = None) -> None:
 
 def overview_png(path: str | Path, zones: ZoneSet, sensors: list[Sensor], truth: list[TruthPoint],
                  tracks: list[TrackPoint] | None = None, detections_latlon: np.ndarray | None = None,
-                 title: str = "", alerted: set[str] | None = None, bbox: tuple[float, float, float, float] | None = None
-                 ) -> Path:
+                 title: str = "", alerted: set[str] | None = None,
+                 bbox: tuple[float, float, float, float] | None = None, alert_zones: ZoneSet | None = None) -> Path:
     """Draw a map of the run and save it as PNG; returns the path."""
     fig, ax = plt.subplots(figsize=(11, 9), dpi=110)
-    _draw_zones(ax, zones, alerted)
+    _draw_zones(ax, zones, None)
+    if alerted and alert_zones is not None:
+        for z in alert_zones:
+            if z.id in alerted and z.parent:  # draw the alerted cells, not whole oblasts
+                for g in getattr(z.geometry, "geoms", [z.geometry]):
+                    x, y = g.exterior.xy
+                    ax.fill(x, y, color="#ff9999", alpha=0.6, zorder=1)
     ac = np.array([(s.lon, s.lat) for s in sensors if s.kind == "acoustic"])
     if ac.size:
         ax.scatter(ac[:, 0], ac[:, 1], s=3, c="#1f77b4", alpha=0.5, label=f"acoustic nodes ({len(ac)})", zorder=2)

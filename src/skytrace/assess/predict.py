@@ -36,6 +36,9 @@ class AssessConfig:
     turn_max_deg: float = 45.0
     raster_cell_m: float = 1000.0
     seed: int = 0
+    city_bias: float = 0.25  # share of futures that head straight for the likeliest city ahead (route-aware)
+    city_max_off_deg: float = 60.0  # a city counts as "ahead" within this angle of the track's heading
+    city_max_km: float = 400.0
 
 
 @dataclass
@@ -69,6 +72,24 @@ class Assessor:
         self.cfg = config or AssessConfig()
         self.raster = ZoneRaster.build(zones, self.cfg.raster_cell_m)
         self._rng = np.random.default_rng(self.cfg.seed)
+        from skytrace.zones import load_places
+
+        cities = load_places()["cities"]
+        self.city_lat = np.array([c["lat"] for c in cities])
+        self.city_lon = np.array([c["lon"] for c in cities])
+
+    def _city_heading(self, snap: TrackSnapshot, hdg: np.ndarray) -> np.ndarray:
+        """Heading (rad) from each track to the nearest city within the cone ahead; NaN where none."""
+        dn = (self.city_lat[None, :] - snap.lat[:, None]) * M_PER_DEG_LAT
+        de = (self.city_lon[None, :] - snap.lon[:, None]) * M_PER_DEG_LAT * np.cos(np.radians(snap.lat[:, None]))
+        dist = np.hypot(de, dn)
+        bearing = np.arctan2(de, dn)
+        off = np.abs(np.mod(bearing - hdg[:, None] + np.pi, 2 * np.pi) - np.pi)
+        ok = (off <= np.radians(self.cfg.city_max_off_deg)) & (dist <= self.cfg.city_max_km * 1000) & (dist > 2000)
+        score = np.where(ok, dist * (1 + off), np.inf)
+        best = np.argmin(score, axis=1)
+        out = bearing[np.arange(len(snap)), best]
+        return np.where(np.isfinite(score[np.arange(len(snap)), best]), out, np.nan)
 
     def assess(self, snap: TrackSnapshot) -> Assessment:
         cfg = self.cfg
@@ -86,6 +107,15 @@ class Assessor:
         turn = np.radians(rng.uniform(-cfg.turn_max_deg, cfg.turn_max_deg, (n, k)))
         turn[:, 0] = 0.0
         t_turn = rng.uniform(0, cfg.horizon_s, (n, k))
+        if cfg.city_bias > 0:
+            # route-aware futures: these drones are sent at cities; some samples turn toward the city ahead now
+            to_city = self._city_heading(snap, hdg)
+            n_city = int(round(cfg.city_bias * (k - 1)))
+            has = np.isfinite(to_city)
+            if n_city and has.any():
+                cols = np.arange(1, 1 + n_city)
+                turn[np.ix_(has, cols)] = (np.mod(to_city[has] - hdg[has] + np.pi, 2 * np.pi) - np.pi)[:, None]
+                t_turn[np.ix_(has, cols)] = 0.0
         pos_sig = np.maximum(snap.pos_sigma_m, 1.0)
         de0 = rng.normal(0, 1, (n, k)) * pos_sig[:, None] / np.sqrt(2)
         dn0 = rng.normal(0, 1, (n, k)) * pos_sig[:, None] / np.sqrt(2)

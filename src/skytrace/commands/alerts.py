@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from skytrace.alerting import AlertEngine, AlertPolicy
+from skytrace.alerting.cap import CapWriter
 from skytrace.batch import TrackSnapshot
 from skytrace.errors import SkytraceError
 from skytrace.io import formats
@@ -17,7 +18,7 @@ from skytrace.zones_grid import default_zones
 
 
 def run_alerts(tracks_path: Path, zones: ZoneSet, out: Path, every_s: float = 10.0,
-               policy: AlertPolicy | None = None) -> dict:
+               policy: AlertPolicy | None = None, write_cap: bool = True, cap_status: str = "Exercise") -> dict:
     """Replay a tracks file through the alert engine every ``every_s``; write alerts.jsonl and events.jsonl."""
     recs = formats.read_tracks(tracks_path)
     by_t: dict[float, list] = defaultdict(list)
@@ -41,7 +42,8 @@ def run_alerts(tracks_path: Path, zones: ZoneSet, out: Path, every_s: float = 10
     with (out / "events.jsonl").open("w") as fh:
         for e in events:
             fh.write(json.dumps(e.__dict__) + "\n")
-    return {"events": events, "periods": engine.periods, "engine": engine}
+    cap_files = CapWriter(zones, status=cap_status).write(events, out / "cap") if write_cap else []
+    return {"events": events, "periods": engine.periods, "engine": engine, "cap_files": cap_files}
 
 
 def alerts(
@@ -57,7 +59,8 @@ def alerts(
     zs = read_zones(zones) if zones is not None else default_zones()
     res = run_alerts(tracks, zs, out, every, AlertPolicy(lead_target_s=lead))
     n_raise = sum(e.kind == "raise" for e in res["events"])
-    typer.echo(f"{len(zs)} zones; {n_raise} alerts raised, {len(res['periods'])} periods -> {out}/alerts.jsonl")
+    typer.echo(f"{len(zs)} zones; {n_raise} alerts raised, {len(res['periods'])} periods -> {out}/alerts.jsonl, "
+               f"{len(res['cap_files'])} CAP 1.2 messages -> {out}/cap/")
 
 
 def register(app: typer.Typer) -> None:

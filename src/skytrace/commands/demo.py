@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from skytrace.alerting import AlertPolicy
 from skytrace.batch import ACOUSTIC, SensorTable
+from skytrace.commands.alerts import run_alerts
 from skytrace.commands.track import track_files
+from skytrace.evaluation.alerts import expand_to_children, oblast_baseline, score_alerts, zone_entries
 from skytrace.evaluation.tracking import confirmation_report, evaluate_tracks, heard_targets, observed_times
 from skytrace.io import formats
 from skytrace.plot import overview_png
 from skytrace.sim.engine import simulate as run_simulation
 from skytrace.sim.scenario import load_scenario
-from skytrace.zones import read_zones
+from skytrace.zones import builtin_oblasts, read_zones
+from skytrace.zones_grid import default_zones
 
 
 def demo(
@@ -23,18 +27,18 @@ def demo(
     scenario: str = typer.Option("kyiv-night", "--scenario", help="Scenario name or .toml file."),
     seed: int = typer.Option(1, "--seed"),
 ) -> None:
-    """Simulate kyiv-night, track every drone, score the tracks against truth and draw the picture."""
+    """Simulate kyiv-night, track every drone, score the tracks, raise zone alerts (CAP) and draw the picture."""
     sc = load_scenario(scenario)
-    typer.echo(f"[1/4] simulating {sc.name}: {sc.description}")
+    typer.echo(f"[1/5] simulating {sc.name}: {sc.description}")
     res = run_simulation(sc, out, seed=seed, progress=True)
     typer.echo(f"      {res.n_drones} drones, {res.n_sensors} sensors, {res.n_detections} detections "
                f"{res.detections_by_kind} in {res.wall_s:.1f} s")
-    typer.echo("[2/4] tracking (skytrace track)")
+    typer.echo("[2/5] tracking (skytrace track)")
     tr = track_files(out / "sensors.json", out / "detections.jsonl", out / "tracks.jsonl", 1.0, progress=True)
     st = tr["tracker"]
     typer.echo(f"      {st['processed']} detections processed in {tr['cpu_s']:.1f} s CPU, "
                f"{st['tracks_confirmed']} tracks confirmed, {st['late_dropped']} reports later than the lag")
-    typer.echo("[3/4] scoring against truth (skytrace evaluate)")
+    typer.echo("[3/5] scoring against truth (skytrace evaluate)")
     truth = formats.read_truth(out / "truth.jsonl")
     tracks = formats.read_tracks(out / "tracks.jsonl")
     summary: dict = {"scenario": sc.name, "seed": seed, "tracker": st}
@@ -53,13 +57,30 @@ def demo(
         typer.echo(f"      while localisable: mean GOSPA {s['mean_gospa_m']:.0f} m, RMSE {s['rmse_m']:.0f} m, "
                    f"missed {s['mean_missed_targets']:.2f}, false {s['mean_false_tracks']:.2f} per step, "
                    f"{s['track_breaks']} breaks, {s['id_switches']} ID switches")
+    typer.echo("[4/5] alerts (skytrace alerts): oblasts + 15 km grid cells, CAP 1.2 messages")
+    zones = default_zones()
+    al = run_alerts(out / "tracks.jsonl", zones, out / "alerts", 10.0, AlertPolicy())
+    alerted = {a.zone for a in al["periods"]}
+    summary["alerts"] = {"raised": sum(e.kind == "raise" for e in al["events"]), "cap_messages": len(al["cap_files"])}
+    if sc.type == "wave":
+        entries = zone_entries(truth, zones)
+        cells = {z.id for z in zones if z.parent}
+        ours = score_alerts(al["periods"], entries, zones, zone_ids=cells).summary()
+        base = score_alerts(expand_to_children(oblast_baseline(tracks, builtin_oblasts(), step_s=10.0), zones),
+                            entries, zones, zone_ids=cells).summary()
+        summary["alerts"].update({"skytrace": ours, "oblast_baseline": base})
+        typer.echo(f"      {summary['alerts']['raised']} zone alerts, {len(al['cap_files'])} CAP messages; per cell "
+                   f"entry: median lead {ours['median_lead_s']} s, {ours['missed']}/{ours['entries']} without alert "
+                   f"(incl. drones never localised); false-alert km2-min {ours['false_alert_km2_min']:,} vs "
+                   f"{base['false_alert_km2_min']:,} for whole-oblast alerts")
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    typer.echo("[4/4] drawing")
+    typer.echo("[5/5] drawing")
     png = overview_png(out / "overview.png", read_zones(out / "zones.geojson"),
                        formats.read_sensors(out / "sensors.json"), truth[:: max(1, int(10 / sc.truth_interval_s))],
-                       tracks=tracks[::5], title=f"skytrace demo: {sc.name}, seed {seed} (truth and tracks)",
-                       bbox=(28.5, 49.3, 37.0, 53.0))
-    typer.echo(f"wrote {out}/tracks.jsonl, {out}/summary.json, {png}")
+                       tracks=tracks[::5], title=f"skytrace demo: {sc.name}, seed {seed} (truth, tracks, "
+                       f"zones that were alerted)", bbox=(28.5, 49.3, 37.0, 53.0),
+                       alerted=alerted, alert_zones=zones)
+    typer.echo(f"wrote {out}/tracks.jsonl, {out}/alerts/ (alerts.jsonl, cap/), {out}/summary.json, {png}")
 
 
 def register(app: typer.Typer) -> None:

@@ -35,7 +35,16 @@ T = TypeVar("T")
 _FIELD_AT = re.compile(r"at `\$\.?([^`]*)`")
 _FIELD_TICK = re.compile(r"^`([A-Za-z_][A-Za-z0-9_]*)`")  # our own validators name the field first
 _FIELD_MISSING = re.compile(r"missing required field `([^`]*)`")
-_ENCODER = msgspec.json.Encoder()
+def _enc_hook(obj: object) -> object:
+    """numpy scalars become plain numbers (records built from arrays often carry them)."""
+    import numpy as np
+
+    if isinstance(obj, np.floating | np.integer | np.bool_):
+        return obj.item()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
 MAX_LINE_BYTES = 1 << 20  # a line longer than 1 MiB is hostile or broken
 
 

@@ -241,7 +241,7 @@ def acoustic_looks(world: World, t0: float, t1: float, rng: np.random.Generator)
 
 def radar_looks(world: World, t0: float, t1: float, rng: np.random.Generator) -> DetectionBatch:
     """Radar plots in [t0, t1): targets above the radar horizon, detected by SNR, plus clutter."""
-    fleet, sc = world.fleet, world.scenario
+    fleet = world.fleet
     out: list[DetectionBatch] = []
     base = len(world.net.ids)
     active = _active(fleet, t0, t1)
@@ -285,7 +285,6 @@ def radar_looks(world: World, t0: float, t1: float, rng: np.random.Generator) ->
     lat_s = np.array([r.latency_s for r in world.radars]) if world.radars else np.zeros(0)
     if len(batch):
         batch.t_arrival = batch.t + lat_s[batch.sensor - base] * rng.uniform(0.8, 1.5, len(batch))
-    _ = sc
     return batch
 
 
@@ -399,7 +398,6 @@ def simulate(sc: Scenario, out_dir: str | Path, seed: int = 0, progress: bool = 
     t_stop = t_start + (duration_s if duration_s is not None else sc.duration_s)
     res = SimResult(out, len(world.fleet), len(sensors), 0, {"acoustic": 0, "radar": 0, "position": 0},
                     t_start, t_stop)
-    kinds = {s.id: s.kind for s in sensors}
     n_ac = len(world.net.ids)
     pending: list[DetectionBatch] = []
     labels: list[np.ndarray] = []
@@ -440,7 +438,6 @@ def simulate(sc: Scenario, out_dir: str | Path, seed: int = 0, progress: bool = 
     finally:
         if prog is not None:
             prog.stop()
-    _ = kinds
     res.wall_s = time.perf_counter() - wall0
     res.cpu_s = time.process_time() - cpu0
     meta = {
