@@ -126,21 +126,27 @@ def test_real_tracker_through_the_service_matches_the_offline_pipeline(kyiv_shor
     from skytrace.pipeline import Pipeline, paced_batches
 
     table = formats.load_sensor_table(kyiv_short / "sensors.json")
-    offline = Pipeline(table)
-    svc = _service(kyiv_short, stage=pipeline_stage(table, None))
+    zones = read_zones(kyiv_short / "zones.geojson")
+    offline = Pipeline(table, zones=zones)
+    svc = _service(kyiv_short, stage=pipeline_stage(table, zones, alert_every_s=0.0))
+    n_events = 0
     n_file = 0
     n_steps = n_tracks_max = 0
     for t_step, batch in paced_batches(formats.iter_detection_batches(kyiv_short / "detections.jsonl", table), 1.0):
         n_file += len(batch)
         offline.push(batch)
-        ref = offline.step(t_step).tracks
+        ref_res = offline.step(t_step)
+        ref = ref_res.tracks
         svc.submit(batch.to_records(table))
         live = svc.step_once(t_step)[0]
         assert live["track"] == ref.track
+        assert [(a.zone, a.start) for a in svc.alerts] == [(a.zone, a.start) for a in offline.alerts.active()]
+        n_events += len(ref_res.events)
         np.testing.assert_allclose(live["lat"], ref.lat, atol=1e-6)
         n_steps += 1
         n_tracks_max = max(n_tracks_max, len(ref))
     assert n_steps > 1000 and n_tracks_max >= 1
+    assert n_events > 0 and len(svc.cap_messages) == n_events  # one CAP message per alert event
     assert svc.stats.n_in == n_file == svc.store.count_detections()
     assert svc.store.count_tracks() > 0
 
