@@ -1,10 +1,11 @@
 """What the live service drives: a small protocol, and the two stages that implement it.
 
 The service only needs ``push(DetectionBatch)`` and ``step(t_now) -> StepResult`` (tracks and alert events at
-``t_now``), plus optionally ``active_alerts(t_now)``. :class:`skytrace.pipeline.Pipeline` (tracker, and alerting
-when it is installed) is the real one; :class:`TruthReplayStage` replays a simulation's truth.jsonl (and,
-if given, a recorded alerts.jsonl) in wall-clock time: an honest source of a moving picture for demos, for the
-map and for latency tests of the transport, which does not pretend to be a tracker (its tracks are the truth).
+``t_now``), plus optionally ``active_alerts(t_now)``. :class:`LivePipeline` around
+:class:`skytrace.pipeline.Pipeline` (tracker, assessment and alerting) is the real one;
+:class:`TruthReplayStage` replays a simulation's truth.jsonl (and, if given, a recorded alerts.jsonl) in
+wall-clock time: an honest source of a moving picture for demos, for the map and for latency tests of the
+transport, which does not pretend to be a tracker (its tracks are the truth).
 """
 
 from __future__ import annotations
