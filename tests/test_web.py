@@ -114,7 +114,9 @@ def test_map_flags_a_stalled_feed(kyiv_short, browser):
         page.goto(server.url + "/")
         page.wait_for_selector("#feed.stalled", timeout=15_000)
         assert "STALLED" in page.inner_text("#feed")
-        page.close()
+    # the server is gone: the page says so (no websocket message for 5 s) and keeps trying to reconnect
+    page.wait_for_function("document.getElementById('feed').textContent === 'NO CONNECTION'", timeout=15_000)
+    page.close()
 
 
 @pytest.fixture(scope="module")
