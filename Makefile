@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   -> creates .venv, installs skytrace, runs the kyiv-night demo end to end
-#   make test   -> creates .venv, installs skytrace with its test extras, runs ruff and the test suite
+#   make test   -> creates .venv, installs skytrace with its test extras, runs ruff and the test suite against
+#                  real servers (installs the Debian packages mosquitto, postgresql-15-postgis-3, chromium if
+#                  missing, starts them on 127.0.0.1, stops them after)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -22,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check --output-format concise src tests bench
-	$(BIN)/python -m pytest -q
+	bash .ci/with-services.sh $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
