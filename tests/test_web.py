@@ -93,6 +93,12 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         assert page.evaluate("window.skytrace.tracks.size") == len(stored) > 0
         page.click("#live")
         page.wait_for_selector("#feed.live", timeout=5_000)
+        # history at a point: a right-click next to a stored state lists that track
+        s0 = svc.store.track_states(t_hist - 1.5, t_hist)[0]
+        page.evaluate(f"() => {{ window.skytrace.map.fire('contextmenu', {{latlng: L.latLng({s0.lat}, {s0.lon})}}); }}")
+        page.wait_for_selector(".near", timeout=10_000)
+        assert s0.track in page.inner_text(".near")
+        assert s0.track in {r["track"] for r in page.evaluate("window.skytrace.nearResult")}
         phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
         phone.goto(server.url + "/")
         phone.wait_for_function("window.skytrace.tracks.size > 0", timeout=20_000)
