@@ -240,3 +240,22 @@ def test_replay_over_http_stores_every_detection(kyiv_short):
         while svc.stats.n_stored < expected and time.time() < deadline:
             time.sleep(0.05)
     assert res["published"] == expected == svc.store.count_detections()
+
+
+def test_scaled_clock_waits_for_the_feed_before_stepping_the_pipeline(kyiv_short):
+    """Regression: stepping on the wall clock before the first report put the tracker hours ahead of a recorded
+    feed, and every report of an accelerated replay was dropped as late."""
+    from skytrace.service.clock import ScaledClock
+
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    stage = pipeline_stage(table, None)
+    svc = _service(kyiv_short, stage=stage, clock=ScaledClock(30.0))
+    msgs = svc.step_once()
+    assert [m["type"] for m in msgs] == ["status"]  # nothing stepped yet
+    dets = list(formats.iter_detections(kyiv_short / "detections.jsonl", table))[:200]
+    svc.submit(dets)
+    assert svc.clock.anchored
+    for _ in range(3):
+        svc.step_once()
+    assert stage.pipeline.tracker.stats["late_dropped"] == 0
+    assert svc.status()["tracker"]["detections_in"] == 200

@@ -138,6 +138,10 @@ class LiveService:
         """One pipeline step at wall time ``t_now``: store and push what arrived, step, store; returns messages."""
         with self._step_lock:
             t_start = time.perf_counter()
+            if not getattr(self.clock, "anchored", True):
+                # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
+                # clock hours ahead of the recorded reports, and it would drop them all as late
+                return [self.status_message(self.clock())]
             t_now = self.clock() if t_now is None else t_now
             with self._lock:
                 dets, self._pending = self._pending, []
@@ -219,8 +223,15 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
-                "dropped": self.stats.dropped,
+                "dropped": self.stats.dropped, "n_tracks_max": self.stats.n_tracks_max,
+                "tracker": self._tracker_stats(),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1]}
+
+    def _tracker_stats(self) -> dict | None:
+        """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
+        tracker = getattr(getattr(self.stage, "pipeline", None), "tracker", None)
+        stats = getattr(tracker, "stats", None)
+        return {k: int(v) for k, v in stats.items()} if isinstance(stats, dict) else None
 
     def status_message(self, t_now: float) -> dict:
         return {"type": "status", **self.status(t_now)}
