@@ -65,12 +65,17 @@ def track(
     out: Path = typer.Option(..., "--out", help="tracks.jsonl to write"),
     every: float = typer.Option(1.0, "--every", help="Write every confirmed track at each multiple of DT seconds."),
     lag: float = typer.Option(5.0, "--lag", help="Seconds reports may arrive late and still be used in order."),
+    min_sensors: int = typer.Option(2, "--min-sensors", min=1,
+                                    help="Distinct sensors needed to confirm a track (1 only for single-sensor "
+                                         "data such as the bench2d scenario)."),
+    use_imm: bool = typer.Option(False, "--imm", help="IMM of a cruise and a manoeuvring model (dog-legs, dives)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad lines instead of stopping."),
 ) -> None:
     """Track every drone: fuse all sensors' detections into 3-D tracks (tracks.jsonl)."""
     if every <= 0 or lag < 0:
         raise typer.BadParameter("--every must be > 0 and --lag >= 0")
-    res = track_files(sensors, detections, out, every, TrackerConfig(lag_s=lag), skip_bad)
+    cfg = TrackerConfig(lag_s=lag, confirm_min_sensors=min_sensors, imm=use_imm)
+    res = track_files(sensors, detections, out, every, cfg, skip_bad)
     st = res["tracker"]
     typer.echo(res["read"].summary())
     typer.echo(f"tracker: {st['processed']} detections processed, {st['assigned']} assigned, "

@@ -42,7 +42,7 @@ from scipy.stats import chi2
 
 from skytrace import geo
 from skytrace.batch import ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
-from skytrace.tracking import initiation, motion
+from skytrace.tracking import imm, initiation, motion
 from skytrace.tracking.measurement import innovation, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
@@ -55,6 +55,11 @@ class TrackerConfig:
     frame_s: float = 1.0  # processing frame of sensor time
     q_h: float = 0.5  # horizontal acceleration spectral density, m^2/s^3
     q_v: float = 0.05  # vertical, m^2/s^3
+    imm: bool = False  # interacting multiple models: the CV model above plus a manoeuvring (high-noise) CV
+    q_h_manoeuvre: float = 20.0  # ~ (4.6 m/s^2 of a 25-degree banked turn)^2 x 1 s, m^2/s^3
+    q_v_manoeuvre: float = 10.0  # climbs, descents and the terminal dive
+    imm_sojourn_s: tuple[float, float] = (120.0, 15.0)  # mean time in cruise / in a manoeuvre
+    imm_mu0: tuple[float, float] = (0.9, 0.1)  # model probabilities of a new track
     gate_p: float = 0.999  # gate probability (chi-square)
     tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
     confirm_hits: int = 6
@@ -62,6 +67,7 @@ class TrackerConfig:
     confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
     confirm_max_sigma_m: float = 800.0
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
+    confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
     tentative_timeout_s: float = 12.0
     confirmed_timeout_s: float = 240.0
@@ -105,9 +111,12 @@ class TrackArrays:
     seen_hits: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # updates from each
     last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
+    mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # IMM model probabilities
+    xm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6)))  # IMM model-conditioned states
+    Pm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6, 6)))
 
     FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "last_sensor",
-              "last_cross")
+              "last_cross", "mu", "xm", "Pm")
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -257,9 +266,17 @@ class Tracker:
         cost = d2 + logdet + self.cfg.tentative_penalty * (~tr.confirmed[ti])
         return ti[ok], dj[ok], cost[ok]
 
+    def _q(self, ti: np.ndarray):
+        """Process noise (q_h, q_v) for predicting the combined state: with IMM, the model-probability mean."""
+        cfg = self.cfg
+        if not cfg.imm:
+            return cfg.q_h, cfg.q_v
+        mu = self.tracks.mu[ti]
+        return mu @ np.array([cfg.q_h, cfg.q_h_manoeuvre]), mu @ np.array([cfg.q_v, cfg.q_v_manoeuvre])
+
     def _pair_predict(self, ti: np.ndarray, t: np.ndarray):
         tr = self.tracks
-        return motion.predict(tr.x[ti], tr.P[ti], np.maximum(t - tr.t[ti], 0.0), self.cfg.q_h, self.cfg.q_v)
+        return motion.predict(tr.x[ti], tr.P[ti], np.maximum(t - tr.t[ti], 0.0), *self._q(ti))
 
     def _innovation(self, x, P, m: MeasBatch, dj: np.ndarray):
         s = m.sensor[dj]
@@ -340,14 +357,12 @@ class Tracker:
         for r in range(int(rank.max()) + 1):
             sel = rank == r
             ti, dj = at[sel], ad[sel]
-            x, P = self._pair_predict(ti, m.t[dj])
-            nu, H, S = self._innovation(x, P, m, dj)
-            PHt = P @ np.swapaxes(H, 1, 2)
-            K = np.swapaxes(np.linalg.solve(S, np.swapaxes(PHt, 1, 2)), 1, 2)
-            x = x + np.einsum("nij,nj->ni", K, nu)
-            IKH = np.eye(6)[None] - K @ H
-            P = IKH @ P @ np.swapaxes(IKH, 1, 2) + K @ m.R[dj] @ np.swapaxes(K, 1, 2)  # Joseph form
-            tr.x[ti], tr.P[ti], tr.t[ti] = x, 0.5 * (P + np.swapaxes(P, 1, 2)), m.t[dj]
+            if self.cfg.imm:
+                self._imm_update(ti, dj, m)
+            else:
+                x, P = self._pair_predict(ti, m.t[dj])
+                tr.x[ti], tr.P[ti], _ = self._kalman_update(x, P, m, dj)
+            tr.t[ti] = m.t[dj]
             tr.hits[ti] += 1
             tr.last_update[ti] = m.t[dj]
             s = m.sensor[dj]
@@ -364,6 +379,32 @@ class Tracker:
             sh[match | ((seen == s[:, None]) & add[:, None])] += 1
             tr.seen[ti], tr.seen_hits[ti] = seen, sh
 
+    def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray):
+        """EKF update of predicted pairs; returns x, P (Joseph form, symmetrised) and the log-likelihood."""
+        nu, H, S = self._innovation(x, P, m, dj)
+        PHt = P @ np.swapaxes(H, 1, 2)
+        K = np.swapaxes(np.linalg.solve(S, np.swapaxes(PHt, 1, 2)), 1, 2)
+        x = x + np.einsum("nij,nj->ni", K, nu)
+        IKH = np.eye(6)[None] - K @ H
+        P = IKH @ P @ np.swapaxes(IKH, 1, 2) + K @ m.R[dj] @ np.swapaxes(K, 1, 2)
+        # padded rows (H = 0, nu = 0, S = R = 1) add nothing to the log-likelihood
+        _, logdet = np.linalg.slogdet(S)
+        maha = np.einsum("ni,ni->n", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
+        return x, 0.5 * (P + np.swapaxes(P, 1, 2)), -0.5 * (maha + logdet)
+
+    def _imm_update(self, ti: np.ndarray, dj: np.ndarray, m: MeasBatch) -> None:
+        """IMM cycle (mixing, per-model prediction and EKF update, model probabilities, combination)."""
+        cfg, tr = self.cfg, self.tracks
+        dt = np.maximum(m.t[dj] - tr.t[ti], 0.0)
+        c, x0, P0 = imm.mix(tr.mu[ti], tr.xm[ti], tr.Pm[ti], dt, np.asarray(cfg.imm_sojourn_s))
+        xm, Pm, ll = np.empty_like(x0), np.empty_like(P0), np.empty(c.shape)
+        for k, (qh, qv) in enumerate(((cfg.q_h, cfg.q_v), (cfg.q_h_manoeuvre, cfg.q_v_manoeuvre))):
+            xk, Pk = motion.predict(x0[:, k], P0[:, k], dt, qh, qv)
+            xm[:, k], Pm[:, k], ll[:, k] = self._kalman_update(xk, Pk, m, dj)
+        mu = imm.posterior_probabilities(c, ll)
+        tr.mu[ti], tr.xm[ti], tr.Pm[ti] = mu, xm, Pm
+        tr.x[ti], tr.P[ti] = imm.combine(mu, xm, Pm)
+
     # ------------------------------------------------------------------------------------------- initiation
     def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray) -> None:
         n = x.shape[0]
@@ -372,7 +413,9 @@ class Tracker:
         new = TrackArrays(x=x, P=P, t=t, id=np.arange(self.next_id, self.next_id + n, dtype=np.int64),
                           confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
                           born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
-                          last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy())
+                          last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
+                          mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)),
+                          xm=np.repeat(x[:, None], 2, axis=1), Pm=np.repeat(P[:, None], 2, axis=1))
         self.next_id += n
         self.tracks.append(new)
         self.stats["tracks_started"] += n
@@ -423,7 +466,7 @@ class Tracker:
         self._bound_altitude()
         promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
             tr.n_sensors(cfg.confirm_hits_per_sensor) >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m) & (
-            speed >= cfg.confirm_min_speed_mps)
+            speed >= cfg.confirm_min_speed_mps) & (speed <= cfg.confirm_max_speed_mps)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
         if merge:
@@ -448,6 +491,8 @@ class Tracker:
             tr.x[bad, 2] += target - alt[bad]
             tr.x[bad, 5] = 0.0
             tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
+            tr.xm[bad], tr.Pm[bad] = tr.x[bad, None], tr.P[bad, None]  # IMM: restart the models from the fix
+        np.clip(tr.xm[:, :, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.xm[:, :, 5])
 
     def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
         """Tracks that follow the same object: the one with fewer updates goes (confirmed ones win)."""
@@ -476,7 +521,7 @@ class Tracker:
         if sel.size == 0:
             z = np.zeros(0)
             return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
-        x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), self.cfg.q_h, self.cfg.q_v)
+        x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), *self._q(sel))
         useful = np.sqrt(P[:, 0, 0] + P[:, 1, 1]) < self.cfg.report_max_sigma_m
         sel, x, P = sel[useful], x[useful], P[useful]
         if sel.size == 0:
