@@ -126,21 +126,27 @@ def test_real_tracker_through_the_service_matches_the_offline_pipeline(kyiv_shor
     from skytrace.pipeline import Pipeline, paced_batches
 
     table = formats.load_sensor_table(kyiv_short / "sensors.json")
-    offline = Pipeline(table)
-    svc = _service(kyiv_short, stage=pipeline_stage(table, None))
+    zones = read_zones(kyiv_short / "zones.geojson")
+    offline = Pipeline(table, zones=zones)
+    svc = _service(kyiv_short, stage=pipeline_stage(table, zones, alert_every_s=0.0))
+    n_events = 0
     n_file = 0
     n_steps = n_tracks_max = 0
     for t_step, batch in paced_batches(formats.iter_detection_batches(kyiv_short / "detections.jsonl", table), 1.0):
         n_file += len(batch)
         offline.push(batch)
-        ref = offline.step(t_step).tracks
+        ref_res = offline.step(t_step)
+        ref = ref_res.tracks
         svc.submit(batch.to_records(table))
         live = svc.step_once(t_step)[0]
         assert live["track"] == ref.track
+        assert [(a.zone, a.start) for a in svc.alerts] == [(a.zone, a.start) for a in offline.alerts.active()]
+        n_events += len(ref_res.events)
         np.testing.assert_allclose(live["lat"], ref.lat, atol=1e-6)
         n_steps += 1
         n_tracks_max = max(n_tracks_max, len(ref))
     assert n_steps > 1000 and n_tracks_max >= 1
+    assert n_events > 0 and len(svc.cap_messages) == n_events  # one CAP message per alert event
     assert svc.stats.n_in == n_file == svc.store.count_detections()
     assert svc.store.count_tracks() > 0
 
@@ -193,3 +199,63 @@ def test_http_ingest_token_is_enforced(kyiv_short):
         assert ok.status_code == 202 and ok.json()["accepted"] == 1
         assert client.get("/api/v1/status").status_code == 200
     assert svc.stats.n_in == 1
+
+
+def test_a_failing_store_write_keeps_the_reports_for_the_next_step(kyiv_short):
+    svc = _service(kyiv_short)
+    ac = _first_sensor(svc.table, "acoustic")
+    real_put = svc.store.put_detections
+    calls = {"n": 0}
+
+    def flaky(batch, table):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("database went away")
+        return real_put(batch, table)
+
+    svc.store.put_detections = flaky
+    t0 = time.time()
+    svc.submit([Detection(t=t0, sensor=ac, bearing_deg=1.0), Detection(t=t0 + 0.1, sensor=ac, bearing_deg=2.0)])
+    with pytest.raises(OSError):
+        svc.step_once(t0 + 1)
+    svc.submit([Detection(t=t0 + 1.5, sensor=ac, bearing_deg=3.0)])
+    svc.step_once(t0 + 2)
+    got = svc.store.detections(0, 1e12)
+    assert [d.bearing_deg for d in got] == [1.0, 2.0, 3.0]
+    assert svc.stats.n_stored == svc.stats.n_in == 3 and svc.stats.dropped == 0
+
+
+def test_replay_over_http_stores_every_detection(kyiv_short):
+    from skytrace.service.replay import replay_detections
+    from skytrace.service.runner import ServerThread
+
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    dets = list(formats.iter_detections(kyiv_short / "detections.jsonl", table))
+    ta = [d.t if d.t_arrival is None else d.t_arrival for d in dets]
+    expected = sum(1 for a in ta if a - ta[0] <= 90.0)
+    svc = _service(kyiv_short, stage=pipeline_stage(table, None))
+    with ServerThread(create_app(svc)) as server:
+        res = replay_detections(kyiv_short, speed=90.0, http=server.url, limit_s=90.0)
+        deadline = time.time() + 10
+        while svc.stats.n_stored < expected and time.time() < deadline:
+            time.sleep(0.05)
+    assert res["published"] == expected == svc.store.count_detections()
+
+
+def test_scaled_clock_waits_for_the_feed_before_stepping_the_pipeline(kyiv_short):
+    """Regression: stepping on the wall clock before the first report put the tracker hours ahead of a recorded
+    feed, and every report of an accelerated replay was dropped as late."""
+    from skytrace.service.clock import ScaledClock
+
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    stage = pipeline_stage(table, None)
+    svc = _service(kyiv_short, stage=stage, clock=ScaledClock(30.0))
+    msgs = svc.step_once()
+    assert [m["type"] for m in msgs] == ["status"]  # nothing stepped yet
+    dets = list(formats.iter_detections(kyiv_short / "detections.jsonl", table))[:200]
+    svc.submit(dets)
+    assert svc.clock.anchored
+    for _ in range(3):
+        svc.step_once()
+    assert stage.pipeline.tracker.stats["late_dropped"] == 0
+    assert svc.status()["tracker"]["detections_in"] == 200

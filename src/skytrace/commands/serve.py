@@ -24,6 +24,8 @@ def serve(
     step_s: float = typer.Option(0.25, "--step-s", help="Pipeline step and websocket update period (s)."),
     tracker_frame_s: float = typer.Option(0.25, "--tracker-frame-s",
                                           help="Tracker processing frame (s of sensor time); short = even load."),
+    cap_status: str = typer.Option("Exercise", "--cap-status",
+                                   help="CAP status of alert messages: Actual for real operations, else Exercise."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
@@ -38,8 +40,10 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
+    if cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
+        raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
     service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
-                            tracker_frame_s=tracker_frame_s)
+                            tracker_frame_s=tracker_frame_s, cap_status=cap_status)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)

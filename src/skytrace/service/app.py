@@ -37,6 +37,7 @@ from skytrace.store.base import StoreError
 
 MAX_HISTORY_WINDOW_S = 24 * 3600.0
 MAX_STATES_WINDOW_S = 3600.0
+MAX_WS_CLIENTS = 200
 DETECTION_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "oneOf": [{"$ref": "#/components/schemas/DetectionIn"},
               {"type": "array", "items": {"$ref": "#/components/schemas/DetectionIn"}}]}}}}}
@@ -168,6 +169,19 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
             raise HTTPException(422, "since must be finite")
         return _json([msgspec.to_builtins(a) for a in service.store.alerts(since, math.inf)])
 
+    @app.get("/api/v1/cap", summary="CAP 1.2 feed: index of the latest alert messages (newest first)")
+    def cap_index(limit: int = Query(100, ge=1, le=1000)) -> Response:
+        msgs = list(service.cap_messages)[-limit:][::-1]
+        return _json([{"seq": seq, "t": t, "zone": zone, "kind": kind, "url": f"api/v1/cap/{seq}.xml"}
+                      for seq, t, zone, kind, _ in msgs])
+
+    @app.get("/api/v1/cap/{seq}.xml", summary="One CAP 1.2 message (application/cap+xml)")
+    def cap_message(seq: int) -> Response:
+        for s, _, _, _, xml in service.cap_messages:
+            if s == seq:
+                return Response(xml, media_type="application/cap+xml")
+        raise HTTPException(404, f"no CAP message {seq} (only the latest {service.cap_messages.maxlen} are kept)")
+
     @app.get("/api/v1/history/near", summary="Tracks that came within radius_m of a point in [t0, t1]",
              response_model=list[NearTrack])
     def history_near(lat: float = Query(..., ge=-90, le=90), lon: float = Query(..., ge=-180, le=180),
@@ -218,6 +232,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
 
     @app.websocket("/api/v1/ws")
     async def ws(websocket: WebSocket):
+        if service.n_subscribers >= MAX_WS_CLIENTS:  # bounded fan-out: memory and CPU per client
+            await websocket.close(code=1013, reason="too many clients")
+            return
         await websocket.accept()
         q = service.subscribe()
         try:

@@ -23,7 +23,7 @@ LIVE_TRACKER_FRAME_S = 0.25
 
 def build_service(directory: Path, db: str | None = None, truth_replay: bool = False, speed: float = 1.0,
                   step_s: float = 0.25, stale_after_s: float = 15.0,
-                  tracker_frame_s: float = LIVE_TRACKER_FRAME_S) -> LiveService:
+                  tracker_frame_s: float = LIVE_TRACKER_FRAME_S, cap_status: str = "Exercise") -> LiveService:
     """A live service over the files of ``directory`` (see module docstring).
 
     The tracker processes reports in frames of ``tracker_frame_s`` of sensor time. Live, a short frame spreads
@@ -55,7 +55,8 @@ def build_service(directory: Path, db: str | None = None, truth_replay: bool = F
         stage = pipeline_stage(table, zones, TrackerConfig(frame_s=tracker_frame_s))
         clock = time.time if speed == 1.0 else ScaledClock(speed)
     return LiveService(table=table, zones=zones, stage=stage, store=store, step_s=step_s,
-                       stale_after_s=stale_after_s * (speed if not truth_replay else 1.0), clock=clock)
+                       stale_after_s=stale_after_s * (speed if not truth_replay else 1.0), clock=clock,
+                       cap_status=cap_status)
 
 
 def parse_hostport(text: str, default_port: int) -> tuple[str, int]:

@@ -13,6 +13,7 @@ count stored`` holds even if the pipeline later drops a report (e.g. later than 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -57,6 +58,7 @@ class ServiceStats:
     step_ms_last: float = 0.0
     step_ms_max: float = 0.0
     errors: int = 0
+    dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
 
 
 @dataclass
@@ -77,6 +79,11 @@ class LiveService:
         Track states are stored at most this often (s), to bound the history's size; detections are all stored.
     stale_after_s
         No detection for this long marks the feed as stalled (the map shows it).
+    cap_status
+        CAP ``status`` of the messages (``Actual`` for real operations; ``Exercise`` by default so that a service
+        run on simulated or replayed data never emits an Actual alert by mistake).
+    max_pending
+        Backlog of reports kept while the store fails (oldest dropped beyond it, counted in ``stats.dropped``).
     """
 
     table: SensorTable
@@ -86,6 +93,8 @@ class LiveService:
     step_s: float = 0.25
     track_store_every_s: float = 1.0
     stale_after_s: float = 15.0
+    max_pending: int = 2_000_000
+    cap_status: str = "Exercise"
     clock: Callable[[], float] = time.time
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
@@ -99,6 +108,16 @@ class LiveService:
         self._subscribers: set[asyncio.Queue] = set()
         self._last_track_store = -np.inf
         self.alert_detail: dict[str, dict] = {}  # zone -> probability, ETA and reason of its latest event
+        self.cap_messages: collections.deque = collections.deque(maxlen=1000)  # (seq, t, zone, kind, xml)
+        self._cap_seq = 0
+        self.cap = None
+        if self.zones is not None:
+            try:
+                from skytrace.alerting.cap import CapWriter
+            except ImportError:
+                log.warning("skytrace.alerting.cap is not installed: no CAP feed")
+            else:
+                self.cap = CapWriter(self.zones, status=self.cap_status)
         self._task: asyncio.Task | None = None
         self.store.put_sensors(self.table.records)
 
@@ -119,6 +138,10 @@ class LiveService:
         """One pipeline step at wall time ``t_now``: store and push what arrived, step, store; returns messages."""
         with self._step_lock:
             t_start = time.perf_counter()
+            if not getattr(self.clock, "anchored", True):
+                # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
+                # clock hours ahead of the recorded reports, and it would drop them all as late
+                return [self.status_message(self.clock())]
             t_now = self.clock() if t_now is None else t_now
             with self._lock:
                 dets, self._pending = self._pending, []
@@ -126,7 +149,17 @@ class LiveService:
             batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
             t_newest = float(np.max(batch.t)) if len(batch) else None
             if len(batch):
-                self.stats.n_stored += self.store.put_detections(batch, self.table)
+                try:
+                    self.stats.n_stored += self.store.put_detections(batch, self.table)
+                except Exception:
+                    # database hiccup: keep the reports (ahead of newer ones) for the next step, bounded
+                    with self._lock:
+                        self._pending = dets + self._pending
+                        overflow = len(self._pending) - self.max_pending
+                        if overflow > 0:
+                            del self._pending[:overflow]
+                            self.stats.dropped += overflow
+                    raise
             self.stage.push(batch)
             res = self.stage.step(t_now)
             self.snapshot = res.tracks
@@ -141,6 +174,7 @@ class LiveService:
                     d = dataclasses.asdict(ev)
                     d["probability"] = round(float(d.get("probability", 0.0)), 3)
                     self.alert_detail[str(d["zone"])] = d
+                    self._cap(ev)
             if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
                 ended = {(a.zone, a.start) for a in self.alerts} - {(a.zone, a.start) for a in alerts}
                 closed = [Alert(zone=a.zone, start=a.start, end=t_now, level=a.level, tracks=a.tracks)
@@ -154,6 +188,19 @@ class LiveService:
             self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
             self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
             return msgs
+
+    def _cap(self, ev) -> None:
+        """Keep the CAP 1.2 message of an alert event for the feed (a failure is logged, never stops a step)."""
+        if self.cap is None or not hasattr(ev, "alert_id"):
+            return
+        try:
+            xml = self.cap.message(ev)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("CAP message for zone %s failed", getattr(ev, "zone", "?"))
+            return
+        self._cap_seq += 1
+        self.cap_messages.append((self._cap_seq, float(ev.t), str(ev.zone), str(ev.kind), xml))
 
     def alerts_message(self, t_now: float) -> dict:
         active = []
@@ -176,7 +223,15 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
+                "dropped": self.stats.dropped, "n_tracks_max": self.stats.n_tracks_max,
+                "tracker": self._tracker_stats(),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1]}
+
+    def _tracker_stats(self) -> dict | None:
+        """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
+        tracker = getattr(getattr(self.stage, "pipeline", None), "tracker", None)
+        stats = getattr(tracker, "stats", None)
+        return {k: int(v) for k, v in stats.items()} if isinstance(stats, dict) else None
 
     def status_message(self, t_now: float) -> dict:
         return {"type": "status", **self.status(t_now)}
@@ -186,6 +241,10 @@ class LiveService:
         q: asyncio.Queue = asyncio.Queue(maxsize)
         self._subscribers.add(q)
         return q
+
+    @property
+    def n_subscribers(self) -> int:
+        return len(self._subscribers)
 
     def unsubscribe(self, q: asyncio.Queue) -> None:
         self._subscribers.discard(q)

@@ -60,6 +60,7 @@ def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless
         time.sleep(2 * svc.step_s)
     summary = {"detections_in": svc.stats.n_in, "detections_stored": svc.store.count_detections(),
                "tracks_max": svc.stats.n_tracks_max, "track_rows": svc.store.count_tracks(),
-               "alerts": len(svc.store.alerts()), "step_ms_max": round(svc.stats.step_ms_max, 1)}
+               "alerts": len(svc.store.alerts()), "step_ms_max": round(svc.stats.step_ms_max, 1),
+               "tracker_late_dropped": (svc.status().get("tracker") or {}).get("late_dropped")}
     svc.store.close()
     return summary

@@ -1,10 +1,11 @@
 """What the live service drives: a small protocol, and the two stages that implement it.
 
 The service only needs ``push(DetectionBatch)`` and ``step(t_now) -> StepResult`` (tracks and alert events at
-``t_now``), plus optionally ``active_alerts(t_now)``. :class:`skytrace.pipeline.Pipeline` (tracker, and alerting
-when it is installed) is the real one; :class:`TruthReplayStage` replays a simulation's truth.jsonl (and,
-if given, a recorded alerts.jsonl) in wall-clock time: an honest source of a moving picture for demos, for the
-map and for latency tests of the transport, which does not pretend to be a tracker (its tracks are the truth).
+``t_now``), plus optionally ``active_alerts(t_now)``. :class:`LivePipeline` around
+:class:`skytrace.pipeline.Pipeline` (tracker, assessment and alerting) is the real one;
+:class:`TruthReplayStage` replays a simulation's truth.jsonl (and, if given, a recorded alerts.jsonl) in
+wall-clock time: an honest source of a moving picture for demos, for the map and for latency tests of the
+transport, which does not pretend to be a tracker (its tracks are the truth).
 """
 
 from __future__ import annotations
@@ -51,14 +52,44 @@ def as_alert(obj: object, t_now: float) -> Alert:
                  tracks=[str(t) for t in getattr(obj, "tracks", [])])
 
 
-def pipeline_stage(table: SensorTable, zones: ZoneSet | None, tracker_config=None) -> Pipeline:
+class LivePipeline:
+    """:class:`skytrace.pipeline.Pipeline` for the live clock: tracks every step, alerts every ``alert_every_s``.
+
+    The service steps often (0.25 s) so that new reports reach the map quickly; the assessment behind the alerts
+    costs about a second per 1,000 tracks (docs/warnings.md) and its inputs move little in a quarter second, so
+    it runs at its own slower cadence. With ``alert_every_s`` <= the step period this is exactly the Pipeline.
+    """
+
+    def __init__(self, pipeline: Pipeline, alert_every_s: float = 1.0):
+        self.pipeline = pipeline
+        self.alert_every_s = float(alert_every_s)
+        self._last_alert_t = -np.inf
+
+    @property
+    def alerts(self):
+        return self.pipeline.alerts
+
+    def push(self, batch: DetectionBatch) -> None:
+        self.pipeline.push(batch)
+
+    def step(self, t_now: float) -> StepResult:
+        tracks = self.pipeline.tracker.advance(t_now)
+        events: list = []
+        if self.pipeline.alerts is not None and t_now - self._last_alert_t >= self.alert_every_s:
+            events = list(self.pipeline.alerts.update(t_now, tracks))
+            self._last_alert_t = t_now
+        return StepResult(t_now, tracks, events)
+
+
+def pipeline_stage(table: SensorTable, zones: ZoneSet | None, tracker_config=None,
+                   alert_every_s: float = 1.0) -> LivePipeline:
     """The real pipeline: tracker, plus alerting if :mod:`skytrace.alerting` is installed."""
     try:
         import skytrace.alerting  # noqa: F401
     except ImportError:
         log.warning("skytrace.alerting is not installed: tracks only, no zone alerts")
         zones = None
-    return Pipeline(table, zones=zones, tracker_config=tracker_config)
+    return LivePipeline(Pipeline(table, zones=zones, tracker_config=tracker_config), alert_every_s)
 
 
 class TruthReplayStage:

@@ -171,6 +171,25 @@
                       if (st.lastAlerts) showAlerts(st.lastAlerts); }
   $("live").addEventListener("click", goLive);
 
+  // History at a point: right-click (long-press on a phone) asks the store what flew within 2 km in the last 12 h.
+  map.on("contextmenu", async (e) => {
+    const t1 = st.serverT || Date.now() / 1000, t0 = t1 - 12 * 3600;
+    const { lat, lng } = e.latlng;
+    const popup = L.popup().setLatLng(e.latlng).setContent("searching…").openOn(map);
+    const url = `api/v1/history/near?lat=${lat.toFixed(6)}&lon=${lng.toFixed(6)}&radius_m=2000&t0=${t0}&t1=${t1}`;
+    const rows = await (await fetch(url)).json();
+    const el = document.createElement("div");
+    el.className = "near";
+    el.textContent = rows.length ? `${rows.length} tracks within 2 km in the last 12 h:` : "nothing within 2 km in the last 12 h";
+    for (const r of rows.slice(0, 20)) {
+      const d = document.createElement("div");
+      d.textContent = `${r.track}: ${fmtTime(r.first_t)}–${fmtTime(r.last_t)}, closest ${(r.closest_m / 1000).toFixed(2)} km`;
+      el.appendChild(d);
+    }
+    popup.setContent(el);
+    st.nearResult = rows;
+  });
+
   // Frame times (ms between animation frames) for the responsiveness benchmark; last 3,600 kept.
   let prev = performance.now();
   function frame(now) { st.frameMs.push(now - prev); prev = now; if (st.frameMs.length > 3600) st.frameMs.shift();
