@@ -167,6 +167,9 @@ class Tracker:
         fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
         self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
         self.tracks = TrackArrays()
+        if not self.cfg.imm:  # no model-conditioned states to carry
+            self.tracks.mu, self.tracks.xm, self.tracks.Pm = np.zeros((0, 0)), np.zeros((0, 0, 6)), np.zeros(
+                (0, 0, 6, 6))
         self._names: dict[int, str] = {}
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
@@ -361,7 +364,7 @@ class Tracker:
                 self._imm_update(ti, dj, m)
             else:
                 x, P = self._pair_predict(ti, m.t[dj])
-                tr.x[ti], tr.P[ti], _ = self._kalman_update(x, P, m, dj)
+                tr.x[ti], tr.P[ti], _ = self._kalman_update(x, P, m, dj, likelihood=False)
             tr.t[ti] = m.t[dj]
             tr.hits[ti] += 1
             tr.last_update[ti] = m.t[dj]
@@ -379,14 +382,17 @@ class Tracker:
             sh[match | ((seen == s[:, None]) & add[:, None])] += 1
             tr.seen[ti], tr.seen_hits[ti] = seen, sh
 
-    def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray):
-        """EKF update of predicted pairs; returns x, P (Joseph form, symmetrised) and the log-likelihood."""
+    def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray, likelihood: bool = True):
+        """EKF update of predicted pairs; returns x, P (Joseph form, symmetrised) and the log-likelihood (or None
+        when ``likelihood`` is False: the single-model filter does not need it)."""
         nu, H, S = self._innovation(x, P, m, dj)
         PHt = P @ np.swapaxes(H, 1, 2)
         K = np.swapaxes(np.linalg.solve(S, np.swapaxes(PHt, 1, 2)), 1, 2)
         x = x + np.einsum("nij,nj->ni", K, nu)
         IKH = np.eye(6)[None] - K @ H
         P = IKH @ P @ np.swapaxes(IKH, 1, 2) + K @ m.R[dj] @ np.swapaxes(K, 1, 2)
+        if not likelihood:
+            return x, 0.5 * (P + np.swapaxes(P, 1, 2)), None
         # padded rows (H = 0, nu = 0, S = R = 1) add nothing to the log-likelihood
         _, logdet = np.linalg.slogdet(S)
         maha = np.einsum("ni,ni->n", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
@@ -414,8 +420,11 @@ class Tracker:
                           confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
                           born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
                           last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
-                          mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)),
-                          xm=np.repeat(x[:, None], 2, axis=1), Pm=np.repeat(P[:, None], 2, axis=1))
+                          # IMM model states only when the IMM is on (zero models otherwise: nothing to copy)
+                          mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.cfg.imm
+                          else np.zeros((n, 0)),
+                          xm=np.repeat(x[:, None], 2 if self.cfg.imm else 0, axis=1),
+                          Pm=np.repeat(P[:, None], 2 if self.cfg.imm else 0, axis=1))
         self.next_id += n
         self.tracks.append(new)
         self.stats["tracks_started"] += n
@@ -491,8 +500,10 @@ class Tracker:
             tr.x[bad, 2] += target - alt[bad]
             tr.x[bad, 5] = 0.0
             tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
-            tr.xm[bad], tr.Pm[bad] = tr.x[bad, None], tr.P[bad, None]  # IMM: restart the models from the fix
-        np.clip(tr.xm[:, :, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.xm[:, :, 5])
+            if self.cfg.imm:
+                tr.xm[bad], tr.Pm[bad] = tr.x[bad, None], tr.P[bad, None]  # IMM: restart the models from the fix
+        if self.cfg.imm:
+            np.clip(tr.xm[:, :, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.xm[:, :, 5])
 
     def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
         """Tracks that follow the same object: the one with fewer updates goes (confirmed ones win)."""
