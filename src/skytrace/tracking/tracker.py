@@ -86,6 +86,12 @@ class TrackerConfig:
     init_two_node_unambiguous: bool = True  # accept 2-node fixes where both nodes hear a single source
     init_resolution_deg: float = 10.0
     acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a node are not candidates
+    # bearing clutter map: a node that keeps reporting unexplained bearings in one direction hears a stationary
+    # confuser (a generator, a road, a factory); such bearings may still update confirmed tracks, but neither start
+    # nor feed tentative ones (two crossing confusers would otherwise make a persistent ghost)
+    clutter_map_bin_deg: float = 5.0
+    clutter_map_tau_s: float = 300.0
+    clutter_map_threshold: float = 6.0  # decayed count of unexplained bearings in one bin
     merge_distance_m: float = 250.0
     merge_speed_mps: float = 12.0
     max_speed_mps: float = 150.0
@@ -174,6 +180,11 @@ class Tracker:
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
         self.pool = initiation.BearingPool.empty()
+        self.n_bins = max(1, int(round(360.0 / self.cfg.clutter_map_bin_deg)))
+        self.clutter_map = np.zeros((len(sensors), self.n_bins))
+        self.clutter_map_t = -np.inf
+        self._frame_suppressed = np.zeros(0, dtype=bool)
+        self._tentative_taker = np.zeros(0, dtype=bool)
         self.t_processed = -np.inf
         self.stats = {"detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
                       "tracks_started": 0, "tracks_confirmed": 0, "tracks_deleted": 0, "frames": 0}
@@ -220,18 +231,41 @@ class Tracker:
         self.stats["frames"] += 1
         self.stats["processed"] += len(m)
         assigned = np.zeros(len(m), dtype=bool)
+        suppressed, bins = self._clutter_lookup(m, t_end)
+        self._frame_suppressed = suppressed
+        self._tentative_taker = np.zeros(len(m), dtype=bool)
         if len(self.tracks):
             ti, dj, cost = self._gate(m, t_end)
+            keep = ~(suppressed[dj] & ~self.tracks.confirmed[ti])
+            ti, dj, cost = ti[keep], dj[keep], cost[keep]
             if ti.size:
                 at, ad = self._associate(ti, dj, cost, m)
                 if at.size:
+                    self._tentative_taker[ad] = ~self.tracks.confirmed[at]
                     self._update_rounds(at, ad, m)
                     assigned[ad] = True
                     self.stats["assigned"] += int(ad.size)
-        un = np.flatnonzero(~assigned)
+        # the map learns from bearings nothing confirmed explains (unassigned, or taken by a tentative track)
+        unexplained = (~assigned | self._tentative_taker) & (m.kind == ACOUSTIC)
+        if unexplained.any():
+            np.add.at(self.clutter_map, (m.sensor[unexplained], bins[unexplained]), 1.0)
+        un = np.flatnonzero(~assigned & ~suppressed)
         if un.size:
             self._initiate(m.take(un), t_end)
         self._manage(t_end)
+
+    def _clutter_lookup(self, m: MeasBatch, t_now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Decay the bearing clutter map to ``t_now``; which acoustic bearings fall in a hot (confuser) bin."""
+        if np.isfinite(self.clutter_map_t) and t_now > self.clutter_map_t:
+            self.clutter_map *= np.exp(-(t_now - self.clutter_map_t) / self.cfg.clutter_map_tau_s)
+        self.clutter_map_t = max(self.clutter_map_t, t_now)
+        bins = np.zeros(len(m), dtype=np.int64)
+        ac = m.kind == ACOUSTIC
+        bins[ac] = (np.floor(np.degrees(np.mod(m.z[ac, 0], 2 * np.pi)) / self.cfg.clutter_map_bin_deg)
+                    ).astype(np.int64) % self.n_bins
+        suppressed = ac & (self.clutter_map[m.sensor, bins] > self.cfg.clutter_map_threshold)
+        self.stats["clutter_suppressed"] = self.stats.get("clutter_suppressed", 0) + int(suppressed.sum())
+        return suppressed, bins
 
     def _gate(self, m: MeasBatch, t_ref: float):
         tr = self.tracks
@@ -366,12 +400,14 @@ class Tracker:
                 x, P = self._pair_predict(ti, m.t[dj])
                 tr.x[ti], tr.P[ti], _ = self._kalman_update(x, P, m, dj, likelihood=False)
             tr.t[ti] = m.t[dj]
-            tr.hits[ti] += 1
-            tr.last_update[ti] = m.t[dj]
+            # a bearing from a confuser direction updates the state but does not keep the track alive
+            live = ~self._frame_suppressed[dj] if len(self._frame_suppressed) == len(m) else np.ones(dj.size, bool)
+            tr.hits[ti[live]] += 1
+            tr.last_update[ti[live]] = m.t[dj][live]
             s = m.sensor[dj]
-            crossed = s != tr.last_sensor[ti]
+            crossed = (s != tr.last_sensor[ti]) & live
             tr.last_cross[ti[crossed]] = m.t[dj][crossed]
-            tr.last_sensor[ti] = s
+            tr.last_sensor[ti[live]] = s[live]
             seen, sh = tr.seen[ti], tr.seen_hits[ti]
             match = seen == s[:, None]
             new = ~match.any(axis=1)
