@@ -32,6 +32,7 @@ import numpy as np
 from skytrace.batch import ACOUSTIC, POSITION, RADAR, SensorTable
 from skytrace.commands.track import track_files
 from skytrace.evaluation import evaluate_tracks
+from skytrace.evaluation.tracking import heard_targets
 from skytrace.geo import LocalFrame, wrap_deg
 from skytrace.io import formats
 from skytrace.model import TruthPoint
@@ -103,22 +104,9 @@ def attribute(table: SensorTable, det, frame: LocalFrame, truth) -> np.ndarray:
 def heard(det, label: np.ndarray, table: SensorTable, n_targets: int, window_s: float = 30.0,
           min_nodes: int = 2) -> dict[int, float]:
     """Drone index -> end of the first window_s window in which >= min_nodes distinct acoustic nodes heard it."""
-    out = {}
-    ac = table.kind[det.sensor] == ACOUSTIC
-    for k in range(n_targets):
-        sel = np.flatnonzero((label == k) & ac)
-        if sel.size < min_nodes:
-            continue
-        order = sel[np.argsort(det.t[sel])]
-        ts, ss = det.t[order], det.sensor[order]
-        lo = 0
-        for hi in range(ts.size):
-            while ts[hi] - ts[lo] > window_s:
-                lo += 1
-            if np.unique(ss[lo:hi + 1]).size >= min_nodes:
-                out[k] = float(ts[hi])
-                break
-    return out
+    res = heard_targets(label, det.t, det.sensor, table.kind == ACOUSTIC, [str(k) for k in range(n_targets)],
+                        window_s, min_nodes)
+    return {int(k): v for k, v in res.items()}
 
 
 def _parse(default, text: str):
