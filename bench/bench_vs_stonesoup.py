@@ -101,14 +101,13 @@ def run_stonesoup(data, cfg: Bench2DConfig) -> tuple[float, list[np.ndarray], in
                                           deleter=UpdateTimeStepsDeleter(time_steps_since_update=2),
                                           data_associator=init_assoc, updater=updater, min_points=3)
     scans = []
-    for k, (t, ms) in enumerate(zip(data.scan_times, data.meas_scan, strict=True)):
+    for t, ms in zip(data.scan_times, data.meas_scan, strict=True):
         ts = t0 + datetime.timedelta(seconds=float(t - data.scan_times[0]))
         dets = set()
         for row in ms:
             cls = Clutter if row[2] else Detection
             dets.add(cls(np.array([[row[0]], [row[1]]]), timestamp=ts, measurement_model=meas_model))
         scans.append((ts, dets))
-        _ = k
 
     class Feeder:
         def __iter__(self):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skytrace import geo
-from skytrace.batch import ACOUSTIC, OPTICAL, POSITION, RADAR, DetectionBatch, SensorTable
+from skytrace.batch import ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable
 from skytrace.sensors import acoustic as acoustic_model
 
 DEFAULT_ALT_AGL_M = 300.0  # prior altitude of a report without one
@@ -86,5 +86,4 @@ def prepare(batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame) 
         z[np.flatnonzero(ang)[rad], 2] = batch.range_m[ang][rad]
         Ra[:, 2, 2] = np.where(rad, sensors.range_sigma_m[s] ** 2, 1.0)
         R[ang] = Ra
-    _ = OPTICAL
     return MeasBatch(batch.t.copy(), batch.sensor.astype(np.int32), kind.astype(np.int8), z, R, has_el)
