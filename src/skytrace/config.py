@@ -114,7 +114,7 @@ def _convert(section: str, cls: type, values: dict) -> Any:
         if key not in known:
             raise SkytraceError(f"[{section}] has no setting {key!r} (known: {', '.join(sorted(known))})")
     try:
-        obj = msgspec.convert(values, cls, strict=False)
+        obj: Any = msgspec.convert(values, cls, strict=False)
     except msgspec.ValidationError as exc:
         raise SkytraceError(f"[{section}] {exc}") from None
     for f in dataclasses.fields(cls):

@@ -51,7 +51,7 @@ class PipelineConfig:
     step_s: float = 1.0  # s; offline step of arrival time (tracks written, sinks called); live: [service] step_s
     alert_every_s: float = 1.0  # s; the alert policy re-assesses at most this often (~0.3 s per 1,000 tracks)
     max_future_s: float = 30.0  # s; reports dated later than their arrival by more are rejected (clock fault, forgery)
-    max_age_s: float | None = None  # s; reports older than this at arrival are rejected; None: tracker lag + 2 s
+    max_age_s: float = 300.0  # s; reports older than this at arrival are rejected (the tracker drops what is > its lag)
     max_gap_s: float = 600.0  # s; offline, a longer silence in a recording is jumped over, not stepped through
 
 
@@ -70,9 +70,11 @@ class StepResult:
 
 @runtime_checkable
 class TrackSource(Protocol):
-    """What produces tracks: the tracker, or recorded tracks. ``lag_s``: how long reports are held back."""
+    """What produces tracks: the tracker, or recorded tracks.
 
-    lag_s: float
+    How long it holds reports back is read from ``lag_s`` or ``cfg.lag_s`` when present (0 otherwise).
+    """
+
     stats: dict
 
     def ingest(self, batch: DetectionBatch) -> None: ...
@@ -135,7 +137,7 @@ class Pipeline:
             from skytrace.tracking import Tracker
 
             tracker = Tracker(sensors, frame=frame, config=tracker_config)
-        self.tracker = tracker
+        self.tracker: TrackSource = tracker
         if policy is None and zones is not None:
             from skytrace.alerting import AlertEngine
 
@@ -157,13 +159,12 @@ class Pipeline:
     def lag_s(self) -> float:
         lag = getattr(self.tracker, "lag_s", None)
         if lag is None:
-            lag = getattr(getattr(self.tracker, "cfg", None), "lag_s", 0.0)
-        return float(lag)
+            lag = getattr(getattr(self.tracker, "cfg", None), "lag_s", None)
+        return float(lag) if lag is not None else 0.0
 
     @property
     def max_age_s(self) -> float:
-        c = self.config
-        return c.max_age_s if c.max_age_s is not None else self.lag_s + 2.0
+        return self.config.max_age_s
 
     def push(self, batch: DetectionBatch, t_clock: float | None = None) -> int:
         """Admit reports that arrived (plausibility checks at the edge); returns how many were admitted.

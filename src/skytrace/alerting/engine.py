@@ -31,11 +31,11 @@ from skytrace.zones import ZoneSet
 @dataclass
 class AlertPolicy:
     lead_target_s: float = 300.0  # warning wanted before a drone arrives, on top of the zone's shelter_s
-    p_raise: float = 0.25
-    p_keep: float = 0.08
-    clear_after_s: float = 120.0
-    imminent_s: float = 120.0
-    default_shelter_s: float = 60.0
+    p_raise: float = 0.25  # probability of entry within the warning window that raises a zone's alert
+    p_keep: float = 0.08  # a raised alert is kept while the probability stays above this (hysteresis: no flicker)
+    clear_after_s: float = 120.0  # s; the probability must stay below p_keep this long before the all-clear
+    imminent_s: float = 120.0  # s; an expected arrival sooner than this makes the alert imminent
+    default_shelter_s: float = 60.0  # s; time to reach shelter in zones that do not say (shelter_s)
     max_track_age_s: float = 60.0  # tracks not updated for longer (coasting) still count, with this cap on age
 
 

@@ -14,10 +14,11 @@ import typer
 def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, policy: Any = None,
                write_cap: bool = True, cap_status: str = "Exercise", assess_config: Any = None) -> dict:
     """Replay a tracks file through the alert policy every ``every_s``; write alerts.jsonl, events.jsonl, cap/."""
+    from skytrace.alerting.sinks import CapFileSink
     from skytrace.batch import SensorTable
     from skytrace.errors import SkytraceError
     from skytrace.io import formats
-    from skytrace.io.sinks import AlertPeriodSink, CapFileSink, EventFileSink
+    from skytrace.io.sinks import AlertPeriodSink, EventFileSink
     from skytrace.pipeline import Pipeline, PipelineConfig, RecordedTracks, StepResult
 
     recs = formats.read_tracks(tracks_path)

@@ -62,42 +62,42 @@ class TrackerConfig:
     imm_mu0: tuple[float, float] = (0.9, 0.1)  # model probabilities of a new track
     gate_p: float = 0.999  # gate probability (chi-square)
     tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
-    confirm_hits: int = 6
+    confirm_hits: int = 6  # updates a tentative track needs before it is confirmed
     confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own ...
     confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
-    confirm_max_sigma_m: float = 800.0
+    confirm_max_sigma_m: float = 800.0  # m; a track is confirmed only once its position sigma is below this
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
-    tentative_timeout_s: float = 12.0
-    confirmed_timeout_s: float = 240.0
+    tentative_timeout_s: float = 12.0  # s; a tentative track with no update for this long is deleted
+    confirmed_timeout_s: float = 240.0  # s; a confirmed track with no update for this long is deleted
     single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
-    max_pos_sigma_m: float = 4000.0
-    init_vel_sigma_mps: float = 45.0
-    init_vu_sigma_mps: float = 5.0
-    init_alt_agl_m: float = 300.0
-    init_alt_sigma_m: float = 600.0
+    max_pos_sigma_m: float = 4000.0  # m; a track whose position sigma grows beyond this is deleted
+    init_vel_sigma_mps: float = 45.0  # m/s; horizontal velocity sigma of a new track (Shahed-class speeds 30-50 m/s)
+    init_vu_sigma_mps: float = 5.0  # m/s; vertical velocity sigma of a new track
+    init_alt_agl_m: float = 300.0  # m; altitude above ground assumed for a bearing-only new track (low cruise)
+    init_alt_sigma_m: float = 600.0  # m; its sigma
     init_from_position: bool = True  # start tentative tracks from unassigned position reports / radar plots
     init_window_s: float = 4.0  # bearings kept for triangulation
     init_dt_s: float = 2.1  # max time between bearings that are triangulated together
     init_range_m: float = 9000.0  # max node-to-source distance considered
-    init_min_nodes: int = 3
-    init_min_angle_deg: float = 12.0
+    init_min_nodes: int = 3  # distinct acoustic nodes whose bearings must cross to start a track (ghost control)
+    init_min_angle_deg: float = 12.0  # deg; bearings crossing at a smaller angle give no fix (range too uncertain)
     init_two_node_unambiguous: bool = True  # accept 2-node fixes where both nodes hear a single source
-    init_resolution_deg: float = 10.0
+    init_resolution_deg: float = 10.0  # deg; a node hears sources closer than this in bearing as one (array resolution)
     acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a node are not candidates
     # bearing clutter map: a node that keeps reporting unexplained bearings in one direction hears a stationary
     # confuser (a generator, a road, a factory); such bearings may still update confirmed tracks, but neither start
     # nor feed tentative ones (two crossing confusers would otherwise make a persistent ghost)
-    clutter_map_bin_deg: float = 5.0
-    clutter_map_tau_s: float = 300.0
+    clutter_map_bin_deg: float = 5.0  # deg; bearing bin of the per-node clutter map
+    clutter_map_tau_s: float = 300.0  # s; time constant of the clutter map decay (a confuser that stops is forgotten)
     clutter_map_threshold: float = 6.0  # decayed count of unexplained bearings in one bin
-    merge_distance_m: float = 250.0
-    merge_speed_mps: float = 12.0
-    max_speed_mps: float = 150.0
+    merge_distance_m: float = 250.0  # m; two tracks closer than this ...
+    merge_speed_mps: float = 12.0  # m/s; ... with velocities closer than this are one drone: merged
+    max_speed_mps: float = 150.0  # m/s; tracks faster than this are deleted (no Shahed-class drone or jet flies faster)
     coast_status_s: float = 10.0  # confirmed tracks without update for this long are reported as coasting
     min_agl_m: float = 0.0  # altitude bounds above the sensors' mean ground (bearing-only tracks drift vertically)
-    max_agl_m: float = 6000.0
+    max_agl_m: float = 6000.0  # m; upper altitude bound above the mean ground
     max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
 
 
@@ -211,16 +211,14 @@ class Tracker:
             self.buffer = [allm.take(~ready)] if (~ready).any() else []
             m = allm.take(np.flatnonzero(ready)[np.argsort(allm.t[ready], kind="stable")])
             if len(m):
+                # frames (start + k frame_s, start + (k + 1) frame_s]; only frames holding reports are visited, so
+                # a silence of hours (or one absurd timestamp) costs nothing
                 start = self.t_processed if np.isfinite(self.t_processed) else m.t[0]
-                edges = np.arange(start, cutoff + self.cfg.frame_s, self.cfg.frame_s)
-                cut = np.searchsorted(m.t, edges[1:], side="right")
-                lo = 0
-                for hi, t_end in zip(cut, edges[1:], strict=True):
-                    if hi > lo:
-                        self._process_frame(m.take(slice(lo, hi)), float(t_end))
-                    lo = hi
-                if lo < len(m):
-                    self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
+                fs = self.cfg.frame_s
+                k = np.maximum(np.ceil((m.t - start) / fs) - 1, 0).astype(np.int64)
+                bounds = np.flatnonzero(np.diff(k)) + 1
+                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(m)], strict=True):
+                    self._process_frame(m.take(slice(int(lo), int(hi))), float(start + (k[lo] + 1) * fs))
         if cutoff > self.t_processed:
             self._manage(cutoff, merge=False)
             self.t_processed = cutoff
