@@ -149,3 +149,28 @@ def test_every_config_field_is_documented():
     missing = [f"{name}.{f.name}" for name in SECTIONS for f in dataclasses.fields(section_class(name))
                if f.name not in field_comments(section_class(name))]
     assert not missing, f"fields without a '# unit; why' comment: {missing}"
+
+
+def test_night_objects_read_like_the_domain(kyiv_short):
+    import shapely.geometry
+
+    from skytrace import Night
+
+    night = Night.load(kyiv_short)
+    text = repr(night)
+    assert text.startswith(f"Night({kyiv_short.name}:") and "sensors" in text and "truth targets" in text
+    tracks = night.tracks or night.track()
+    assert len(tracks) >= 1 and repr(tracks).startswith("Tracks(tracks:")
+    first = tracks.confirmed()[0]
+    assert tracks[first.id] is first and first.length_km > 0 and "km" in repr(first)
+    geom = shapely.geometry.shape(first.__geo_interface__["geometry"])  # any geo tool takes it as it is
+    assert geom.geom_type == "LineString" and geom.length > 0
+    fc = night.__geo_interface__
+    assert fc["type"] == "FeatureCollection" and {f["properties"]["layer"] for f in fc["features"]} >= {
+        "sensor", "truth", "tracks"}
+    ax = night.plot()
+    assert ax.get_title() == repr(night)
+    with pytest.raises(KeyError):
+        tracks["no-such-track"]
+    with pytest.raises(SkytraceError):
+        Night.load(kyiv_short / "missing")
