@@ -82,6 +82,7 @@ class AlertEngine:
 
     def update(self, t: float, snapshot: TrackSnapshot) -> list[AlertEvent]:
         pol = self.policy
+        snapshot = snapshot.with_status("confirmed", "coasting")  # tentative tracks do not raise alerts (yet)
         a = self.assessor.assess(snapshot)
         nz = len(self.zones)
         p_zone = np.zeros(nz)

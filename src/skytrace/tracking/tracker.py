@@ -41,9 +41,12 @@ from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
 from skytrace import geo
-from skytrace.batch import ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.errors import SkytraceError
+from skytrace.sensors import registry
+from skytrace.sensors.family import DEFAULT_REACH_M
 from skytrace.tracking import imm, initiation, motion
-from skytrace.tracking.measurement import innovation, predict_measurements
+from skytrace.tracking.measurement import SensorGeometry, innovation, measured_dof, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
 
@@ -56,6 +59,9 @@ class TrackerConfig:
     q_h: float = 0.5  # horizontal acceleration spectral density, m^2/s^3
     q_v: float = 0.05  # vertical, m^2/s^3
     imm: bool = False  # interacting multiple models: the CV model above plus a manoeuvring (high-noise) CV
+    # explicit motion models (skytrace.tracking.motion.MotionModel instances); one = a single filter, several = an
+    # IMM over them with imm_sojourn_s / imm_mu0 of the same length. None: built from q_h, q_v and ``imm``
+    motion_models: tuple | None = None
     q_h_manoeuvre: float = 20.0  # ~ (4.6 m/s^2 of a 25-degree banked turn)^2 x 1 s, m^2/s^3
     q_v_manoeuvre: float = 10.0  # climbs, descents and the terminal dive
     imm_sojourn_s: tuple[float, float] = (120.0, 15.0)  # mean time in cruise / in a manoeuvre
@@ -65,10 +71,13 @@ class TrackerConfig:
     confirm_hits: int = 6
     confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own ...
     confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
+    trust_sensors: bool = True  # a trusted sensor (sensors.json "trusted", default by kind) may confirm alone
     confirm_max_sigma_m: float = 800.0
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
+    report_tentative: bool = True  # tentative tracks appear in snapshots with status "tentative" ...
+    report_tentative_min_hits: int = 3  # ... once they have this many updates (not every stray plot)
     tentative_timeout_s: float = 12.0
     confirmed_timeout_s: float = 240.0
     single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
@@ -85,7 +94,7 @@ class TrackerConfig:
     init_min_angle_deg: float = 12.0
     init_two_node_unambiguous: bool = True  # accept 2-node fixes where both nodes hear a single source
     init_resolution_deg: float = 10.0
-    acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a node are not candidates
+    acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a bearing sensor are not candidates
     # bearing clutter map: a node that keeps reporting unexplained bearings in one direction hears a stationary
     # confuser (a generator, a road, a factory); such bearings may still update confirmed tracks, but neither start
     # nor feed tentative ones (two crossing confusers would otherwise make a persistent ghost)
@@ -99,6 +108,19 @@ class TrackerConfig:
     min_agl_m: float = 0.0  # altitude bounds above the sensors' mean ground (bearing-only tracks drift vertically)
     max_agl_m: float = 6000.0
     max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
+
+
+def _motion_models(cfg: TrackerConfig) -> list[motion.MotionModel]:
+    """The configured motion models: explicit ones, else CV (plus the manoeuvring CV with ``imm``)."""
+    if cfg.motion_models:
+        models = list(cfg.motion_models)
+    else:
+        models = [motion.ConstantVelocity(cfg.q_h, cfg.q_v)]
+        if cfg.imm:
+            models.append(motion.ConstantVelocity(cfg.q_h_manoeuvre, cfg.q_v_manoeuvre, name="cv-manoeuvre"))
+    if len(models) > 1 and not (len(cfg.imm_sojourn_s) == len(cfg.imm_mu0) == len(models)):
+        raise SkytraceError(f"{len(models)} motion models need imm_sojourn_s and imm_mu0 of that length")
+    return models
 
 
 @dataclass
@@ -167,15 +189,24 @@ class Tracker:
             self.sensor_pos[fixed] = frame.ecef_to_enu(sensors.ecef_m[fixed])
         self.M[~fixed] = np.eye(3)
         self.sound_speed = sensors.sound_speed_mps
-        rng_default = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, 5000.0)
-        self.audible_m = np.minimum(2.5 * rng_default, self.cfg.acoustic_gate_range_m)
+        rng_default = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, DEFAULT_REACH_M)
+        reach_factor = np.array([registry.by_code(k).reach_factor for k in sensors.kind]) if S else np.zeros(0)
+        self.audible_m = np.minimum(reach_factor * rng_default, self.cfg.acoustic_gate_range_m)
+        self.geom = SensorGeometry(self.M, self.b, self.sensor_pos, self.audible_m, self.sound_speed)
+        self.trusted = (sensors.trusted.copy() if sensors.trusted is not None and self.cfg.trust_sensors
+                        else np.zeros(S, dtype=bool))
+        self.models = _motion_models(self.cfg)
+        self.use_imm = len(self.models) > 1
+        self._clutter_kinds = registry.codes_where("bearing_clutter_map")
+        self._bearing_kinds = registry.codes_where("initiation", "bearing")
+        self._plot_kinds = registry.codes_where("initiation", "plot")
         self.gate = {d: chi2.ppf(self.cfg.gate_p, d) for d in (1, 2, 3)}
         fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
         self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
         self.tracks = TrackArrays()
-        if not self.cfg.imm:  # no model-conditioned states to carry
-            self.tracks.mu, self.tracks.xm, self.tracks.Pm = np.zeros((0, 0)), np.zeros((0, 0, 6)), np.zeros(
-                (0, 0, 6, 6))
+        K = len(self.models) if self.use_imm else 0  # no model-conditioned states to carry without the IMM
+        self.tracks.mu, self.tracks.xm, self.tracks.Pm = np.zeros((0, K)), np.zeros((0, K, 6)), np.zeros(
+            (0, K, 6, 6))
         self._names: dict[int, str] = {}
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
@@ -246,7 +277,7 @@ class Tracker:
                     assigned[ad] = True
                     self.stats["assigned"] += int(ad.size)
         # the map learns from bearings nothing confirmed explains (unassigned, or taken by a tentative track)
-        unexplained = (~assigned | self._tentative_taker) & (m.kind == ACOUSTIC)
+        unexplained = (~assigned | self._tentative_taker) & self._clutter_kinds[m.kind]
         if unexplained.any():
             np.add.at(self.clutter_map, (m.sensor[unexplained], bins[unexplained]), 1.0)
         un = np.flatnonzero(~assigned & ~suppressed)
@@ -255,12 +286,13 @@ class Tracker:
         self._manage(t_end)
 
     def _clutter_lookup(self, m: MeasBatch, t_now: float) -> tuple[np.ndarray, np.ndarray]:
-        """Decay the bearing clutter map to ``t_now``; which acoustic bearings fall in a hot (confuser) bin."""
+        """Decay the bearing clutter map to ``t_now``; which bearings (of families with a clutter map) fall in a
+        hot (confuser) bin."""
         if np.isfinite(self.clutter_map_t) and t_now > self.clutter_map_t:
             self.clutter_map *= np.exp(-(t_now - self.clutter_map_t) / self.cfg.clutter_map_tau_s)
         self.clutter_map_t = max(self.clutter_map_t, t_now)
         bins = np.zeros(len(m), dtype=np.int64)
-        ac = m.kind == ACOUSTIC
+        ac = self._clutter_kinds[m.kind]
         bins[ac] = (np.floor(np.degrees(np.mod(m.z[ac, 0], 2 * np.pi)) / self.cfg.clutter_map_bin_deg)
                     ).astype(np.int64) % self.n_bins
         suppressed = ac & (self.clutter_map[m.sensor, bins] > self.cfg.clutter_map_threshold)
@@ -269,27 +301,14 @@ class Tracker:
 
     def _gate(self, m: MeasBatch, t_ref: float):
         tr = self.tracks
-        dt_ref = np.maximum(t_ref - tr.t, 0.0)
-        pe = tr.x[:, :2] + tr.x[:, 3:5] * dt_ref[:, None]
-        sig_tr = np.sqrt(tr.P[:, 0, 0] + tr.P[:, 1, 1] + (self.cfg.q_h * dt_ref**3 / 3) * 2)
+        x_ref, P_ref = self._predict(np.arange(len(tr)), np.maximum(t_ref - tr.t, 0.0))
+        pe = x_ref[:, :2]
+        sig_tr = np.sqrt(P_ref[:, 0, 0] + P_ref[:, 1, 1])
         slack = min(4.0 * float(np.max(sig_tr)), 20_000.0) + 60.0 * (self.cfg.frame_s + 1.0)
         centre = np.zeros((len(m), 2))
         radius = np.zeros(len(m))
-        k = m.kind
-        pos = k == POSITION
-        centre[pos] = m.z[pos, :2]
-        radius[pos] = 4 * np.sqrt(m.R[pos, 0, 0] + m.R[pos, 1, 1])
-        rad = k == RADAR
-        if rad.any():
-            s = m.sensor[rad]
-            az, el, r = m.z[rad, 0], m.z[rad, 1], m.z[rad, 2]
-            d_loc = r[:, None] * np.column_stack([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
-            p = np.einsum("nji,nj->ni", self.M[s], d_loc - self.b[s])
-            centre[rad] = p[:, :2]
-            radius[rad] = 4 * (np.sqrt(m.R[rad, 2, 2]) + r * np.sqrt(m.R[rad, 0, 0]))
-        ang = ~(pos | rad)
-        centre[ang] = self.sensor_pos[m.sensor[ang], :2]
-        radius[ang] = self.audible_m[m.sensor[ang]]
+        for family, rows in registry.groups(m.kind):
+            centre[rows], radius[rows] = family.gate_region(m.z[rows], m.R[rows], m.sensor[rows], self.geom)
         tree = cKDTree(pe)
         hits = tree.query_ball_point(centre, radius + slack, return_sorted=False)
         lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
@@ -303,22 +322,23 @@ class Tracker:
         cost = d2 + logdet + self.cfg.tentative_penalty * (~tr.confirmed[ti])
         return ti[ok], dj[ok], cost[ok]
 
-    def _q(self, ti: np.ndarray):
-        """Process noise (q_h, q_v) for predicting the combined state: with IMM, the model-probability mean."""
-        cfg = self.cfg
-        if not cfg.imm:
-            return cfg.q_h, cfg.q_v
-        mu = self.tracks.mu[ti]
-        return mu @ np.array([cfg.q_h, cfg.q_h_manoeuvre]), mu @ np.array([cfg.q_v, cfg.q_v_manoeuvre])
+    def _predict(self, ti: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted combined states and covariances of tracks ``ti`` over dt: the motion model, or with the IMM
+        the moment-matched mixture of every model's prediction (model probabilities held)."""
+        tr = self.tracks
+        if not self.use_imm:
+            return self.models[0].predict(tr.x[ti], tr.P[ti], dt)
+        xm, Pm = np.empty_like(tr.xm[ti]), np.empty_like(tr.Pm[ti])
+        for k, model in enumerate(self.models):
+            xm[:, k], Pm[:, k] = model.predict(tr.xm[ti, k], tr.Pm[ti, k], dt)
+        return imm.combine(tr.mu[ti], xm, Pm)
 
     def _pair_predict(self, ti: np.ndarray, t: np.ndarray):
-        tr = self.tracks
-        return motion.predict(tr.x[ti], tr.P[ti], np.maximum(t - tr.t[ti], 0.0), *self._q(ti))
+        return self._predict(ti, np.maximum(t - self.tracks.t[ti], 0.0))
 
     def _innovation(self, x, P, m: MeasBatch, dj: np.ndarray):
-        s = m.sensor[dj]
         kind = m.kind[dj]
-        h, H = predict_measurements(x, kind, self.M[s], self.b[s], self.sound_speed[s], m.has_el[dj])
+        h, H = predict_measurements(x, kind, m.sensor[dj], self.geom, m.has_el[dj])
         nu = innovation(m.z[dj], h, kind)
         S = H @ P @ np.swapaxes(H, 1, 2) + m.R[dj]
         return nu, H, S
@@ -330,9 +350,7 @@ class Tracker:
         y = np.linalg.solve(L, nu[:, :, None])[:, :, 0]
         d2 = np.einsum("ni,ni->n", y, y)
         logdet = 2 * np.log(np.abs(np.diagonal(L, axis1=1, axis2=2))).sum(axis=1)
-        kind = m.kind[dj]
-        dof = np.where(kind == POSITION, 3, np.where(kind == RADAR, 3, 1 + m.has_el[dj].astype(int)))
-        return d2, logdet, dof
+        return d2, logdet, measured_dof(m.kind[dj], m.has_el[dj])
 
     def _associate(self, ti, dj, cost, m: MeasBatch):
         """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
@@ -394,7 +412,7 @@ class Tracker:
         for r in range(int(rank.max()) + 1):
             sel = rank == r
             ti, dj = at[sel], ad[sel]
-            if self.cfg.imm:
+            if self.use_imm:
                 self._imm_update(ti, dj, m)
             else:
                 x, P = self._pair_predict(ti, m.t[dj])
@@ -440,8 +458,8 @@ class Tracker:
         dt = np.maximum(m.t[dj] - tr.t[ti], 0.0)
         c, x0, P0 = imm.mix(tr.mu[ti], tr.xm[ti], tr.Pm[ti], dt, np.asarray(cfg.imm_sojourn_s))
         xm, Pm, ll = np.empty_like(x0), np.empty_like(P0), np.empty(c.shape)
-        for k, (qh, qv) in enumerate(((cfg.q_h, cfg.q_v), (cfg.q_h_manoeuvre, cfg.q_v_manoeuvre))):
-            xk, Pk = motion.predict(x0[:, k], P0[:, k], dt, qh, qv)
+        for k, model in enumerate(self.models):
+            xk, Pk = model.predict(x0[:, k], P0[:, k], dt)
             xm[:, k], Pm[:, k], ll[:, k] = self._kalman_update(xk, Pk, m, dj)
         mu = imm.posterior_probabilities(c, ll)
         tr.mu[ti], tr.xm[ti], tr.Pm[ti] = mu, xm, Pm
@@ -457,20 +475,20 @@ class Tracker:
                           born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
                           last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
                           # IMM model states only when the IMM is on (zero models otherwise: nothing to copy)
-                          mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.cfg.imm
+                          mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.use_imm
                           else np.zeros((n, 0)),
-                          xm=np.repeat(x[:, None], 2 if self.cfg.imm else 0, axis=1),
-                          Pm=np.repeat(P[:, None], 2 if self.cfg.imm else 0, axis=1))
+                          xm=np.repeat(x[:, None], len(self.models) if self.use_imm else 0, axis=1),
+                          Pm=np.repeat(P[:, None], len(self.models) if self.use_imm else 0, axis=1))
         self.next_id += n
         self.tracks.append(new)
         self.stats["tracks_started"] += n
 
     def _initiate(self, m: MeasBatch, t_end: float) -> None:
         cfg = self.cfg
-        direct = (m.kind == POSITION) | (m.kind == RADAR)
+        direct = self._plot_kinds[m.kind]
         if cfg.init_from_position and direct.any():
             d = m.take(np.flatnonzero(direct))
-            pos, cov = initiation.cartesian_from_plots(d, self.M, self.b)
+            pos, cov = initiation.cartesian_from_plots(d, self.geom)
             n = len(d)
             x = np.zeros((n, 6))
             x[:, :3] = pos
@@ -481,7 +499,7 @@ class Tracker:
             seen = np.full((n, 4), -1)
             seen[:, 0] = d.sensor
             self._new_tracks(x, P, d.t.copy(), np.ones(n), seen)
-        ac = m.kind == ACOUSTIC
+        ac = self._bearing_kinds[m.kind]
         if ac.any():
             self.pool = self.pool.add(m.take(np.flatnonzero(ac)), self.M, self.sensor_pos)
         self.pool = self.pool.expire(t_end - cfg.init_window_s)
@@ -498,20 +516,19 @@ class Tracker:
         if not len(tr):
             return
         cfg = self.cfg
-        # a track only one sensor keeps updating is not corroborated: a confuser (a generator, a road) or a
-        # spoofed node holds a bearing steady forever; such updates do not keep a track alive
-        silent = t_now - np.minimum(tr.last_update, tr.last_cross + cfg.single_sensor_hold_s)
-        dt = np.maximum(t_now - tr.t, 0.0)
-        var_h = tr.P[:, 0, 0] + tr.P[:, 1, 1] + 2 * cfg.q_h * dt**3 / 3 + 2 * dt * (tr.P[:, 0, 3] + tr.P[:, 1, 4]) \
-            + dt**2 * (tr.P[:, 3, 3] + tr.P[:, 4, 4])
-        sig = np.sqrt(np.maximum(var_h, 0.0))
+        # a track only one (untrusted) sensor keeps updating is not corroborated: a confuser (a generator, a road)
+        # or a spoofed node holds a bearing steady forever; such updates do not keep a track alive
+        hold = np.where(self.trusted[tr.last_sensor], np.inf, cfg.single_sensor_hold_s)
+        silent = t_now - np.minimum(tr.last_update, tr.last_cross + hold)
+        _, P_now = self._predict(np.arange(len(tr)), np.maximum(t_now - tr.t, 0.0))
+        sig = np.sqrt(np.maximum(P_now[:, 0, 0] + P_now[:, 1, 1], 0.0))
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
                 | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
         self._bound_altitude()
-        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
-            tr.n_sensors(cfg.confirm_hits_per_sensor) >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m) & (
-            speed >= cfg.confirm_min_speed_mps) & (speed <= cfg.confirm_max_speed_mps)
+        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & self._corroborated() & (
+            sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
+            speed <= cfg.confirm_max_speed_mps)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
         if merge:
@@ -521,6 +538,14 @@ class Tracker:
             for i in tr.id[dead]:
                 self._names.pop(int(i), None)
             tr.keep(~dead)
+
+    def _corroborated(self) -> np.ndarray:
+        """Tracks supported by ``confirm_min_sensors`` distinct sensors, or by one trusted sensor, each with at
+        least ``confirm_hits_per_sensor`` updates (anti-spoofing: an untrusted sensor never confirms alone)."""
+        tr, cfg = self.tracks, self.cfg
+        solid = (tr.seen >= 0) & (tr.seen_hits >= cfg.confirm_hits_per_sensor)
+        trusted = solid & self.trusted[np.maximum(tr.seen, 0)]
+        return (solid.sum(axis=1) >= cfg.confirm_min_sensors) | trusted.any(axis=1)
 
     def _bound_altitude(self) -> None:
         """Keep altitudes physical: a track below ground or above the ceiling is moved back, its vertical
@@ -536,9 +561,9 @@ class Tracker:
             tr.x[bad, 2] += target - alt[bad]
             tr.x[bad, 5] = 0.0
             tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
-            if self.cfg.imm:
+            if self.use_imm:
                 tr.xm[bad], tr.Pm[bad] = tr.x[bad, None], tr.P[bad, None]  # IMM: restart the models from the fix
-        if self.cfg.imm:
+        if self.use_imm:
             np.clip(tr.xm[:, :, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.xm[:, :, 5])
 
     def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
@@ -563,26 +588,30 @@ class Tracker:
 
     # ------------------------------------------------------------------------------------------------ output
     def snapshot(self, t_now: float) -> TrackSnapshot:
-        tr = self.tracks
-        sel = np.flatnonzero(tr.confirmed)
-        if sel.size == 0:
-            z = np.zeros(0)
-            return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
-        x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), *self._q(sel))
-        useful = np.sqrt(P[:, 0, 0] + P[:, 1, 1]) < self.cfg.report_max_sigma_m
-        sel, x, P = sel[useful], x[useful], P[useful]
+        """Tracks predicted to ``t_now`` with their status: ``confirmed``; ``coasting`` (confirmed, no update for
+        ``coast_status_s``); ``tentative`` (not yet confirmed, at least ``report_tentative_min_hits`` updates;
+        only with ``report_tentative``). Tracks whose position sigma exceeds ``report_max_sigma_m`` are left out."""
+        tr, cfg = self.tracks, self.cfg
+        shown = tr.confirmed.copy()
+        if cfg.report_tentative:
+            shown |= tr.hits >= cfg.report_tentative_min_hits
+        sel = np.flatnonzero(shown)
+        if sel.size:
+            x, P = self._predict(sel, np.maximum(t_now - tr.t[sel], 0.0))
+            useful = np.sqrt(P[:, 0, 0] + P[:, 1, 1]) < cfg.report_max_sigma_m
+            sel, x, P = sel[useful], x[useful], P[useful]
         if sel.size == 0:
             z = np.zeros(0)
             return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
         lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
-        alt = np.clip(alt, self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m)
+        alt = np.clip(alt, self.ground_alt_m + cfg.min_agl_m, self.ground_alt_m + cfg.max_agl_m)
         v = self.frame.vector_from_local(lat, lon, x[:, 3:])
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
-        coast = (t_now - tr.last_update[sel]) > self.cfg.coast_status_s
+        coast = (t_now - tr.last_update[sel]) > cfg.coast_status_s
+        status = np.where(tr.confirmed[sel], np.where(coast, "coasting", "confirmed"), "tentative").tolist()
         return TrackSnapshot(
-            t=float(t_now), track=[self._name(int(i)) for i in tr.id[sel]],
-            status=["coasting" if c else "confirmed" for c in coast],
+            t=float(t_now), track=[self._name(int(i)) for i in tr.id[sel]], status=status,
             lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig,
             sensor_rows=tr.seen[sel].copy(), sensor_names=self.sensors.ids)
 
