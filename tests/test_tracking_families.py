@@ -9,7 +9,7 @@ from skytrace.batch import DetectionBatch, SensorTable
 from skytrace.errors import SkytraceError
 from skytrace.model import REQUIRED_DETECTION_FIELDS, Sensor
 from skytrace.sensors import registry
-from skytrace.sensors.family import SensorFamily, bearing_rows, local_vectors, prepare_bearings, wrap_angle
+from skytrace.sensors.family import BearingFamily
 from skytrace.tracking import Tracker, TrackerConfig, motion
 from test_tracking_scenarios import FRAME, T0, _enu, _node, _observe, _run, _truth
 
@@ -52,27 +52,12 @@ def test_three_optical_nodes_start_and_confirm_a_track_near_the_truth():
                                          T0 + 150))
 
 
-class RFDirectionFinder(SensorFamily):
+class RFDirectionFinder(BearingFamily):
     """The worked example of docs/tracking.md: an RF direction finder (bearing of a drone's datalink)."""
 
     name = "rf-df-test"
-    required_sensor_fields = ("lat", "lon", "alt_m", "bearing_sigma_deg")
-    required_detection_fields = ("bearing_deg",)
-    initiation = "bearing"
-
-    def prepare(self, batch, sensors, frame):
-        sig = sensors.bearing_sigma_deg[batch.sensor]
-        return prepare_bearings(batch, sensors, sig, sig)
-
-    def predict(self, x, s, geom, has_el):
-        return bearing_rows(local_vectors(x[:, :3], s, geom), geom.M[s], np.zeros(len(x)), np.zeros(len(x), bool))
-
-    def wrap(self, nu):
-        nu[:, 0] = wrap_angle(nu[:, 0])
-        return nu
-
-    def dof(self, has_el):
-        return np.ones(has_el.shape, np.int64)
+    trusted_by_default = False
+    reach_factor = 1.0
 
 
 def test_a_new_kind_is_one_class_and_its_registration():

@@ -63,11 +63,12 @@ def track(
     sensors: Path = typer.Option(..., "--sensors", help="sensors.json"),
     detections: Path = typer.Option(..., "--detections", help="detections.jsonl (any order; arrival order best)"),
     out: Path = typer.Option(..., "--out", help="tracks.jsonl to write"),
-    every: float = typer.Option(1.0, "--every", help="Write every confirmed track at each multiple of DT seconds."),
+    every: float = typer.Option(1.0, "--every", help="Write every reported track (status confirmed, coasting or "
+                                "tentative) at each multiple of DT seconds."),
     lag: float = typer.Option(5.0, "--lag", help="Seconds reports may arrive late and still be used in order."),
     min_sensors: int = typer.Option(2, "--min-sensors", min=1,
-                                    help="Distinct sensors needed to confirm a track (1 only for single-sensor "
-                                         "data such as the bench2d scenario)."),
+                                    help="Distinct untrusted sensors needed to confirm a track (one sensor "
+                                         "declared trusted in sensors.json is always enough; 1: any sensor)."),
     use_imm: bool = typer.Option(False, "--imm", help="IMM of a cruise and a manoeuvring model (dog-legs, dives)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad lines instead of stopping."),
 ) -> None:

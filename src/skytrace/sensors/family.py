@@ -109,6 +109,32 @@ class SensorFamily:
                 raise ValueError(f"`{name}` is required for {self.name} sensors")
 
 
+class BearingFamily(SensorFamily):
+    """Base of direction-only sensors (azimuth[, elevation]): acoustic arrays, cameras, RF direction finders.
+
+    Bearings are triangulated across nodes to start tracks; a node's unexplained bearings feed the clutter map.
+    Subclasses give ``prepare`` (the noise) and ``predict`` (e.g. with the sound delay)."""
+
+    required_sensor_fields = ("lat", "lon", "alt_m", "bearing_sigma_deg")
+    required_detection_fields = ("bearing_deg",)
+    initiation = "bearing"
+    bearing_clutter_map = True
+
+    def prepare(self, batch, sensors, frame):
+        return prepare_bearings(batch, sensors, *nominal_sigmas(batch, sensors))
+
+    def predict(self, x, s, geom, has_el):
+        """Bearing of the present position (light-speed propagation)."""
+        return bearing_rows(local_vectors(x[:, :3], s, geom), geom.M[s], np.zeros(x.shape[0]), has_el)
+
+    def wrap(self, nu):
+        nu[:, 0] = wrap_angle(nu[:, 0])
+        return nu
+
+    def dof(self, has_el):
+        return 1 + has_el.astype(np.int64)
+
+
 # ----------------------------------------------------------------------------------------- shared geometry
 def wrap_angle(a: np.ndarray) -> np.ndarray:
     """Angles (rad) wrapped to [-pi, pi)."""

@@ -15,25 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from skytrace.sensors import acoustic as physics
-from skytrace.sensors.family import (
-    SensorFamily,
-    bearing_rows,
-    local_vectors,
-    nominal_sigmas,
-    prepare_bearings,
-    wrap_angle,
-)
+from skytrace.sensors.family import BearingFamily, bearing_rows, local_vectors, nominal_sigmas, prepare_bearings
 
 DELAY_ITERATIONS = 3
 
 
-class AcousticFamily(SensorFamily):
+class AcousticFamily(BearingFamily):
     name = "acoustic"
-    required_sensor_fields = ("lat", "lon", "alt_m", "bearing_sigma_deg")
-    required_detection_fields = ("bearing_deg",)
     trusted_by_default = False
-    initiation = "bearing"
-    bearing_clutter_map = True
     reach_factor = 2.5
 
     def prepare(self, batch, sensors, frame):
@@ -60,13 +49,6 @@ class AcousticFamily(SensorFamily):
         G = np.broadcast_to(np.eye(3), (x.shape[0], 3, 3)) - w[:, :, None] * dhat[:, None, :] / (
             c + np.einsum("ni,ni->n", dhat, w))[:, None, None]
         return bearing_rows(d, G @ M, tau, has_el)
-
-    def wrap(self, nu):
-        nu[:, 0] = wrap_angle(nu[:, 0])
-        return nu
-
-    def dof(self, has_el):
-        return 1 + has_el.astype(np.int64)
 
 
 FAMILY = AcousticFamily()
