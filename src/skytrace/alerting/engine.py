@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from skytrace.assess import AssessConfig, Assessor
-from skytrace.batch import TrackSnapshot
+from skytrace.batch import DetectionBatch, TrackSnapshot
 from skytrace.model import Alert
 from skytrace.zones import ZoneSet
 
@@ -80,7 +80,10 @@ class AlertEngine:
         self._n_alerts = 0
         self.last_probability = np.zeros(len(zones))
 
-    def update(self, t: float, snapshot: TrackSnapshot) -> list[AlertEvent]:
+    def update(self, t: float, snapshot: TrackSnapshot, detections: DetectionBatch | None = None
+               ) -> list[AlertEvent]:
+        """Re-assess every zone at ``t`` from the tracks (``detections``, the reports since the last update, are
+        accepted for the policy interface; this policy alerts from tracks only)."""
         pol = self.policy
         snapshot = snapshot.with_status("confirmed", "coasting")  # tentative tracks do not raise alerts (yet)
         a = self.assessor.assess(snapshot)

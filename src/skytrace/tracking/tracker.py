@@ -59,9 +59,9 @@ class TrackerConfig:
     q_h: float = 0.5  # horizontal acceleration spectral density, m^2/s^3
     q_v: float = 0.05  # vertical, m^2/s^3
     imm: bool = False  # interacting multiple models: the CV model above plus a manoeuvring (high-noise) CV
-    # explicit motion models (skytrace.tracking.motion.MotionModel instances); one = a single filter, several = an
-    # IMM over them with imm_sojourn_s / imm_mu0 of the same length. None: built from q_h, q_v and ``imm``
-    motion_models: tuple | None = None
+    # explicit motion models: MotionModel instances or registered names ("cv"); one = a single filter, several =
+    # an IMM over them with imm_sojourn_s / imm_mu0 of the same length. Empty: CV from q_h, q_v (+ ``imm``)
+    motion_models: tuple = ()
     q_h_manoeuvre: float = 20.0  # ~ (4.6 m/s^2 of a 25-degree banked turn)^2 x 1 s, m^2/s^3
     q_v_manoeuvre: float = 10.0  # climbs, descents and the terminal dive
     imm_sojourn_s: tuple[float, float] = (120.0, 15.0)  # mean time in cruise / in a manoeuvre
@@ -113,7 +113,10 @@ class TrackerConfig:
 def _motion_models(cfg: TrackerConfig) -> list[motion.MotionModel]:
     """The configured motion models: explicit ones, else CV (plus the manoeuvring CV with ``imm``)."""
     if cfg.motion_models:
-        models = list(cfg.motion_models)
+        try:
+            models = [motion.build(m) if isinstance(m, str) else m for m in cfg.motion_models]
+        except ValueError as exc:
+            raise SkytraceError(str(exc)) from None
     else:
         models = [motion.ConstantVelocity(cfg.q_h, cfg.q_v)]
         if cfg.imm:
