@@ -35,6 +35,7 @@ class SensorTable:
     max_range_m: np.ndarray
     sound_speed_mps: np.ndarray
     trusted: np.ndarray | None = None  # bool: may confirm a track alone (sensors.json ``trusted`` or kind default)
+    pd: np.ndarray | None = None  # detection probability per look of scanning sensors, NaN for the others
     index: dict[str, int] = field(default_factory=dict)
     records: list[Sensor] = field(default_factory=list)
 
@@ -59,6 +60,8 @@ class SensorTable:
             max_range_m=col("max_range_m"),
             sound_speed_mps=col("sound_speed_mps", DEFAULT_SOUND_SPEED_MPS),
             trusted=np.array([s.is_trusted for s in sensors], dtype=bool),
+            pd=np.array([s.pd if s.pd is not None else (registry.get(s.kind).default_pd or np.nan) for s in sensors],
+                        dtype=float),
             index={s.id: i for i, s in enumerate(sensors)},
             records=list(sensors),
         )
@@ -67,9 +70,12 @@ class SensorTable:
         return len(self.ids)
 
     def __post_init__(self) -> None:
+        codes = self.kind.astype(np.int64)
         if self.trusted is None:  # tables built column by column: each kind's default
-            self.trusted = registry.codes_where("trusted_by_default")[self.kind.astype(np.int64)] if len(
-                self.kind) else np.zeros(0, dtype=bool)
+            self.trusted = registry.codes_where("trusted_by_default")[codes] if len(codes) else np.zeros(0, bool)
+        if self.pd is None:
+            defaults = np.array([f.default_pd or np.nan for f in map(registry.by_code, range(len(registry.names())))])
+            self.pd = defaults[codes] if len(codes) else np.zeros(0)
 
 
 @dataclass

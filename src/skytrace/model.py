@@ -57,6 +57,7 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
     max_range_m: float | None = None
     sound_speed_mps: float | None = None
     trusted: bool | None = None  # may confirm a track alone; None = the default of its kind (radar: yes)
+    pd: float | None = None  # detection probability per look of a scanning sensor; None = its kind's default
 
     def __post_init__(self) -> None:
         from skytrace.sensors import registry
@@ -74,6 +75,7 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
         _positive("range_sigma_m", self.range_sigma_m)
         _positive("max_range_m", self.max_range_m)
         _positive("sound_speed_mps", self.sound_speed_mps)
+        _in_range("pd", self.pd, 0.0, 1.0)
         family.check_sensor(self)
 
     @property

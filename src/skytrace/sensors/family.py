@@ -67,6 +67,10 @@ class SensorFamily:
     initiation: ClassVar[str] = "none"  # "plot", "bearing" or "none"
     bearing_clutter_map: ClassVar[bool] = False
     reach_factor: ClassVar[float] = 1.0  # gate reach = reach_factor * max_range_m (capped by the tracker)
+    # detection probability per look of a sensor that looks at everything in its coverage at a steady cadence
+    # (a radar's scan, a plot feed); None: its silence says nothing (bearing nodes report only what they hear,
+    # sightings are volunteered). Enables negative information: missed looks lower a track's existence
+    default_pd: ClassVar[float | None] = None
 
     # ------------------------------------------------------------------------------------------------- ingest
     def prepare(self, batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame

@@ -73,6 +73,12 @@ class TrackerConfig:
     confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
     trust_sensors: bool = True  # a trusted sensor (sensors.json "trusted", default by kind) may confirm alone
     confirm_max_sigma_m: float = 800.0
+    # sequential test (Wald SPRT) on the hits and misses of scanning sensors (those with a ``pd``): each hit adds
+    # log(pd / pf), each missed look log((1 - pd) / (1 - pf)), pf = the chance that a false track (clutter) finds
+    # a plot in its gate on the next look; confirmed at log((1 - beta) / alpha) (beta = 0.01) without waiting for
+    # ``confirm_hits`` (pd 0.9: 4 hits in a row)
+    sprt_false_continuation: float = 0.05
+    sprt_alpha: float = 1e-4
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
@@ -80,6 +86,10 @@ class TrackerConfig:
     report_tentative_min_hits: int = 3  # ... once they have this many updates (not every stray plot)
     tentative_timeout_s: float = 12.0
     confirmed_timeout_s: float = 240.0
+    # existence from negative information: each missed look of a scanning sensor (sensors.json ``pd``, radars by
+    # default) since the track's last update lowers its existence probability (IPDA-style, reset on detection)
+    existence_after_update: float = 0.99  # of a confirmed track just updated (a tentative one: 0.8)
+    existence_min: float = 0.1  # tracks below are deleted (pd 0.9: after 3 missed looks, tentative after 2)
     single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
     max_pos_sigma_m: float = 4000.0
     init_vel_sigma_mps: float = 45.0
@@ -101,6 +111,10 @@ class TrackerConfig:
     clutter_map_bin_deg: float = 5.0
     clutter_map_tau_s: float = 300.0
     clutter_map_threshold: float = 6.0  # decayed count of unexplained bearings in one bin
+    # re-acquisition: a newly confirmed track that continues a confirmed track lost within this window (its
+    # prediction within the chi-square gate, similar velocity) takes over the lost track's id
+    reacquire_window_s: float = 300.0
+    reacquire_max_dv_mps: float = 25.0
     merge_distance_m: float = 250.0
     merge_speed_mps: float = 12.0
     max_speed_mps: float = 150.0
@@ -108,6 +122,14 @@ class TrackerConfig:
     min_agl_m: float = 0.0  # altitude bounds above the sensors' mean ground (bearing-only tracks drift vertically)
     max_agl_m: float = 6000.0
     max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
+
+
+def _subset(tr: TrackArrays, mask: np.ndarray) -> TrackArrays:
+    """A copy of the rows ``mask`` of a TrackArrays."""
+    out = TrackArrays()
+    for f in TrackArrays.FIELDS:
+        setattr(out, f, getattr(tr, f)[mask].copy())
+    return out
 
 
 def _motion_models(cfg: TrackerConfig) -> list[motion.MotionModel]:
@@ -140,13 +162,17 @@ class TrackArrays:
     born: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # up to 4 distinct sensors
     seen_hits: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # updates from each
+    seen_t: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # last update from each
+    seen_dt: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # mean interval between them (NaN: <2)
+    llr: np.ndarray = field(default_factory=lambda: np.zeros(0))  # SPRT log-likelihood ratio (scanning sensors)
     last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
     mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # IMM model probabilities
     xm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6)))  # IMM model-conditioned states
     Pm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6, 6)))
 
-    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "last_sensor",
+    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "seen_t",
+              "seen_dt", "llr", "last_sensor",
               "last_cross", "mu", "xm", "Pm")
 
     def __len__(self) -> int:
@@ -198,6 +224,8 @@ class Tracker:
         self.geom = SensorGeometry(self.M, self.b, self.sensor_pos, self.audible_m, self.sound_speed)
         self.trusted = (sensors.trusted.copy() if sensors.trusted is not None and self.cfg.trust_sensors
                         else np.zeros(S, dtype=bool))
+        self.pd = sensors.pd.copy() if sensors.pd is not None else np.full(S, np.nan)
+        self.sensor_last_t = np.full(S, -np.inf)  # time of each sensor's latest processed report
         self.models = _motion_models(self.cfg)
         self.use_imm = len(self.models) > 1
         self._clutter_kinds = registry.codes_where("bearing_clutter_map")
@@ -219,8 +247,10 @@ class Tracker:
         self.clutter_map_t = -np.inf
         self._frame_suppressed = np.zeros(0, dtype=bool)
         self._tentative_taker = np.zeros(0, dtype=bool)
+        self.lost = TrackArrays()  # recently deleted confirmed tracks, for re-acquisition (bounded by the window)
+        self.lost.mu, self.lost.xm, self.lost.Pm = self.tracks.mu, self.tracks.xm, self.tracks.Pm
         self.t_processed = -np.inf
-        self.stats = {"detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
+        self.stats = {"tracks_reacquired": 0, "detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
                       "tracks_started": 0, "tracks_confirmed": 0, "tracks_deleted": 0, "frames": 0}
 
     # ------------------------------------------------------------------------------------------------ streaming
@@ -264,6 +294,7 @@ class Tracker:
     def _process_frame(self, m: MeasBatch, t_end: float) -> None:
         self.stats["frames"] += 1
         self.stats["processed"] += len(m)
+        np.maximum.at(self.sensor_last_t, m.sensor, m.t)
         assigned = np.zeros(len(m), dtype=bool)
         suppressed, bins = self._clutter_lookup(m, t_end)
         self._frame_suppressed = suppressed
@@ -436,8 +467,29 @@ class Tracker:
             slot = np.argmax(seen < 0, axis=1)
             add = new & free
             seen[add, slot[add]] = s[add]
-            sh[match | ((seen == s[:, None]) & add[:, None])] += 1
+            mine = (match | ((seen == s[:, None]) & add[:, None])) & live[:, None]
+            sh[mine] += 1
             tr.seen[ti], tr.seen_hits[ti] = seen, sh
+            # look interval of each sensor on this track (its scan period, or its reporting cadence)
+            st, sdt = tr.seen_t[ti], tr.seen_dt[ti]
+            t_upd = np.broadcast_to(m.t[dj][:, None], st.shape)
+            gap = t_upd - st
+            first = ~np.isfinite(sdt)
+            upd = mine & (gap > 0.5 * self.cfg.frame_s) & np.isfinite(st)
+            # SPRT: this hit, and the looks of the same sensor missed since its previous hit
+            pd = np.where(seen >= 0, self.pd[np.maximum(seen, 0)], np.nan)
+            scanning = mine & np.isfinite(pd)
+            if scanning.any():
+                pf = self.cfg.sprt_false_continuation
+                pdc = np.clip(np.where(scanning, pd, 0.5), 1e-3, 0.999)
+                missed = np.where(upd & ~first, np.maximum(np.round(gap / np.where(upd & ~first, sdt, 1.0)) - 1, 0),
+                                  0.0)
+                step = np.log(pdc / pf) + missed * np.log((1 - pdc) / (1 - pf))
+                tr.llr[ti] += np.sum(np.where(scanning, step, 0.0), axis=1)
+            sdt[upd & first] = gap[upd & first]
+            sdt[upd & ~first] = 0.7 * sdt[upd & ~first] + 0.3 * np.minimum(gap[upd & ~first], 3 * sdt[upd & ~first])
+            st[mine] = t_upd[mine]
+            tr.seen_t[ti], tr.seen_dt[ti] = st, sdt
 
     def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray, likelihood: bool = True):
         """EKF update of predicted pairs; returns x, P (Joseph form, symmetrised) and the log-likelihood (or None
@@ -476,6 +528,8 @@ class Tracker:
         new = TrackArrays(x=x, P=P, t=t, id=np.arange(self.next_id, self.next_id + n, dtype=np.int64),
                           confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
                           born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
+                          seen_t=np.where(seen >= 0, t[:, None], -np.inf), seen_dt=np.full(seen.shape, np.nan),
+                          llr=self._first_llr(seen),
                           last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
                           # IMM model states only when the IMM is on (zero models otherwise: nothing to copy)
                           mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.use_imm
@@ -527,20 +581,96 @@ class Tracker:
         sig = np.sqrt(np.maximum(P_now[:, 0, 0] + P_now[:, 1, 1], 0.0))
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
-                | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
+                | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps)
+                | (self.existence(t_now) < cfg.existence_min))
         self._bound_altitude()
-        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & self._corroborated() & (
+        sprt = tr.llr >= np.log((1 - 0.01) / cfg.sprt_alpha)
+        promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated() & (
             sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
             speed <= cfg.confirm_max_speed_mps)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
+        if promote.any() and len(self.lost):
+            self._reacquire(np.flatnonzero(promote), t_now)
+        lost = dead & tr.confirmed & (speed <= cfg.confirm_max_speed_mps)  # not duplicates (merged below)
         if merge:
             dead |= self._duplicates(t_now, dead)
         if dead.any():
             self.stats["tracks_deleted"] += int(dead.sum())
+            if lost.any():
+                keep = lost.copy()
+                self.lost.append(_subset(tr, keep))
+            if len(self.lost):
+                self.lost.keep(self.lost.last_update >= t_now - cfg.reacquire_window_s)
             for i in tr.id[dead]:
                 self._names.pop(int(i), None)
             tr.keep(~dead)
+
+    def _first_llr(self, seen: np.ndarray) -> np.ndarray:
+        """SPRT log-likelihood ratio of new tracks: one hit of each scanning sensor that started them."""
+        pd = np.where(seen >= 0, self.pd[np.maximum(seen, 0)], np.nan)
+        pd = np.clip(pd, 1e-3, 0.999)
+        return np.sum(np.where(np.isfinite(pd), np.log(pd / self.cfg.sprt_false_continuation), 0.0), axis=1)
+
+    def _reacquire(self, new: np.ndarray, t_now: float) -> None:
+        """Give newly confirmed tracks the id of the recently lost confirmed track they continue (track-to-track
+        association: the lost track's prediction and the new estimate agree within the chi-square gate of their
+        summed horizontal covariances, and their velocities within ``reacquire_max_dv_mps``); greedy by distance,
+        each lost track used once."""
+        tr, lo = self.tracks, self.lost
+        xl, Pl = self.models[0].predict(lo.x, lo.P, np.maximum(t_now - lo.t, 0.0))
+        xn, Pn = self._predict(new, np.maximum(t_now - tr.t[new], 0.0))
+        d = xn[:, None, :2] - xl[None, :, :2]  # (new, lost, 2)
+        S = Pn[:, None, :2, :2] + Pl[None, :, :2, :2]
+        d2 = np.einsum("abi,abi->ab", d, np.linalg.solve(S, d[..., None])[..., 0])
+        dv = np.linalg.norm(xn[:, None, 3:5] - xl[None, :, 3:5], axis=2)
+        older = lo.born[None, :] < tr.born[new][:, None]
+        ok = (d2 < self.gate[2]) & (dv < self.cfg.reacquire_max_dv_mps) & older
+        if not ok.any():
+            return
+        cost = np.where(ok, d2, np.inf)
+        used_lost = np.zeros(len(lo), bool)
+        for a, b in zip(*np.unravel_index(np.argsort(cost, axis=None), cost.shape), strict=True):
+            if not np.isfinite(cost[a, b]):
+                break
+            if used_lost[b] or tr.id[new[a]] == lo.id[b]:
+                continue
+            if np.any(tr.id == lo.id[b]):  # already re-used
+                continue
+            self._names.pop(int(tr.id[new[a]]), None)
+            tr.id[new[a]] = lo.id[b]
+            tr.born[new[a]] = lo.born[b]
+            used_lost[b] = True
+            self.stats["tracks_reacquired"] += 1
+            cost[a, :] = np.inf
+        if used_lost.any():
+            lo.keep(~used_lost)
+
+    def existence(self, t_now: float) -> np.ndarray:
+        """Existence probability of each track at ``t_now`` from negative information (IPDA-style, simplified).
+
+        After an update the track exists with probability r0 (``existence_after_update`` when confirmed, 0.8 when
+        tentative). Every sensor with a detection probability ``pd`` (a scanning sensor) that has updated this
+        track at least twice has a look interval (the mean time between its updates: its scan period); each of its
+        looks since the track's last update by *any* sensor that found nothing is a miss, counted only while that
+        sensor is still reporting (a silent or dead sensor says nothing). With k_s misses of sensor s:
+        r = r0 L / (r0 L + 1 - r0), L = prod_s (1 - pd_s)^k_s (Musicki, Evans & Stankovic, "Integrated
+        probabilistic data association", IEEE TAC 39(6), 1994 — here without the detection-likelihood term: a
+        detection resets r to r0 and confirmation stays the M-of-N rule).
+        """
+        tr, cfg = self.tracks, self.cfg
+        r0 = np.where(tr.confirmed, cfg.existence_after_update, 0.8)
+        slot = np.maximum(tr.seen, 0)
+        pd = np.where(tr.seen >= 0, self.pd[slot], np.nan)
+        usable = np.isfinite(pd) & np.isfinite(tr.seen_dt) & (tr.seen_dt > 0)
+        if not usable.any():
+            return r0
+        heard_until = np.minimum(self.sensor_last_t[slot], t_now)
+        span = heard_until - tr.last_update[:, None]
+        k = np.where(usable & (span > 0), np.floor(span / np.where(usable, tr.seen_dt, 1.0) - 0.25), 0.0)
+        logL = np.sum(np.where(k > 0, k * np.log1p(-np.where(usable, np.minimum(pd, 0.999), 0.0)), 0.0), axis=1)
+        L = np.exp(logL)
+        return r0 * L / (r0 * L + 1 - r0)
 
     def _corroborated(self) -> np.ndarray:
         """Tracks supported by ``confirm_min_sensors`` distinct sensors, or by one trusted sensor, each with at

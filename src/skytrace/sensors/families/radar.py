@@ -19,6 +19,7 @@ class RadarFamily(SensorFamily):
     required_detection_fields = ("bearing_deg", "elevation_deg", "range_m")
     trusted_by_default = True
     initiation = "plot"
+    default_pd = 0.8  # a small drone near the radar's nominal range (skytrace.sensors.radar: ~1 well inside)
 
     def prepare(self, batch, sensors, frame):
         n, s = len(batch), batch.sensor
