@@ -85,6 +85,7 @@ class AlertEngine:
         """Re-assess every zone at ``t`` from the tracks (``detections``, the reports since the last update, are
         accepted for the policy interface; this policy alerts from tracks only)."""
         pol = self.policy
+        snapshot = snapshot.with_status("confirmed", "coasting")  # tentative tracks do not raise alerts (yet)
         a = self.assessor.assess(snapshot)
         nz = len(self.zones)
         p_zone = np.zeros(nz)

@@ -57,7 +57,8 @@ def track(
     sensors: Path = typer.Option(..., "--sensors", help="sensors.json"),
     detections: Path = typer.Option(..., "--detections", help="detections.jsonl (any order; arrival order best)"),
     out: Path = typer.Option(..., "--out", help="tracks.jsonl to write"),
-    every: float = typer.Option(1.0, "--every", help="Write every track at each multiple of DT seconds."),
+    every: float = typer.Option(1.0, "--every", help="Write every reported track (status confirmed, coasting or "
+                                "tentative) at each multiple of DT seconds."),
     lag: float | None = typer.Option(None, "--lag", help="Seconds reports may arrive late and still be used in "
                                                          "order (default: [tracker] lag_s of the configuration)."),
     min_sensors: int | None = typer.Option(None, "--min-sensors", min=1,
