@@ -276,10 +276,12 @@ class Tracker:
             m = allm.take(np.flatnonzero(ready)[np.argsort(allm.t[ready], kind="stable")])
             if len(m):
                 start = self.t_processed if np.isfinite(self.t_processed) else m.t[0]
+                # frames (e_i, e_i+1]; reports dated exactly at the last processed instant (they arrived just after
+                # it) form their own frame rather than joining the next look of the same sensor
                 edges = np.arange(start, cutoff + self.cfg.frame_s, self.cfg.frame_s)
-                cut = np.searchsorted(m.t, edges[1:], side="right")
+                cut = np.searchsorted(m.t, edges, side="right")
                 lo = 0
-                for hi, t_end in zip(cut, edges[1:], strict=True):
+                for hi, t_end in zip(cut, edges, strict=True):
                     if hi > lo:
                         self._process_frame(m.take(slice(lo, hi)), float(t_end))
                     lo = hi
