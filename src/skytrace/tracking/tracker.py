@@ -275,14 +275,16 @@ class Tracker:
             self.buffer = [allm.take(~ready)] if (~ready).any() else []
             m = allm.take(np.flatnonzero(ready)[np.argsort(allm.t[ready], kind="stable")])
             if len(m):
-                # frames (start + k frame_s, start + (k + 1) frame_s]; only frames holding reports are visited, so
-                # a silence of hours (or one absurd timestamp) costs nothing
+                # a silence of hours (or one absurd timestamp) costs nothing: no frame is stepped through
                 start = self.t_processed if np.isfinite(self.t_processed) else m.t[0]
+                # frames (start + (k - 1) frame_s, start + k frame_s], k >= 0: reports dated exactly at the last
+                # processed instant (they arrived just after it) form their own frame (k = 0) rather than joining the
+                # next look of the same sensor; only frames holding reports are visited
                 fs = self.cfg.frame_s
-                k = np.maximum(np.ceil((m.t - start) / fs) - 1, 0).astype(np.int64)
+                k = np.maximum(np.ceil((m.t - start) / fs), 0).astype(np.int64)
                 bounds = np.flatnonzero(np.diff(k)) + 1
                 for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(m)], strict=True):
-                    self._process_frame(m.take(slice(int(lo), int(hi))), float(start + (k[lo] + 1) * fs))
+                    self._process_frame(m.take(slice(int(lo), int(hi))), float(start + k[lo] * fs))
         if cutoff > self.t_processed:
             self._manage(cutoff, merge=False)
             self.t_processed = cutoff
