@@ -1,0 +1,579 @@
+"""Policy ``evidence``: alert from every piece of evidence, each with its CAP certainty, in zones as wide as the
+uncertainty.
+
+Evidence and the certainty it can give (CAP ``certainty``; the strongest evidence for a zone wins):
+
+- **Observed** — a confirmed track: its predicted fan (:mod:`skytrace.assess`, from the track's position
+  uncertainty, speed and heading spread, one dog-leg, route-aware samples toward the city ahead).
+- **Likely** — a coasting track, a tentative track supported by a trusted sensor (``trusted`` in sensors.json; by
+  default radars), a report of a trusted sensor that no track explains (a lone radar plot), a track lost less than
+  ``lost_fine_s`` ago.
+- **Possible** — a tentative track of untrusted sensors, a lone acoustic/optical bearing (the drone is within the
+  node's audible range along the bearing: a *sector*), a lone untrusted position report (a citizen sighting), an
+  older lost track. One untrusted sensor can never raise more than Possible (a spoofed node included).
+
+Reports and lost tracks become *hypotheses*: ``n_particles`` possible drones, flown forward in time. A drone whose
+velocity is unknown (a bearing, a plot) is given the wave's prior: drones launched together fly the same corridors
+toward the same cities, so each particle heads for a city ahead of the inbound direction (from the nearest known
+launch area, ``places.json``) at a Shahed-like speed, with heading noise; a quarter fly straight on. A hypothesis
+keeps flying for ``report_memory_s`` after its last report, so the corridor ahead is alerted while a drone crosses a
+coverage gap (the wave), and cells are raised where enough particles enter within the zone's window.
+
+A lost track (no longer in the snapshot) is not forgotten: its hypothesis widens with time since the last update —
+its particles' cells (age < ``lost_fine_s``), then every cell within ``raion_radius_km`` of where it should be
+(< ``lost_raion_s``), then the whole parent zone (an oblast, < ``lost_expire_s``) — and expires when the time is up
+or no particle has a path inside any zone. A live track near its predicted position supersedes it.
+
+Zone decisions: fine evidence alerts leaf zones only (cells; a parent is "partly under alert" through
+:meth:`rollup`), the oblast stage alerts the parent zone itself. Per zone the score is the strongest evidence:
+fan probability / ``p_raise`` for tracks, particle share / ``hyp_p_raise`` for hypotheses, 1 for the widened
+stages. Raise at score >= 1, keep while score >= ``p_keep / p_raise``, clear after ``clear_after_s`` below
+(hysteresis: no flicker). A stronger certainty or level while raised is a CAP Update; a certainty only weakens
+after it has been weaker for ``clear_after_s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skytrace.alerting.engine import AlertEvent, _rows
+from skytrace.alerting.policy import AlertPolicy, register_policy
+from skytrace.assess import AssessConfig, Assessor
+from skytrace.assess.predict import first_entry_times
+from skytrace.batch import ACOUSTIC, OPTICAL, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.model import Alert
+from skytrace.zones import ZoneSet, load_places
+
+M_PER_DEG = 111_320.0
+CERTAINTY = ("Observed", "Likely", "Possible")
+OBSERVED, LIKELY, POSSIBLE = 0, 1, 2
+FINE, RAION, OBLAST = 0, 1, 2
+TRUSTED_BY_DEFAULT = ("radar",)
+
+
+@dataclass
+class EvidenceAlertConfig:
+    """Settings of policy ``evidence`` (``[alerting]`` of skytrace.toml). Defaults work for every scenario."""
+
+    lead_target_s: float = 900.0
+    """s; warning wanted before arrival, on top of the zone's ``shelter_s``. 15 min: a Shahed covers ~45 km."""
+    default_shelter_s: float = 60.0
+    """s; shelter time of zones without ``shelter_s``."""
+    p_raise: float = 0.25
+    """probability (0-1) that a track enters a zone within its window at which the zone is raised."""
+    p_keep: float = 0.08
+    """probability under which the all-clear countdown starts (hysteresis; the same ratio applies to particles)."""
+    hyp_p_raise: float = 0.15
+    """share (0-1) of a hypothesis' particles entering a zone within the window that raises it. Lower: fewer
+    misses, more needless area (see the trade-off curve in docs/warnings.md)."""
+    clear_after_s: float = 120.0
+    """s under the keep threshold before the all-clear (and before a certainty may weaken)."""
+    imminent_s: float = 120.0
+    """s; expected arrival within this is level ``imminent`` (CAP urgency Immediate)."""
+    use_tentative: bool = True
+    """bool; tentative tracks count (Possible, or Likely with a trusted sensor)."""
+    lost_fine_s: float = 300.0
+    """s after the last update during which a lost track alerts its particles' cells (Likely)."""
+    lost_raion_s: float = 600.0
+    """s after the last update during which it alerts every cell within ``raion_radius_km`` (Possible)."""
+    lost_expire_s: float = 900.0
+    """s after the last update until which it alerts its whole parent zone (oblast); then it expires."""
+    raion_radius_km: float = 25.0
+    """km; radius of the raion-sized stage (a raion is ~5,000 km^2: radius ~40 km; a 15-min-old fan ~25 km)."""
+    lone_reports: bool = True
+    """bool; reports that no track explains (lone bearings, plots, sightings) raise alerts."""
+    audible_range_m: float = 5000.0
+    """m; audible range of acoustic nodes that do not give ``max_range_m`` (a Shahed is heard ~2-5 km away)."""
+    sector_sigmas: float = 2.0
+    """bearing standard deviations on either side of a lone bearing that the sector spans."""
+    report_memory_s: float = 900.0
+    """s a lone report's hypothesis keeps flying after the node's last report (coverage gaps of ~45 km)."""
+    speed_min_mps: float = 33.0
+    """m/s; slowest drone speed of the wave prior (Shahed-136 / Gerbera cruise 40-50 m/s)."""
+    speed_max_mps: float = 52.0
+    """m/s; fastest drone speed of the wave prior."""
+    heading_sigma_deg: float = 15.0
+    """deg; heading noise of particles (dog-legs between waypoints)."""
+    city_cone_deg: float = 60.0
+    """deg; a city is a likely target if within this angle of the inbound direction."""
+    city_max_km: float = 800.0
+    """km; farthest likely target city."""
+    n_particles: int = 16
+    """particles per hypothesis."""
+    future_step_s: float = 30.0
+    """s; time step of the flown-forward futures (a 15 km cell takes ~5 min to cross)."""
+    explain_range_factor: float = 3.0
+    """a report is explained by a track within this many times the sensor's range (and within its gate)."""
+    trusted_kinds: str = "radar"
+    """comma-separated sensor kinds trusted by default (a trusted sensor alone gives Likely); sensors.json
+    ``trusted`` overrides per sensor."""
+    seed: int = 0
+    """random seed of the particles (same input, same alerts)."""
+
+
+@dataclass
+class _Zone:
+    active: bool = False
+    start: float = 0.0
+    below_since: float | None = None
+    weaker_since: float | None = None
+    level: str = "clear"
+    certainty: int = POSSIBLE
+    tracks: list[str] = field(default_factory=list)
+    alert_id: str = ""
+    all_tracks: set[str] = field(default_factory=set)
+    max_level: str = "warning"
+
+
+@dataclass
+class _Hyp:
+    """One hypothesis: particles (k,) at t0, flying at constant velocity, stopping at their city (if any)."""
+
+    key: str
+    kind: str  # "lost" | "report"
+    certainty: int
+    t0: float  # time of the last evidence
+    lat0: np.ndarray
+    lon0: np.ndarray
+    ve: np.ndarray
+    vn: np.ndarray
+    t_stop: np.ndarray  # s after t0 at which the particle reaches its city (inf: flies on)
+
+
+class _Wave:
+    """The wave's prior: likely headings from a point (toward cities ahead of the inbound direction)."""
+
+    def __init__(self, cfg: EvidenceAlertConfig):
+        places = load_places()
+        self.cfg = cfg
+        self.city = np.array([[c["lat"], c["lon"]] for c in places["cities"]])
+        self.launch = np.array([[c["lat"], c["lon"]] for c in places["launch_areas"]])
+
+    @staticmethod
+    def _bearing_dist(lat0, lon0, lat1, lon1):
+        dn = (lat1 - lat0) * M_PER_DEG
+        de = (lon1 - lon0) * M_PER_DEG * np.cos(np.radians(0.5 * (lat0 + lat1)))
+        return np.arctan2(de, dn), np.hypot(de, dn)
+
+    def sample(self, lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per point: velocity (ve, vn) m/s and time to reach its city (s, inf if it flies straight on)."""
+        cfg = self.cfg
+        n = lat.size
+        speed = rng.uniform(cfg.speed_min_mps, cfg.speed_max_mps, n)
+        b_l, d_l = self._bearing_dist(self.launch[None, :, 0], self.launch[None, :, 1], lat[:, None], lon[:, None])
+        inbound = b_l[np.arange(n), np.argmin(d_l, axis=1)]
+        b_c, d_c = self._bearing_dist(lat[:, None], lon[:, None], self.city[None, :, 0], self.city[None, :, 1])
+        off = np.abs(np.mod(b_c - inbound[:, None] + np.pi, 2 * np.pi) - np.pi)
+        ok = (off <= np.radians(cfg.city_cone_deg)) & (d_c <= cfg.city_max_km * 1000) & (d_c > 3000)
+        # choose a city per particle: weight ~ nearer and straighter ahead
+        w = np.where(ok, 1.0 / (1.0 + d_c / 100_000.0) * np.cos(np.minimum(off, np.pi / 2)) + 1e-9, 0.0)
+        has = ok.any(axis=1) & (rng.random(n) >= 0.25)  # a quarter fly straight on (the inbound direction)
+        cum = np.cumsum(w, axis=1)
+        pick = (cum < rng.random(n)[:, None] * cum[:, -1:]).sum(axis=1)
+        pick = np.minimum(pick, len(self.city) - 1)
+        hdg = np.where(has, b_c[np.arange(n), pick], inbound)
+        hdg = hdg + np.radians(rng.normal(0, cfg.heading_sigma_deg, n))
+        t_stop = np.where(has, d_c[np.arange(n), pick] / speed, np.inf)
+        return speed * np.sin(hdg), speed * np.cos(hdg), t_stop
+
+
+@register_policy
+class EvidencePolicy(AlertPolicy):
+    """Alerts from all the evidence with CAP certainty; zones as wide as the uncertainty (see module doc)."""
+
+    name = "evidence"
+    config_class = EvidenceAlertConfig
+
+    def __init__(self, zones: ZoneSet, sensors: SensorTable | None = None, config: EvidenceAlertConfig | None = None,
+                 assess_config: AssessConfig | None = None):
+        super().__init__(zones, sensors, config)
+        cfg = self.config
+        self.assessor = Assessor(zones, assess_config)
+        self.raster = self.assessor.raster
+        nz = len(zones)
+        shelter = np.array([z.shelter_s or cfg.default_shelter_s for z in zones], dtype=float)
+        self.window_s = cfg.lead_target_s + shelter
+        parents = {z.parent for z in zones if z.parent}
+        self.is_leaf = np.array([z.id not in parents for z in zones])
+        self.parent_idx = np.array([zones.index.get(z.parent, -1) if z.parent else -1 for z in zones])
+        self.state = [_Zone() for _ in range(nz)]
+        self._n_alerts = 0
+        self._rng = np.random.default_rng(cfg.seed)
+        self._wave = _Wave(cfg)
+        self.hyps: dict[str, _Hyp] = {}
+        self._last: dict[str, tuple] = {}  # track id -> (t, lat, lon, ve, vn, sigma, certainty)
+        self._steps = np.arange(0.0, float(self.window_s.max()) + 1e-9, cfg.future_step_s)
+        self.last_score = np.zeros(nz)
+        self.last_certainty = np.full(nz, POSSIBLE)
+        self._init_sensors(sensors)
+        # hex-ish disc of offsets for the raion-sized stage (every ~7 km)
+        r = cfg.raion_radius_km * 1000.0
+        g = np.arange(-r, r + 1, 7000.0)
+        gx, gy = np.meshgrid(g, g)
+        inside = np.hypot(gx, gy) <= r
+        self._disc = np.column_stack([gx[inside], gy[inside]])
+
+    # ------------------------------------------------------------------------------------------------ sensors
+    def _init_sensors(self, sensors: SensorTable | None) -> None:
+        cfg = self.config
+        if sensors is None or len(sensors) == 0:
+            self._trusted = np.zeros(0, bool)
+            self._range_m = np.zeros(0)
+            self._bsig = np.zeros(0)
+            return
+        kinds = {k.strip() for k in cfg.trusted_kinds.split(",") if k.strip()}
+        trusted = []
+        for rec in sensors.records:
+            flag = getattr(rec, "trusted", None)
+            trusted.append(bool(flag) if flag is not None else rec.kind in kinds)
+        self._trusted = np.array(trusted, dtype=bool)
+        rng_m = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, np.nan)
+        self._range_m = np.where(np.isnan(rng_m), np.where(sensors.kind == RADAR, 40_000.0, cfg.audible_range_m),
+                                 rng_m)
+        self._bsig = np.where(np.isfinite(sensors.bearing_sigma_deg), sensors.bearing_sigma_deg, 5.0)
+
+    def _track_certainty(self, tracks: TrackSnapshot) -> np.ndarray:
+        """Certainty code per track from its status and whether a trusted sensor supports it."""
+        out = np.full(len(tracks), POSSIBLE)
+        for i, st in enumerate(tracks.status):
+            if st == "confirmed":
+                out[i] = OBSERVED
+            elif st == "coasting":
+                out[i] = LIKELY
+            else:
+                out[i] = LIKELY if self._supported_by_trusted(tracks, i) else POSSIBLE
+        return out
+
+    def _supported_by_trusted(self, tracks: TrackSnapshot, i: int) -> bool:
+        if self.sensors is None or not self._trusted.any():
+            return False
+        names = tracks.sensors_of(i) or []
+        return any(self._trusted[self.sensors.index[s]] for s in names if s in self.sensors.index)
+
+    # ------------------------------------------------------------------------------------------------ evidence
+    def _lost_tracks(self, t: float, tracks: TrackSnapshot, cert: np.ndarray) -> None:
+        live = set(tracks.track)
+        for tid in [k for k in self._last if k not in live]:
+            tl, lat, lon, ve, vn, sig, c = self._last.pop(tid)
+            if c == POSSIBLE:  # an untrusted tentative track that died: its reports speak for themselves
+                continue
+            k = self.config.n_particles
+            rng = self._rng
+            lat0 = lat + rng.normal(0, 1, k) * max(sig, 300.0) / np.sqrt(2) / M_PER_DEG
+            lon0 = lon + rng.normal(0, 1, k) * max(sig, 300.0) / np.sqrt(2) / (M_PER_DEG * np.cos(np.radians(lat)))
+            sp = np.hypot(ve, vn) * (1 + rng.normal(0, 0.08, k))
+            hdg = np.arctan2(ve, vn) + np.radians(rng.normal(0, self.config.heading_sigma_deg, k))
+            pve, pvn, stop = sp * np.sin(hdg), sp * np.cos(hdg), np.full(k, np.inf)
+            # a quarter head for the city ahead (route-aware), like the live fan
+            wve, wvn, wstop = self._wave.sample(lat0, lon0, rng)
+            q = np.arange(k) < k // 4
+            pve[q], pvn[q], stop[q] = wve[q], wvn[q], wstop[q]
+            self.hyps[f"lost:{tid}"] = _Hyp(f"lost:{tid}", "lost", LIKELY, tl, lat0, lon0, pve, pvn, stop)
+        for i, tid in enumerate(tracks.track):
+            self._last[tid] = (t, float(tracks.lat[i]), float(tracks.lon[i]), float(tracks.ve[i]),
+                               float(tracks.vn[i]), float(tracks.pos_sigma_m[i]), int(cert[i]))
+            self.hyps.pop(f"lost:{tid}", None)
+
+    def _supersede(self, t: float, tracks: TrackSnapshot) -> None:
+        """Drop lost-track hypotheses that a live confirmed track now explains (a drone re-acquired)."""
+        lost = [h for h in self.hyps.values() if h.kind == "lost"]
+        conf = np.array([s == "confirmed" for s in tracks.status], dtype=bool)
+        if not lost or not conf.any():
+            return
+        tl, tn = tracks.lat[conf], tracks.lon[conf]
+        for h in lost:
+            lat, lon = self._positions(h, np.array([t - h.t0]))
+            clat, clon = float(lat.mean()), float(lon.mean())
+            spread = max(float(np.hypot((lat - clat) * M_PER_DEG,
+                                        (lon - clon) * M_PER_DEG * np.cos(np.radians(clat))).max()), 5000.0)
+            d = np.hypot((tl - clat) * M_PER_DEG, (tn - clon) * M_PER_DEG * np.cos(np.radians(clat)))
+            if (d <= spread).any():
+                self.hyps.pop(h.key, None)
+
+    def _lone_reports(self, t: float, tracks: TrackSnapshot, det: DetectionBatch) -> None:
+        if self.sensors is None or det is None or not len(det) or not self.config.lone_reports:
+            return
+        cfg = self.config
+        rows = det.sensor.astype(np.int64)
+        kind = self.sensors.kind[rows]
+        slat, slon = self.sensors.lat[rows], self.sensors.lon[rows]
+        # the report's point (plots, sightings) or the node (bearings)
+        plat, plon = slat.copy(), slon.copy()
+        is_pos = kind == POSITION
+        plat[is_pos], plon[is_pos] = det.lat[is_pos], det.lon[is_pos]
+        is_radar = (kind == RADAR) & np.isfinite(det.range_m) & np.isfinite(det.bearing_deg)
+        if is_radar.any():
+            gr = det.range_m[is_radar] * np.cos(np.radians(np.nan_to_num(det.elevation_deg[is_radar])))
+            b = np.radians(det.bearing_deg[is_radar])
+            plat[is_radar] = slat[is_radar] + gr * np.cos(b) / M_PER_DEG
+            plon[is_radar] = slon[is_radar] + gr * np.sin(b) / (M_PER_DEG * np.cos(np.radians(slat[is_radar])))
+        is_brg = ((kind == ACOUSTIC) | (kind == OPTICAL)) & np.isfinite(det.bearing_deg)
+        usable = (is_pos | is_radar | is_brg) & np.isfinite(plat) & np.isfinite(plon)
+        explained = self._explained(tracks, det, rows, plat, plon, is_brg)
+        lone = np.flatnonzero(usable & ~explained)
+        if lone.size == 0:
+            return
+        # one hypothesis per sensor (bearings) or per sensor and ~10 km square (plots): the latest report wins
+        keys = []
+        for i in lone:
+            sid = self.sensors.ids[rows[i]]
+            if is_brg[i]:
+                keys.append(f"node:{sid}")
+            else:
+                keys.append(f"plot:{sid}:{round(plat[i] * 10)}:{round(plon[i] * 7)}")
+        latest: dict[str, int] = {}
+        for key, i in zip(keys, lone, strict=True):
+            if key not in latest or det.t[i] >= det.t[latest[key]]:
+                latest[key] = int(i)
+        k = cfg.n_particles
+        rng = self._rng
+        for key, i in latest.items():
+            r = rows[i]
+            if is_brg[i]:
+                b = np.radians(det.bearing_deg[i] + np.clip(rng.normal(0, 1, k), -cfg.sector_sigmas,
+                                                            cfg.sector_sigmas) * self._bsig[r])
+                rr = self._range_m[r] * np.sqrt(rng.uniform(0.01, 1.0, k))
+                lat0 = plat[i] + rr * np.cos(b) / M_PER_DEG
+                lon0 = plon[i] + rr * np.sin(b) / (M_PER_DEG * np.cos(np.radians(plat[i])))
+            else:
+                sig = det.pos_sigma_m[i] if np.isfinite(det.pos_sigma_m[i]) else 500.0
+                sig = max(sig, 300.0)
+                lat0 = plat[i] + rng.normal(0, sig / np.sqrt(2), k) / M_PER_DEG
+                lon0 = plon[i] + rng.normal(0, sig / np.sqrt(2), k) / (M_PER_DEG * np.cos(np.radians(plat[i])))
+            ve, vn, stop = self._wave.sample(lat0, lon0, rng)
+            cert = LIKELY if self._trusted[r] else POSSIBLE
+            self.hyps[key] = _Hyp(key, "report", cert, float(det.t[i]), lat0, lon0, ve, vn, stop)
+
+    def _explained(self, tracks: TrackSnapshot, det: DetectionBatch, rows: np.ndarray, plat: np.ndarray,
+                   plon: np.ndarray, is_brg: np.ndarray) -> np.ndarray:
+        """Reports that a live track accounts for (so they add nothing a track does not already say)."""
+        n = len(det)
+        if len(tracks) == 0:
+            return np.zeros(n, bool)
+        cos = np.cos(np.radians(plat))[:, None]
+        dn = (tracks.lat[None, :] - plat[:, None]) * M_PER_DEG
+        de = (tracks.lon[None, :] - plon[:, None]) * M_PER_DEG * cos
+        dist = np.hypot(de, dn)
+        sig = np.maximum(tracks.pos_sigma_m, 200.0)[None, :]
+        rng_m = self._range_m[rows][:, None]
+        # bearings: the track is within the node's range and on the bearing (within the gate)
+        res = np.degrees(np.abs(np.mod(np.arctan2(de, dn) - np.radians(np.nan_to_num(det.bearing_deg))[:, None]
+                                       + np.pi, 2 * np.pi) - np.pi))
+        gate = 3 * self._bsig[rows][:, None] + np.degrees(np.arctan2(3 * sig, np.maximum(dist, 1.0))) + 2.0
+        brg_ok = (dist <= self.config.explain_range_factor * rng_m + 3 * sig) & (res <= gate)
+        # points: the track is within a few kilometres
+        pt_ok = dist <= 3 * sig + 3000.0
+        return np.where(is_brg, brg_ok.any(axis=1), pt_ok.any(axis=1))
+
+    # ------------------------------------------------------------------------------------------------ flying
+    @staticmethod
+    def _positions(h: _Hyp, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k, T) positions of a hypothesis' particles ``dt`` (T,) seconds after its evidence."""
+        d = np.minimum(dt[None, :], h.t_stop[:, None])
+        lat = h.lat0[:, None] + h.vn[:, None] * d / M_PER_DEG
+        lon = h.lon0[:, None] + h.ve[:, None] * d / (M_PER_DEG * np.cos(np.radians(h.lat0[:, None])))
+        return lat, lon
+
+    def _hyp_scores(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[str]]]:
+        """Per zone: score, certainty code and ETA from the hypotheses; expire those with no path left."""
+        cfg = self.config
+        nz = len(self.zones)
+        score = np.zeros(nz)
+        cert = np.full(nz, POSSIBLE)
+        eta = np.full(nz, np.inf)
+        why: dict[int, list[str]] = {}
+        fine, wide = [], []
+        for key, h in list(self.hyps.items()):
+            age = t - h.t0
+            limit = cfg.lost_expire_s if h.kind == "lost" else cfg.report_memory_s
+            if age > limit:
+                del self.hyps[key]
+                continue
+            stage = FINE
+            if h.kind == "lost":
+                stage = FINE if age < cfg.lost_fine_s else (RAION if age < cfg.lost_raion_s else OBLAST)
+            (fine if stage == FINE else wide).append((h, stage))
+        steps = self._steps
+        if fine:
+            lat = np.stack([self._positions(h, t - h.t0 + steps)[0] for h, _ in fine])
+            lon = np.stack([self._positions(h, t - h.t0 + steps)[1] for h, _ in fine])
+            hi, zi, fe = first_entry_times(self.raster, lat, lon, steps, nz)
+            leaf = self.is_leaf[zi]
+            hi, zi, fe = hi[leaf], zi[leaf], fe[leaf]
+            share = (fe <= self.window_s[zi][:, None]).mean(axis=1)
+            s = share / cfg.hyp_p_raise
+            c = np.array([fine[i][0].certainty for i in hi], dtype=int)
+            self._merge(score, cert, why, zi, s, c, [fine[i][0].key for i in hi])
+            hit = np.isfinite(fe)
+            with np.errstate(invalid="ignore"):
+                e = np.where(hit.any(axis=1), np.where(hit, fe, 0).sum(axis=1) / np.maximum(hit.sum(axis=1), 1),
+                             np.inf)
+            np.minimum.at(eta, zi, np.where(s > 0, e, np.inf))
+            alive = np.zeros(len(fine), bool)
+            alive[hi] = True
+            for (h, _), a in zip(fine, alive, strict=True):
+                if not a:  # no particle has a path inside any zone within the window: nothing left to warn of
+                    self.hyps.pop(h.key, None)
+        for h, stage in wide:
+            lat, lon = self._positions(h, np.array([t - h.t0]))
+            clat, clon = float(np.median(lat)), float(np.median(lon))
+            if stage == RAION:
+                plat = clat + self._disc[:, 1] / M_PER_DEG
+                plon = clon + self._disc[:, 0] / (M_PER_DEG * np.cos(np.radians(clat)))
+                _, zi = self.raster.lookup(plat, plon)
+                zi = np.unique(zi[self.is_leaf[zi]])
+            else:
+                _, zi = self.raster.lookup(np.append(lat.ravel(), clat), np.append(lon.ravel(), clon))
+                zi = np.unique(self.parent_idx[zi[self.is_leaf[zi]]])
+                zi = zi[zi >= 0]
+            if zi.size == 0:
+                self.hyps.pop(h.key, None)
+                continue
+            self._merge(score, cert, why, zi, np.ones(zi.size), np.full(zi.size, POSSIBLE), [h.key] * zi.size)
+        return score, cert, eta, why
+
+    def _merge(self, score, cert, why, zi, s, c, keys) -> None:
+        """Fold per-(evidence, zone) scores into per-zone score (max) and certainty (strongest that keeps)."""
+        keep = self.config.p_keep / self.config.p_raise
+        np.maximum.at(score, zi, s)
+        strong = s >= keep
+        np.minimum.at(cert, zi[strong], c[strong])
+        for z, k in zip(zi[strong], np.asarray(keys, dtype=object)[strong], strict=True):
+            why.setdefault(int(z), []).append(k)
+
+    # ------------------------------------------------------------------------------------------------ update
+    def update(self, t: float, tracks: TrackSnapshot, detections: DetectionBatch | None = None
+               ) -> list[AlertEvent]:
+        cfg = self.config
+        nz = len(self.zones)
+        if not cfg.use_tentative:
+            keep = np.array([s in ("confirmed", "coasting") for s in tracks.status], dtype=bool)
+            tracks = _rows(tracks, np.flatnonzero(keep))
+        tcert = self._track_certainty(tracks)
+        self._lost_tracks(t, tracks, tcert)
+        self._supersede(t, tracks)
+        if detections is not None:
+            self._lone_reports(t, tracks, detections)
+        score, cert, eta, why = self._hyp_scores(t)
+        # tracks: the live fan, noisy-OR per zone within each certainty class
+        a = self.assessor.assess(tracks)
+        if a.track_idx.size:
+            leaf = self.is_leaf[a.zone_idx]
+            ti, zi = a.track_idx[leaf], a.zone_idx[leaf]
+            p_pair = (a.first_entry_s[leaf] <= self.window_s[zi][:, None]).mean(axis=1)
+            fe = a.first_entry_s[leaf]
+            hit = np.isfinite(fe)
+            with np.errstate(invalid="ignore"):
+                e = np.where(hit.any(axis=1), np.where(hit, fe, 0).sum(axis=1) / np.maximum(hit.sum(axis=1), 1),
+                             np.inf)
+            np.minimum.at(eta, zi, np.where(p_pair > 0, e, np.inf))
+            log_miss = np.log1p(-np.minimum(p_pair, 1 - 1e-12))
+            for c in (OBSERVED, LIKELY, POSSIBLE):
+                sel = tcert[ti] <= c
+                if not sel.any():
+                    continue
+                p = 1 - np.exp(np.bincount(zi[sel], weights=log_miss[sel], minlength=nz))
+                zs = np.flatnonzero(p > 0)
+                self._merge(score, cert, {}, zs, p[zs] / cfg.p_raise, np.full(zs.size, c), [""] * zs.size)
+            strong = p_pair >= cfg.p_keep
+            for z, i in zip(zi[strong], ti[strong], strict=True):
+                why.setdefault(int(z), []).append(a.track_ids[i])
+        self.last_score, self.last_certainty = score, cert
+        return self._decide(t, score, cert, eta, why)
+
+    def _decide(self, t: float, score: np.ndarray, cert: np.ndarray, eta: np.ndarray, why: dict[int, list[str]]
+                ) -> list[AlertEvent]:
+        cfg = self.config
+        keep = cfg.p_keep / cfg.p_raise
+        events: list[AlertEvent] = []
+        cand = set(np.flatnonzero(score >= keep).tolist()) | {i for i, s in enumerate(self.state) if s.active}
+        for zi in sorted(cand):
+            st = self.state[zi]
+            s = float(score[zi])
+            e = float(eta[zi]) if np.isfinite(eta[zi]) else None
+            trk = sorted(set(why.get(zi, [])))
+            level = "imminent" if (e is not None and e <= cfg.imminent_s) else "warning"
+            c = int(cert[zi])
+            zid = self.zones.zones[zi].id
+            p = min(1.0, s * cfg.p_raise)
+            if not st.active:
+                if s >= 1.0:
+                    self._n_alerts += 1
+                    st.active, st.start, st.below_since, st.weaker_since = True, t, None, None
+                    st.level, st.certainty, st.tracks = level, c, trk
+                    st.alert_id = f"skytrace-{self._n_alerts:06d}"
+                    st.all_tracks, st.max_level = set(trk), level
+                    events.append(AlertEvent(t, zid, "raise", level, trk, p, e,
+                                             f"{CERTAINTY[c]}: score {s:.2f} >= 1 from {', '.join(trk[:4]) or '-'}",
+                                             st.alert_id, t, CERTAINTY[c]))
+                continue
+            if s >= keep:
+                st.below_since = None
+                changed = False
+                if c < st.certainty:  # stronger evidence: narrow/confirm at once (CAP Update)
+                    st.certainty, st.weaker_since, changed = c, None, True
+                elif c > st.certainty:  # weaker: only after it stayed weaker for clear_after_s (no flicker)
+                    st.weaker_since = st.weaker_since if st.weaker_since is not None else t
+                    if t - st.weaker_since >= cfg.clear_after_s:
+                        st.certainty, st.weaker_since, changed = c, None, True
+                else:
+                    st.weaker_since = None
+                if level != st.level:
+                    st.level, changed = level, True
+                    st.max_level = "imminent" if level == "imminent" else st.max_level
+                if trk and trk != st.tracks:
+                    st.tracks = trk
+                    st.all_tracks |= set(trk)
+                    changed = True
+                if changed:
+                    events.append(AlertEvent(t, zid, "update", st.level, st.tracks, p, e,
+                                             f"{CERTAINTY[st.certainty]}: threat changed, score {s:.2f}",
+                                             st.alert_id, st.start, CERTAINTY[st.certainty]))
+                continue
+            if st.below_since is None:
+                st.below_since = t
+            if t - st.below_since >= cfg.clear_after_s:
+                events.append(AlertEvent(t, zid, "clear", "clear", st.tracks, p, None,
+                                         f"no evidence for {cfg.clear_after_s:.0f} s", st.alert_id, st.start,
+                                         CERTAINTY[st.certainty]))
+                self.periods.append(Alert(zone=zid, start=st.start, end=t, level=st.max_level,
+                                          tracks=sorted(st.all_tracks)))
+                self.state[zi] = _Zone()
+        return events
+
+    def close(self, t: float) -> list[AlertEvent]:
+        events = []
+        for zi, st in enumerate(self.state):
+            if st.active:
+                zid = self.zones.zones[zi].id
+                events.append(AlertEvent(t, zid, "clear", "clear", st.tracks, 0.0, None, "end of run",
+                                         st.alert_id, st.start, CERTAINTY[st.certainty]))
+                self.periods.append(Alert(zone=zid, start=st.start, end=t, level=st.max_level,
+                                          tracks=sorted(st.all_tracks)))
+                self.state[zi] = _Zone()
+        self.hyps.clear()
+        self._last.clear()
+        return events
+
+    def active(self) -> list[Alert]:
+        return [Alert(zone=self.zones.zones[i].id, start=s.start, end=None, level=s.level,
+                      tracks=sorted(s.all_tracks)) for i, s in enumerate(self.state) if s.active]
+
+    def certainty_of(self, zone_id: str) -> str | None:
+        """CAP certainty of the alert in force for a zone (None when not alerted)."""
+        st = self.state[self.zones.index[zone_id]]
+        return CERTAINTY[st.certainty] if st.active else None
+
+    def rollup(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for zi, st in enumerate(self.state):
+            if not st.active:
+                continue
+            z = self.zones.zones[zi]
+            out[z.id] = "alert"
+            if z.parent and out.get(z.parent) != "alert":
+                out[z.parent] = "partial"
+        return out
