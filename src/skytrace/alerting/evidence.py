@@ -41,7 +41,6 @@ import numpy as np
 from skytrace.alerting.engine import AlertEvent, _rows
 from skytrace.alerting.policy import AlertPolicy, register_policy
 from skytrace.assess import AssessConfig, Assessor
-from skytrace.assess.predict import first_entry_times
 from skytrace.batch import ACOUSTIC, OPTICAL, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.model import Alert
 from skytrace.zones import ZoneSet, load_places
@@ -104,6 +103,8 @@ class EvidenceAlertConfig:
     """particles per hypothesis."""
     future_step_s: float = 30.0
     """s; time step of the flown-forward futures (a 15 km cell takes ~5 min to cross)."""
+    reanchor_s: float = 60.0
+    """s; a node that keeps hearing re-anchors its hypothesis (new particles at its latest report) this often."""
     explain_range_factor: float = 3.0
     """a report is explained by a track within this many times the sensor's range (and within its gate)."""
     trusted_kinds: str = "radar"
@@ -129,17 +130,65 @@ class _Zone:
 
 @dataclass
 class _Hyp:
-    """One hypothesis: particles (k,) at t0, flying at constant velocity, stopping at their city (if any)."""
+    """One hypothesis: particles (k,) at ``t0``, flying at constant velocity, stopping at their city (if any).
+
+    Its future (which zones each particle visits, from when to when, in seconds after ``t0``) is computed once,
+    when it is created, into the policy's visit table: a step then only selects the visits in its window.
+    """
 
     key: str
     kind: str  # "lost" | "report"
     certainty: int
-    t0: float  # time of the last evidence
+    t0: float  # anchor: the evidence the particles start from
+    t_last: float  # last evidence (a node that keeps hearing extends its hypothesis' memory)
     lat0: np.ndarray
     lon0: np.ndarray
     ve: np.ndarray
     vn: np.ndarray
     t_stop: np.ndarray  # s after t0 at which the particle reaches its city (inf: flies on)
+    slot: int = -1
+
+
+class _Visits:
+    """Struct-of-arrays table of (hypothesis slot, zone, particle, entry s, exit s) for all live hypotheses."""
+
+    def __init__(self) -> None:
+        self.slot = np.zeros(0, np.int64)
+        self.zone = np.zeros(0, np.int64)
+        self.t_in = np.zeros(0)
+        self.t_out = np.zeros(0)
+        self.alive = np.zeros(0, bool)  # per slot
+        self.t0 = np.zeros(0)  # per slot
+        self.cert = np.zeros(0, np.int64)  # per slot
+        self.fine = np.zeros(0, bool)  # per slot: in the particle stage (lost tracks widen later)
+        self.key: list[str] = []  # per slot
+
+    def new_slots(self, hyps: list[_Hyp]) -> None:
+        n0 = self.alive.size
+        for j, h in enumerate(hyps):
+            h.slot = n0 + j
+        self.alive = np.concatenate([self.alive, np.ones(len(hyps), bool)])
+        self.t0 = np.concatenate([self.t0, [h.t0 for h in hyps]])
+        self.cert = np.concatenate([self.cert, np.array([h.certainty for h in hyps], np.int64)])
+        self.fine = np.concatenate([self.fine, np.ones(len(hyps), bool)])
+        self.key.extend(h.key for h in hyps)
+
+    def add(self, slot: np.ndarray, zone: np.ndarray, t_in: np.ndarray, t_out: np.ndarray) -> None:
+        self.slot = np.concatenate([self.slot, slot])
+        self.zone = np.concatenate([self.zone, zone])
+        self.t_in = np.concatenate([self.t_in, t_in])
+        self.t_out = np.concatenate([self.t_out, t_out])
+
+    def kill(self, slot: int) -> None:
+        if 0 <= slot < self.alive.size:
+            self.alive[slot] = False
+
+    def compact(self) -> None:
+        """Drop the visits of dead hypotheses once they are most of the table (slots keep their numbers)."""
+        live = self.alive[self.slot]
+        if live.size > 10_000 and live.mean() < 0.5:
+            self.slot, self.zone = self.slot[live], self.zone[live]
+            self.t_in, self.t_out = self.t_in[live], self.t_out[live]
 
 
 class _Wave:
@@ -180,6 +229,37 @@ class _Wave:
         return speed * np.sin(hdg), speed * np.cos(hdg), t_stop
 
 
+class _Evidence:
+    """One step's evidence per zone: score (max over evidence), certainty (strongest that keeps), ETA, and the
+    (zone, evidence) pairs kept to name the reasons of the zones that change."""
+
+    def __init__(self, n_zones: int, keep: float):
+        self.keep = keep
+        self.score = np.zeros(n_zones)
+        self.cert = np.full(n_zones, POSSIBLE)
+        self.eta = np.full(n_zones, np.inf)
+        self._pairs: list[tuple[np.ndarray, np.ndarray, bool]] = []
+
+    def fold(self, zi: np.ndarray, s: np.ndarray, c: np.ndarray) -> None:
+        np.maximum.at(self.score, zi, s)
+        strong = s >= self.keep
+        np.minimum.at(self.cert, zi[strong], np.asarray(c)[strong])
+
+    def add(self, zi, s, c, eta, src, is_track: bool, score_too: bool = True) -> None:
+        if score_too:
+            self.fold(zi, s, c)
+        np.minimum.at(self.eta, zi, eta)
+        strong = s >= self.keep
+        self._pairs.append((zi[strong], np.asarray(src)[strong], is_track))
+
+    def why(self, zi: int, names: dict) -> list[str]:
+        out = set()
+        for z, src, is_track in self._pairs:
+            for k in src[z == zi]:
+                out.add(names[is_track][int(k)])
+        return sorted(out)
+
+
 @register_policy
 class EvidencePolicy(AlertPolicy):
     """Alerts from all the evidence with CAP certainty; zones as wide as the uncertainty (see module doc)."""
@@ -204,8 +284,10 @@ class EvidencePolicy(AlertPolicy):
         self._rng = np.random.default_rng(cfg.seed)
         self._wave = _Wave(cfg)
         self.hyps: dict[str, _Hyp] = {}
+        self.visits = _Visits()
         self._last: dict[str, tuple] = {}  # track id -> (t, lat, lon, ve, vn, sigma, certainty)
-        self._steps = np.arange(0.0, float(self.window_s.max()) + 1e-9, cfg.future_step_s)
+        life = max(cfg.report_memory_s + cfg.reanchor_s, cfg.lost_fine_s) + float(self.window_s.max())
+        self._tau = np.arange(0.0, life + cfg.future_step_s, cfg.future_step_s)  # futures, s after the anchor
         self.last_score = np.zeros(nz)
         self.last_certainty = np.full(nz, POSSIBLE)
         self._init_sensors(sensors)
@@ -254,28 +336,68 @@ class EvidencePolicy(AlertPolicy):
         return any(self._trusted[self.sensors.index[s]] for s in names if s in self.sensors.index)
 
     # ------------------------------------------------------------------------------------------------ evidence
+    def _add_hyps(self, hyps: list[_Hyp]) -> None:
+        """Register hypotheses (replacing any with the same key) and compute their futures once."""
+        if not hyps:
+            return
+        for h in hyps:
+            old = self.hyps.pop(h.key, None)
+            if old is not None:
+                self.visits.kill(old.slot)
+            self.hyps[h.key] = h
+        self.visits.new_slots(hyps)
+        tau = self._tau
+        lat0 = np.stack([h.lat0 for h in hyps])
+        lon0 = np.stack([h.lon0 for h in hyps])
+        ve = np.stack([h.ve for h in hyps])
+        vn = np.stack([h.vn for h in hyps])
+        stop = np.stack([h.t_stop for h in hyps])
+        d = np.minimum(tau[None, None, :], stop[:, :, None])
+        lat = lat0[:, :, None] + vn[:, :, None] * d / M_PER_DEG
+        lon = lon0[:, :, None] + ve[:, :, None] * d / (M_PER_DEG * np.cos(np.radians(lat0[:, :, None])))
+        pts, zs = self.raster.lookup(lat.ravel(), lon.ravel())
+        leaf = self.is_leaf[zs]
+        pts, zs = pts[leaf], zs[leaf]
+        hi, pi, ti = np.unravel_index(pts, lat.shape)
+        k = lat.shape[1]
+        nz = len(self.zones)
+        key = (hi.astype(np.int64) * k + pi) * nz + zs
+        order = np.lexsort((ti, key))
+        key, ti = key[order], ti[order]
+        first = np.concatenate([[True], key[1:] != key[:-1]]) if key.size else np.zeros(0, bool)
+        last = np.concatenate([key[1:] != key[:-1], [True]]) if key.size else np.zeros(0, bool)
+        kf = key[first]
+        slots = np.array([h.slot for h in hyps], np.int64)
+        self.visits.add(slots[kf // nz // k], kf % nz, tau[ti[first]], tau[ti[last]] + self.config.future_step_s)
+
     def _lost_tracks(self, t: float, tracks: TrackSnapshot, cert: np.ndarray) -> None:
         live = set(tracks.track)
+        new = []
+        cfg = self.config
         for tid in [k for k in self._last if k not in live]:
             tl, lat, lon, ve, vn, sig, c = self._last.pop(tid)
             if c == POSSIBLE:  # an untrusted tentative track that died: its reports speak for themselves
                 continue
-            k = self.config.n_particles
+            k = cfg.n_particles
             rng = self._rng
-            lat0 = lat + rng.normal(0, 1, k) * max(sig, 300.0) / np.sqrt(2) / M_PER_DEG
-            lon0 = lon + rng.normal(0, 1, k) * max(sig, 300.0) / np.sqrt(2) / (M_PER_DEG * np.cos(np.radians(lat)))
+            sig = max(sig, 300.0)
+            lat0 = lat + rng.normal(0, 1, k) * sig / np.sqrt(2) / M_PER_DEG
+            lon0 = lon + rng.normal(0, 1, k) * sig / np.sqrt(2) / (M_PER_DEG * np.cos(np.radians(lat)))
             sp = np.hypot(ve, vn) * (1 + rng.normal(0, 0.08, k))
-            hdg = np.arctan2(ve, vn) + np.radians(rng.normal(0, self.config.heading_sigma_deg, k))
+            hdg = np.arctan2(ve, vn) + np.radians(rng.normal(0, cfg.heading_sigma_deg, k))
             pve, pvn, stop = sp * np.sin(hdg), sp * np.cos(hdg), np.full(k, np.inf)
-            # a quarter head for the city ahead (route-aware), like the live fan
+            # a quarter head for a city ahead (route-aware), like the live fan
             wve, wvn, wstop = self._wave.sample(lat0, lon0, rng)
             q = np.arange(k) < k // 4
             pve[q], pvn[q], stop[q] = wve[q], wvn[q], wstop[q]
-            self.hyps[f"lost:{tid}"] = _Hyp(f"lost:{tid}", "lost", LIKELY, tl, lat0, lon0, pve, pvn, stop)
+            new.append(_Hyp(f"lost:{tid}", "lost", LIKELY, tl, tl, lat0, lon0, pve, pvn, stop))
+        self._add_hyps(new)
         for i, tid in enumerate(tracks.track):
             self._last[tid] = (t, float(tracks.lat[i]), float(tracks.lon[i]), float(tracks.ve[i]),
                                float(tracks.vn[i]), float(tracks.pos_sigma_m[i]), int(cert[i]))
-            self.hyps.pop(f"lost:{tid}", None)
+            h = self.hyps.pop(f"lost:{tid}", None)
+            if h is not None:
+                self.visits.kill(h.slot)
 
     def _supersede(self, t: float, tracks: TrackSnapshot) -> None:
         """Drop lost-track hypotheses that a live confirmed track now explains (a drone re-acquired)."""
@@ -291,7 +413,7 @@ class EvidencePolicy(AlertPolicy):
                                         (lon - clon) * M_PER_DEG * np.cos(np.radians(clat))).max()), 5000.0)
             d = np.hypot((tl - clat) * M_PER_DEG, (tn - clon) * M_PER_DEG * np.cos(np.radians(clat)))
             if (d <= spread).any():
-                self.hyps.pop(h.key, None)
+                self.visits.kill(self.hyps.pop(h.key).slot)
 
     def _lone_reports(self, t: float, tracks: TrackSnapshot, det: DetectionBatch) -> None:
         if self.sensors is None or det is None or not len(det) or not self.config.lone_reports:
@@ -316,22 +438,24 @@ class EvidencePolicy(AlertPolicy):
         lone = np.flatnonzero(usable & ~explained)
         if lone.size == 0:
             return
-        # one hypothesis per sensor (bearings) or per sensor and ~10 km square (plots): the latest report wins
-        keys = []
-        for i in lone:
-            sid = self.sensors.ids[rows[i]]
-            if is_brg[i]:
-                keys.append(f"node:{sid}")
-            else:
-                keys.append(f"plot:{sid}:{round(plat[i] * 10)}:{round(plon[i] * 7)}")
-        latest: dict[str, int] = {}
-        for key, i in zip(keys, lone, strict=True):
-            if key not in latest or det.t[i] >= det.t[latest[key]]:
-                latest[key] = int(i)
+        # one hypothesis per node (bearings) or per sensor and ~10 km square (plots); the latest report wins
+        cell = np.where(is_brg[lone], 0, np.round(plat[lone] * 10) * 10_000 + np.round(plon[lone] * 7))
+        order = np.lexsort((det.t[lone], cell, rows[lone]))
+        lone, cell = lone[order], cell[order]
+        ident = rows[lone] * 100_000_000 + cell.astype(np.int64)
+        lastrow = np.concatenate([ident[1:] != ident[:-1], [True]])
         k = cfg.n_particles
         rng = self._rng
-        for key, i in latest.items():
+        new = []
+        for i, c in zip(lone[lastrow], cell[lastrow], strict=True):
             r = rows[i]
+            sid = self.sensors.ids[r]
+            key = f"node:{sid}" if is_brg[i] else f"plot:{sid}:{int(c)}"
+            ti = float(det.t[i])
+            h = self.hyps.get(key)
+            if h is not None and ti - h.t0 < cfg.reanchor_s:
+                h.t_last = max(h.t_last, ti)  # still hearing it: the hypothesis lives on, same particles
+                continue
             if is_brg[i]:
                 b = np.radians(det.bearing_deg[i] + np.clip(rng.normal(0, 1, k), -cfg.sector_sigmas,
                                                             cfg.sector_sigmas) * self._bsig[r])
@@ -345,7 +469,8 @@ class EvidencePolicy(AlertPolicy):
                 lon0 = plon[i] + rng.normal(0, sig / np.sqrt(2), k) / (M_PER_DEG * np.cos(np.radians(plat[i])))
             ve, vn, stop = self._wave.sample(lat0, lon0, rng)
             cert = LIKELY if self._trusted[r] else POSSIBLE
-            self.hyps[key] = _Hyp(key, "report", cert, float(det.t[i]), lat0, lon0, ve, vn, stop)
+            new.append(_Hyp(key, "report", cert, ti, ti, lat0, lon0, ve, vn, stop))
+        self._add_hyps(new)
 
     def _explained(self, tracks: TrackSnapshot, det: DetectionBatch, rows: np.ndarray, plat: np.ndarray,
                    plon: np.ndarray, is_brg: np.ndarray) -> np.ndarray:
@@ -371,52 +496,53 @@ class EvidencePolicy(AlertPolicy):
     # ------------------------------------------------------------------------------------------------ flying
     @staticmethod
     def _positions(h: _Hyp, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(k, T) positions of a hypothesis' particles ``dt`` (T,) seconds after its evidence."""
+        """(k, T) positions of a hypothesis' particles ``dt`` (T,) seconds after its anchor."""
         d = np.minimum(dt[None, :], h.t_stop[:, None])
         lat = h.lat0[:, None] + h.vn[:, None] * d / M_PER_DEG
         lon = h.lon0[:, None] + h.ve[:, None] * d / (M_PER_DEG * np.cos(np.radians(h.lat0[:, None])))
         return lat, lon
 
-    def _hyp_scores(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, list[str]]]:
-        """Per zone: score, certainty code and ETA from the hypotheses; expire those with no path left."""
+    def _expire(self, t: float) -> list[tuple[_Hyp, int]]:
+        """Drop hypotheses whose time is up; return the lost tracks in a widened stage."""
         cfg = self.config
-        nz = len(self.zones)
-        score = np.zeros(nz)
-        cert = np.full(nz, POSSIBLE)
-        eta = np.full(nz, np.inf)
-        why: dict[int, list[str]] = {}
-        fine, wide = [], []
+        wide = []
         for key, h in list(self.hyps.items()):
-            age = t - h.t0
-            limit = cfg.lost_expire_s if h.kind == "lost" else cfg.report_memory_s
-            if age > limit:
-                del self.hyps[key]
-                continue
-            stage = FINE
             if h.kind == "lost":
-                stage = FINE if age < cfg.lost_fine_s else (RAION if age < cfg.lost_raion_s else OBLAST)
-            (fine if stage == FINE else wide).append((h, stage))
-        steps = self._steps
-        if fine:
-            lat = np.stack([self._positions(h, t - h.t0 + steps)[0] for h, _ in fine])
-            lon = np.stack([self._positions(h, t - h.t0 + steps)[1] for h, _ in fine])
-            hi, zi, fe = first_entry_times(self.raster, lat, lon, steps, nz)
-            leaf = self.is_leaf[zi]
-            hi, zi, fe = hi[leaf], zi[leaf], fe[leaf]
-            share = (fe <= self.window_s[zi][:, None]).mean(axis=1)
-            s = share / cfg.hyp_p_raise
-            c = np.array([fine[i][0].certainty for i in hi], dtype=int)
-            self._merge(score, cert, why, zi, s, c, [fine[i][0].key for i in hi])
-            hit = np.isfinite(fe)
-            with np.errstate(invalid="ignore"):
-                e = np.where(hit.any(axis=1), np.where(hit, fe, 0).sum(axis=1) / np.maximum(hit.sum(axis=1), 1),
-                             np.inf)
-            np.minimum.at(eta, zi, np.where(s > 0, e, np.inf))
-            alive = np.zeros(len(fine), bool)
-            alive[hi] = True
-            for (h, _), a in zip(fine, alive, strict=True):
-                if not a:  # no particle has a path inside any zone within the window: nothing left to warn of
-                    self.hyps.pop(h.key, None)
+                age = t - h.t0
+                if age > cfg.lost_expire_s:
+                    self.visits.kill(self.hyps.pop(key).slot)
+                elif age >= cfg.lost_fine_s:
+                    self.visits.fine[h.slot] = False
+                    wide.append((h, RAION if age < cfg.lost_raion_s else OBLAST))
+            elif t - h.t_last > cfg.report_memory_s:
+                self.visits.kill(self.hyps.pop(key).slot)
+        return wide
+
+    def _hyp_scores(self, t: float, ev: _Evidence) -> None:
+        """Fold the hypotheses into the step's evidence; expire those with no path left in any zone."""
+        cfg = self.config
+        wide = self._expire(t)
+        v = self.visits
+        v.compact()
+        if v.slot.size:
+            age = t - v.t0[v.slot]
+            ok = v.alive[v.slot] & v.fine[v.slot] & (v.t_out >= age)
+            # a hypothesis none of whose particles has a zone left ahead has no plausible path: expire it
+            has_path = np.zeros(v.alive.size, bool)
+            has_path[v.slot[ok]] = True
+            for key, h in list(self.hyps.items()):
+                if v.fine[h.slot] and not has_path[h.slot]:
+                    v.kill(self.hyps.pop(key).slot)
+            inwin = ok & (v.t_in <= age + self.window_s[v.zone])
+            nz = len(self.zones)
+            pair = v.slot[inwin] * nz + v.zone[inwin]
+            upair, inv, cnt = np.unique(pair, return_inverse=True, return_counts=True)
+            if upair.size:
+                eta = np.full(upair.size, np.inf)
+                np.minimum.at(eta, inv, np.maximum(v.t_in[inwin] - age[inwin], 0.0))
+                slot, zi = upair // nz, upair % nz
+                s = cnt / cfg.n_particles / cfg.hyp_p_raise
+                ev.add(zi, s, v.cert[slot], eta, slot, is_track=False)
         for h, stage in wide:
             lat, lon = self._positions(h, np.array([t - h.t0]))
             clat, clon = float(np.median(lat)), float(np.median(lon))
@@ -430,19 +556,10 @@ class EvidencePolicy(AlertPolicy):
                 zi = np.unique(self.parent_idx[zi[self.is_leaf[zi]]])
                 zi = zi[zi >= 0]
             if zi.size == 0:
-                self.hyps.pop(h.key, None)
+                self.visits.kill(self.hyps.pop(h.key).slot)
                 continue
-            self._merge(score, cert, why, zi, np.ones(zi.size), np.full(zi.size, POSSIBLE), [h.key] * zi.size)
-        return score, cert, eta, why
-
-    def _merge(self, score, cert, why, zi, s, c, keys) -> None:
-        """Fold per-(evidence, zone) scores into per-zone score (max) and certainty (strongest that keeps)."""
-        keep = self.config.p_keep / self.config.p_raise
-        np.maximum.at(score, zi, s)
-        strong = s >= keep
-        np.minimum.at(cert, zi[strong], c[strong])
-        for z, k in zip(zi[strong], np.asarray(keys, dtype=object)[strong], strict=True):
-            why.setdefault(int(z), []).append(k)
+            ev.add(zi, np.ones(zi.size), np.full(zi.size, POSSIBLE), np.full(zi.size, np.inf),
+                   np.full(zi.size, h.slot), is_track=False)
 
     # ------------------------------------------------------------------------------------------------ update
     def update(self, t: float, tracks: TrackSnapshot, detections: DetectionBatch | None = None
@@ -457,19 +574,19 @@ class EvidencePolicy(AlertPolicy):
         self._supersede(t, tracks)
         if detections is not None:
             self._lone_reports(t, tracks, detections)
-        score, cert, eta, why = self._hyp_scores(t)
+        ev = _Evidence(nz, cfg.p_keep / cfg.p_raise)
+        self._hyp_scores(t, ev)
         # tracks: the live fan, noisy-OR per zone within each certainty class
         a = self.assessor.assess(tracks)
         if a.track_idx.size:
             leaf = self.is_leaf[a.zone_idx]
-            ti, zi = a.track_idx[leaf], a.zone_idx[leaf]
-            p_pair = (a.first_entry_s[leaf] <= self.window_s[zi][:, None]).mean(axis=1)
-            fe = a.first_entry_s[leaf]
+            ti, zi, fe = a.track_idx[leaf], a.zone_idx[leaf], a.first_entry_s[leaf]
+            p_pair = (fe <= self.window_s[zi][:, None]).mean(axis=1)
             hit = np.isfinite(fe)
-            with np.errstate(invalid="ignore"):
-                e = np.where(hit.any(axis=1), np.where(hit, fe, 0).sum(axis=1) / np.maximum(hit.sum(axis=1), 1),
-                             np.inf)
-            np.minimum.at(eta, zi, np.where(p_pair > 0, e, np.inf))
+            eta = np.where(hit.any(axis=1), np.where(hit, fe, 0).sum(axis=1) / np.maximum(hit.sum(axis=1), 1),
+                           np.inf)
+            ev.add(zi, p_pair / cfg.p_raise, tcert[ti], np.where(p_pair > 0, eta, np.inf), ti, is_track=True,
+                   score_too=False)
             log_miss = np.log1p(-np.minimum(p_pair, 1 - 1e-12))
             for c in (OBSERVED, LIKELY, POSSIBLE):
                 sel = tcert[ti] <= c
@@ -477,30 +594,29 @@ class EvidencePolicy(AlertPolicy):
                     continue
                 p = 1 - np.exp(np.bincount(zi[sel], weights=log_miss[sel], minlength=nz))
                 zs = np.flatnonzero(p > 0)
-                self._merge(score, cert, {}, zs, p[zs] / cfg.p_raise, np.full(zs.size, c), [""] * zs.size)
-            strong = p_pair >= cfg.p_keep
-            for z, i in zip(zi[strong], ti[strong], strict=True):
-                why.setdefault(int(z), []).append(a.track_ids[i])
-        self.last_score, self.last_certainty = score, cert
-        return self._decide(t, score, cert, eta, why)
+                ev.fold(zs, p[zs] / cfg.p_raise, np.full(zs.size, c))
+        self.last_score, self.last_certainty = ev.score, ev.cert
+        names = {False: self.visits.key, True: a.track_ids}
+        return self._decide(t, ev, names)
 
-    def _decide(self, t: float, score: np.ndarray, cert: np.ndarray, eta: np.ndarray, why: dict[int, list[str]]
-                ) -> list[AlertEvent]:
+    def _decide(self, t: float, ev: _Evidence, names: dict) -> list[AlertEvent]:
         cfg = self.config
         keep = cfg.p_keep / cfg.p_raise
+        score, cert, eta = ev.score, ev.cert, ev.eta
         events: list[AlertEvent] = []
-        cand = set(np.flatnonzero(score >= keep).tolist()) | {i for i, s in enumerate(self.state) if s.active}
-        for zi in sorted(cand):
+        active = np.array([s.active for s in self.state], dtype=bool)
+        cand = np.flatnonzero((score >= keep) | active)
+        for zi in cand.tolist():
             st = self.state[zi]
             s = float(score[zi])
             e = float(eta[zi]) if np.isfinite(eta[zi]) else None
-            trk = sorted(set(why.get(zi, [])))
             level = "imminent" if (e is not None and e <= cfg.imminent_s) else "warning"
             c = int(cert[zi])
             zid = self.zones.zones[zi].id
             p = min(1.0, s * cfg.p_raise)
             if not st.active:
                 if s >= 1.0:
+                    trk = ev.why(zi, names)
                     self._n_alerts += 1
                     st.active, st.start, st.below_since, st.weaker_since = True, t, None, None
                     st.level, st.certainty, st.tracks = level, c, trk
@@ -513,7 +629,7 @@ class EvidencePolicy(AlertPolicy):
             if s >= keep:
                 st.below_since = None
                 changed = False
-                if c < st.certainty:  # stronger evidence: narrow/confirm at once (CAP Update)
+                if c < st.certainty:  # stronger evidence: confirm at once (CAP Update)
                     st.certainty, st.weaker_since, changed = c, None, True
                 elif c > st.certainty:  # weaker: only after it stayed weaker for clear_after_s (no flicker)
                     st.weaker_since = st.weaker_since if st.weaker_since is not None else t
@@ -524,11 +640,9 @@ class EvidencePolicy(AlertPolicy):
                 if level != st.level:
                     st.level, changed = level, True
                     st.max_level = "imminent" if level == "imminent" else st.max_level
-                if trk and trk != st.tracks:
-                    st.tracks = trk
-                    st.all_tracks |= set(trk)
-                    changed = True
                 if changed:
+                    st.tracks = ev.why(zi, names) or st.tracks
+                    st.all_tracks |= set(st.tracks)
                     events.append(AlertEvent(t, zid, "update", st.level, st.tracks, p, e,
                                              f"{CERTAINTY[st.certainty]}: threat changed, score {s:.2f}",
                                              st.alert_id, st.start, CERTAINTY[st.certainty]))
@@ -555,6 +669,7 @@ class EvidencePolicy(AlertPolicy):
                                           tracks=sorted(st.all_tracks)))
                 self.state[zi] = _Zone()
         self.hyps.clear()
+        self.visits = _Visits()
         self._last.clear()
         return events
 
