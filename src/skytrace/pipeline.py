@@ -119,8 +119,11 @@ class Pipeline:
         :class:`PipelineConfig`.
     tracker_config
         :class:`skytrace.tracking.TrackerConfig` of the default tracker (ignored when ``tracker`` is given).
+    alert_policy
+        The alert policy's configuration (its class selects the policy, :func:`skytrace.alerting.create_policy`);
+        default the ``evidence`` policy with its defaults.
     policy
-        An alert policy object; default :class:`skytrace.alerting.AlertEngine` on ``zones`` (with ``alert_policy``).
+        An alert policy object (overrides ``alert_policy``).
     tracker
         A :class:`TrackSource`; default a new :class:`skytrace.tracking.Tracker` on ``sensors``.
     sinks
@@ -139,9 +142,9 @@ class Pipeline:
             tracker = Tracker(sensors, frame=frame, config=tracker_config)
         self.tracker: TrackSource = tracker
         if policy is None and zones is not None:
-            from skytrace.alerting import AlertEngine
+            from skytrace.alerting import create_policy
 
-            policy = AlertEngine(zones, alert_policy, assess_config)
+            policy = create_policy(None, zones, sensors, alert_policy, assess_config=assess_config)
         self.alerts = policy
         self.sinks: list[Sink] = list(sinks)
         self.n_pushed = 0

@@ -26,7 +26,7 @@ def demo(
     from skytrace.commands.alerts import run_alerts
     from skytrace.commands.track import track_files
     from skytrace.config import load_config, load_zones
-    from skytrace.evaluation.alerts import expand_to_children, oblast_baseline, score_alerts, zone_entries
+    from skytrace.evaluation.alerts import expand_to_children, leaf_periods, oblast_baseline, score_alerts, zone_entries
     from skytrace.evaluation.tracking import confirmation_report, evaluate_tracks, heard_targets, observed_times
     from skytrace.io import formats
     from skytrace.plot import overview_png
@@ -71,13 +71,15 @@ def demo(
                    f"{s['track_breaks']} breaks, {s['id_switches']} ID switches")
     typer.echo("[4/5] alerts (skytrace alerts): oblasts + 15 km grid cells, CAP 1.2 messages")
     zones = load_zones(conf)
-    al = run_alerts(out / "tracks.jsonl", zones, out / "alerts", 10.0, conf.alerting, assess_config=conf.assess)
+    al = run_alerts(out / "tracks.jsonl", zones, out / "alerts", 10.0, conf.alerting,
+                    sensors_path=out / "sensors.json", detections_path=out / "detections.jsonl",
+                    assess_config=conf.assess)
     alerted = {a.zone for a in al["periods"]}
     summary["alerts"] = {"raised": sum(e.kind == "raise" for e in al["events"]), "cap_messages": len(al["cap_files"])}
     if sc.type == "wave":
         entries = zone_entries(truth, zones)
         cells = {z.id for z in zones if z.parent}
-        ours = score_alerts(al["periods"], entries, zones, zone_ids=cells).summary()
+        ours = score_alerts(leaf_periods(al["periods"], zones), entries, zones, zone_ids=cells).summary()
         base = score_alerts(expand_to_children(oblast_baseline(tracks, builtin_oblasts(), step_s=10.0), zones),
                             entries, zones, zone_ids=cells).summary()
         summary["alerts"].update({"skytrace": ours, "oblast_baseline": base})
