@@ -292,3 +292,46 @@ def test_scaled_clock_waits_for_the_feed_before_stepping_the_pipeline(kyiv_short
         svc.step_once()
     assert stage.tracker.stats["late_dropped"] == 0
     assert svc.status()["tracker"]["detections_in"] == 200
+
+
+def test_a_failing_store_loses_no_alert(kyiv_short):
+    """Alerts are published (CAP feed, websocket) before the store is written: a dead store loses none."""
+    from skytrace.alerting import AlertEvent
+    from skytrace.pipeline import Pipeline
+
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    zones = read_zones(kyiv_short / "zones.geojson")
+    zone = zones.ids[0]
+
+    class OneAlert:
+        def __init__(self):
+            self.raised = False
+
+        def update(self, t, tracks, detections):
+            if self.raised:
+                return []
+            self.raised = True
+            return [AlertEvent(t, zone, "raise", "warning", ["T1"], 0.9, 300.0, "test", "a-1", t)]
+
+        def active(self):
+            return [Alert(zone=zone, start=0.0, end=None, level="warning", tracks=["T1"])] if self.raised else []
+
+        def close(self, t):
+            return []
+
+    svc = LiveService(table=table, zones=zones, stage=Pipeline(table, zones, policy=OneAlert()),
+                      store=open_store(None), step_s=0.05)
+
+    def broken(*args, **kw):
+        raise OSError("database went away")
+
+    svc.store.put_tracks = broken
+    svc.store.put_alerts = broken
+    svc.store.put_detections = broken
+    ac = _first_sensor(table, "acoustic")
+    t0 = time.time()
+    svc.submit([Detection(t=t0, sensor=ac, bearing_deg=1.0)])
+    msgs = svc.step_once(t0 + 1)
+    assert len(svc.cap_messages) == 1 and b"<alert" in svc.cap_messages[0][4]
+    assert [m["active"][0]["zone"] for m in msgs if m["type"] == "alerts"] == [zone]
+    assert svc.stats.errors == 1 and svc.stats.n_stored == 0  # the report waits for the store to come back
