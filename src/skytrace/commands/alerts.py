@@ -18,12 +18,19 @@ from skytrace.zones_grid import default_zones
 
 
 def run_alerts(tracks_path: Path, zones: ZoneSet, out: Path, every_s: float = 10.0,
-               policy: AlertPolicy | None = None, write_cap: bool = True, cap_status: str = "Exercise") -> dict:
-    """Replay a tracks file through the alert engine every ``every_s``; write alerts.jsonl and events.jsonl."""
+               policy: AlertPolicy | None = None, write_cap: bool = True, cap_status: str = "Exercise",
+               alert_cooperative: bool = False) -> dict:
+    """Replay a tracks file through the alert engine every ``every_s``; write alerts.jsonl and events.jsonl.
+
+    Tracks of known manned aircraft never alert, cooperative drones only with ``alert_cooperative``
+    (:func:`skytrace.interop.identity.may_alert`).
+    """
+    from skytrace.interop.identity import may_alert
+
     recs = formats.read_tracks(tracks_path)
     by_t: dict[float, list] = defaultdict(list)
     for r in recs:
-        if r.status in ("confirmed", "coasting"):
+        if r.status in ("confirmed", "coasting") and may_alert(r.cls, alert_cooperative):
             by_t[r.t].append(r)
     if not recs:
         raise SkytraceError(f"{tracks_path}: no track points")
@@ -52,12 +59,14 @@ def alerts(
     out: Path = typer.Option(..., "--out", help="Output directory."),
     every: float = typer.Option(10.0, "--every", help="Re-assess every N seconds of track time."),
     lead: float = typer.Option(300.0, "--lead", help="Lead time wanted before arrival, on top of shelter_s (s)."),
+    alert_cooperative: bool = typer.Option(False, "--alert-cooperative",
+                                           help="Also alert on identified cooperative drones (Remote ID)."),
 ) -> None:
     """Raise and clear alerts for exactly the zones under threat."""
     if every <= 0 or lead < 0:
         raise typer.BadParameter("--every must be > 0 and --lead >= 0")
     zs = read_zones(zones) if zones is not None else default_zones()
-    res = run_alerts(tracks, zs, out, every, AlertPolicy(lead_target_s=lead))
+    res = run_alerts(tracks, zs, out, every, AlertPolicy(lead_target_s=lead), alert_cooperative=alert_cooperative)
     n_raise = sum(e.kind == "raise" for e in res["events"])
     typer.echo(f"{len(zs)} zones; {n_raise} alerts raised, {len(res['periods'])} periods -> {out}/alerts.jsonl, "
                f"{len(res['cap_files'])} CAP 1.2 messages -> {out}/cap/")

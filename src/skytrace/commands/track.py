@@ -16,7 +16,10 @@ from skytrace.tracking import TrackerConfig
 def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: float = 1.0,
                 config: TrackerConfig | None = None, skip_bad: bool = False, progress: bool = False) -> dict:
     """Run the tracker over a detections file (in file = arrival order); write confirmed tracks every ``every_s``."""
+    from skytrace.interop.identity import IdentityMap
+
     table = SensorTable.from_sensors(formats.read_sensors(sensors_path))
+    identities = IdentityMap.scan(detections_path)  # cooperative targets (ADS-B, Remote ID) tag their tracks
     pipe = Pipeline(table, zones=None, tracker_config=config)
     stats = formats.ReadStats()
     batches = formats.iter_detection_batches(detections_path, table, batch_size=20_000,
@@ -44,6 +47,7 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
         def on_step(res) -> None:
             nonlocal n_points
             recs = res.tracks.to_records()
+            identities.tag(recs)
             w.write_many(recs)
             n_points += len(recs)
 
