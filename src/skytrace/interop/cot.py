@@ -1,0 +1,277 @@
+"""Cursor on Target (CoT 2.0) events for tracks and alert zones, and a sink that streams them to TAK.
+
+One ``<event>`` per track update (MITRE CoT base schema, Event-PUBLIC.xsd, version 2.0):
+
+- ``uid`` ``skytrace.<track id>``: stable for the life of a track, so TAK moves one marker instead of adding new ones;
+- ``type`` ``a-u-A`` (unknown air) until the track is classified: a hostile one-way attack UAV becomes
+  ``a-h-A-M-F-Q`` (MIL-STD-2525 hostile / air / military / fixed wing / UAV), an ADS-B aircraft ``a-n-A-C``
+  (neutral civil), a Remote ID drone ``a-n-A-C-F-q``;
+- ``how`` ``m-f`` (machine, fused from several sensors);
+- ``time``/``start`` = the track time, ``stale`` = a few update periods later, so a track that stops updating greys
+  out in TAK instead of freezing;
+- ``point``: WGS-84 lat/lon, ``hae`` = height above the ellipsoid (skytrace's ``alt_m``), ``ce`` = the track's
+  horizontal position error (``pos_sigma_m``, the root of the trace of the horizontal covariance), ``le`` = the vertical
+  1-sigma from the covariance when the tracks carry it, else 9999999 (CoT's "unknown");
+- ``detail/track``: ``course`` (degrees true) and ``speed`` (m/s); ``detail/contact`` callsign = track id;
+  ``detail/remarks`` status, class and cooperative identity.
+
+Alert zones are drawn as freeform shapes (``u-d-f``, one ``detail/link`` point per vertex, red while alerted).
+Reference: MITRE, "Cursor-on-Target Message Router User's Guide" and the CoT Event schema 2.0 (MITRE Case
+#11-3895); the TAK shape conventions follow ATAK's drawing tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from skytrace.errors import FormatError
+from skytrace.interop.identity import COOPERATIVE_UAV, MANNED
+from skytrace.interop.sender import BackgroundSender
+
+UNKNOWN_AIR = "a-u-A"
+HOSTILE_UAV = "a-h-A-M-F-Q"
+HOSTILE_CLASSES = frozenset({"shahed", "owa-uav", "uav", "drone", "hostile", "hostile-uav", "jet", "decoy"})
+COT_TYPE_BY_CLASS = {MANNED: "a-n-A-C", COOPERATIVE_UAV: "a-n-A-C-F-q"}
+UNKNOWN_ERROR = 9999999.0  # CoT's value for an unknown ce/le
+MAX_EVENT_BYTES = 1 << 20
+
+
+def cot_time(t: float) -> str:
+    """CoT time stamp: ISO 8601 UTC with milliseconds, e.g. 2026-11-23T01:02:03.456Z."""
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_cot_time(s: str) -> float:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def cot_type(cls: str | None) -> str:
+    if cls is None:
+        return UNKNOWN_AIR
+    if cls in COT_TYPE_BY_CLASS:
+        return COT_TYPE_BY_CLASS[cls]
+    return HOSTILE_UAV if cls.lower() in HOSTILE_CLASSES else UNKNOWN_AIR
+
+
+def _num(x: float, digits: int) -> str:
+    return f"{x:.{digits}f}"
+
+
+@dataclass
+class TrackState:
+    """What one CoT event needs of one track (from a TrackPoint or a row of a TrackSnapshot)."""
+
+    t: float
+    track: str
+    status: str
+    lat: float
+    lon: float
+    alt_m: float
+    ve: float
+    vn: float
+    vu: float
+    pos_sigma_m: float
+    alt_sigma_m: float | None = None
+    cls: str | None = None
+    target_id: str | None = None
+
+    @classmethod
+    def from_point(cls, p) -> TrackState:
+        alt_sigma = None
+        cov = getattr(p, "covariance", None)
+        if cov is not None and len(cov) == 36 and math.isfinite(cov[14]) and cov[14] >= 0:
+            alt_sigma = math.sqrt(cov[14])
+        return cls(p.t, p.track, p.status, p.lat, p.lon, p.alt_m, p.ve, p.vn, p.vu, p.pos_sigma_m, alt_sigma,
+                   getattr(p, "cls", None), getattr(p, "target_id", None))
+
+
+def track_event(s: TrackState, stale_s: float, uid_prefix: str = "skytrace") -> etree._Element:
+    """The CoT event of one track update."""
+    ev = etree.Element("event", version="2.0", uid=f"{uid_prefix}.{s.track}", type=cot_type(s.cls),
+                       how="m-f", time=cot_time(s.t), start=cot_time(s.t), stale=cot_time(s.t + stale_s))
+    le = s.alt_sigma_m if s.alt_sigma_m is not None else UNKNOWN_ERROR
+    etree.SubElement(ev, "point", lat=_num(s.lat, 7), lon=_num(s.lon, 7), hae=_num(s.alt_m, 1),
+                     ce=_num(s.pos_sigma_m, 1), le=_num(le, 1))
+    det = etree.SubElement(ev, "detail")
+    course = math.degrees(math.atan2(s.ve, s.vn)) % 360.0
+    etree.SubElement(det, "track", course=_num(course, 1), speed=_num(math.hypot(s.ve, s.vn), 2))
+    etree.SubElement(det, "contact", callsign=s.track)
+    remarks = f"skytrace track {s.track}: {s.status}"
+    if s.cls:
+        remarks += f", class {s.cls}"
+    if s.target_id:
+        remarks += f", {s.target_id}"
+    etree.SubElement(det, "remarks").text = remarks
+    return ev
+
+
+def zone_event(zone_id: str, name: str, rings: list[list[tuple[float, float]]], t: float, stale_s: float,
+               alerted: bool, uid_prefix: str = "skytrace") -> etree._Element:
+    """A freeform shape (``u-d-f``) for an alert zone; ``rings`` are lists of (lon, lat), the first is drawn."""
+    ev = etree.Element("event", version="2.0", uid=f"{uid_prefix}.zone.{zone_id}", type="u-d-f", how="h-e",
+                       time=cot_time(t), start=cot_time(t), stale=cot_time(t + stale_s))
+    ring = rings[0]
+    lon_c = sum(p[0] for p in ring) / len(ring)
+    lat_c = sum(p[1] for p in ring) / len(ring)
+    etree.SubElement(ev, "point", lat=_num(lat_c, 7), lon=_num(lon_c, 7), hae="0.0", ce=_num(UNKNOWN_ERROR, 1),
+                     le=_num(UNKNOWN_ERROR, 1))
+    det = etree.SubElement(ev, "detail")
+    for lon, lat in ring:
+        etree.SubElement(det, "link", point=f"{lat:.6f},{lon:.6f}")
+    etree.SubElement(det, "contact", callsign=f"{name} ({'ALERT' if alerted else 'zone'})")
+    etree.SubElement(det, "strokeColor", value="-65536" if alerted else "-16776961")  # ARGB red / blue
+    etree.SubElement(det, "fillColor", value="1627324416" if alerted else "0")  # 0x60FF0000 translucent red
+    etree.SubElement(det, "labels_on", value="true")
+    state = "drone alert in force" if alerted else "no alert"
+    etree.SubElement(det, "remarks").text = f"skytrace zone {zone_id}: {state}"
+    return ev
+
+
+def to_bytes(ev: etree._Element) -> bytes:
+    """One event as one line of UTF-8 XML (no declaration, no newline inside): TAK's streaming framing."""
+    return etree.tostring(ev, encoding="UTF-8", xml_declaration=False)
+
+
+def _safe_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
+
+
+def parse_events(data: bytes, source: str = "<cot>") -> list[dict]:
+    """Decode a stream of concatenated CoT events (as received from TAK/TCP or one per line) into dicts.
+
+    Each dict: uid, type, how, time, start, stale (UNIX s), lat, lon, hae, ce, le, and course/speed when present.
+    Raises FormatError for malformed XML, a missing attribute or an event over 1 MiB.
+    """
+    out = []
+    pos = 0
+    n = 0
+    while True:
+        start = data.find(b"<event", pos)
+        if start < 0:
+            rest = data[pos:].strip()
+            if rest and not rest.startswith(b"<?xml"):
+                raise FormatError(source, f"{len(rest)} trailing bytes are not a CoT event", n + 1)
+            break
+        end = data.find(b"</event>", start)
+        if end < 0:
+            raise FormatError(source, "truncated event (no </event>)", n + 1)
+        end += len(b"</event>")
+        if end - start > MAX_EVENT_BYTES:
+            raise FormatError(source, f"event of {end - start} bytes is over the 1 MiB limit", n + 1)
+        n += 1
+        try:
+            ev = etree.fromstring(data[start:end], parser=_safe_parser())
+        except etree.XMLSyntaxError as exc:
+            raise FormatError(source, f"malformed XML: {exc}", n) from None
+        out.append(_event_dict(ev, source, n))
+        pos = end
+    return out
+
+
+def _event_dict(ev: etree._Element, source: str, n: int) -> dict:
+    try:
+        pt = ev.find("point")
+        if pt is None:
+            raise KeyError("point")
+        d = {k: ev.attrib[k] for k in ("uid", "type", "how")}
+        for k in ("time", "start", "stale"):
+            d[k] = parse_cot_time(ev.attrib[k])
+        for k in ("lat", "lon", "hae", "ce", "le"):
+            d[k] = float(pt.attrib[k])
+    except KeyError as exc:
+        raise FormatError(source, f"missing {exc.args[0]!r}", n) from None
+    except ValueError as exc:
+        raise FormatError(source, f"bad value: {exc}", n) from None
+    trk = ev.find("detail/track")
+    if trk is not None:
+        d["course"] = float(trk.get("course", "nan"))
+        d["speed"] = float(trk.get("speed", "nan"))
+    return d
+
+
+def snapshot_states(res) -> Iterable[TrackState]:
+    """TrackStates of a pipeline step result (``res.tracks`` is a TrackSnapshot)."""
+    snap = res.tracks
+    classes = getattr(snap, "cls", None)
+    ids = getattr(snap, "target_id", None)
+    for i in range(len(snap)):
+        yield TrackState(snap.t, snap.track[i], snap.status[i], float(snap.lat[i]), float(snap.lon[i]),
+                         float(snap.alt_m[i]), float(snap.ve[i]), float(snap.vn[i]), float(snap.vu[i]),
+                         float(snap.pos_sigma_m[i]), None,
+                         classes[i] if classes is not None else None, ids[i] if ids is not None else None)
+
+
+@dataclass
+class CotSinkConfig:
+    """Where and how to stream CoT. ``url`` is pytak's COT_URL: tcp://host:port (TAK server TCP input),
+    tls://host:port (with ``pytak_options`` PYTAK_TLS_CLIENT_CERT etc.), udp://239.2.3.1:6969 (mesh multicast)."""
+
+    url: str = "tcp://127.0.0.1:8087"
+    stale_s: float = 15.0
+    uid_prefix: str = "skytrace"
+    max_queue: int = 5000
+    pytak_options: dict | None = None
+
+
+class CotSink(BackgroundSender):
+    """Pipeline sink: every step's tracks as CoT events, sent by pytak on a background thread (never blocks)."""
+
+    def __init__(self, config: CotSinkConfig | None = None):
+        self.config = config or CotSinkConfig()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tx = None
+        super().__init__("cot-sink", self.config.max_queue)
+
+    def on_step(self, result) -> None:
+        """Queue this step's tracks (one item per step; XML is built on the sender thread)."""
+        self.submit(list(snapshot_states(result)))
+
+    def _connect(self) -> None:
+        from configparser import ConfigParser
+
+        from skytrace.interop import require
+
+        pytak = require("pytak")
+        cp = ConfigParser(interpolation=None)
+        cp["skytrace"] = {"COT_URL": self.config.url, **(self.config.pytak_options or {})}
+        cfg = cp["skytrace"]
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        _, writer = self._loop.run_until_complete(pytak.protocol_factory(cfg))
+        self._tx = pytak.TXWorker(asyncio.Queue(), cfg, writer)
+
+    def deliver(self, item: object) -> None:
+        assert isinstance(item, list)
+        data = b"".join(to_bytes(track_event(s, self.config.stale_s, self.config.uid_prefix)) + b"\n" for s in item)
+        if not data:
+            return
+        for attempt in range(2):  # reconnect once on a broken connection; the next item retries again
+            try:
+                if self._tx is None:
+                    self._connect()
+                assert self._loop is not None
+                self._loop.run_until_complete(self._tx.send_data(data))
+                return
+            except (OSError, ConnectionError):
+                self._close_writer()
+                if attempt:
+                    raise
+
+    def _close_writer(self) -> None:
+        w = getattr(self._tx, "writer", None)
+        self._tx = None
+        if w is not None and hasattr(w, "close"):
+            with contextlib.suppress(Exception):
+                w.close()
+
+    def shutdown(self) -> None:
+        self._close_writer()
+        if self._loop is not None:
+            self._loop.close()
