@@ -31,6 +31,8 @@ COMMAND_MODULES = [
     "inspect",
     "serve",
     "replay",
+    "export",
+    "import_",
 ]
 
 
