@@ -11,6 +11,7 @@ and says ``pip install 'skytrace[interop]'`` when a format needs one.
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 
 from skytrace.errors import SkytraceError
@@ -19,7 +20,9 @@ from skytrace.errors import SkytraceError
 def require(module: str, extra: str = "interop") -> ModuleType:
     """Import an optional dependency or raise a clear error naming the extra that provides it."""
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():  # pytak warns at import about optional extras skytrace does not use
+            warnings.simplefilter("ignore", UserWarning)
+            return importlib.import_module(module)
     except ImportError as exc:
         raise SkytraceError(f"this needs the optional package providing `{module}`: "
                             f"pip install 'skytrace[{extra}]'") from exc

@@ -45,7 +45,8 @@ MAX_EVENT_BYTES = 1 << 20
 
 def cot_time(t: float) -> str:
     """CoT time stamp: ISO 8601 UTC with milliseconds, e.g. 2026-11-23T01:02:03.456Z."""
-    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    ms = round(t * 1000.0)
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
 
 
 def parse_cot_time(s: str) -> float:
