@@ -203,14 +203,28 @@ class ImportResult:
         return s
 
 
-def elevation_from_height(site: RadarSite, slant_m: float, alt_m: float) -> float | None:
-    """Elevation (deg) of a target at ``alt_m`` seen at slant range ``slant_m``: spherical Earth, no refraction."""
+def elevation_from_height(site: RadarSite, slant_m: float, alt_m: float, azimuth_deg: float = 0.0) -> float | None:
+    """Elevation (deg) at which a target of height ``alt_m`` (WGS-84) lies at slant range ``slant_m`` (no
+    refraction): a spherical-Earth start refined by Newton steps on the ellipsoid (skytrace.geo), to < 1 cm."""
+    from skytrace import geo
+
     rs = EARTH_RADIUS_M + site.alt_m
     rt = EARTH_RADIUS_M + alt_m
     s = (rt * rt - rs * rs - slant_m * slant_m) / (2.0 * slant_m * rs)
     if not -1.0 <= s <= 1.0:
         return None
-    return math.degrees(math.asin(s))
+    el = math.asin(s)
+    az = math.radians(azimuth_deg)
+    for _ in range(4):
+        ce, se = math.cos(el), math.sin(el)
+        _, _, h = geo.enu_to_geodetic(slant_m * ce * math.sin(az), slant_m * ce * math.cos(az), slant_m * se,
+                                      site.lat, site.lon, site.alt_m)
+        err = float(h) - alt_m
+        if abs(err) < 0.005:
+            break
+        el -= err / (slant_m * max(ce, 0.05))
+        el = max(-math.pi / 2, min(math.pi / 2, el))
+    return math.degrees(el)
 
 
 def _radar_sensor(sid: str, site: RadarSite, cfg: RadarImportConfig, bearing_sigma=None, range_sigma=None,
@@ -267,7 +281,7 @@ def decode_cat048(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
             if alt is None:
                 res.skipped["2-D plots without height (give --assume-alt-m)"] += 1
                 continue
-            el = elevation_from_height(site, rho_m, alt)
+            el = elevation_from_height(site, rho_m, alt, theta)
             if el is None:
                 res.skipped["plots whose height is impossible at their range"] += 1
                 continue
@@ -314,9 +328,9 @@ def decode_cat015(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
                 site = _require_site(cfg, base, seen, source)
                 el = _q(el_item, ("EL",), "°")
                 if el is None and gh is not None:
-                    el = elevation_from_height(site, r_m, gh)
+                    el = elevation_from_height(site, r_m, gh, az_deg)
                 if el is None and cfg.assume_alt_m is not None:
-                    el = elevation_from_height(site, r_m, cfg.assume_alt_m)
+                    el = elevation_from_height(site, r_m, cfg.assume_alt_m, az_deg)
                 if el is None:
                     res.skipped["range/azimuth reports without elevation or height"] += 1
                     continue
