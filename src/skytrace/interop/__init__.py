@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from datetime import UTC, datetime
 from types import ModuleType
 
 from skytrace.errors import SkytraceError
@@ -26,3 +27,9 @@ def require(module: str, extra: str = "interop") -> ModuleType:
     except ImportError as exc:
         raise SkytraceError(f"this needs the optional package providing `{module}`: "
                             f"pip install 'skytrace[{extra}]'") from exc
+
+
+def utc_ms(t: float) -> tuple[datetime, int]:
+    """UNIX time -> (UTC datetime of the whole second, milliseconds), rounded to the nearest millisecond."""
+    ms = round(t * 1000.0)
+    return datetime.fromtimestamp(ms // 1000, tz=UTC), ms % 1000

@@ -22,6 +22,7 @@ import math
 from datetime import UTC, datetime
 
 from skytrace.errors import FormatError
+from skytrace.interop import utc_ms
 from skytrace.interop.asterix import ImportResult
 from skytrace.interop.identity import COOPERATIVE_UAV, MANNED
 from skytrace.model import Detection, Sensor
@@ -64,6 +65,16 @@ def _float(s: str) -> float | None:
     return v
 
 
+def _sbs_time(day: str, tod: str) -> float:
+    text = f"{day.strip()} {tod.strip()}"
+    for fmt in ("%Y/%m/%d %H:%M:%S.%f", "%Y/%m/%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"date/time {text[:40]!r} is not YYYY/MM/DD HH:MM:SS[.fff]")
+
+
 def read_sbs(path: str, on_error: str = "raise") -> ImportResult:
     """SBS lines -> detections; MSG type 3 (airborne position) lines make detections, others are counted.
 
@@ -98,8 +109,7 @@ def read_sbs(path: str, on_error: str = "raise") -> ImportResult:
                 if lat is None or lon is None:
                     res.skipped["MSG,3 lines without a position"] += 1
                     continue
-                when = datetime.strptime(f"{f[6].strip()} {f[7].strip()}", "%Y/%m/%d %H:%M:%S.%f")
-                t = when.replace(tzinfo=UTC).timestamp()
+                t = _sbs_time(f[6], f[7])
                 alt_ft = _float(f[11])
                 _add(res, addr, t, lat, lon, alt_ft * FT_M if alt_ft is not None else None, BARO_ALT_SIGMA_M,
                      DEFAULT_POS_SIGMA_M, MANNED)
@@ -112,8 +122,8 @@ def read_sbs(path: str, on_error: str = "raise") -> ImportResult:
 
 def write_sbs_position(addr: str, t: float, lat: float, lon: float, alt_ft: float | None, callsign: str = "") -> str:
     """One SBS ``MSG,3`` line (for replaying recorded flights to receivers' consumers and for tests)."""
-    d = datetime.fromtimestamp(t, tz=UTC)
-    ds, ts = d.strftime("%Y/%m/%d"), d.strftime("%H:%M:%S.%f")[:-3]
+    d, ms = utc_ms(t)
+    ds, ts = d.strftime("%Y/%m/%d"), d.strftime("%H:%M:%S") + f".{ms:03d}"
     alt = "" if alt_ft is None else f"{alt_ft:.0f}"
     return (f"MSG,3,1,1,{addr.upper()},1,{ds},{ts},{ds},{ts},{callsign},{alt},,,{lat:.5f},{lon:.5f},,,0,0,0,0")
 

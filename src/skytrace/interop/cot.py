@@ -27,11 +27,12 @@ import contextlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from lxml import etree
 
 from skytrace.errors import FormatError
+from skytrace.interop import utc_ms
 from skytrace.interop.identity import COOPERATIVE_UAV, MANNED
 from skytrace.interop.sender import BackgroundSender
 
@@ -45,8 +46,8 @@ MAX_EVENT_BYTES = 1 << 20
 
 def cot_time(t: float) -> str:
     """CoT time stamp: ISO 8601 UTC with milliseconds, e.g. 2026-11-23T01:02:03.456Z."""
-    ms = round(t * 1000.0)
-    return datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    d, ms = utc_ms(t)
+    return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms:03d}Z"
 
 
 def parse_cot_time(s: str) -> float:
