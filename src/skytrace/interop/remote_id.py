@@ -200,9 +200,9 @@ def encode_location(lat: float, lon: float, alt_geo_m: float | None, tenths_afte
                     direction_deg: float | None = None, speed_mps: float | None = None,
                     vspeed_mps: float | None = None, alt_baro_m: float | None = None, height_m: float | None = None,
                     status: int = 2, h_acc: int = 10, v_acc: int = 4, version: int = 2) -> bytes:
-    d = 361 if direction_deg is None else round(direction_deg) % 360
-    ew = 1 if 180 <= d <= 359 else 0
-    dir_byte = 181 if d == 361 else d - 180 * ew
+    d = 361 if direction_deg is None else round(direction_deg) % 360  # 361: unknown
+    ew = 1 if d >= 180 else 0
+    dir_byte = d - 180 * ew
     if speed_mps is None:
         mult, spd = 0, 255
     elif speed_mps <= 255 * 0.25:
@@ -250,15 +250,18 @@ class _Drone:
 
 
 def _parse_line(line: str) -> tuple[float | None, str, bytes]:
+    """``[T [SOURCE]] HEX``: T is recognised by a decimal point or more than 8 characters (a hex byte has 2),
+    SOURCE (after T only) by a length other than 2; the rest is the frame, whose bytes may be spaced or colon-separated.
+    """
     parts = line.split()
     t, source = None, "-"
-    if len(parts) >= 3 and _is_number(parts[0]):
-        t, source, hexpart = float(parts[0]), parts[1], "".join(parts[2:])
-    elif len(parts) >= 2 and _is_number(parts[0]) and "." in parts[0]:
-        t, hexpart = float(parts[0]), "".join(parts[1:])
-    else:
-        hexpart = "".join(parts)
-    hexpart = _HEX_JUNK.sub("", hexpart)
+    if len(parts) >= 2 and ("." in parts[0] or len(parts[0]) > 8) and _is_number(parts[0]):
+        t = float(parts[0])
+        parts = parts[1:]
+        if len(parts) >= 2 and len(parts[0]) != 2:
+            source = parts[0]
+            parts = parts[1:]
+    hexpart = _HEX_JUNK.sub("", "".join(parts))
     try:
         frame = bytes.fromhex(hexpart)
     except ValueError:
