@@ -2,71 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-
+from skytrace.interop.loopback import TcpListener, UdpListener  # noqa: F401 (re-exported for the tests)
 from skytrace.model import TrackPoint
-
-
-class TcpListener:
-    """Accepts connections on 127.0.0.1 and collects every byte received (a stand-in TAK server TCP input)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.data = bytearray()
-        self.connections = 0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
-        with conn:
-            while chunk := conn.recv(65536):
-                with self._lock:
-                    self.data.extend(chunk)
-
-    def received(self) -> bytes:
-        with self._lock:
-            return bytes(self.data)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class UdpListener:
-    """Collects datagrams on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.datagrams: list[bytes] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                d, _ = self.sock.recvfrom(65535)
-            except OSError:
-                return
-            self.datagrams.append(d)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def sample_tracks(t0: float = 1_790_000_000.0) -> list[TrackPoint]:
