@@ -23,8 +23,8 @@ from skytrace import geo
 from skytrace.cli import app
 from skytrace.errors import FormatError
 from skytrace.interop import asterix
-from skytrace.interop.cot import TrackState
 from skytrace.io import formats
+from skytrace.model import TrackPoint
 
 runner = CliRunner()
 LSB_DEG = 180.0 / 2**25
@@ -143,7 +143,7 @@ def test_import_cat015_positions_and_polar(tmp_path):
 
 
 def _states():
-    return [TrackState.from_point(p) for p in sample_tracks()]
+    return sample_tracks()
 
 
 def test_cat062_round_trip_within_the_lsb():
@@ -166,7 +166,7 @@ def test_cat062_round_trip_within_the_lsb():
        ve=st.floats(-400, 400), vn=st.floats(-400, 400), vu=st.floats(-60, 60), sig=st.floats(0, 8000),
        t=st.floats(0, 4e9), status=st.sampled_from(["confirmed", "coasting", "tentative"]))
 def test_cat062_round_trip_property(lat, lon, alt, ve, vn, vu, sig, t, status):
-    s = TrackState(t, "T1", status, lat, lon, alt, ve, vn, vu, sig)
+    s = TrackPoint(t=t, track="T1", status=status, lat=lat, lon=lon, alt_m=alt, ve=ve, vn=vn, vu=vu, pos_sigma_m=sig)
     (d,) = asterix.decode_cat062(b"".join(asterix.encode_cat062([s])))
     assert abs(d["lat"] - lat) <= LSB_DEG / 2 + 1e-12 and abs(d["lon"] - lon) <= LSB_DEG / 2 + 1e-12
     assert abs(d["sigma_x_m"] - sig / math.sqrt(2)) <= 0.25 + 1e-9

@@ -17,6 +17,7 @@ from skytrace.cli import app
 from skytrace.errors import FormatError
 from skytrace.interop import cot
 from skytrace.io import formats
+from skytrace.model import TrackPoint
 from skytrace.pipeline import StepResult
 
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "cot_event.xsd")))
@@ -133,7 +134,8 @@ def test_malformed_cot_is_a_clear_error(data, why):
        track=st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters="<>&\"'"),
                      min_size=1, max_size=20))
 def test_cot_round_trip_property(lat, lon, alt, ve, vn, sig, t, cls, track):
-    s = cot.TrackState(t, track, "confirmed", lat, lon, alt, ve, vn, 0.0, sig, None, cls)
+    s = TrackPoint(t=t, track=track, status="confirmed", lat=lat, lon=lon, alt_m=alt, ve=ve, vn=vn, vu=0.0,
+                   pos_sigma_m=sig, cls=cls)
     line = cot.to_bytes(cot.track_event(s, 6.0))
     SCHEMA.assertValid(etree.fromstring(line))
     (e,) = cot.parse_events(line)

@@ -59,7 +59,7 @@ def export_tracks(tracks_path: Path, fmt: str, out: Path, zones_path: Path | Non
             events = []
             for p in ordered:
                 stale = max(5.0, stale_periods * period[p.track])
-                events.append((p.t, cot.to_bytes(cot.track_event(cot.TrackState.from_point(p), stale))))
+                events.append((p.t, cot.to_bytes(cot.track_event(p, stale))))
             for z, periods in geo_export._export_zones(zones, alerts) if alerts is not None else []:
                 rings = [list(g.exterior.coords) for g in getattr(z.geometry, "geoms", [z.geometry])]
                 for a in periods:
@@ -72,8 +72,6 @@ def export_tracks(tracks_path: Path, fmt: str, out: Path, zones_path: Path | Non
                 n += 1
         return {"events": n, "points": len(points)}
     from skytrace.interop import asterix
-    from skytrace.interop.cot import TrackState
-
     cfg = asterix.Cat062Config(sac=sac, sic=sic)
     numbers = asterix.TrackNumbers()
     n_blocks = 0
@@ -83,7 +81,7 @@ def export_tracks(tracks_path: Path, fmt: str, out: Path, zones_path: Path | Non
             j = i
             while j < len(ordered) and ordered[j].t == ordered[i].t:
                 j += 1
-            for block in asterix.encode_cat062((TrackState.from_point(p) for p in ordered[i:j]), cfg, numbers):
+            for block in asterix.encode_cat062(ordered[i:j], cfg, numbers):
                 fh.write(block)
                 n_blocks += 1
             i = j

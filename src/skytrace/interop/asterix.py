@@ -245,6 +245,15 @@ def _require_site(cfg: RadarImportConfig, sid: str, seen: dict, source: str) -> 
     return cfg.site
 
 
+def _category_records(blocks: Iterable[tuple[int, bytes]], C, res: ImportResult, source: str) -> Iterator:
+    """Records of the data blocks of category ``C``; blocks of other categories are counted and skipped."""
+    for cat, block in blocks:
+        if cat != C.cv_category:
+            res.skipped[f"CAT{cat:03d} data blocks (not CAT{C.cv_category:03d})"] += 1
+            continue
+        yield from _records(C, block, source)
+
+
 def decode_cat048(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, source: str = "<cat048>"
                   ) -> ImportResult:
     """CAT048 target reports -> radar detections (bearing, elevation, slant range) of the radar at ``cfg.site``.
@@ -257,40 +266,36 @@ def decode_cat048(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
     res = ImportResult()
     clock = DayClock(cfg.day or datetime.now(UTC).date())
     seen: dict = {}
-    for cat, block in blocks:
-        if cat != 48:
-            res.skipped[f"CAT{cat:03d} data blocks (not CAT048)"] += 1
+    for rec in _category_records(blocks, C, res, source):
+        i010 = rec.get_item("010")
+        pol = rec.get_item("040")
+        tod = _q(rec.get_item("140"), (), "s")
+        if i010 is None or pol is None or tod is None:
+            res.skipped["records without I048/010, I048/040 or I048/140"] += 1
             continue
-        for rec in _records(C, block, source):
-            i010 = rec.get_item("010")
-            pol = rec.get_item("040")
-            tod = _q(rec.get_item("140"), (), "s")
-            if i010 is None or pol is None or tod is None:
-                res.skipped["records without I048/010, I048/040 or I048/140"] += 1
-                continue
-            sid = f"cat048-{_uint(i010, ('SAC',))}-{_uint(i010, ('SIC',))}"
-            site = _require_site(cfg, sid, seen, source)
-            rho_m = _q(pol, ("RHO",), "NM") * NM_M
-            theta = _q(pol, ("THETA",), "°") % 360.0
-            if rho_m <= 0:
-                res.skipped["plots at zero range"] += 1
-                continue
-            h3d = _q(rec.get_item("110"), ("3DH",), "ft")
-            fl = _q(rec.get_item("090"), ("FL",), "FL")
-            alt = h3d * FT_M if h3d is not None else (fl * 100 * FT_M if fl is not None else cfg.assume_alt_m)
-            if alt is None:
-                res.skipped["2-D plots without height (give --assume-alt-m)"] += 1
-                continue
-            el = elevation_from_height(site, rho_m, alt, theta)
-            if el is None:
-                res.skipped["plots whose height is impossible at their range"] += 1
-                continue
-            res.sensors.setdefault(sid, _radar_sensor(sid, site, cfg))
-            addr = _uint(rec.get_item("220"))
-            det = Detection(t=clock(tod), sensor=sid, bearing_deg=theta, elevation_deg=el, range_m=rho_m,
-                            target_id=f"icao:{addr:06x}" if addr is not None else None,
-                            cls=MANNED if addr is not None else None)
-            res.detections.append(det)
+        sid = f"cat048-{_uint(i010, ('SAC',))}-{_uint(i010, ('SIC',))}"
+        site = _require_site(cfg, sid, seen, source)
+        rho_m = _q(pol, ("RHO",), "NM") * NM_M
+        theta = _q(pol, ("THETA",), "°") % 360.0
+        if rho_m <= 0:
+            res.skipped["plots at zero range"] += 1
+            continue
+        h3d = _q(rec.get_item("110"), ("3DH",), "ft")
+        fl = _q(rec.get_item("090"), ("FL",), "FL")
+        alt = h3d * FT_M if h3d is not None else (fl * 100 * FT_M if fl is not None else cfg.assume_alt_m)
+        if alt is None:
+            res.skipped["2-D plots without height (give --assume-alt-m)"] += 1
+            continue
+        el = elevation_from_height(site, rho_m, alt, theta)
+        if el is None:
+            res.skipped["plots whose height is impossible at their range"] += 1
+            continue
+        res.sensors.setdefault(sid, _radar_sensor(sid, site, cfg))
+        addr = _uint(rec.get_item("220"))
+        det = Detection(t=clock(tod), sensor=sid, bearing_deg=theta, elevation_deg=el, range_m=rho_m,
+                        target_id=f"icao:{addr:06x}" if addr is not None else None,
+                        cls=MANNED if addr is not None else None)
+        res.detections.append(det)
     return res
 
 
@@ -306,53 +311,49 @@ def decode_cat015(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
     res = ImportResult()
     clock = DayClock(cfg.day or datetime.now(UTC).date())
     seen: dict = {}
-    for cat, block in blocks:
-        if cat != 15:
-            res.skipped[f"CAT{cat:03d} data blocks (not CAT015)"] += 1
+    for rec in _category_records(blocks, C, res, source):
+        i010 = rec.get_item("010")
+        tod = _q(rec.get_item("145"), (), "s")
+        if i010 is None or tod is None:
+            res.skipped["records without I015/010 or I015/145"] += 1
             continue
-        for rec in _records(C, block, source):
-            i010 = rec.get_item("010")
-            tod = _q(rec.get_item("145"), (), "s")
-            if i010 is None or tod is None:
-                res.skipped["records without I015/010 or I015/145"] += 1
+        base = f"cat015-{_uint(i010, ('SAC',))}-{_uint(i010, ('SIC',))}"
+        t = clock(tod)
+        rng = rec.get_item("625")
+        az = rec.get_item("627")
+        el_item = rec.get_item("628")
+        gh = _q(rec.get_item("601"), ("GH",), "m")
+        r_m = _q(rng, ("R",), "m")
+        az_deg = _q(az, ("AZ",), "°")
+        if cfg.site is not None and r_m is not None and az_deg is not None and r_m > 0:
+            site = _require_site(cfg, base, seen, source)
+            el = _q(el_item, ("EL",), "°")
+            if el is None and gh is not None:
+                el = elevation_from_height(site, r_m, gh, az_deg)
+            if el is None and cfg.assume_alt_m is not None:
+                el = elevation_from_height(site, r_m, cfg.assume_alt_m, az_deg)
+            if el is None:
+                res.skipped["range/azimuth reports without elevation or height"] += 1
                 continue
-            base = f"cat015-{_uint(i010, ('SAC',))}-{_uint(i010, ('SIC',))}"
-            t = clock(tod)
-            rng = rec.get_item("625")
-            az = rec.get_item("627")
-            el_item = rec.get_item("628")
-            gh = _q(rec.get_item("601"), ("GH",), "m")
-            r_m = _q(rng, ("R",), "m")
-            az_deg = _q(az, ("AZ",), "°")
-            if cfg.site is not None and r_m is not None and az_deg is not None and r_m > 0:
-                site = _require_site(cfg, base, seen, source)
-                el = _q(el_item, ("EL",), "°")
-                if el is None and gh is not None:
-                    el = elevation_from_height(site, r_m, gh, az_deg)
-                if el is None and cfg.assume_alt_m is not None:
-                    el = elevation_from_height(site, r_m, cfg.assume_alt_m, az_deg)
-                if el is None:
-                    res.skipped["range/azimuth reports without elevation or height"] += 1
-                    continue
-                res.sensors.setdefault(base, _radar_sensor(
-                    base, site, cfg, _positive(_q(az, ("SDASZ",), "°")), _positive(_q(rng, ("SDR",), "m")),
-                    _positive(_q(el_item, ("SDEL",), "°"))))
-                res.detections.append(Detection(t=t, sensor=base, bearing_deg=az_deg % 360.0,
-                                                elevation_deg=max(-90.0, min(90.0, el)), range_m=r_m))
-                continue
-            hpi = rec.get_item("600")
-            lat = _q(hpi, ("P84", "LATITUDE"), "°")
-            lon = _q(hpi, ("P84", "LONGITUDE"), "°")
-            if lat is None or lon is None:
-                res.skipped["reports without a WGS-84 position (give --site for range/azimuth)"] += 1
-                continue
-            sx = _q(hpi, ("HPP", "SDHPX"), "m")
-            sy = _q(hpi, ("HPP", "SDHPY"), "m")
-            sigma = math.hypot(sx, sy) if sx is not None and sy is not None and (sx or sy) else cfg.pos_sigma_m
-            sid = f"{base}-pos"
-            res.sensors.setdefault(sid, Sensor(id=sid, kind="position"))
-            res.detections.append(Detection(t=t, sensor=sid, lat=lat, lon=lon, alt_m=gh, pos_sigma_m=sigma,
-                                            alt_sigma_m=_positive(_q(rec.get_item("601"), ("SDGH",), "m"))))
+            res.sensors.setdefault(base, _radar_sensor(
+                base, site, cfg, _positive(_q(az, ("SDASZ",), "°")), _positive(_q(rng, ("SDR",), "m")),
+                _positive(_q(el_item, ("SDEL",), "°"))))
+            res.detections.append(Detection(t=t, sensor=base, bearing_deg=az_deg % 360.0,
+                                            elevation_deg=max(-90.0, min(90.0, el)), range_m=r_m))
+            continue
+        hpi = rec.get_item("600")
+        lat = _q(hpi, ("P84", "LATITUDE"), "°")
+        lon = _q(hpi, ("P84", "LONGITUDE"), "°")
+        if lat is None or lon is None:
+            res.skipped["reports without a WGS-84 position (give --site for range/azimuth)"] += 1
+            continue
+        sx = _q(hpi, ("HPP", "SDHPX"), "m")
+        sy = _q(hpi, ("HPP", "SDHPY"), "m")
+        sigma = math.hypot(sx, sy) if sx is not None and sy is not None and (sx or sy) else cfg.pos_sigma_m
+        sid = f"{base}-pos"
+        res.sensors.setdefault(sid, Sensor(id=sid, kind="position"))
+        res.detections.append(Detection(t=t, sensor=sid, lat=lat, lon=lon, alt_m=gh, pos_sigma_m=sigma,
+                                        alt_sigma_m=_positive(_q(rec.get_item("601"), ("SDGH",), "m"))))
     return res
 
 
@@ -399,7 +400,7 @@ def _clamp(x: float, lo: float, hi: float) -> float:
 
 
 def cat062_record(C, s, track_number: int, cfg: Cat062Config):
-    """One CAT062 record (libasterix object) of a track state (skytrace.interop.cot.TrackState)."""
+    """One CAT062 record (libasterix object) of a track point (skytrace.model.TrackPoint)."""
     tod = s.t % DAY_S
     coasting = s.status == "coasting"
     tentative = s.status == "tentative"
@@ -499,14 +500,17 @@ class Cat062UdpSink:
                 for block in encode_cat062(item, cfg, numbers):  # encoded here, off the caller's thread
                     sock.sendto(block, addr)
 
+            def shutdown(self) -> None:
+                sock.close()  # on the sender thread, after the last datagram
+
         self._sender = _Sender("cat062-sink", self.config.max_queue)
         self.stats = self._sender.stats
 
     def on_step(self, result) -> None:
         from skytrace.interop.cot import snapshot_states
 
-        self._sender.submit(list(snapshot_states(result)))
+        self._sender.submit(snapshot_states(result))
 
-    def close(self) -> None:
-        self._sender.close()
-        self._sock.close()
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Send what is queued (waiting up to ``timeout_s``), then release the socket."""
+        self._sender.close(timeout_s)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +34,7 @@ from skytrace.errors import FormatError
 from skytrace.interop import utc_ms
 from skytrace.interop.identity import COOPERATIVE_UAV, MANNED
 from skytrace.interop.sender import BackgroundSender
+from skytrace.model import TrackPoint
 
 UNKNOWN_AIR = "a-u-A"
 HOSTILE_UAV = "a-h-A-M-F-Q"
@@ -66,39 +66,20 @@ def _num(x: float, digits: int) -> str:
     return f"{x:.{digits}f}"
 
 
-@dataclass
-class TrackState:
-    """What one CoT event needs of one track (from a TrackPoint or a row of a TrackSnapshot)."""
-
-    t: float
-    track: str
-    status: str
-    lat: float
-    lon: float
-    alt_m: float
-    ve: float
-    vn: float
-    vu: float
-    pos_sigma_m: float
-    alt_sigma_m: float | None = None
-    cls: str | None = None
-    target_id: str | None = None
-
-    @classmethod
-    def from_point(cls, p) -> TrackState:
-        alt_sigma = None
-        cov = getattr(p, "covariance", None)
-        if cov is not None and len(cov) == 36 and math.isfinite(cov[14]) and cov[14] >= 0:
-            alt_sigma = math.sqrt(cov[14])
-        return cls(p.t, p.track, p.status, p.lat, p.lon, p.alt_m, p.ve, p.vn, p.vu, p.pos_sigma_m, alt_sigma,
-                   getattr(p, "cls", None), getattr(p, "target_id", None))
+def alt_sigma_m(p) -> float | None:
+    """Vertical 1-sigma of a track point from its ENU covariance (row-major 6x6), if it carries one."""
+    cov = getattr(p, "covariance", None)
+    if cov is not None and len(cov) == 36 and math.isfinite(cov[14]) and cov[14] >= 0:
+        return math.sqrt(cov[14])
+    return None
 
 
-def track_event(s: TrackState, stale_s: float, uid_prefix: str = "skytrace") -> etree._Element:
-    """The CoT event of one track update."""
+def track_event(s: TrackPoint, stale_s: float, uid_prefix: str = "skytrace") -> etree._Element:
+    """The CoT event of one track update (a TrackPoint: tracks.jsonl's record, or a row of a TrackSnapshot)."""
     ev = etree.Element("event", version="2.0", uid=f"{uid_prefix}.{s.track}", type=cot_type(s.cls),
                        how="m-f", time=cot_time(s.t), start=cot_time(s.t), stale=cot_time(s.t + stale_s))
-    le = s.alt_sigma_m if s.alt_sigma_m is not None else UNKNOWN_ERROR
+    le = alt_sigma_m(s)
+    le = le if le is not None else UNKNOWN_ERROR
     etree.SubElement(ev, "point", lat=_num(s.lat, 7), lon=_num(s.lon, 7), hae=_num(s.alt_m, 1),
                      ce=_num(s.pos_sigma_m, 1), le=_num(le, 1))
     det = etree.SubElement(ev, "detail")
@@ -198,16 +179,9 @@ def _event_dict(ev: etree._Element, source: str, n: int) -> dict:
     return d
 
 
-def snapshot_states(res) -> Iterable[TrackState]:
-    """TrackStates of a pipeline step result (``res.tracks`` is a TrackSnapshot)."""
-    snap = res.tracks
-    classes = getattr(snap, "cls", None)
-    ids = getattr(snap, "target_id", None)
-    for i in range(len(snap)):
-        yield TrackState(snap.t, snap.track[i], snap.status[i], float(snap.lat[i]), float(snap.lon[i]),
-                         float(snap.alt_m[i]), float(snap.ve[i]), float(snap.vn[i]), float(snap.vu[i]),
-                         float(snap.pos_sigma_m[i]), None,
-                         classes[i] if classes is not None else None, ids[i] if ids is not None else None)
+def snapshot_states(res) -> list[TrackPoint]:
+    """Track points of a pipeline step result (``res.tracks`` is a TrackSnapshot)."""
+    return res.tracks.to_records()
 
 
 @dataclass

@@ -95,7 +95,7 @@ def stream_and_decode(points: list, timeout_s: float = 300.0) -> dict:
         cat_sink.on_step(res)
     t_submit = time.perf_counter() - t0
     cot_sink.close(timeout_s)
-    cat_sink.close()
+    cat_sink.close(timeout_s)
     t_sent = time.perf_counter() - t0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and tcp.received().count(b"</event>") < len(points):

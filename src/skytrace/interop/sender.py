@@ -78,3 +78,6 @@ class BackgroundSender:
             log.warning("%s: queue still full at close; %d items not delivered", self.name, self._q.qsize())
             return
         self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("%s: still delivering %d queued items after %.0f s; they go on in the background",
+                        self.name, self._q.qsize(), timeout_s)
