@@ -36,14 +36,19 @@ def run_dir(tmp_path):
     return tmp_path
 
 
-def test_geojson_export(run_dir):
-    import shapely.geometry
-
-    out = run_dir / "out.geojson"
-    res = runner.invoke(app, ["export", "--tracks", str(run_dir / "tracks.jsonl"), "--format", "geojson",
+def _export(run_dir, fmt: str):
+    out = run_dir / f"out.{fmt}"
+    res = runner.invoke(app, ["export", "--tracks", str(run_dir / "tracks.jsonl"), "--format", fmt,
                               "--zones", str(run_dir / "zones.geojson"), "--alerts", str(run_dir / "alerts.jsonl"),
                               "--out", str(out)])
     assert res.exit_code == 0, res.output
+    return out
+
+
+def test_geojson_export(run_dir):
+    import shapely.geometry
+
+    out = _export(run_dir, "geojson")
     doc = json.loads(out.read_text())
     tracks = [f for f in doc["features"] if f["properties"]["kind"] == "track"]
     zones = [f for f in doc["features"] if f["properties"]["kind"] == "zone"]
@@ -58,11 +63,7 @@ def test_geojson_export(run_dir):
 def test_kml_export_reads_back_with_fastkml(run_dir):
     from fastkml import kml
 
-    out = run_dir / "out.kml"
-    res = runner.invoke(app, ["export", "--tracks", str(run_dir / "tracks.jsonl"), "--format", "kml",
-                              "--zones", str(run_dir / "zones.geojson"), "--alerts", str(run_dir / "alerts.jsonl"),
-                              "--out", str(out)])
-    assert res.exit_code == 0, res.output
+    out = _export(run_dir, "kml")
     doc = kml.KML.parse(str(out))
     folders = list(doc.features[0].features)
     tracks, alerts = folders[0], folders[1]

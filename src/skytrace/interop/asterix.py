@@ -122,31 +122,26 @@ def _records(cat_spec, block: bytes, source: str) -> list:
         raise FormatError(source, f"undecodable CAT{cat_spec.cv_category:03d} data block: {exc!r}") from None
 
 
-def _q(item, path: tuple[str, ...], unit: str) -> float | None:
-    """Quantity of a (nested) subitem or None when absent."""
+def _subitem(item, path: tuple[str, ...]):
+    """A (nested) subitem of a libasterix item, or None when it or any level is absent."""
     v = item
-    if v is None:
-        return None
     for name in path:
-        v = v.variation.get_item(name)
         if v is None:
             return None
-    return float(v.variation.content.as_quantity(unit))
+        v = v.variation.get_item(name)
+    return v
 
 
-def _sub(rec, name: str):
-    return rec.get_item(name)
+def _q(item, path: tuple[str, ...], unit: str) -> float | None:
+    """Quantity of a (nested) subitem in ``unit``, or None when absent."""
+    v = _subitem(item, path)
+    return None if v is None else float(v.variation.content.as_quantity(unit))
 
 
 def _uint(item, path: tuple[str, ...] = ()) -> int | None:
-    v = item
-    if v is None:
-        return None
-    for name in path:
-        v = v.variation.get_item(name)
-        if v is None:
-            return None
-    return int(v.variation.content.as_uint())
+    """Raw unsigned value of a (nested) subitem, or None when absent."""
+    v = _subitem(item, path)
+    return None if v is None else int(v.variation.content.as_uint())
 
 
 # ------------------------------------------------------------------------------------------------------- time of day
