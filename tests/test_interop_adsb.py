@@ -208,3 +208,34 @@ def test_manned_tracks_raise_no_alert_but_would_untagged(adsb_runs, run, tmp_pat
     formats.write_jsonl(tmp_path / "untagged.jsonl", tracks)
     res = runner.invoke(app, ["alerts", "--tracks", str(tmp_path / "untagged.jsonl"), "--out", str(tmp_path / "b")])
     assert res.exit_code == 0 and formats.read_alerts(tmp_path / "b" / "alerts.jsonl")
+
+
+_json = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=8),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(
+                         ["now", "aircraft", "hex", "lat", "lon", "alt_baro", "alt_geom", "seen_pos", "nac_p",
+                          "category"]), c, max_size=6), max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=_json)
+def test_random_aircraft_json_is_accepted_or_one_clear_error(tmp_path_factory, doc):
+    p = tmp_path_factory.mktemp("acj") / "a.json"
+    p.write_text(json.dumps(doc))
+    try:
+        res = adsb.read_aircraft_json(str(p))
+    except FormatError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert all(-90 <= d.lat <= 90 and d.target_id.startswith("icao:") for d in res.detections)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fields=st.lists(st.text(st.characters(blacklist_characters=",\n\r"), max_size=12), min_size=1, max_size=24),
+       head=st.sampled_from(["MSG", "MSG,3", "SEL", "XYZ"]))
+def test_random_sbs_lines_are_accepted_or_one_clear_error(tmp_path_factory, fields, head):
+    p = tmp_path_factory.mktemp("sbsr") / "a.sbs"
+    p.write_text(",".join([head, *fields]) + "\n")
+    try:
+        adsb.read_sbs(str(p))
+    except FormatError as exc:
+        assert "line 1" in str(exc) and "\n" not in str(exc)
