@@ -99,6 +99,33 @@ def test_cot_sink_delivers_to_a_local_tcp_listener():
         assert e["stale"] - e["time"] == pytest.approx(10.0)
 
 
+def test_cot_sink_draws_alert_zones():
+    from skytrace.alerting.engine import AlertEvent
+    from skytrace.zones import builtin_oblasts
+
+    zones = builtin_oblasts()
+    z = zones.ids[5]
+    listener = TcpListener()
+    sink = cot.CotSink(cot.CotSinkConfig(url=f"tcp://127.0.0.1:{listener.port}", zones=zones, alert_stale_s=600))
+    empty = TrackSnapshot.from_records(0.0, [])
+    sink.on_step(StepResult(100.0, empty, [AlertEvent(100.0, z, "raise", "warning", ["T1"], 0.5, 300.0, "r",
+                                                      "skytrace-000001", 100.0)]))
+    sink.on_step(StepResult(400.0, empty, [AlertEvent(400.0, z, "clear", "clear", ["T1"], 0.0, None, "r",
+                                                      "skytrace-000001", 100.0)]))
+    sink.close()
+    deadline = time.monotonic() + 10
+    while listener.received().count(b"</event>") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    listener.close()
+    lines = listener.received().splitlines()
+    evs = [_valid(x) for x in lines]
+    assert [e.get("uid") for e in evs] == [f"skytrace.zone.{z}"] * 2 and all(e.get("type") == "u-d-f" for e in evs)
+    assert evs[0].find("detail/strokeColor").get("value") == "-65536"  # red while alerted
+    assert cot.parse_cot_time(evs[0].get("stale")) == pytest.approx(700.0)
+    assert evs[1].find("detail/strokeColor").get("value") != "-65536"
+    assert 4 <= len(evs[0].findall("detail/link")) <= 200
+
+
 def test_cot_sink_survives_a_missing_server():
     import socket
 

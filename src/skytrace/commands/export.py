@@ -60,12 +60,10 @@ def export_tracks(tracks_path: Path, fmt: str, out: Path, zones_path: Path | Non
             for p in ordered:
                 stale = max(5.0, stale_periods * period[p.track])
                 events.append((p.t, cot.to_bytes(cot.track_event(p, stale))))
-            for z, periods in geo_export._export_zones(zones, alerts) if alerts is not None else []:
-                rings = [list(g.exterior.coords) for g in getattr(z.geometry, "geoms", [z.geometry])]
+            for z, periods in geo_export.export_zones(zones, alerts) if alerts is not None else []:
                 for a in periods:
                     stale = (a.end if a.end is not None else a.start + 3600.0) - a.start
-                    events.append((a.start, cot.to_bytes(cot.zone_event(z.id, z.name, rings, a.start,
-                                                                        max(stale, 1.0), True))))
+                    events.append((a.start, cot.to_bytes(cot.zone_event(z, a.start, max(stale, 1.0), True))))
             events.sort(key=lambda e: e[0])
             for _, ev in events:
                 fh.write(ev + b"\n")

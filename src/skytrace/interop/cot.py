@@ -95,26 +95,49 @@ def track_event(s: TrackPoint, stale_s: float, uid_prefix: str = "skytrace") -> 
     return ev
 
 
-def zone_event(zone_id: str, name: str, rings: list[list[tuple[float, float]]], t: float, stale_s: float,
-               alerted: bool, uid_prefix: str = "skytrace") -> etree._Element:
-    """A freeform shape (``u-d-f``) for an alert zone; ``rings`` are lists of (lon, lat), the first is drawn."""
-    ev = etree.Element("event", version="2.0", uid=f"{uid_prefix}.zone.{zone_id}", type="u-d-f", how="h-e",
+def _outline(geometry, max_vertices: int) -> list[tuple[float, float]]:
+    """Exterior ring (lon, lat) of the largest polygon, simplified to at most ``max_vertices`` points."""
+    import shapely
+
+    poly = max(getattr(geometry, "geoms", [geometry]), key=lambda g: g.area)
+    ring, tol = poly.exterior, 0.0
+    while len(ring.coords) > max_vertices and tol < 1.0:
+        tol = tol * 2 if tol else 0.001
+        ring = shapely.simplify(poly, tol).exterior
+    return [(x, y) for x, y, *_ in ring.coords]
+
+
+def zone_event(zone, t: float, stale_s: float, alerted: bool, uid_prefix: str = "skytrace",
+               max_vertices: int = 200) -> etree._Element:
+    """A freeform shape (``u-d-f``) of an alert zone (skytrace.zones.Zone): red while alerted, else blue."""
+    ev = etree.Element("event", version="2.0", uid=f"{uid_prefix}.zone.{zone.id}", type="u-d-f", how="h-e",
                        time=cot_time(t), start=cot_time(t), stale=cot_time(t + stale_s))
-    ring = rings[0]
-    lon_c = sum(p[0] for p in ring) / len(ring)
-    lat_c = sum(p[1] for p in ring) / len(ring)
-    etree.SubElement(ev, "point", lat=_num(lat_c, 7), lon=_num(lon_c, 7), hae="0.0", ce=_num(UNKNOWN_ERROR, 1),
+    ring = _outline(zone.geometry, max_vertices)
+    c = zone.geometry.representative_point()
+    etree.SubElement(ev, "point", lat=_num(c.y, 7), lon=_num(c.x, 7), hae="0.0", ce=_num(UNKNOWN_ERROR, 1),
                      le=_num(UNKNOWN_ERROR, 1))
     det = etree.SubElement(ev, "detail")
     for lon, lat in ring:
         etree.SubElement(det, "link", point=f"{lat:.6f},{lon:.6f}")
-    etree.SubElement(det, "contact", callsign=f"{name} ({'ALERT' if alerted else 'zone'})")
+    etree.SubElement(det, "contact", callsign=f"{zone.name} ({'ALERT' if alerted else 'zone'})")
     etree.SubElement(det, "strokeColor", value="-65536" if alerted else "-16776961")  # ARGB red / blue
     etree.SubElement(det, "fillColor", value="1627324416" if alerted else "0")  # 0x60FF0000 translucent red
     etree.SubElement(det, "labels_on", value="true")
     state = "drone alert in force" if alerted else "no alert"
-    etree.SubElement(det, "remarks").text = f"skytrace zone {zone_id}: {state}"
+    etree.SubElement(det, "remarks").text = f"skytrace zone {zone.id}: {state}"
     return ev
+
+
+def alert_event_shapes(events, zones, uid_prefix: str = "skytrace", alert_stale_s: float = 3600.0) -> list[bytes]:
+    """CoT shapes for alert events (skytrace.alerting.AlertEvent): raise/update draw the zone red until
+    ``alert_stale_s`` later (refreshed by updates); clear draws it blue for a minute, then TAK drops it."""
+    out = []
+    for e in events:
+        if zones is None or e.zone not in zones.ids:
+            continue
+        clear = e.kind == "clear"
+        out.append(to_bytes(zone_event(zones[e.zone], e.t, 60.0 if clear else alert_stale_s, not clear, uid_prefix)))
+    return out
 
 
 def to_bytes(ev: etree._Element) -> bytes:
@@ -191,6 +214,8 @@ class CotSinkConfig:
 
     url: str = "tcp://127.0.0.1:8087"
     stale_s: float = 15.0
+    zones: object | None = None  # skytrace.zones.ZoneSet: alert events are drawn as zone shapes
+    alert_stale_s: float = 3600.0
     uid_prefix: str = "skytrace"
     max_queue: int = 5000
     pytak_options: dict | None = None
@@ -206,8 +231,8 @@ class CotSink(BackgroundSender):
         super().__init__("cot-sink", self.config.max_queue)
 
     def on_step(self, result) -> None:
-        """Queue this step's tracks (one item per step; XML is built on the sender thread)."""
-        self.submit(list(snapshot_states(result)))
+        """Queue this step's tracks and alert events (one item per step; XML is built on the sender thread)."""
+        self.submit((snapshot_states(result), list(getattr(result, "events", ()) or ())))
 
     def _connect(self) -> None:
         from configparser import ConfigParser
@@ -224,8 +249,12 @@ class CotSink(BackgroundSender):
         self._tx = pytak.TXWorker(asyncio.Queue(), cfg, writer)
 
     def deliver(self, item: object) -> None:
-        assert isinstance(item, list)
-        data = b"".join(to_bytes(track_event(s, self.config.stale_s, self.config.uid_prefix)) + b"\n" for s in item)
+        assert isinstance(item, tuple)
+        states, events = item
+        cfg = self.config
+        lines = [to_bytes(track_event(s, cfg.stale_s, cfg.uid_prefix)) for s in states]
+        lines += alert_event_shapes(events, cfg.zones, cfg.uid_prefix, cfg.alert_stale_s)
+        data = b"".join(x + b"\n" for x in lines)
         if not data:
             return
         for attempt in range(2):  # reconnect once on a broken connection; the next item retries again

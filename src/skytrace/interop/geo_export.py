@@ -50,7 +50,8 @@ def _alerts_by_zone(alerts: list[Alert] | None) -> dict[str, list[Alert]]:
     return by
 
 
-def _export_zones(zones: ZoneSet | None, alerts: list[Alert] | None):
+def export_zones(zones: ZoneSet | None, alerts: list[Alert] | None) -> list:
+    """[(zone, its alert periods)]: all zones without alerts, only the alerted ones with alerts."""
     if zones is None:
         return []
     by = _alerts_by_zone(alerts)
@@ -71,7 +72,7 @@ def to_geojson(points: list[TrackPoint], zones: ZoneSet | None = None, alerts: l
         geom = {"type": "LineString", "coordinates": coords} if len(coords) > 1 else \
             {"type": "Point", "coordinates": coords[0]}
         feats.append({"type": "Feature", "geometry": geom, "properties": _track_props(tid, pts)})
-    for z, periods in _export_zones(zones, alerts):
+    for z, periods in export_zones(zones, alerts):
         props = {"kind": "zone", "id": z.id, "name": z.name, "alerted": bool(periods),
                  "alerts": [{"start": a.start, "end": a.end, "level": a.level, "tracks": a.tracks} for a in periods]}
         feats.append({"type": "Feature", "geometry": mapping(z.geometry), "properties": props})
@@ -150,7 +151,7 @@ def to_kml(points: list[TrackPoint], zones: ZoneSet | None = None, alerts: list[
             g = _k(pm, "Point")
             _k(g, "altitudeMode", "absolute")
             _k(g, "coordinates", coords)
-    zs = _export_zones(zones, alerts)
+    zs = export_zones(zones, alerts)
     if zs:
         zf = _k(doc, "Folder")
         _k(zf, "name", "Alerts" if alerts is not None else "Zones")
