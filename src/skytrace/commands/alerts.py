@@ -52,8 +52,8 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     from skytrace.alerting.sinks import CapFileSink
     from skytrace.batch import SensorTable
     from skytrace.errors import SkytraceError
-    from skytrace.io import formats
     from skytrace.interop.identity import may_alert
+    from skytrace.io import formats
     from skytrace.io.sinks import AlertPeriodSink, EventFileSink
     from skytrace.pipeline import Pipeline, PipelineConfig, RecordedTracks, StepResult
 
