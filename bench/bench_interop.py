@@ -81,7 +81,7 @@ def adsb_flights() -> None:
     for args in (["import", "--format", "sbs", "--in", str(d / "feed.sbs"), "--out", str(d / "det.jsonl"),
                   "--sensors-out", str(d / "sensors.json")],
                  ["track", "--sensors", str(d / "sensors.json"), "--detections", str(d / "det.jsonl"), "--out",
-                  str(d / "tracks.jsonl"), "--min-sensors", "1", "--every", "2", "--imm"],
+                  str(d / "tracks.jsonl"), "--every", "2", "--imm"],
                  ["alerts", "--tracks", str(d / "tracks.jsonl"), "--out", str(d / "alerts")]):
         res = runner.invoke(app, args)
         assert res.exit_code == 0, res.output

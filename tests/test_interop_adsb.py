@@ -169,8 +169,8 @@ def adsb_runs(tmp_path_factory):
                                   "--sensors-out", str(d / "sensors.json")])
         assert res.exit_code == 0, res.output
         res = runner.invoke(app, ["track", "--sensors", str(d / "sensors.json"), "--detections",
-                                  str(d / "detections.jsonl"), "--out", str(d / "tracks.jsonl"), "--min-sensors", "1",
-                                  "--every", "2", "--imm"])  # helicopters manoeuvre: the IMM follows their turns
+                                  str(d / "detections.jsonl"), "--out", str(d / "tracks.jsonl"), "--every", "2",
+                                  "--imm"])  # helicopters manoeuvre: the IMM follows their turns
         assert res.exit_code == 0, res.output
         out[name] = (d, flights[:2] if fmt == "sbs" else flights[2:])
     return out

@@ -49,7 +49,7 @@ def _hex_address(s: str) -> str:
 def _add(res: ImportResult, addr: str, t: float, lat: float, lon: float, alt_m: float | None, alt_sigma: float,
          pos_sigma: float, cls: str) -> None:
     sid = f"adsb:{addr}"
-    res.sensors.setdefault(sid, Sensor(id=sid, kind="position"))
+    res.sensors.setdefault(sid, Sensor(id=sid, kind="position", trusted=True))  # may confirm its track alone
     res.detections.append(Detection(t=t, sensor=sid, lat=lat, lon=lon, alt_m=alt_m,
                                     alt_sigma_m=alt_sigma if alt_m is not None else None, pos_sigma_m=pos_sigma,
                                     cls=cls, class_conf=1.0, target_id=f"icao:{addr}"))

@@ -338,7 +338,7 @@ def _location(res: ImportResult, m: Location, dr: _Drone, source: str, t_rx: flo
             raise RemoteIdError("Location time stamp needs a receive time on the line or an earlier System message")
         t = _resolve_time(m.tenths_after_hour, ref)
     tid = f"rid:{dr.uas_id}" if dr.uas_id else f"rid:src:{source}"
-    res.sensors.setdefault(tid, Sensor(id=tid, kind="position"))
+    res.sensors.setdefault(tid, Sensor(id=tid, kind="position", trusted=True))  # may confirm its track alone
     h95 = H_ACC_M[m.h_acc] if m.h_acc < len(H_ACC_M) else math.inf
     v95 = V_ACC_M[m.v_acc] if m.v_acc < len(V_ACC_M) else math.inf
     alt = m.alt_geo_m if m.alt_geo_m is not None else m.alt_baro_m
