@@ -21,7 +21,7 @@ KYIV = (50.45, 30.52)
 
 
 def _import(tmp_path: Path, fmt: str, src: Path, *extra: str):
-    res = runner.invoke(app, ["import", "--format", fmt, "--in", str(src), "--out", str(tmp_path / "det.jsonl"),
+    res = runner.invoke(app, ["import", "--format", fmt, "--in", str(src), "--out", str(tmp_path / "detections.jsonl"),
                               "--sensors-out", str(tmp_path / "sensors.json"), *extra])
     return res
 
@@ -41,7 +41,7 @@ def test_sbs_lines(tmp_path):
     assert "2 detections from 1 sensors" in res.output and "MSG,1" in res.output and "1 STA lines" in res.output
     assert runner.invoke(app, ["check", str(tmp_path)]).exit_code == 0
     table = formats.load_sensor_table(tmp_path / "sensors.json")
-    dets = list(formats.iter_detections(tmp_path / "det.jsonl", table))
+    dets = list(formats.iter_detections(tmp_path / "detections.jsonl", table))
     assert [d.sensor for d in dets] == ["adsb:4b43ac"] * 2
     assert dets[0].target_id == "icao:4b43ac" and dets[0].cls == "manned"
     assert dets[0].t == pytest.approx(1558612204.5) and dets[0].alt_m == pytest.approx(3325 * 0.3048)
@@ -81,7 +81,7 @@ def test_aircraft_json(tmp_path):
     res = _import(tmp_path, "aircraft-json", tmp_path / "ac.jsonl")
     assert res.exit_code == 0, res.output
     table = formats.load_sensor_table(tmp_path / "sensors.json")
-    dets = list(formats.iter_detections(tmp_path / "det.jsonl", table))
+    dets = list(formats.iter_detections(tmp_path / "detections.jsonl", table))
     assert len(dets) == 6 and "positions repeated by later polls" in res.output
     a = [d for d in dets if d.sensor == "adsb:508035"]
     assert a[0].alt_m == pytest.approx(3100 * 0.3048) and a[0].pos_sigma_m == pytest.approx(30 / 2.4477, rel=1e-3)

@@ -78,11 +78,11 @@ def test_import_cat048_recovers_the_plots(tmp_path, framing):
     (tmp_path / "radar.ast").write_bytes(data)
     res = runner.invoke(app, ["import", "--format", "cat048", "--in", str(tmp_path / "radar.ast"), "--site",
                               f"{SITE.lat},{SITE.lon},{SITE.alt_m}", "--date", DAY, "--out",
-                              str(tmp_path / "det.jsonl"), "--sensors-out", str(tmp_path / "sensors.json")])
+                              str(tmp_path / "detections.jsonl"), "--sensors-out", str(tmp_path / "sensors.json")])
     assert res.exit_code == 0, res.output
     assert runner.invoke(app, ["check", str(tmp_path)]).exit_code == 0
     table = formats.load_sensor_table(tmp_path / "sensors.json")
-    dets = list(formats.iter_detections(tmp_path / "det.jsonl", table))
+    dets = list(formats.iter_detections(tmp_path / "detections.jsonl", table))
     assert len(dets) == len(r) and table.ids == ["cat048-7-9"] and table.records[0].kind == "radar"
     assert dets[3].target_id == "icao:508035" and dets[3].cls == "manned" and dets[0].target_id is None
     d_lat, d_lon, d_alt = [], [], []
