@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from interop_helpers import sample_tracks
+from interop_fixtures import sample_tracks
 from skytrace import geo
 from skytrace.cli import app
 from skytrace.errors import FormatError

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lxml import etree
 from typer.testing import CliRunner
 
-from interop_helpers import TcpListener, sample_tracks
+from interop_fixtures import TcpListener, sample_tracks
 from skytrace.batch import TrackSnapshot
 from skytrace.cli import app
 from skytrace.errors import FormatError

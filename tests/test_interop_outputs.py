@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from interop_helpers import sample_tracks
+from interop_fixtures import sample_tracks
 from skytrace.alerting.engine import AlertEvent
 from skytrace.cli import app
 from skytrace.errors import SkytraceError

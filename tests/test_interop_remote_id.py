@@ -57,7 +57,8 @@ def test_import_captured_frames(tmp_path):
     lines.append(rid.encode_location(50.0, 30.0, None, _tenths(t), alt_baro_m=80.0, h_acc=7).hex())
     (tmp_path / "rid.txt").write_text("\n".join(lines) + "\n")
     res = runner.invoke(app, ["import", "--format", "remote-id", "--in", str(tmp_path / "rid.txt"),
-                              "--out", str(tmp_path / "detections.jsonl"), "--sensors-out", str(tmp_path / "sensors.json")])
+                              "--out", str(tmp_path / "detections.jsonl"),
+                              "--sensors-out", str(tmp_path / "sensors.json")])
     assert res.exit_code == 0, res.output
     assert runner.invoke(app, ["check", str(tmp_path)]).exit_code == 0
     table = formats.load_sensor_table(tmp_path / "sensors.json")

@@ -1,4 +1,4 @@
-"""Shared helpers of the interop tests: loopback listeners and track fixtures."""
+"""Shared pieces of the interop tests: loopback listeners and track fixtures."""
 
 from __future__ import annotations
 
