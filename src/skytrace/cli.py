@@ -44,6 +44,8 @@ COMMAND_MODULES = [
     "serve",
     "replay",
     "config",
+    "export",
+    "import_",
 ]
 
 

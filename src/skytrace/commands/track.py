@@ -15,13 +15,15 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
     """Run the pipeline (tracker only) over a detections file (file order = arrival order); write every reported
     track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``."""
     from skytrace.batch import SensorTable
+    from skytrace.interop.identity import IdentityMap
     from skytrace.io import formats
     from skytrace.io.sinks import TrackFileSink
     from skytrace.pipeline import Pipeline, PipelineConfig, run
 
     table = SensorTable.from_sensors(formats.read_sensors(sensors_path))
     pcfg = pipeline_config or PipelineConfig()
-    sink = TrackFileSink(out)
+    identities = IdentityMap.scan(detections_path)  # cooperative targets (ADS-B, Remote ID) tag their tracks
+    sink = TrackFileSink(out, tag=identities.tag if identities else None)
     pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink])
     stats = formats.ReadStats()
     batches = formats.iter_detection_batches(detections_path, table, batch_size=20_000,
