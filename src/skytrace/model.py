@@ -107,6 +107,7 @@ class Detection(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     class_conf: float | None = None
     t_arrival: float | None = None
+    bearing_sigma_deg: float | None = None  # the sensor's own 1-sigma bearing error for this report (acoustic)
 
     def __post_init__(self) -> None:
         _finite("t", self.t)
@@ -123,6 +124,7 @@ class Detection(msgspec.Struct, omit_defaults=True):
         _finite("snr_db", self.snr_db)
         _in_range("class_conf", self.class_conf, 0.0, 1.0)
         _finite("t_arrival", self.t_arrival)
+        _positive("bearing_sigma_deg", self.bearing_sigma_deg)
 
 
 # Fields a detection must carry, per sensor kind (checked against sensors.json when reading).

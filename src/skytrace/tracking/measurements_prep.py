@@ -79,6 +79,11 @@ def prepare(batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame) 
         # acoustic nodes: the same SNR law the simulator uses (skytrace.sensors.acoustic)
         sig_b[with_snr] = acoustic_model.bearing_sigma_deg(snr[with_snr], nominal[with_snr])
         sig_e[with_snr] = acoustic_model.elevation_sigma_deg(snr[with_snr], nominal[with_snr])
+        # a node that reports its own per-detection bearing sigma knows its array and SNR best: use it
+        own_sig = batch.bearing_sigma_deg[ang]
+        own = ac & np.isfinite(own_sig)
+        sig_b[own] = own_sig[own]
+        sig_e[own] = acoustic_model.ELEVATION_FACTOR * own_sig[own]
         Ra = np.zeros((ang.sum(), 3, 3))
         Ra[:, 0, 0] = np.radians(sig_b) ** 2
         Ra[:, 1, 1] = np.where(he, np.radians(sig_e) ** 2, 1.0)
