@@ -33,9 +33,10 @@ class HarmonicConfig:
     cap: float = 6.0
     max_harmonics: int = 60
     cfar_tau_frames: float = 60.0  # running noise statistics time constant (frames of 0.5 s)
-    cfar_warmup_frames: int = 6
+    cfar_warmup_frames: int = 8
+    cfar_min_std: float = 0.7
     max_sources: int = 3
-    min_detect_z: float = 4.5  # candidate threshold on the CFAR statistic
+    min_detect_z: float = 6.5  # candidate threshold on the CFAR statistic (noise-only frame maxima: median ~4)
 
 
 @dataclass
@@ -69,8 +70,10 @@ class HarmonicDetector:
         self.n_harm = valid.sum(1)
         self.norm = 1.0 / np.sqrt(np.maximum(self.n_harm, 1))
         self.mu = np.zeros(self.f0.size)
+        self.m2 = np.zeros(self.f0.size)
         self.var = np.ones(self.f0.size)
         self.frames = 0
+        self.last_max_stat = 0.0
         self.width_bins = max(3, int(round(cfg.whiten_width_hz / df_hz)) | 1)
 
     def whiten(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,15 +102,16 @@ class HarmonicDetector:
         std = np.sqrt(self.var)
         warm = self.frames >= cfg.cfar_warmup_frames
         stat = (T - self.mu) / std if warm else T - np.median(T)
+        self.last_max_stat = float(stat.max())
         # update the running CFAR statistics, censoring cells near drone tracks and near this frame's strong peaks
         censor = np.zeros(self.f0.size, bool)
         for f in busy_f0 or []:
             censor |= np.abs(np.log(self.f0 / f)) < 0.08
         a = 1.0 / min(self.frames + 1, cfg.cfar_tau_frames)
         upd = ~censor & (stat < cfg.min_detect_z * 2)
-        d = T - self.mu
-        self.mu = np.where(upd, self.mu + a * d, self.mu)
-        self.var = np.where(upd, np.maximum((1 - a) * (self.var + a * d * d), 0.05), self.var)
+        self.mu = np.where(upd, self.mu + a * (T - self.mu), self.mu)
+        self.m2 = np.where(upd, self.m2 + a * (T * T - self.m2), self.m2)
+        self.var = np.maximum(self.m2 - self.mu**2, cfg.cfar_min_std**2)
         self.frames += 1
         out: list[Candidate] = []
         zz = z.copy()

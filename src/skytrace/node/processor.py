@@ -102,6 +102,7 @@ class NodeProcessor:
         self._next_id = 0
         self.frames = 0
         self.samples_in = 0
+        self.on_track = None  # optional callback(t, track_features, class_probs, candidate, doa)
 
     # ---- input ---------------------------------------------------------------------------------------------
     def push(self, block: np.ndarray) -> list[Detection]:
@@ -160,7 +161,9 @@ class NodeProcessor:
 
     def _doa(self, X: np.ndarray, c: Candidate, z: np.ndarray):
         cfg = self.cfg
-        b = np.unique(c.harmonic_bins)
+        hb = c.harmonic_bins
+        b = np.unique(np.concatenate([hb - 1, hb, hb + 1]).clip(1, self.n_bins - 1))  # lines smeared by Doppler,
+        # detuned rotors or pitch drift spill into the neighbouring bins
         f = self.freqs[b]
         keep = (f >= cfg.f_doa_min_hz) & (f <= min(cfg.f_doa_max_hz, 0.45 * self.fs)) & (z[b] >= cfg.doa_min_z)
         b = b[keep]
@@ -171,7 +174,7 @@ class NodeProcessor:
         Xb = X[:, :, b]  # (S, M, B)
         p = self.srp.pairs
         cross = (Xb[:, p[:, 0], :] * np.conj(Xb[:, p[:, 1], :])).mean(0)  # (P, B)
-        w = self.freqs[b] * np.minimum(z[b], 6.0)
+        w = self.freqs[b] * np.clip(z[b], 0.0, 6.0) ** 2
         return self.srp.estimate(cross, self.freqs[b], w)
 
     # ---- per-node tracker ----------------------------------------------------------------------------------
@@ -227,9 +230,12 @@ class NodeProcessor:
             tr.snr_hist.append(c.snr_db)
             tr.az_hist.append(doa.azimuth_deg)
             keep.append(tr)
-            tr.cls_p = self.classifier.predict_proba(track_features(tr))
+            tf = track_features(tr)
+            tr.cls_p = self.classifier.predict_proba(tf)
             if sum(tr.hits) < cfg.confirm_hits:
                 continue
+            if self.on_track is not None:  # benchmarks and training: every confirmed track hit, before the rules
+                self.on_track(t, tf, tr.cls_p, c, doa)
             det = self._report(t, tr, c, doa)
             if det is not None:
                 out.append(det)

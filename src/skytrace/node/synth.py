@@ -191,6 +191,19 @@ def birds(rng, dur_s, fs):
     return out / (out.std() + 1e-12)
 
 
+def car(rng, dur_s, fs, f0_hz=60.0):
+    """Car engine (four-cylinder four-stroke: firing rate 2 x shaft rate), accelerating through gear shifts."""
+    n = int(dur_s * fs)
+    t = np.arange(n) / fs
+    period = rng.uniform(3, 6)
+    ramp = 0.75 + 0.6 * ((t / period) % 1.0)
+    f0 = f0_hz * sosfiltfilt(butter(1, 2 / (fs / 2), output="sos"), ramp)
+    phase = 2 * np.pi * np.cumsum(f0) / fs
+    sig = _harmonic_series(phase, np.arange(1, 31, dtype=float) ** -0.9, f0, fs, rng)
+    sig = sig / (sig.std() + 1e-12) + 0.5 * pink(rng, n, 1.0)
+    return sig / sig.std()
+
+
 def helicopter(rng, dur_s, fs, main_bp_hz=18.0, tail_bp_hz=90.0):
     """Main-rotor blade slap (impulsive series at 15-25 Hz), tail-rotor series, turbine whine."""
     n = int(dur_s * fs)
@@ -215,7 +228,7 @@ def jet(rng, dur_s, fs):
 
 SOURCES = {"engine": engine, "multirotor": multirotor, "moped": moped, "chainsaw": chainsaw,
            "generator": generator, "lawnmower": lawnmower, "vacuum": vacuum, "voice": voice, "siren": siren,
-           "birds": birds, "helicopter": helicopter, "jet": jet}
+           "birds": birds, "helicopter": helicopter, "jet": jet, "car": car}
 
 
 # ---- backgrounds (already multichannel) --------------------------------------------------------------------
@@ -268,28 +281,38 @@ def render_plane(sig: np.ndarray, mics_m: np.ndarray, fs: int, az_deg: float, el
     return np.fft.irfft(Y, nfft)[:, :n].T
 
 
-def render_diffuse(rng: np.random.Generator, n: int, fs: int, mics_m: np.ndarray, n_waves: int = 24,
+def render_diffuse(rng: np.random.Generator, n: int, fs: int, mics_m: np.ndarray, n_waves: int = 10,
                    slope: float = 1.0, c: float = DEFAULT_SOUND_SPEED_MPS) -> np.ndarray:
-    """Approximate diffuse (spatially spread) background: coloured noise arriving from many random directions."""
-    out = np.zeros((n, mics_m.shape[0]))
+    """Approximate diffuse (spatially spread) background: coloured noise arriving from many random directions
+    (independent 1/f^slope noises as plane waves, summed in the frequency domain)."""
+    nfft = 1 << int(np.ceil(np.log2(n)))
+    f = np.fft.rfftfreq(nfft, 1 / fs)
+    shape = 1.0 / np.maximum(f, fs / nfft) ** (slope / 2)
+    Y = np.zeros((mics_m.shape[0], f.size), dtype=complex)
     for _ in range(n_waves):
-        out += render_plane(pink(rng, n, slope), mics_m, fs, rng.uniform(0, 360), rng.uniform(-10, 60), c)
+        S = (rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size)) * shape
+        az, el = np.radians(rng.uniform(0, 360)), np.radians(rng.uniform(-10, 60))
+        u = np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
+        adv = mics_m @ u / c
+        Y += S[None, :] * np.exp(2j * np.pi * f[None, :] * adv[:, None])
+    out = np.fft.irfft(Y, nfft)[:, :n].T
     return out / out.std()
 
 
 def render_point(sig: np.ndarray, src_enu_m: np.ndarray, mics_m: np.ndarray, fs: int,
                  c: float = DEFAULT_SOUND_SPEED_MPS, ground_z_m: float | None = None,
-                 reflection: float = 0.7) -> np.ndarray:
+                 reflection: float = 0.7, delay_offset_s: float = 0.0) -> np.ndarray:
     """Moving point source: ``src_enu_m`` (n, 3) emission positions per sample (or (3,) fixed), mics (M, 3).
 
     Receiver sample t hears the emission at tau with t = tau + |p(tau) - m| / c (solved by two fixed-point
     iterations), amplitude 1/r (relative to 1 m), linear interpolation of the source signal at tau: this gives
     Doppler exactly. With ``ground_z_m`` (the ground's up-coordinate) an image source mirrored in the ground adds
-    the reflected path with pressure reflection coefficient ``reflection``.
+    the reflected path with pressure reflection coefficient ``reflection``. ``delay_offset_s`` is subtracted from
+    every propagation delay (a distant source need not start with seconds of silence).
     """
     n = sig.size
     p = np.broadcast_to(np.asarray(src_enu_m, float), (n, 3)) if np.ndim(src_enu_m) == 1 else src_enu_m
-    t = np.arange(n) / fs
+    t = np.arange(n) / fs + delay_offset_s
     out = np.zeros((n, mics_m.shape[0]))
     paths = [(p, 1.0)]
     if ground_z_m is not None:
@@ -304,7 +327,7 @@ def render_point(sig: np.ndarray, src_enu_m: np.ndarray, mics_m: np.ndarray, fs:
                 i0 = idx.astype(int)
                 qa = q[i0]
                 tau = t - np.linalg.norm(qa - m, axis=1) / c
-            r = np.linalg.norm(q[np.clip((tau * fs).astype(int), 0, n - 1)] - m, axis=1)
+            r = np.linalg.norm(q[np.clip((tau * fs).astype(int), 0, n - 1)] - m, axis=1)  # (tau >= 0 here)
             x = tau * fs
             ok = (x >= 0) & (x <= n - 1)
             i0 = np.clip(np.floor(x).astype(int), 0, n - 2)
