@@ -43,6 +43,7 @@ class NodeConfig:
     drop_misses: int = 3
     assoc_log_f0: float = 0.06
     assoc_az_deg: float = 25.0
+    same_source_deg: float = 12.0
     uav_threshold: float = 0.5  # P(uav-engine) + P(uav-multirotor) needed to report a drone
     aircraft_threshold: float = 0.6
     report_other: bool = False  # also write lines for harmonic sources classified `other`
@@ -154,6 +155,10 @@ class NodeProcessor:
         for c in cands:
             doa = self._doa(X, c, z)
             if doa is None:
+                continue
+            # one source makes several series (octaves, each rotor of a multirotor): within
+            # `same_source_deg` of a stronger candidate it is the same source, reported once
+            if any(_ang_diff(doa.azimuth_deg, m[1].azimuth_deg) < cfg.same_source_deg for m in meas):
                 continue
             feats = frame_features(c, z, seg_power, self.df, doa.peak_ratio)
             meas.append((c, doa, feats))
