@@ -60,7 +60,7 @@ class HarmonicDetector:
         self.n_bins = n_bins
         self.b_lo = max(1, int(np.ceil(cfg.f_min_hz / df_hz)))
         self.b_hi = min(n_bins - 2, int(cfg.f_max_hz / df_hz))
-        step = min(0.5 * df_hz / cfg.f_max_hz, 0.004)  # keep the top harmonic within half a bin of a grid pitch
+        step = min(0.75 * df_hz / cfg.f_max_hz, 0.004)  # top harmonic within 3/8 bin of a grid pitch
         self.f0 = np.exp(np.arange(np.log(cfg.f0_min_hz), np.log(cfg.f0_max_hz), step))
         k = np.arange(1, cfg.max_harmonics + 1)
         pos = self.f0[:, None] * k[None, :] / df_hz  # fractional bins
@@ -69,6 +69,9 @@ class HarmonicDetector:
         self.valid = valid
         self.n_harm = valid.sum(1)
         self.norm = 1.0 / np.sqrt(np.maximum(self.n_harm, 1))
+        # flat (pitch, harmonic) pairs that fall in the band: the salience is a weighted bincount over them
+        self._rows = np.nonzero(valid)[0].astype(np.int32)
+        self._bins = self.lo_bin[valid]
         self.mu = np.zeros(self.f0.size)
         self.m2 = np.zeros(self.f0.size)
         self.var = np.ones(self.f0.size)
@@ -88,17 +91,21 @@ class HarmonicDetector:
         return z, floor
 
     def salience(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """T(f0) for every grid pitch, and the bin chosen for each harmonic (the larger of the two neighbours)."""
         zm = np.maximum(z[:-1], z[1:])  # value at a fractional position between bin b and b+1
-        pick = np.where(z[self.lo_bin] >= z[self.lo_bin + 1], self.lo_bin, self.lo_bin + 1)
-        vals = np.where(self.valid, zm[self.lo_bin], 0.0)
-        return vals.sum(1) * self.norm, pick
+        T = np.bincount(self._rows, weights=zm[self._bins], minlength=self.f0.size) * self.norm
+        return T, self.lo_bin
+
+    def harmonic_bins(self, i: int, z: np.ndarray) -> np.ndarray:
+        lo = self.lo_bin[i][self.valid[i]]
+        return np.where(z[lo] >= z[lo + 1], lo, lo + 1)
 
     def detect(self, power: np.ndarray, busy_f0: list[float] | None = None) -> tuple[list[Candidate], np.ndarray]:
         """Candidates of one frame and the whitened spectrum z. ``busy_f0``: pitches of confirmed drone tracks
         (their cells are not used to update the CFAR statistics)."""
         cfg = self.cfg
         z, floor = self.whiten(power)
-        T, pick = self.salience(z)
+        T, _ = self.salience(z)
         std = np.sqrt(self.var)
         warm = self.frames >= cfg.cfar_warmup_frames
         stat = (T - self.mu) / std if warm else T - np.median(T)
@@ -121,8 +128,7 @@ class HarmonicDetector:
             i = int(np.argmax(st))
             if st[i] < cfg.min_detect_z:
                 break
-            kv = self.valid[i]
-            bins = pick[i][kv]
+            bins = self.harmonic_bins(i, zz)
             hz = zz[bins]
             sig = power[bins] - floor[bins]
             sig_side = np.concatenate([power[bins - 1] - floor[bins - 1], power[bins + 1] - floor[bins + 1]])
@@ -133,7 +139,7 @@ class HarmonicDetector:
             # neutralise this series (and its immediate neighbours) and look for the next source
             for off in (-1, 0, 1):
                 zz[np.clip(bins + off, 0, zz.size - 1)] = 0.0
-            T2, pick = self.salience(zz)
+            T2, _ = self.salience(zz)
             st = (T2 - self.mu) / std if warm else T2 - np.median(T)
             st[np.abs(np.log(self.f0 / self.f0[i])) < 0.03] = -np.inf
         return out, z

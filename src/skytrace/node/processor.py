@@ -24,7 +24,7 @@ from scipy.fft import rfft
 from skytrace.model import Detection
 from skytrace.node.array import ArrayConfig
 from skytrace.node.classify import CLASSES, Classifier, frame_features, track_features
-from skytrace.node.doa import SrpPhat
+from skytrace.node.doa import NormMusic, SrpPhat
 from skytrace.node.harmonic import Candidate, HarmonicConfig, HarmonicDetector
 
 
@@ -37,7 +37,8 @@ class NodeConfig:
     f_doa_min_hz: float = 150.0
     f_doa_max_hz: float = 3000.0
     doa_min_z: float = 1.5
-    doa_max_bins: int = 48
+    doa_max_bins: int = 36
+    doa_method: str = "music"  # "music" (NormMUSIC) or "srp" (SRP-PHAT)
     confirm_hits: int = 2  # hits among the last confirm_window frames to confirm a track
     confirm_window: int = 3
     drop_misses: int = 3
@@ -92,8 +93,10 @@ class NodeProcessor:
         hcfg = HarmonicConfig(**{**cfg.harmonic.__dict__, "f_max_hz": min(cfg.harmonic.f_max_hz, 0.45 * self.fs)})
         self.detector = HarmonicDetector(self.df, self.n_bins, hcfg)
         self.srp = SrpPhat(array.mics_m, array.sound_speed_mps, planar=not array.has_elevation)
+        self.music = NormMusic(array.mics_m, array.sound_speed_mps, planar=not array.has_elevation)
         self.classifier = classifier or Classifier.load_default()
         self.freqs = np.arange(self.n_bins) * self.df
+        self.music.set_bin_grid(self.freqs)
         self._buf = np.zeros((0, array.n_mics), dtype=np.float32)
         self._buf_start = 0  # sample index of _buf[0]
         self._next_seg = 0  # sample index where the next segment starts
@@ -180,6 +183,11 @@ class NodeProcessor:
         p = self.srp.pairs
         cross = (Xb[:, p[:, 0], :] * np.conj(Xb[:, p[:, 1], :])).mean(0)  # (P, B)
         w = self.freqs[b] * np.clip(z[b], 0.0, 6.0) ** 2
+        if cfg.doa_method == "music":
+            res = self.music.estimate_cov(Xb, self.freqs[b], w, b)
+            if res is not None:  # coherence for the classifier always from SRP-PHAT's normalised peak
+                res.peak_ratio = self.srp.coherence(cross, self.freqs[b], w, res.azimuth_deg, res.elevation_deg)
+            return res
         return self.srp.estimate(cross, self.freqs[b], w)
 
     # ---- per-node tracker ----------------------------------------------------------------------------------
