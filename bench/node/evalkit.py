@@ -16,12 +16,13 @@ from skytrace.node.processor import NodeConfig, NodeProcessor
 class Run:
     hits: list = field(default_factory=list)  # (t, features, probs, f0, az, el, snr) of every confirmed track hit
     detections: list = field(default_factory=list)  # Detection records written
+    emit_audio_s: list = field(default_factory=list)  # audio time consumed when each detection was written
     cpu_s: float = 0.0
     audio_s: float = 0.0
 
 
 def run_scene(audio: np.ndarray, fs: int, array: ArrayConfig, cfg: NodeConfig | None = None,
-              classifier: Classifier | None = None, block_s: float = 0.1) -> Run:
+              classifier: Classifier | None = None, block_s: float = 0.1, emit_times: bool = False) -> Run:
     proc = NodeProcessor(array, fs, 0.0, cfg, classifier)
     run = Run(audio_s=audio.shape[0] / fs)
 
@@ -33,8 +34,13 @@ def run_scene(audio: np.ndarray, fs: int, array: ArrayConfig, cfg: NodeConfig | 
     x = audio.astype(np.float32)
     t0 = time.process_time()
     for i in range(0, x.shape[0], blk):
-        run.detections.extend(proc.push(x[i: i + blk]))
-    run.detections.extend(proc.flush())
+        new = proc.push(x[i: i + blk])
+        run.detections.extend(new)
+        if emit_times:
+            run.emit_audio_s.extend([min(i + blk, x.shape[0]) / fs] * len(new))
+    tail = proc.flush()
+    run.detections.extend(tail)
+    run.emit_audio_s.extend([x.shape[0] / fs] * len(tail))
     run.cpu_s = time.process_time() - t0
     return run
 
