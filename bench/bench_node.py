@@ -99,10 +99,8 @@ def pd_windows(res: dict, p_min: float | None = None) -> tuple[int, int]:
 
 
 def false_per_min(res: dict, p_min: float | None = None) -> float:
-    if p_min is None:
-        n = sum(1 for d in res["dets"] if d[2] in UAV)
-    else:
-        n = sum(1 for h in res["hits"] if h[1] >= p_min)
+    n = (sum(1 for d in res["dets"] if d[2] in UAV) if p_min is None
+         else sum(1 for h in res["hits"] if h[1] >= p_min))
     return n / (res["audio_s"] / 60.0)
 
 

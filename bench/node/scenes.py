@@ -38,7 +38,7 @@ class Scene:
 def source_signal(kind: str, rng: np.random.Generator, dur_s: float, fs: int, split: str) -> np.ndarray:
     held = split == "heldout"
     if kind == "engine":
-        f0 = rng.uniform(95, 120) if held else rng.uniform(50, 95)
+        f0 = rng.uniform(50, 120)  # the whole plausible range in both splits; held out: blades, spectrum
         return synth.engine(rng, dur_s, fs, f0_hz=f0, blades=3 if held else 2,
                             tilt=rng.uniform(0.9, 1.2) if held else rng.uniform(0.5, 0.9),
                             drift=rng.uniform(0.005, 0.02))
