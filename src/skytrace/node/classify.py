@@ -26,7 +26,7 @@ import numpy as np
 CLASSES = ("uav-engine", "uav-multirotor", "aircraft", "other")
 FRAME_FEATURES = ("log2_f0", "score", "snr", "harm_frac", "odd_even", "hf_extent", "peak_width", "am_cv",
                   "inharmonic", "coherence", "low_share")
-TRACK_EXTRA = ("pitch_jitter", "pitch_span", "snr_std", "age")
+TRACK_EXTRA = ("pitch_jitter", "pitch_span", "snr_std", "age", "rebirths")
 FEATURES = FRAME_FEATURES + TRACK_EXTRA
 WEIGHTS_FILE = "classifier.json"
 
@@ -62,8 +62,10 @@ def frame_features(c, z: np.ndarray, seg_power: np.ndarray, df_hz: float, cohere
                      odd_even / 6.0, hf_extent, peak_width / 6.0, am_cv, min(inharm, 5.0), coherence, low_share])
 
 
-def track_features(tr) -> np.ndarray:
-    """Features of a node track: mean frame features over its history + pitch and level stability."""
+def track_features(tr, rebirths: int = 0) -> np.ndarray:
+    """Features of a node track: mean frame features over its history + pitch and level stability, and how many
+    other tracks were born near its bearing in the last 30 s (``rebirths``: an engine revving up and down - a
+    chainsaw, a moped, a voice - keeps breaking its pitch track and restarting it; a drone holds one track)."""
     fm = np.mean(np.asarray(tr.feats), axis=0)
     lf = np.asarray(tr.f0_hist)
     jitter = float(np.std(np.diff(lf)) * 100.0) if lf.size >= 3 else (abs(float(np.diff(lf)[0])) * 100.0
@@ -71,7 +73,8 @@ def track_features(tr) -> np.ndarray:
     span = float(np.ptp(lf) * 100.0) if lf.size >= 2 else 0.0
     snr_std = float(np.std(np.asarray(tr.snr_hist))) if len(tr.snr_hist) >= 2 else 0.0
     age = min(len(tr.feats), 8) / 8.0
-    return np.concatenate([fm, [min(jitter, 20.0), min(span, 60.0), min(snr_std, 10.0), age]])
+    return np.concatenate([fm, [min(jitter, 20.0), min(span, 60.0), min(snr_std, 10.0), age,
+                                min(rebirths, 10) / 10.0]])
 
 
 @dataclass

@@ -45,6 +45,7 @@ class NodeConfig:
     assoc_log_f0: float = 0.06
     assoc_az_deg: float = 25.0
     same_source_deg: float = 12.0
+    rebirth_window_s: float = 30.0
     uav_threshold: float = 0.5  # P(uav-engine) + P(uav-multirotor) needed to report a drone
     aircraft_threshold: float = 0.6
     report_other: bool = False  # also write lines for harmonic sources classified `other`
@@ -103,6 +104,7 @@ class NodeProcessor:
         self._segs: deque = deque(maxlen=cfg.frame_segs)
         self._seg_count = 0
         self._tracks: list[_Track] = []
+        self._births: deque = deque()  # (t, azimuth) of track births in the last rebirth_window_s
         self._next_id = 0
         self.frames = 0
         self.samples_in = 0
@@ -212,12 +214,15 @@ class NodeProcessor:
                     if cost < best_cost:
                         best, best_cost = tr, cost
             if best is None:
+                self._births.append((t, doa.azimuth_deg))
                 best = _Track(self._next_id, c.f0_hz, doa.azimuth_deg, deque(maxlen=cfg.confirm_window),
                               deque(maxlen=8), deque(maxlen=8), deque(maxlen=8), deque(maxlen=8))
                 self._next_id += 1
                 self._tracks.append(best)
             used_tr.add(best.id)
             assigned[best.id] = m
+        while self._births and self._births[0][0] < t - cfg.rebirth_window_s:
+            self._births.popleft()
         out: list[Detection] = []
         keep: list[_Track] = []
         for tr in self._tracks:
@@ -243,7 +248,8 @@ class NodeProcessor:
             tr.snr_hist.append(c.snr_db)
             tr.az_hist.append(doa.azimuth_deg)
             keep.append(tr)
-            tf = track_features(tr)
+            reb = sum(1 for tb, ab in self._births if _ang_diff(ab, tr.az_deg) < cfg.assoc_az_deg) - 1
+            tf = track_features(tr, max(reb, 0))
             tr.cls_p = self.classifier.predict_proba(tf)
             if sum(tr.hits) < cfg.confirm_hits:
                 continue
