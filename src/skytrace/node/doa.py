@@ -34,6 +34,18 @@ class DoaResult:
     peak_ratio: float  # max SRP / sum of weights: 1 = perfectly coherent, ~0 = no direction
 
 
+def _peak(A: np.ndarray, E: np.ndarray, fine: np.ndarray, step_deg: float = 0.25) -> DoaResult:
+    """Maximum of a fine (azimuth x elevation) response, azimuth refined by a parabola through its neighbours."""
+    ia, ie = np.unravel_index(int(np.argmax(fine)), fine.shape)
+    az = float(A[ia, ie])
+    if 0 < ia < A.shape[0] - 1:
+        y0, y1, y2 = fine[ia - 1, ie], fine[ia, ie], fine[ia + 1, ie]
+        den = y0 - 2 * y1 + y2
+        if den < 0:
+            az += step_deg * float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
+    return DoaResult(azimuth_deg=az % 360.0, elevation_deg=float(E[ia, ie]), peak_ratio=float(fine[ia, ie]))
+
+
 class SrpPhat:
     """SRP-PHAT for one array; ``estimate(R, freqs, weights)`` on pair cross-spectra of selected bins."""
 
@@ -84,16 +96,9 @@ class SrpPhat:
         A, E = np.meshgrid(fine_az, np.unique(fine_el), indexing="ij")
         tau = self._tau(unit_vectors(A.ravel(), E.ravel()))
         fine = self._response(tau, phat, freqs, w).reshape(A.shape)
-        ia, ie = np.unravel_index(int(np.argmax(fine)), fine.shape)
-        az = float(A[ia, ie])
-        if 0 < ia < A.shape[0] - 1:  # parabolic interpolation in azimuth
-            y0, y1, y2 = fine[ia - 1, ie], fine[ia, ie], fine[ia + 1, ie]
-            den = y0 - 2 * y1 + y2
-            if den < 0:
-                az += 0.25 * float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
-        npairs = self.pairs.shape[0]
-        return DoaResult(azimuth_deg=az % 360.0, elevation_deg=float(E[ia, ie]),
-                         peak_ratio=float(fine[ia, ie]) / npairs)
+        res = _peak(A, E, fine)
+        res.peak_ratio /= self.pairs.shape[0]
+        return res
 
 
 class NormMusic(SrpPhat):
@@ -141,11 +146,4 @@ class NormMusic(SrpPhat):
         A, E = np.meshgrid(fine_az, fine_el, indexing="ij")
         a = self._steer(unit_vectors(A.ravel(), E.ravel()), freqs)
         fine = ((self._music(a, es) / norm) @ w).reshape(A.shape)
-        ia, ie = np.unravel_index(int(np.argmax(fine)), fine.shape)
-        az = float(A[ia, ie])
-        if 0 < ia < A.shape[0] - 1:
-            y0, y1, y2 = fine[ia - 1, ie], fine[ia, ie], fine[ia + 1, ie]
-            den = y0 - 2 * y1 + y2
-            if den < 0:
-                az += 0.25 * float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
-        return DoaResult(azimuth_deg=az % 360.0, elevation_deg=float(E[ia, ie]), peak_ratio=float(fine[ia, ie]))
+        return _peak(A, E, fine)
