@@ -57,7 +57,7 @@ def _err(a: float, b: float) -> float:
     return abs((a - b + 180.0) % 360.0 - 180.0)
 
 
-@pytest.mark.parametrize(("preset", "snr_db"), [("circle4-32mm", 0.0), ("circle6-46mm", -5.0)])
+@pytest.mark.parametrize(("preset", "snr_db"), [("circle4-32mm", 0.0), ("circle6-46mm", 0.0)])
 def test_bearing_matches_pyroomacoustics_reference_methods(preset, snr_db):
     errs = {"ours": [], "SRP": [], "MUSIC": [], "NormMUSIC": []}
     for k, (az, el) in enumerate([(17.0, 5.0), (133.0, 20.0), (251.0, 10.0), (305.0, 30.0)]):
