@@ -35,6 +35,7 @@ import evalkit
 import scenes
 
 from skytrace.node.array import load_preset
+from skytrace.node.classify import Classifier
 from skytrace.node.processor import NodeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,8 @@ def _job(spec: dict) -> dict:
         audio = np.vstack([bg, audio])
         sc.az_true_deg = np.concatenate([np.full(n0, np.nan), sc.az_true_deg])
     cfg = NodeConfig(uav_threshold=0.5)
-    run = evalkit.run_scene(audio, FS, arr, cfg, emit_times=True)
+    clf = Classifier.load(spec["classifier"]) if spec.get("classifier") else None
+    run = evalkit.run_scene(audio, FS, arr, cfg, clf, emit_times=True)
     step = FS // 10
     return {**spec, "audio_s": run.audio_s, "cpu_s": run.cpu_s,
             "truth_az": sc.az_true_deg[::step].tolist(),
@@ -237,8 +239,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "docs/bench_node.json")
     ap.add_argument("--roc", type=Path, default=ROOT / "docs/img/node_roc.png")
+    ap.add_argument("--classifier", type=Path, help="classifier weights to evaluate instead of the shipped ones")
     args = ap.parse_args()
     jobs = specs(args.quick)
+    for j in jobs:
+        j["classifier"] = str(args.classifier) if args.classifier else None
     t0 = time.time()
     results = []
     with ProcessPoolExecutor(args.workers) as ex:
