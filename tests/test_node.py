@@ -216,3 +216,12 @@ def test_tracker_uses_per_detection_bearing_sigma():
     assert not np.isclose(np.degrees(np.sqrt(meas.R[1, 0, 0])), 7.0)
     back = batch.to_records(table)
     assert back[0].bearing_sigma_deg == 7.0 and back[1].bearing_sigma_deg is None
+
+
+def test_cli_live_device_errors_are_one_line(tmp_path, array_json):
+    """On a machine without a sound card (CI) or without PortAudio, `--device` fails with one clear line."""
+    res = _run(["--array", str(array_json), "--device", "no-such-card", "--duration", "1", "--out",
+                str(tmp_path / "o.jsonl")])
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("error:"), res.stderr
+    assert "sound" in res.stderr or "PortAudio" in res.stderr
