@@ -46,6 +46,7 @@ COMMAND_MODULES = [
     "config",
     "export",
     "import_",
+    "node",
 ]
 
 

@@ -119,6 +119,7 @@ class Detection(msgspec.Struct, omit_defaults=True):
     class_conf: float | None = None
     t_arrival: float | None = None
     target_id: str | None = None  # identity a cooperative report carries (ADS-B ICAO address, Remote ID UAS ID)
+    bearing_sigma_deg: float | None = None  # the sensor's own 1-sigma bearing error for this report (acoustic)
 
     def __post_init__(self) -> None:
         _finite("t", self.t)
@@ -137,6 +138,7 @@ class Detection(msgspec.Struct, omit_defaults=True):
         _finite("t_arrival", self.t_arrival)
         if self.target_id is not None and not (0 < len(self.target_id) <= 64):
             raise ValueError("`target_id` must be a string of 1 to 64 characters")
+        _positive("bearing_sigma_deg", self.bearing_sigma_deg)
 
 
 class _RequiredDetectionFields(Mapping):
