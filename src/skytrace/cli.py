@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "inspect",
     "serve",
     "replay",
+    "forensics",
 ]
 
 
