@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import re
@@ -240,7 +241,7 @@ def _tokens(obs: Observation) -> list[str]:
     toks = [t for t in re.split(r"\s+", latinise(obs.marking)) if t]
     out = [normalise_part(obs.part_number)] if obs.part_number.strip() else []
     out += [normalise_part(t) for t in toks]
-    out += [normalise_part(a + b) for a, b in zip(toks, toks[1:], strict=False)]
+    out += [normalise_part(a + b) for a, b in itertools.pairwise(toks)]
     return [t for t in dict.fromkeys(out) if len(t) >= 3]
 
 
