@@ -8,9 +8,10 @@ places one debris item at the last truth point of every drone that came down ins
 a recovery-position error (Normal, --recovery-sigma-m per axis) and found --delay-h-min..--delay-h-max hours
 later; runs `skytrace forensics link` with the built-in launch areas and scores:
 
-- link: the truth target of each track is the target its confirmed points were nearest to (majority, within
-  2 km); a debris item is linked correctly when its top hypothesis (the best track, or "none" when p_none is
-  larger) is a track of its own drone, or "none" when no track of its drone exists;
+- link: the tracks of a drone are those with a confirmed state within 2 km of it during its last 120 s of flight
+  (the tracks that followed it as it came down); a debris item is linked correctly when its top hypothesis (the
+  best track, or "none" when p_none is larger) is one of them, or "none" when there are none (a drone lost by
+  the sensors before it came down: no track can honestly be named);
 - launch areas: the true area is the catalogue area nearest to the drone's launch point (meta.json); top-1 and
   top-3 rates of links.jsonl's list.
 """
@@ -50,34 +51,26 @@ def _truth_by_target(path: Path) -> dict[str, np.ndarray]:
     return {k: np.array(sorted(v)) for k, v in per.items()}
 
 
-def _track_targets(hist, truth: dict[str, np.ndarray], samples: int = 24, gate_m: float = 2000.0) -> list[str | None]:
-    """Truth target of each track: the target nearest to most of its (sampled) confirmed points."""
-    names = list(truth)
-    t_lo = np.array([truth[n][0, 0] for n in names])
-    t_hi = np.array([truth[n][-1, 0] for n in names])
-    out: list[str | None] = []
-    for k in range(len(hist)):
-        sl = hist.rows(k)
-        rows = np.arange(sl.start, sl.stop)[hist.confirmed[sl]]
+def _tracks_at_end(hist, truth: dict[str, np.ndarray], final_s: float = 120.0, gate_m: float = 2000.0
+                   ) -> dict[str, set[str]]:
+    """target -> tracks that followed it as it came down: a confirmed state within ``gate_m`` of the drone during
+    its last ``final_s`` of flight."""
+    order = np.argsort(hist.t)
+    t_sorted = hist.t[order]
+    out: dict[str, set[str]] = defaultdict(set)
+    track_of_row = np.repeat(np.arange(len(hist)), hist.stop - hist.start)
+    for tid, tr in truth.items():
+        t1 = tr[-1, 0]
+        lo, hi = np.searchsorted(t_sorted, [t1 - final_s, t1 + 1e-6])
+        rows = order[lo:hi]
+        rows = rows[hist.confirmed[rows]]
         if rows.size == 0:
-            out.append(None)
             continue
-        rows = rows[np.linspace(0, rows.size - 1, min(samples, rows.size)).astype(int)]
-        votes: Counter = Counter()
-        for r in rows:
-            t = hist.t[r]
-            alive = np.flatnonzero((t_lo <= t + 1) & (t_hi >= t - 1))
-            best, best_d = None, gate_m
-            for i in alive:
-                tr = truth[names[i]]
-                la, lo = np.interp(t, tr[:, 0], tr[:, 1]), np.interp(t, tr[:, 0], tr[:, 2])
-                d = EARTH_R_M * np.hypot(np.radians(la - hist.lat[r]),
-                                         np.radians(lo - hist.lon[r]) * np.cos(np.radians(la)))
-                if d < best_d:
-                    best, best_d = names[i], d
-            if best is not None:
-                votes[best] += 1
-        out.append(votes.most_common(1)[0][0] if votes and votes.most_common(1)[0][1] * 2 > rows.size else None)
+        la = np.interp(hist.t[rows], tr[:, 0], tr[:, 1])
+        lo_ = np.interp(hist.t[rows], tr[:, 0], tr[:, 2])
+        d = EARTH_R_M * np.hypot(np.radians(la - hist.lat[rows]),
+                                 np.radians(lo_ - hist.lon[rows]) * np.cos(np.radians(la)))
+        out[tid] = {hist.ids[k] for k in track_of_row[rows[d <= gate_m]]}
     return out
 
 
@@ -124,11 +117,7 @@ def main() -> None:
                                    str(run / "debris.jsonl"), "--out", str(run / "links.jsonl")]), 1)
     links = [json.loads(x) for x in (run / "links.jsonl").read_text().splitlines()]
     hist = read_track_histories(run / "tracks.jsonl")
-    owner = dict(zip(hist.ids, _track_targets(hist, truth), strict=True))
-    tracks_of: dict[str, set[str]] = defaultdict(set)
-    for tr, tgt in owner.items():
-        if tgt is not None:
-            tracks_of[tgt].add(tr)
+    tracks_of = _tracks_at_end(hist, truth)
     areas = read_launch_areas(None)
     a_lat = np.array([a.lat for a in areas])
     a_lon = np.array([a.lon for a in areas])
@@ -143,19 +132,19 @@ def main() -> None:
         d = np.hypot(a_lat - lat0, (a_lon - lon0) * np.cos(np.radians(lat0)))
         true_area = areas[int(np.argmin(d))].id
         ranked = [a["id"] for a in ln["launch_areas"]]
-        rows.append({"debris": ln["debris"], "kind": tgt["kind"], "has_track": bool(mine), "correct": correct,
+        rows.append({"debris": ln["debris"], "kind": tgt["kind"], "tracked_at_end": bool(mine), "correct": correct,
                      "answer": answer, "true_area": true_area, "rank": ranked.index(true_area) + 1})
     n = len(rows)
-    with_track = [r for r in rows if r["has_track"]]
+    with_track = [r for r in rows if r["tracked_at_end"]]
     res = {
         "scenario": args.scenario, "seed": args.seed, "duration_s": args.duration, "debris": n,
-        "tracks_in_file": len(hist), "debris_whose_drone_has_a_track": len(with_track),
+        "tracks_in_file": len(hist), "debris_tracked_at_end": len(with_track),
         "link_correct": round(sum(r["correct"] for r in rows) / max(n, 1), 4),
-        "link_correct_with_track": round(sum(r["correct"] for r in with_track) / max(len(with_track), 1), 4),
+        "link_correct_tracked_at_end": round(sum(r["correct"] for r in with_track) / max(len(with_track), 1), 4),
         "area_top1": round(sum(r["rank"] == 1 for r in rows) / max(n, 1), 4),
         "area_top3": round(sum(r["rank"] <= 3 for r in rows) / max(n, 1), 4),
-        "area_top1_with_track": round(sum(r["rank"] == 1 for r in with_track) / max(len(with_track), 1), 4),
-        "area_top3_with_track": round(sum(r["rank"] <= 3 for r in with_track) / max(len(with_track), 1), 4),
+        "area_top1_tracked_at_end": round(sum(r["rank"] == 1 for r in with_track) / max(len(with_track), 1), 4),
+        "area_top3_tracked_at_end": round(sum(r["rank"] <= 3 for r in with_track) / max(len(with_track), 1), 4),
         "true_areas": dict(Counter(r["true_area"] for r in rows)),
         "timing": timing,
         "recovery_sigma_m": args.recovery_sigma_m, "delay_h": [args.delay_h_min, args.delay_h_max],
@@ -164,7 +153,7 @@ def main() -> None:
     print(json.dumps(res, indent=1))
     wrong = [r for r in rows if not r["correct"]]
     if wrong:
-        print("wrong links:", [(r["debris"], r["answer"], r["has_track"]) for r in wrong][:20])
+        print("wrong links:", [(r["debris"], r["answer"], r["tracked_at_end"]) for r in wrong][:20])
     misses = [r for r in rows if r["rank"] > 3]
     if misses:
         print("true area outside top 3:", [(r["debris"], r["true_area"], r["rank"]) for r in misses][:20])

@@ -32,12 +32,12 @@ from skytrace.forensics.tracks import TrackHistories
 class OriginConfig:
     dt_s: float = 10.0  # smoothing grid
     accel_psd: float = 0.5  # white-acceleration spectral density of the CV model, m^2/s^3
-    n_samples: int = 4000
+    n_samples: int = 4000  # routes per launch area
     max_doglegs: int = 3
-    turn_sigma_deg: float = 35.0
-    heading_floor_deg: float = 3.0
-    speed_sigma_floor_mps: float = 3.0
-    max_range_km: float = 2000.0  # endurance of the Shahed-136 class, publicly stated 1800-2500 km
+    lateral_spread: float = 0.12  # dog-leg waypoint offset, 1-sigma, as a fraction of the route length
+    pass_sigma_km: float = 10.0  # kernel: how close a sampled route must pass the first smoothed position
+    heading_kernel_deg: float = 12.0  # kernel on the heading there (added to the smoothed heading's sigma)
+    checkpoint_fractions: tuple[float, ...] = (0.33, 0.66)  # further points of the smoothed path to pass
     seed: int = 20221017
 
 
@@ -133,57 +133,80 @@ def smooth_first_states(hist: TrackHistories, track_rows: list[int], cfg: Origin
     return out
 
 
-def _segment_distance(ax, ay, bx, by, px, py):
-    """Distance from points (px, py) (shape (A,)) to segments a->b (shape (N, L)): (N, L, A)."""
-    dx, dy = (bx - ax)[..., None], (by - ay)[..., None]
-    wx, wy = px - ax[..., None], py - ay[..., None]
+def _closest_on_route(px: np.ndarray, py: np.ndarray, qx: float, qy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from point q to each sampled route (polylines (N, V)) and the route's heading there (radians)."""
+    ax, ay, bx, by = px[:, :-1], py[:, :-1], px[:, 1:], py[:, 1:]
+    dx, dy = bx - ax, by - ay
     len2 = np.maximum(dx * dx + dy * dy, 1e-9)
-    u = np.clip((wx * dx + wy * dy) / len2, 0.0, 1.0)
-    return np.hypot(wx - u * dx, wy - u * dy)
+    u = np.clip(((qx - ax) * dx + (qy - ay) * dy) / len2, 0.0, 1.0)
+    d = np.hypot(qx - ax - u * dx, qy - ay - u * dy)
+    d = np.where(len2 > 1.0, d, np.inf)  # collapsed legs
+    j = np.argmin(d, axis=1)
+    rows = np.arange(px.shape[0])
+    return d[rows, j], np.arctan2(dx[rows, j], dy[rows, j])
 
 
 def launch_area_probabilities(first: FirstState, areas: list[LaunchArea], cfg: OriginConfig | None = None,
                               rng: np.random.Generator | None = None) -> np.ndarray:
-    """Probability of each launch area (same order as ``areas``) for one smoothed first state."""
+    """Probability of each launch area (same order as ``areas``) for one smoothed track.
+
+    For every area, ``n_samples`` routes are drawn from the area (its centre + Normal(0, radius)) to the track's
+    end with 1..``max_doglegs`` dog-leg waypoints at uniform fractions in [0.15, 0.85] of the way, offset sideways
+    by Normal(0, ``lateral_spread`` x route length); the unseen part of each route is the part before the track's
+    first smoothed position. A route explains the track as far as it passes that position (kernel
+    ``pass_sigma_km``) on a leg whose heading agrees with the smoothed heading there (kernel: the heading's sigma
+    plus ``heading_kernel_deg``). The area's likelihood is the mean over its routes; times its prior; normalised.
+    """
     cfg = cfg or OriginConfig()
     rng = rng or np.random.default_rng(cfg.seed)
     n = cfg.n_samples
-    fwd, _ = _aeqd(first.lat, first.lon)
-    ax, ay = fwd.transform(np.array([a.lon for a in areas]), np.array([a.lat for a in areas]))
+    fwd, _ = _aeqd(first.lat, first.lon)  # the first smoothed position is the origin (0, 0)
+    ex, ey = fwd.transform(first.path_lonlat[-1, 0], first.path_lonlat[-1, 1])
     ve, vn = first.vel_en
     speed0 = float(np.hypot(ve, vn))
     hdg0 = float(np.arctan2(ve, vn))
-    # heading and speed sigmas from the smoothed velocity covariance
-    c = first.vel_cov
-    u_along = np.array([np.sin(hdg0), np.cos(hdg0)])
     u_cross = np.array([np.cos(hdg0), -np.sin(hdg0)])
-    sd_cross = float(np.sqrt(max(u_cross @ c @ u_cross, 0.0)))
-    sd_along = float(np.sqrt(max(u_along @ c @ u_along, 0.0)))
-    hdg_sigma = np.hypot(sd_cross / max(speed0, 1.0), np.radians(cfg.heading_floor_deg))
-    speed = np.clip(rng.normal(speed0, np.hypot(sd_along, cfg.speed_sigma_floor_mps), n), 20.0, 150.0)
-    heading = rng.normal(hdg0, hdg_sigma, n)
-    n_legs = rng.integers(0, cfg.max_doglegs + 1, n) + 1
-    t_total = rng.uniform(0.0, 1.0, n) * cfg.max_range_km * 1000.0 / speed
-    legs = cfg.max_doglegs + 1
-    cuts = np.sort(rng.uniform(0.0, 1.0, (n, legs - 1)), axis=1)
-    # legs beyond n_legs get zero length: their cut points collapse to 1
-    cuts = np.where(np.arange(legs - 1)[None, :] < (n_legs - 1)[:, None], cuts, 1.0)
-    cuts = np.sort(cuts, axis=1)
-    frac = np.diff(np.concatenate([np.zeros((n, 1)), cuts, np.ones((n, 1))], axis=1), axis=1)  # (n, legs)
-    length = frac * (speed * t_total)[:, None]
-    turns = np.concatenate([np.zeros((n, 1)), rng.normal(0.0, np.radians(cfg.turn_sigma_deg), (n, legs - 1))], axis=1)
-    hdg = heading[:, None] + np.cumsum(turns, axis=1)
-    # walking backwards: each leg ends (in time) where the previous backward point is
-    step_x = -length * np.sin(hdg)
-    step_y = -length * np.cos(hdg)
-    px = np.concatenate([np.zeros((n, 1)), np.cumsum(step_x, axis=1)], axis=1)
-    py = np.concatenate([np.zeros((n, 1)), np.cumsum(step_y, axis=1)], axis=1)
-    d = _segment_distance(px[:, :-1], py[:, :-1], px[:, 1:], py[:, 1:], np.asarray(ax), np.asarray(ay))
-    d_min = d.min(axis=1)  # (n, A)
-    r = np.array([a.radius_km * 1000.0 for a in areas])
-    score = np.exp(-0.5 * (d_min / r) ** 2).mean(axis=0)
+    sd_cross = float(np.sqrt(max(u_cross @ first.vel_cov @ u_cross, 0.0)))
+    hdg_sigma = np.hypot(sd_cross / max(speed0, 1.0), np.radians(cfg.heading_kernel_deg))
+    k = cfg.max_doglegs
+    # checkpoints the route must pass: the first smoothed position (with its heading), then points along the
+    # smoothed path (its visible dog-legs constrain the route too)
+    path = first.path_lonlat
+    cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(np.column_stack(fwd.transform(path[:, 0], path[:, 1])),
+                                                            axis=0).T))])
+    checkpoints = [(0.0, 0.0)]
+    for f in cfg.checkpoint_fractions:
+        j = int(np.searchsorted(cum, f * cum[-1]))
+        checkpoints.append(fwd.transform(path[min(j, len(path) - 1), 0], path[min(j, len(path) - 1), 1]))
+    lik = np.zeros(len(areas))
+    for i, a in enumerate(areas):
+        axy = fwd.transform(a.lon, a.lat)
+        sx = axy[0] + rng.normal(0.0, a.radius_km * 1000.0, n)
+        sy = axy[1] + rng.normal(0.0, a.radius_km * 1000.0, n)
+        lx, ly = ex - sx, ey - sy
+        length = np.hypot(lx, ly)
+        nx, ny = -ly / np.maximum(length, 1.0), lx / np.maximum(length, 1.0)
+        n_wp = rng.integers(1, k + 1, n)
+        frac = np.sort(rng.uniform(0.15, 0.85, (n, k)), axis=1)
+        off = rng.normal(0.0, cfg.lateral_spread, (n, k)) * length[:, None]
+        used = np.arange(k)[None, :] < n_wp[:, None]
+        # unused waypoints collapse onto the end point (zero-length legs are ignored)
+        wx = np.where(used, sx[:, None] + frac * lx[:, None] + off * nx[:, None], ex)
+        wy = np.where(used, sy[:, None] + frac * ly[:, None] + off * ny[:, None], ey)
+        order = np.argsort(np.where(used, frac, 2.0), axis=1)
+        wx = np.take_along_axis(wx, order, axis=1)
+        wy = np.take_along_axis(wy, order, axis=1)
+        px = np.column_stack([sx, wx, np.full(n, ex)])
+        py = np.column_stack([sy, wy, np.full(n, ey)])
+        log_w = np.zeros(n)
+        for j, (cx, cy) in enumerate(checkpoints):
+            d, h = _closest_on_route(px, py, cx, cy)
+            log_w -= 0.5 * (d / (cfg.pass_sigma_km * 1000.0)) ** 2
+            if j == 0:
+                log_w -= 0.5 * (np.angle(np.exp(1j * (h - hdg0))) / hdg_sigma) ** 2
+        lik[i] = np.exp(log_w).mean()
     prior = np.array([a.prior for a in areas])
-    w = score * prior
-    if w.sum() <= 0:  # no sampled route comes near any area: fall back on the priors
-        w = prior
-    return w / w.sum()
+    post = lik * prior
+    if post.sum() <= 0:  # no sampled route explains the track: fall back on the priors
+        post = prior
+    return post / post.sum()
