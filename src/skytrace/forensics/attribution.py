@@ -327,3 +327,32 @@ def score_component(obs: Observation, catalogue: list[CatalogueEntry], top: int 
         out.append(Candidate(e, round(total, 4), feats, list(flags)))
     out.sort(key=lambda c: -c.score)
     return out[:top]
+
+
+def attribute_registry(registry, catalogue_path: str | os.PathLike, actor: str, component: str | None = None,
+                       top: int = 3) -> dict[str, list[Candidate]]:
+    """Score the registered components (or one) against a catalogue file; store the top candidates with their
+    explanations (replacing earlier ones of that component) and the catalogue's SHA-256."""
+    from skytrace.forensics.custody import sha256_file
+
+    catalogue = read_catalogue(catalogue_path)
+    cat_sha = sha256_file(catalogue_path)
+    comps = [registry.get("component", component)] if component else registry.list("component")
+    out = {}
+    for c in comps:
+        deb = registry.get("debris", c["debris"])
+        inc = registry.get("incident", deb["incident"])
+        obs = Observation(marking=c["marking_raw"] or "", part_number=c["part_number"] or "",
+                          manufacturer=c["manufacturer_read"] or "", category=c["category"] or "",
+                          date_code=c["date_code"] or "",
+                          incident_date=dt.datetime.fromtimestamp(inc["t"], dt.UTC).date())
+        cands = score_component(obs, catalogue, top=top)
+        registry._db.execute(f"DELETE FROM forensic_attributions WHERE component = {registry._ph}", (c["id"],))
+        for rank, cand in enumerate(cands, start=1):
+            registry._insert("attribution", {
+                "component": c["id"], "rank": rank, "catalogue_id": cand.entry.id,
+                "manufacturer": cand.entry.manufacturer, "country": cand.entry.country,
+                "reliability": cand.entry.reliability, "score": cand.score, "is_match": int(cand.match),
+                "explanation": cand.explain(), "catalogue_sha256": cat_sha}, actor)
+        out[c["id"]] = cands
+    return out
