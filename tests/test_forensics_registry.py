@@ -40,7 +40,7 @@ def test_registry_sqlite_and_custody(tmp_path: Path) -> None:
 
     store = open_store(str(tmp_path / "v" / "skytrace.db"))
     store.close()
-    reg._db.execute("UPDATE forensic_incidents SET lat = 50.46 WHERE id = 'INC-1'")
+    reg.execute("UPDATE forensic_incidents SET lat = 50.46 WHERE id = ?", ("INC-1",))
     assert reg.check_against_log() == ["incident INC-1: record differs from what was registered in the custody log"]
     assert sum(e["action"] == "register" for e in vault.entries()) == 4
 

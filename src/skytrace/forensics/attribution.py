@@ -347,9 +347,9 @@ def attribute_registry(registry, catalogue_path: str | os.PathLike, actor: str, 
                           date_code=c["date_code"] or "",
                           incident_date=dt.datetime.fromtimestamp(inc["t"], dt.UTC).date())
         cands = score_component(obs, catalogue, top=top)
-        registry._db.execute(f"DELETE FROM forensic_attributions WHERE component = {registry._ph}", (c["id"],))
+        registry.execute("DELETE FROM forensic_attributions WHERE component = ?", (c["id"],))
         for rank, cand in enumerate(cands, start=1):
-            registry._insert("attribution", {
+            registry.insert("attribution", {
                 "component": c["id"], "rank": rank, "catalogue_id": cand.entry.id,
                 "manufacturer": cand.entry.manufacturer, "country": cand.entry.country,
                 "reliability": cand.entry.reliability, "score": cand.score, "is_match": int(cand.match),

@@ -4,14 +4,15 @@
    smoothed with a constant-velocity Rauch-Tung-Striebel smoother (H. E. Rauch, F. Tung, C. T. Striebel, AIAA J.
    3 (1965)), batched over all tracks at once (struct of arrays: (B, 4) states, (B, 4, 4) covariances). The
    smoothed first state uses the whole track: its velocity is far better than the tracker's at initiation.
-2. Monte Carlo. Before its first detection the drone flew an unseen route with dog-legs (Shahed routes are
-   programmed as waypoints that detour around air defences). ``n_samples`` backward routes are drawn from the first
-   smoothed state: heading ~ Normal(smoothed heading, its sigma), speed ~ Normal(smoothed speed, its sigma),
-   0..``max_doglegs`` dog-legs with turns ~ Normal(0, ``turn_sigma_deg``), unseen flight time uniform up to the
-   endurance ``max_range_km`` / speed, split at uniform times into legs.
-3. Scoring. Area a scores the mean over routes of exp(-d^2 / 2 r_a^2), d the closest approach of the route to the
-   area's centre and r_a its radius (places are known to a few km, launch sites spread over several); times the
-   area's prior, normalised over the catalogue.
+2. Monte Carlo over the unseen route. Shahed routes are programmed as waypoints that detour around air defences:
+   launch area -> 1-3 dog-legs -> target. For each launch area, ``n_samples`` routes are drawn from the area to the
+   track's end, dog-leg waypoints at uniform fractions of the way, offset sideways by Normal(0, ``lateral_spread``
+   x route length); the part of each route before the first smoothed position is the unseen flight.
+3. Scoring. A route explains the track as far as it passes the first smoothed position (kernel ``pass_sigma_km``)
+   on a leg whose heading agrees with the smoothed heading there, and passes the smoothed path's points at
+   ``checkpoint_fractions`` of its length. The area's likelihood is the mean over its routes, times its prior,
+   normalised over the catalogue. Speed does not enter: without a launch time, the time flown before the first
+   detection constrains nothing.
 
 All geometry is in an azimuthal equidistant projection centred on the first smoothed position (distances from
 that centre are exact, others good to well under 1 % over 1000 km).

@@ -124,11 +124,16 @@ class Registry:
         self._db.close()
 
     # ----------------------------------------------------------------------------------------- generic
+    def execute(self, sql: str, args: tuple = ()) -> None:
+        """Run one statement written with ``?`` placeholders on either back-end."""
+        self._db.execute(sql.replace("?", self._ph), args)
+
     def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
         cur = self._db.execute(sql.replace("?", self._ph), args)
         return list(cur.fetchall())
 
-    def _insert(self, kind: str, record: dict, actor: str) -> dict:
+    def insert(self, kind: str, record: dict, actor: str) -> dict:
+        """Insert a record of ``kind`` (unknown fields ignored, missing ones NULL) and log it in the custody log."""
         table = KINDS[kind]
         cols = list(TABLES[table])
         row = {c: record.get(c) for c in cols}
@@ -169,7 +174,7 @@ class Registry:
                      description: str = "", tracks: list[str] | None = None) -> dict:
         check_id("id", id)
         check_latlon(lat, lon)
-        return self._insert("incident", {"id": id, "t": parse_time(t), "lat": float(lat), "lon": float(lon),
+        return self.insert("incident", {"id": id, "t": parse_time(t), "lat": float(lat), "lon": float(lon),
                                          "place": place, "description": description,
                                          "tracks": json.dumps(sorted(set(tracks or [])))}, actor)
 
@@ -179,7 +184,7 @@ class Registry:
         check_id("id", id)
         self.get("incident", incident)
         check_latlon(lat, lon)
-        return self._insert("debris", {"id": id, "incident": incident, "t_recovered": parse_time(t_recovered),
+        return self.insert("debris", {"id": id, "incident": incident, "t_recovered": parse_time(t_recovered),
                                        "lat": float(lat), "lon": float(lon), "recovered_by": recovered_by,
                                        "condition": condition, "airframe_markings": airframe_markings,
                                        "serial": serial}, actor)
@@ -193,7 +198,7 @@ class Registry:
         self.get("debris", debris)
         if category not in CATEGORIES:
             raise RegistryError(f"unknown component category {category!r} (one of {', '.join(CATEGORIES)})")
-        return self._insert("component", {
+        return self.insert("component", {
             "id": id, "debris": debris, "category": category, "marking_raw": marking_raw,
             "part_number": part_number, "part_number_norm": normalise_part(part_number) if part_number else "",
             "manufacturer_read": manufacturer_read, "serial": serial, "date_code": date_code,
@@ -210,7 +215,7 @@ class Registry:
             self.get("component", component)
         exif = read_exif(Path(path))
         sha, _ = self.vault.ingest(path, actor, {"debris": debris, "component": component})
-        return self._insert("media", {"sha256": sha, "kind": "original", "original": sha, "name": Path(path).name,
+        return self.insert("media", {"sha256": sha, "kind": "original", "original": sha, "name": Path(path).name,
                                       "debris": debris, "component": component, "exif": json.dumps(exif),
                                       "working_copy": ""}, actor)
 

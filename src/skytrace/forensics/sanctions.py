@@ -140,7 +140,7 @@ def record_hits(registry, hits: list[Hit], entities: EntityList, actor: str) -> 
         hid = "hit-" + hashlib.sha256(f"{h.subject}|{h.entity_id}|{entities.version}".encode()).hexdigest()[:12]
         if registry.list("screening", {"id": hid}):
             continue
-        out.append(registry._insert("screening", {
+        out.append(registry.insert("screening", {
             "id": hid, "subject": h.subject, "entity_id": h.entity_id, "entity_name": h.entity_name,
             "dataset": entities.dataset, "dataset_version": entities.version, "score": h.score,
             "explanation": h.explanation, "decision": "pending", "reviewer": "", "decided_at": "", "note": ""},
@@ -156,9 +156,8 @@ def decide(registry, hit_id: str, decision: str, reviewer: str, note: str = "") 
         raise SkytraceError("a decision needs the reviewer's name")
     registry.get("screening", hit_id)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    registry._db.execute(f"UPDATE forensic_screening SET decision = {registry._ph}, reviewer = {registry._ph}, "
-                         f"decided_at = {registry._ph}, note = {registry._ph} WHERE id = {registry._ph}",
-                         (decision, reviewer, now, note, hit_id))
+    registry.execute("UPDATE forensic_screening SET decision = ?, reviewer = ?, decided_at = ?, note = ? WHERE id = ?",
+                     (decision, reviewer, now, note, hit_id))
     if registry.vault is not None:
         registry.vault.append("decision", reviewer, None, {"hit": hit_id, "decision": decision, "note": note})
     return registry.get("screening", hit_id)
