@@ -80,9 +80,12 @@ def test_far_debris_is_none_and_future_tracks_are_excluded(scene: list[TrackPoin
     hist = TrackHistories.from_points(scene)
     end_a = _end([p for p in scene if p.track == "T-a"])
     far = _debris_near(end_a, "far", along_m=-40_000.0)  # 40 km behind the end, on the track's path
+    off = _debris_near(end_a, "off", along_m=0.0, cross_m=30_000.0)  # 30 km to the side of the end
     early = _debris_near(end_a, "early", delay_h=-1.0)  # recovered before the track ended: not this track
-    res = {r.debris: r for r in link_debris(hist, [far, early])}
-    assert res["far"].tracks == [] and res["far"].p_none == 1.0
+    res = {r.debris: r for r in link_debris(hist, [far, off, early])}
+    assert res["off"].tracks == [] and res["off"].p_none == 1.0
+    # the track flew on, updated, for 800 s after passing there: "none" dominates
+    assert res["far"].p_none > 0.9 and all(p < 0.1 for p in res["far"].p)
     assert hist.ids.index("T-a") not in res["early"].tracks
 
 
