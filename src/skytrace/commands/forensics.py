@@ -28,7 +28,11 @@ def link(
     """Link each debris item to the tracks that ended where it was found, and back-project to launch areas."""
     from skytrace.forensics.linkrun import link_files
 
-    lines = link_files(tracks, debris, launch_areas, out)
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(total // 10, 1) == 0:
+            typer.echo(f"back-projected {done}/{total} candidate tracks", err=True)
+
+    lines = link_files(tracks, debris, launch_areas, out, progress=progress)
     linked = sum(1 for ln in lines if ln["tracks"])
     typer.echo(f"{len(lines)} debris items, {linked} with candidate tracks -> {out}")
 
