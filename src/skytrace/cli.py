@@ -47,6 +47,7 @@ COMMAND_MODULES = [
     "export",
     "import_",
     "node",
+    "forensics",
 ]
 
 
