@@ -60,8 +60,7 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
     pd: float | None = None  # detection probability per look of a scanning sensor; None = its kind's default
 
     def __post_init__(self) -> None:
-        from skytrace.sensors import registry
-
+        registry = _registry()
         if not self.id:
             raise ValueError("`id` must be a non-empty string")
         if self.kind not in registry.names():
@@ -83,9 +82,7 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
         """Whether this sensor may confirm a track on its own (``trusted``, else its kind's default)."""
         if self.trusted is not None:
             return self.trusted
-        from skytrace.sensors import registry
-
-        return registry.get(self.kind).trusted_by_default
+        return _registry().get(self.kind).trusted_by_default
 
     @property
     def sound_speed(self) -> float:
@@ -141,26 +138,33 @@ class Detection(msgspec.Struct, omit_defaults=True):
         _positive("bearing_sigma_deg", self.bearing_sigma_deg)
 
 
+def _registry():
+    """The sensor-family registry, imported on first use (it imports numpy; this module stays light)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from skytrace.sensors import registry
+
+        _REGISTRY = registry
+    return _REGISTRY
+
+
+_REGISTRY = None
+
+
 class _RequiredDetectionFields(Mapping):
     """Fields a detection must carry, per sensor kind: a live view of the sensor-family registry."""
 
     def __getitem__(self, kind: str) -> tuple[str, ...]:
-        from skytrace.sensors import registry
-
         try:
-            return registry.get(kind).required_detection_fields
+            return _registry().get(kind).required_detection_fields
         except ValueError:
             raise KeyError(kind) from None
 
     def __iter__(self) -> Iterator[str]:
-        from skytrace.sensors import registry
-
-        return iter(registry.names())
+        return iter(_registry().names())
 
     def __len__(self) -> int:
-        from skytrace.sensors import registry
-
-        return len(registry.names())
+        return len(_registry().names())
 
 
 # Fields a detection must carry, per sensor kind (checked against sensors.json when reading).
