@@ -105,6 +105,15 @@ class EvidenceAlertConfig:
     """s; time step of the flown-forward futures (a 15 km cell takes ~5 min to cross)."""
     reanchor_s: float = 60.0
     """s; a node that keeps hearing re-anchors its hypothesis (new particles at its latest report) this often."""
+    persist_window_s: float = 30.0
+    """s; a lone report needs its sensor to report the same thing repeatedly within this window."""
+    persist_min_reports: int = 3
+    """reports (bearings within 10 deg, or plots on a flyable path) a sensor must give within the window."""
+    clutter_tau_s: float = 600.0
+    """s; memory of the nodes' bearing clutter map (10 deg bins of unexplained bearings, decaying)."""
+    clutter_threshold: float = 50.0
+    """decayed count in a bin above which a node's bearings there are clutter (a confuser at ~25/min exceeds it
+    in ~2-3 min; a passing drone gives ~30 reports in all)."""
     explain_range_factor: float = 3.0
     """a report is explained by a track within this many times the sensor's range (and within its gate)."""
     trusted_kinds: str = "radar"
@@ -285,6 +294,9 @@ class EvidencePolicy(AlertPolicy):
         self._wave = _Wave(cfg)
         self.hyps: dict[str, _Hyp] = {}
         self.visits = _Visits()
+        self._buf = {name: np.zeros(0) for name in ("row", "t", "brg", "lat", "lon")}
+        self._clutter: np.ndarray | None = None
+        self._clutter_t: float | None = None
         self._last: dict[str, tuple] = {}  # track id -> (t, lat, lon, ve, vn, sigma, certainty)
         life = max(cfg.report_memory_s + cfg.reanchor_s, cfg.lost_fine_s) + float(self.window_s.max())
         self._tau = np.arange(0.0, life + cfg.future_step_s, cfg.future_step_s)  # futures, s after the anchor
@@ -436,6 +448,7 @@ class EvidencePolicy(AlertPolicy):
         usable = (is_pos | is_radar | is_brg) & np.isfinite(plat) & np.isfinite(plon)
         explained = self._explained(tracks, det, rows, plat, plon, is_brg)
         lone = np.flatnonzero(usable & ~explained)
+        self._remember(t, det, rows, lone, plat, plon, is_brg, is_pos)
         if lone.size == 0:
             return
         # one hypothesis per node (bearings) or per sensor and ~10 km square (plots); the latest report wins
@@ -449,6 +462,9 @@ class EvidencePolicy(AlertPolicy):
         new = []
         for i, c in zip(lone[lastrow], cell[lastrow], strict=True):
             r = rows[i]
+            if not is_pos[i] and not self._persistent(int(r), float(det.t[i]), float(det.bearing_deg[i]),
+                                                      float(plat[i]), float(plon[i]), bool(is_brg[i])):
+                continue
             sid = self.sensors.ids[r]
             key = f"node:{sid}" if is_brg[i] else f"plot:{sid}:{int(c)}"
             ti = float(det.t[i])
@@ -471,6 +487,47 @@ class EvidencePolicy(AlertPolicy):
             cert = LIKELY if self._trusted[r] else POSSIBLE
             new.append(_Hyp(key, "report", cert, ti, ti, lat0, lon0, ve, vn, stop))
         self._add_hyps(new)
+
+    def _remember(self, t: float, det: DetectionBatch, rows: np.ndarray, lone: np.ndarray, plat: np.ndarray,
+                  plon: np.ndarray, is_brg: np.ndarray, is_pos: np.ndarray) -> None:
+        """Keep the unexplained reports of the last ``persist_window_s`` and the nodes' bearing clutter map."""
+        cfg = self.config
+        if self._clutter is None:
+            self._clutter = np.zeros((len(self.sensors), 36))
+        if self._clutter_t is not None and t > self._clutter_t:
+            self._clutter *= np.exp(-(t - self._clutter_t) / cfg.clutter_tau_s)
+        self._clutter_t = t
+        b = lone[is_brg[lone]]
+        if b.size:
+            np.add.at(self._clutter, (rows[b], (np.mod(det.bearing_deg[b], 360.0) // 10).astype(int) % 36), 1.0)
+        keep = lone[~is_pos[lone]]
+        buf = self._buf
+        cut = buf["t"] >= t - cfg.persist_window_s - 30.0
+        for name, new in (("row", rows[keep]), ("t", det.t[keep]), ("brg", np.nan_to_num(det.bearing_deg[keep])),
+                          ("lat", plat[keep]), ("lon", plon[keep])):
+            buf[name] = np.concatenate([buf[name][cut], new])
+
+    def _persistent(self, r: int, t: float, brg: float, lat: float, lon: float, is_brg: bool) -> bool:
+        """A lone report counts only if its sensor keeps reporting it: clutter and single false alarms do not.
+
+        Bearings: at least ``persist_min_reports`` unexplained reports of the node within ``persist_window_s``
+        within 10 deg of this one, in a bearing bin that is not the node's clutter (a stationary confuser keeps
+        one bearing for many minutes; a drone passes in one or two). Plots (radar): at least
+        ``persist_min_reports - 1`` earlier plots of the sensor in the window at a distance a drone could have
+        flown (12-120 m/s), so that random clutter and stationary echoes do not count.
+        """
+        cfg = self.config
+        buf = self._buf
+        sel = (buf["row"] == r) & (buf["t"] >= t - cfg.persist_window_s) & (buf["t"] <= t + 1e-6)
+        if is_brg:
+            if self._clutter[r, int(np.mod(brg, 360.0) // 10) % 36] > cfg.clutter_threshold:
+                return False
+            diff = np.abs(np.mod(buf["brg"][sel] - brg + 180.0, 360.0) - 180.0)
+            return int((diff <= 10.0).sum()) >= cfg.persist_min_reports
+        dt = t - buf["t"][sel]
+        d = np.hypot((buf["lat"][sel] - lat) * M_PER_DEG, (buf["lon"][sel] - lon) * M_PER_DEG * np.cos(np.radians(lat)))
+        ok = (dt >= 2.0) & (d >= 12.0 * dt - 1500.0) & (d <= 120.0 * dt + 1500.0) & (d >= 0.5 * 12.0 * dt)
+        return int(ok.sum()) >= cfg.persist_min_reports - 1
 
     def _explained(self, tracks: TrackSnapshot, det: DetectionBatch, rows: np.ndarray, plat: np.ndarray,
                    plon: np.ndarray, is_brg: np.ndarray) -> np.ndarray:
