@@ -77,8 +77,10 @@ class EvidenceAlertConfig:
     """s after the last update during which a lost track alerts its particles' cells (Likely)."""
     lost_raion_s: float = 600.0
     """s after the last update during which it alerts every cell within ``raion_radius_km`` (Possible)."""
-    lost_expire_s: float = 900.0
-    """s after the last update until which it alerts its whole parent zone (oblast); then it expires."""
+    lost_expire_s: float = 600.0
+    """s after the last update until which it alerts its whole parent zone (oblast); then it expires. The
+    default equals ``lost_raion_s``: the oblast stage is off (measured: it cost ~30 % of the oblast baseline's
+    needless area on kyiv-night and warned no extra entry; docs/warnings.md)."""
     raion_radius_km: float = 25.0
     """km; radius of the raion-sized stage (a raion is ~5,000 km^2: radius ~40 km; a 15-min-old fan ~25 km)."""
     lone_reports: bool = True
@@ -95,6 +97,10 @@ class EvidenceAlertConfig:
     """m/s; fastest drone speed of the wave prior."""
     heading_sigma_deg: float = 15.0
     """deg; heading noise of particles (dog-legs between waypoints)."""
+    flow_radius_km: float = 20.0
+    """km; tracks flown this close to a lone report give its particles their velocities (the corridor)."""
+    flow_memory_s: float = 3600.0
+    """s; how long the corridors flown by tracks are remembered (a wave lasts hours)."""
     city_cone_deg: float = 60.0
     """deg; a city is a likely target if within this angle of the inbound direction."""
     city_max_km: float = 800.0
@@ -201,13 +207,54 @@ class _Visits:
 
 
 class _Wave:
-    """The wave's prior: likely headings from a point (toward cities ahead of the inbound direction)."""
+    """The wave's prior: likely velocities at a point.
+
+    First the corridor as flown tonight: the velocities of tracks seen within ``flow_radius_km`` in the last
+    ``flow_memory_s`` (drones launched together fly the same corridors); where no track has flown yet, the
+    cities ahead of the inbound direction from the nearest launch area.
+    """
 
     def __init__(self, cfg: EvidenceAlertConfig):
         places = load_places()
         self.cfg = cfg
         self.city = np.array([[c["lat"], c["lon"]] for c in places["cities"]])
         self.launch = np.array([[c["lat"], c["lon"]] for c in places["launch_areas"]])
+        self.flow = np.zeros((0, 5))  # t, lat, lon, ve, vn of recent confirmed tracks, one sample per minute
+        self._flow_t = -np.inf
+
+    def learn(self, t: float, tracks: TrackSnapshot) -> None:
+        """Remember where confirmed tracks fly (one sample per track per minute, ``flow_memory_s`` kept)."""
+        if t - self._flow_t < 60.0:
+            return
+        self._flow_t = t
+        conf = np.array([s == "confirmed" for s in tracks.status], dtype=bool)
+        new = np.column_stack([np.full(conf.sum(), t), tracks.lat[conf], tracks.lon[conf], tracks.ve[conf],
+                               tracks.vn[conf]])
+        old = self.flow[self.flow[:, 0] >= t - self.cfg.flow_memory_s]
+        self.flow = np.concatenate([old, new])
+
+    def sample_flow(self, lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Velocities drawn from tonight's tracks near the points' mean (None when none flew there)."""
+        if not self.flow.size:
+            return None
+        clat, clon = float(lat.mean()), float(lon.mean())
+        d = np.hypot((self.flow[:, 1] - clat) * M_PER_DEG, (self.flow[:, 2] - clon) * M_PER_DEG * np.cos(
+            np.radians(clat)))
+        near = np.flatnonzero(d <= self.cfg.flow_radius_km * 1000.0)
+        if near.size == 0:
+            return None
+        pick = rng.choice(near, lat.size)
+        sp = np.hypot(self.flow[pick, 3], self.flow[pick, 4]) * (1 + rng.normal(0, 0.05, lat.size))
+        hdg = np.arctan2(self.flow[pick, 3], self.flow[pick, 4]) + np.radians(
+            rng.normal(0, self.cfg.heading_sigma_deg, lat.size))
+        return sp * np.sin(hdg), sp * np.cos(hdg), np.full(lat.size, np.inf)
+
+    def sample_any(self, lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The corridor flown tonight where known, else the cities ahead."""
+        got = self.sample_flow(lat, lon, rng)
+        return got if got is not None else self.sample(lat, lon, rng)
 
     @staticmethod
     def _bearing_dist(lat0, lon0, lat1, lon1):
@@ -483,7 +530,7 @@ class EvidencePolicy(AlertPolicy):
                 sig = max(sig, 300.0)
                 lat0 = plat[i] + rng.normal(0, sig / np.sqrt(2), k) / M_PER_DEG
                 lon0 = plon[i] + rng.normal(0, sig / np.sqrt(2), k) / (M_PER_DEG * np.cos(np.radians(plat[i])))
-            ve, vn, stop = self._wave.sample(lat0, lon0, rng)
+            ve, vn, stop = self._wave.sample_any(lat0, lon0, rng)
             cert = LIKELY if self._trusted[r] else POSSIBLE
             new.append(_Hyp(key, "report", cert, ti, ti, lat0, lon0, ve, vn, stop))
         self._add_hyps(new)
@@ -594,12 +641,14 @@ class EvidencePolicy(AlertPolicy):
             nz = len(self.zones)
             pair = v.slot[inwin] * nz + v.zone[inwin]
             upair, inv, cnt = np.unique(pair, return_inverse=True, return_counts=True)
+            # one particle alone is noise: a zone needs at least two of a hypothesis' particles to count
             if upair.size:
                 eta = np.full(upair.size, np.inf)
                 np.minimum.at(eta, inv, np.maximum(v.t_in[inwin] - age[inwin], 0.0))
-                slot, zi = upair // nz, upair % nz
-                s = cnt / cfg.n_particles / cfg.hyp_p_raise
-                ev.add(zi, s, v.cert[slot], eta, slot, is_track=False)
+                two = cnt >= 2
+                slot, zi = upair[two] // nz, upair[two] % nz
+                s = cnt[two] / cfg.n_particles / cfg.hyp_p_raise
+                ev.add(zi, s, v.cert[slot], eta[two], slot, is_track=False)
         for h, stage in wide:
             lat, lon = self._positions(h, np.array([t - h.t0]))
             clat, clon = float(np.median(lat)), float(np.median(lon))
@@ -627,6 +676,7 @@ class EvidencePolicy(AlertPolicy):
             keep = np.array([s in ("confirmed", "coasting") for s in tracks.status], dtype=bool)
             tracks = _rows(tracks, np.flatnonzero(keep))
         tcert = self._track_certainty(tracks)
+        self._wave.learn(t, tracks)
         self._lost_tracks(t, tracks, tcert)
         self._supersede(t, tracks)
         if detections is not None:
