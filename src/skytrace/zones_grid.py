@@ -50,12 +50,12 @@ def square_grid(parents: ZoneSet, cell_km: float = 15.0, shelter_s: float = 60.0
     return ZoneSet(zones)
 
 
-def default_zones(cell_km: float = 15.0) -> ZoneSet:
+def default_zones(cell_km: float = 15.0, shelter_s: float = 60.0) -> ZoneSet:
     """The built-in oblasts plus a square grid of ``cell_km`` inside them: sub-oblast alerts by default."""
     from skytrace.zones import builtin_oblasts
 
     oblasts = builtin_oblasts()
-    grid = square_grid(oblasts, cell_km)
+    grid = square_grid(oblasts, cell_km, shelter_s=shelter_s)
     return ZoneSet(list(oblasts.zones) + list(grid.zones))
 
 

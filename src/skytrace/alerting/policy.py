@@ -17,6 +17,7 @@ only: the per-zone engine of :mod:`skytrace.alerting.engine`).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, ClassVar
 
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
@@ -123,9 +124,11 @@ def config_from_dict(name: str, values: dict) -> Any:
     return cls(**kw)
 
 
-def create_policy(name: str | None, zones: ZoneSet, sensors: SensorTable | None = None, config: Any = None
-                  ) -> AlertPolicy:
-    """Construct the policy ``name`` (default ``evidence``; or the one that takes ``config``)."""
+def create_policy(name: str | None, zones: ZoneSet, sensors: SensorTable | None = None, config: Any = None,
+                  assess_config: Any = None) -> AlertPolicy:
+    """Construct the policy ``name`` (default ``evidence``; or the one that takes ``config``).
+
+    ``assess_config`` (the ``[assess]`` section) goes to policies whose constructor takes it."""
     if name is None:
         cls = policy_for_config(config) if config is not None else policy_class(DEFAULT_POLICY)
     else:
@@ -133,4 +136,6 @@ def create_policy(name: str | None, zones: ZoneSet, sensors: SensorTable | None 
         if config is not None and not isinstance(config, cls.config_class):
             raise SkytraceError(f"alert policy {name!r} takes a {cls.config_class.__name__}, "
                                 f"got a {type(config).__name__}")
+    if assess_config is not None and "assess_config" in inspect.signature(cls.__init__).parameters:
+        return cls(zones, sensors, config, assess_config=assess_config)  # type: ignore[call-arg]
     return cls(zones, sensors, config)

@@ -29,16 +29,16 @@ M_PER_DEG_LAT = 111_320.0
 
 @dataclass
 class AssessConfig:
-    horizon_s: float = 1200.0
-    step_s: float = 30.0
-    n_samples: int = 32
-    speed_spread: float = 0.08
-    turn_max_deg: float = 45.0
-    raster_cell_m: float = 1000.0
-    seed: int = 0
+    horizon_s: float = 1200.0  # s; how far ahead each track's futures are predicted
+    step_s: float = 30.0  # s; time step of the predicted futures
+    n_samples: int = 32  # futures per track (Monte Carlo fan)
+    speed_spread: float = 0.08  # relative sigma of speed along a future (drones hold speed within ~8 %)
+    turn_max_deg: float = 45.0  # deg; largest dog-leg turn drawn in a future (routes turn at waypoints)
+    raster_cell_m: float = 1000.0  # m; zone raster cell: entries are tested on this grid
+    seed: int = 0  # random seed of the futures (same inputs, same alerts)
     city_bias: float = 0.25  # share of futures that head straight for the likeliest city ahead (route-aware)
     city_max_off_deg: float = 60.0  # a city counts as "ahead" within this angle of the track's heading
-    city_max_km: float = 400.0
+    city_max_km: float = 400.0  # km; farthest city considered as a destination
 
 
 @dataclass
