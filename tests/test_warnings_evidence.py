@@ -173,7 +173,7 @@ def test_a_spoofed_single_node_cannot_raise_beyond_possible_and_its_alerts_expir
 
 
 def test_a_lost_tracks_alert_widens_and_then_expires(zones):
-    cfg = EvidenceAlertConfig()
+    cfg = EvidenceAlertConfig(lost_expire_s=900.0)  # with the oblast stage (off by default)
     pol = EvidencePolicy(zones, _sensors(), cfg)
     lat, lon = 50.9, 31.6
     ve, vn = -40.0, -25.0  # south-west, toward Kyiv
