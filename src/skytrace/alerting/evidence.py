@@ -295,6 +295,7 @@ class _Evidence:
         self.cert = np.full(n_zones, POSSIBLE)
         self.eta = np.full(n_zones, np.inf)
         self._pairs: list[tuple[np.ndarray, np.ndarray, bool]] = []
+        self._index: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def fold(self, zi: np.ndarray, s: np.ndarray, c: np.ndarray) -> None:
         np.maximum.at(self.score, zi, s)
@@ -309,11 +310,17 @@ class _Evidence:
         self._pairs.append((zi[strong], np.asarray(src)[strong], is_track))
 
     def why(self, zi: int, names: dict) -> list[str]:
-        out = set()
-        for z, src, is_track in self._pairs:
-            for k in src[z == zi]:
-                out.add(names[is_track][int(k)])
-        return sorted(out)
+        """Names of the evidence behind zone ``zi`` (tracks, hypotheses), from a per-step index built once."""
+        if self._index is None:
+            z = [p[0] for p in self._pairs]
+            zs = np.concatenate(z) if z else np.zeros(0, np.int64)
+            src = np.concatenate([p[1] for p in self._pairs]) if z else np.zeros(0, np.int64)
+            kind = np.concatenate([np.full(p[0].size, p[2]) for p in self._pairs]) if z else np.zeros(0, bool)
+            order = np.argsort(zs, kind="stable")
+            self._index = (zs[order], src[order], kind[order])
+        zs, src, kind = self._index
+        lo, hi = np.searchsorted(zs, zi), np.searchsorted(zs, zi, side="right")
+        return sorted({names[bool(k)][int(i)] for i, k in zip(src[lo:hi], kind[lo:hi], strict=True)})
 
 
 @register_policy
