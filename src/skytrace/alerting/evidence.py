@@ -14,8 +14,11 @@ Evidence and the certainty it can give (CAP ``certainty``; the strongest evidenc
 
 Reports and lost tracks become *hypotheses*: ``n_particles`` possible drones, flown forward in time. A drone whose
 velocity is unknown (a bearing, a plot) is given the wave's prior: drones launched together fly the same corridors
-toward the same cities, so each particle heads for a city ahead of the inbound direction (from the nearest known
-launch area, ``places.json``) at a Shahed-like speed, with heading noise; a quarter fly straight on. A hypothesis
+toward the same cities, so its particles take the velocities of tonight's tracks seen nearby (``flow_radius_km``,
+within ``flow_memory_s``); where none has flown yet, each heads for a city ahead of the inbound direction (from the
+nearest known launch area, ``places.json``) at a Shahed-like speed, with heading noise, or (a quarter) straight on.
+Lone reports must persist (``persist_min_reports`` within ``persist_window_s``, outside the node's bearing clutter
+map), so that false alarms, clutter plots and stationary confusers raise nothing. A hypothesis
 keeps flying for ``report_memory_s`` after its last report, so the corridor ahead is alerted while a drone crosses a
 coverage gap (the wave), and cells are raised where enough particles enter within the zone's window.
 
