@@ -201,7 +201,7 @@ def sweep(data: RunData, every_s: float, png: Path) -> list[dict]:
     points = []
     base = data.score("oblast", data.base["oblast"], 960.0)
     raion = data.score("raion", data.base["raion"], 960.0)
-    settings = [(lead, hp) for lead in (300.0, 600.0, 900.0) for hp in (0.08, 0.15, 0.3)]
+    settings = [(lead, hp) for lead in (450.0, 600.0, 900.0) for hp in (0.15, 0.25)]
     for lead, hp in settings:
         cfg = EvidenceAlertConfig(lead_target_s=lead, hyp_p_raise=hp)
         p, _, _ = run_policy(data, cfg, "sweep", every_s, True)
@@ -227,7 +227,8 @@ def sweep(data: RunData, every_s: float, png: Path) -> list[dict]:
         ax.plot([r["false_alert_km2_min"] / 1e6], [100 * r["missed"] / r["entries"]], m, ms=9, label=name)
     ax.set_xlabel("needless alerted area, million km² x min")
     ax.set_ylabel("missed cell entries, %")
-    ax.set_title(f"{data.run.name}: missed vs needless area (skytrace's own tracks)")
+    meta = json.loads((data.run / "meta.json").read_text())
+    ax.set_title(f"{meta['scenario']} seed {meta['seed']}: missed vs needless area (skytrace's own tracks)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

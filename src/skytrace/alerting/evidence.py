@@ -82,8 +82,8 @@ class EvidenceAlertConfig:
     """s after the last update during which it alerts every cell within ``raion_radius_km`` (Possible)."""
     lost_expire_s: float = 600.0
     """s after the last update until which it alerts its whole parent zone (oblast); then it expires. The
-    default equals ``lost_raion_s``: the oblast stage is off (measured: it cost ~30 % of the oblast baseline's
-    needless area on kyiv-night and warned no extra entry; docs/warnings.md)."""
+    default equals ``lost_raion_s``: the oblast stage is off (measured on kyiv-night seed 1: the raion and oblast
+    stages together cost 12 % of the oblast baseline's needless area and warned no extra entry; docs/warnings.md)."""
     raion_radius_km: float = 25.0
     """km; radius of the raion-sized stage (a raion is ~5,000 km^2: radius ~40 km; a 15-min-old fan ~25 km)."""
     lone_reports: bool = True
