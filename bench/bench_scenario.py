@@ -135,7 +135,8 @@ def main() -> None:
     wall = time.perf_counter() - wall0
     det = formats.read_detections(d / "detections.jsonl", table)
     truth = formats.read_truth(d / "truth.jsonl")
-    tracks = formats.read_tracks(out_tracks)
+    all_points = formats.read_tracks(out_tracks)
+    tracks = [tp for tp in all_points if tp.status in ("confirmed", "coasting")]  # scored: confirmed tracks
     span_s = float(det.t.max() - det.t.min())
     result: dict = {"config_overrides": overrides, "detections": len(det), "sensors": len(table),
                     "span_s": round(span_s),

@@ -1,10 +1,11 @@
 """The tracker: models against finite differences, delay model, streaming, corroboration, accuracy."""
 
+import msgspec
 import numpy as np
 import pytest
 
 from skytrace import geo
-from skytrace.batch import ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable
+from skytrace.batch import ACOUSTIC, OPTICAL, POSITION, RADAR, DetectionBatch, SensorTable
 from skytrace.model import Sensor
 from skytrace.sim.bench2d import Bench2DConfig, generate
 from skytrace.tracking import Tracker, TrackerConfig, motion
@@ -89,13 +90,14 @@ def test_cv_prediction_matches_dense_matrices():
         assert np.allclose(Pp[i], F @ P[i] @ F.T + Q)
 
 
-@pytest.mark.parametrize("kind", [ACOUSTIC, RADAR, POSITION])
+@pytest.mark.parametrize("kind", [ACOUSTIC, RADAR, POSITION, OPTICAL])
 def test_measurement_jacobian_matches_finite_differences(kind):
-    table = SensorTable.from_sensors(_sensors())
+    cam = Sensor(id="cam", kind="optical", lat=LAT0, lon=LON0 + 0.01, alt_m=GROUND + 10, bearing_sigma_deg=0.3)
+    table = SensorTable.from_sensors([*_sensors(), cam])
     tr = Tracker(table, frame=_frame())
-    s = table.index["radar" if kind == RADAR else ("sight" if kind == POSITION else "ac-0")]
+    s = table.index[{RADAR: "radar", POSITION: "sight", ACOUSTIC: "ac-0", OPTICAL: "cam"}[kind]]
     x = np.array([[1200.0, -800.0, 450.0, 40.0, -20.0, 2.0]])
-    args = (np.array([kind]), tr.M[[s]], tr.b[[s]], np.array([343.0]), np.array([True]))
+    args = (np.array([kind]), np.array([s]), tr.geom, np.array([True]))
     h, H = predict_measurements(x, *args)
     num = np.zeros((3, 6))
     for j in range(6):
@@ -114,21 +116,23 @@ def test_acoustic_model_points_at_the_retarded_position():
     t = 100.0
     p = _target([t])[0]
     x = np.array([[*p, 50.0, 0.0, 0.0]])
-    h, _ = predict_measurements(x, np.array([ACOUSTIC]), tr.M[[k]], tr.b[[k]], np.array([343.0]), np.array([True]))
+    h, _ = predict_measurements(x, np.array([ACOUSTIC]), np.array([k]), tr.geom, np.array([True]))
     b = _bearings(table, ["ac-1"], [t], np.random.default_rng(0), sigma_deg=0.0)
     assert np.degrees(h[0, 0]) % 360 == pytest.approx(b.bearing_deg[0], abs=0.02)
     # ignoring the delay would be off by degrees at these ranges
-    h0, _ = predict_measurements(x, np.array([ACOUSTIC]), tr.M[[k]], tr.b[[k]], np.array([1e12]), np.array([True]))
+    tr.geom.sound_speed_mps[k] = 1e12  # light-speed sound: no delay
+    h0, _ = predict_measurements(x, np.array([ACOUSTIC]), np.array([k]), tr.geom, np.array([True]))
     assert abs(geo.wrap_deg(np.degrees(h0[0, 0]) - b.bearing_deg[0])) > 1.0
 
 
-def _run(tracker, batch, t_end, step=1.0):
+def _run(tracker, batch, t_end, step=1.0, statuses=("confirmed", "coasting")):
+    """Snapshots (tracks of ``statuses`` only: confirmed ones by default) of feeding ``batch`` second by second."""
     order = np.argsort(batch.t, kind="stable")
     snaps = []
     for t in np.arange(0.0, t_end, step):
         sel = (batch.t[order] >= t - step) & (batch.t[order] < t) if t > 0 else np.zeros(len(batch), bool)
         tracker.ingest(batch.take(order[sel]))
-        snaps.append(tracker.advance(t))
+        snaps.append(tracker.advance(t).with_status(*statuses))
     return snaps
 
 
@@ -152,14 +156,22 @@ def test_three_acoustic_nodes_track_a_drone_accurately():
     assert max(len(s) for _, s in confirmed) == 1  # no ghost or duplicate track
 
 
-def test_a_single_sensor_never_confirms_a_track():
-    table = SensorTable.from_sensors(_sensors())
+def _untrusted(sensors):
+    return [msgspec.structs.replace(s, trusted=False) for s in sensors]
+
+
+def test_a_single_untrusted_sensor_never_confirms_a_track_but_shows_it_as_tentative():
+    table = SensorTable.from_sensors(_untrusted(_sensors()))
     rng = np.random.default_rng(2)
     times = np.arange(0.0, 200, 4.0)
     tr = Tracker(table, frame=_frame())
-    snaps = _run(tr, _radar_plots(table, times, rng), 200.0)
-    assert all(len(s) == 0 for s in snaps)
-    assert tr.stats["tracks_started"] >= 1  # it did see the drone: tentative, not confirmed
+    plots = _radar_plots(table, times, rng)
+    snaps = _run(tr, plots, 200.0, statuses=("confirmed", "coasting", "tentative"))
+    assert all(s.status.count("tentative") == len(s) for s in snaps)  # nothing confirmed ...
+    assert sum(len(s) for s in snaps) > 20  # ... but the track is visible as tentative
+    # the same radar, trusted (the default for radars), confirms it alone
+    trusted = Tracker(SensorTable.from_sensors(_sensors()), frame=_frame())
+    assert any(len(s) for s in _run(trusted, plots, 200.0))
     # the same plots plus a second sensor confirm it
     tr2 = Tracker(table, frame=_frame())
     both = DetectionBatch.concat([_radar_plots(table, times, rng),

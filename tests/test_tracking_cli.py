@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
@@ -29,7 +30,7 @@ def test_track_then_evaluate(bench_files):
     runner = CliRunner()
     res = runner.invoke(app, ["track", "--sensors", str(d / "sensors.json"), "--detections",
                               str(d / "detections.jsonl"), "--out", str(d / "tracks.jsonl"), "--every", "2",
-                              "--lag", "0", "--min-sensors", "1"])
+                              "--lag", "0"])  # the benchmark's one sensor is declared trusted in sensors.json
     assert res.exit_code == 0, res.output
     tracks = formats.read_tracks(d / "tracks.jsonl")
     assert tracks and all(abs(tp.t / 2.0 - round(tp.t / 2.0)) < 1e-6 for tp in tracks)
@@ -48,12 +49,19 @@ def test_track_then_evaluate(bench_files):
     assert score["mean_gospa_m"] < 0.5 * empty["mean_gospa_m"]
 
 
-def test_single_sensor_data_confirms_nothing_by_default(bench_files):
+def test_single_untrusted_sensor_confirms_nothing_unless_min_sensors_is_one(bench_files, tmp_path):
     d = bench_files
-    res = CliRunner().invoke(app, ["track", "--sensors", str(d / "sensors.json"), "--detections",
-                                   str(d / "detections.jsonl"), "--out", str(d / "none.jsonl"), "--lag", "0"])
+    untrusted = [msgspec.structs.replace(s, trusted=False) for s in formats.read_sensors(d / "sensors.json")]
+    formats.write_sensors(tmp_path / "sensors.json", untrusted)
+    args = ["track", "--sensors", str(tmp_path / "sensors.json"), "--detections", str(d / "detections.jsonl"),
+            "--lag", "0"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "none.jsonl")])
     assert res.exit_code == 0, res.output
-    assert formats.read_tracks(d / "none.jsonl") == []
+    points = formats.read_tracks(tmp_path / "none.jsonl")
+    assert points and {tp.status for tp in points} == {"tentative"}  # seen, never confirmed
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "one.jsonl"), "--min-sensors", "1"])
+    assert res.exit_code == 0, res.output
+    assert {tp.status for tp in formats.read_tracks(tmp_path / "one.jsonl")} >= {"confirmed"}
 
 
 def test_evaluate_bad_input_is_one_line_exit_2(bench_files, tmp_path, monkeypatch, capsys):

@@ -11,18 +11,19 @@ from test_tracking_scenarios import FRAME, T0, _enu, _node, _observe, _run
 
 
 def test_two_sensors_confirm_only_with_repeated_support_from_each():
-    """A radar track that one stray bearing crosses is not corroborated; repeated bearings of a node are."""
+    """An untrusted radar's track that one stray bearing crosses is not corroborated; repeated bearings are."""
     sensors = [_node("r1", 0.0, 0.0, kind="radar"), _node("mic", 9000.0, -6000.0, max_range_m=6000.0)]
     table = SensorTable.from_sensors(sensors)
     p0, v = [10_000.0, -8000.0, 800.0], [-10.0, 45.0, 0.0]
     radar = _observe(table, [0], T0 + np.arange(0, 120, 4.0), p0, v, np.random.default_rng(8))
     once = _observe(table, [1], T0 + np.array([30.0]), p0, v, np.random.default_rng(9))
-    tr = Tracker(table, frame=FRAME, config=TrackerConfig(lag_s=0.0))
+    untrusted = TrackerConfig(lag_s=0.0, trust_sensors=False)
+    tr = Tracker(table, frame=FRAME, config=untrusted)
     assert all(len(s) == 0 for s in _run(tr, DetectionBatch.concat([radar, once]), T0 + 120))
     assert tr.stats["assigned"] > 20  # the radar plots were tracked all along
 
     often = _observe(table, [1], T0 + np.arange(20.0, 60.0, 2.0), p0, v, np.random.default_rng(9))
-    tr = Tracker(table, frame=FRAME, config=TrackerConfig(lag_s=0.0))
+    tr = Tracker(table, frame=FRAME, config=untrusted)
     snaps = _run(tr, DetectionBatch.concat([radar, often]), T0 + 120)
     assert any(len(s) == 1 for s in snaps)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -59,8 +60,10 @@ def _observe(table: SensorTable, rows: list[int], times: np.ndarray, p0, v, rng,
     return b
 
 
-def _run(tracker: Tracker, batch: DetectionBatch, t_end: float, step_s: float = 1.0) -> list[TrackSnapshot]:
-    """Feed detections in time order (one second at a time) and step the clock; return the snapshots."""
+def _run(tracker: Tracker, batch: DetectionBatch, t_end: float, step_s: float = 1.0,
+         statuses: tuple[str, ...] = ("confirmed", "coasting")) -> list[TrackSnapshot]:
+    """Feed detections in time order (one second at a time) and step the clock; return the snapshots (only the
+    tracks of ``statuses``: confirmed ones by default)."""
     order = np.argsort(batch.t, kind="stable")
     batch = batch.take(order)
     snaps = []
@@ -70,7 +73,7 @@ def _run(tracker: Tracker, batch: DetectionBatch, t_end: float, step_s: float = 
         if hi > lo:
             tracker.ingest(batch.take(slice(lo, hi)))
             lo = hi
-        snaps.append(tracker.advance(float(t)))
+        snaps.append(tracker.advance(float(t)).with_status(*statuses))
     return snaps
 
 
@@ -106,15 +109,22 @@ def test_two_radars_track_one_drone_accurately():
     assert speed == pytest.approx(np.hypot(*v[:2]), abs=5.0)
 
 
-def test_single_radar_never_confirms_on_its_own():
+def test_single_untrusted_radar_never_confirms_on_its_own_a_trusted_one_does():
     sensors = [_node("r1", 0.0, 0.0, kind="radar")]
-    table = SensorTable.from_sensors(sensors)
+    table = SensorTable.from_sensors([msgspec.structs.replace(sensors[0], trusted=False)])
     det = _observe(table, [0], T0 + np.arange(0, 200, 4.0), [10_000.0, -8000.0, 800.0], [-10.0, 45.0, 0.0],
                    np.random.default_rng(4))
     tr = Tracker(table, frame=FRAME, config=TrackerConfig(lag_s=0.0))
     snaps = _run(tr, det, T0 + 200)
     assert all(len(s) == 0 for s in snaps)
     assert tr.stats["tracks_started"] >= 1  # it was tracked, only never confirmed
+    # radars are trusted by default: the same plots give one confirmed track ...
+    trusted = Tracker(SensorTable.from_sensors(sensors), frame=FRAME, config=TrackerConfig(lag_s=0.0))
+    assert max(len(s) for s in _run(trusted, det, T0 + 200)) == 1
+    # ... unless trust is switched off for the whole tracker
+    off = Tracker(SensorTable.from_sensors(sensors), frame=FRAME,
+                  config=TrackerConfig(lag_s=0.0, trust_sensors=False))
+    assert all(len(s) == 0 for s in _run(off, det, T0 + 200))
 
 
 def test_three_acoustic_nodes_confirm_a_drone_and_one_node_alone_does_not():

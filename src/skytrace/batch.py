@@ -12,8 +12,10 @@ import numpy as np
 
 from skytrace import geo
 from skytrace.model import DEFAULT_SOUND_SPEED_MPS, SENSOR_KINDS, Detection, Sensor
+from skytrace.sensors import registry
 
-KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(SENSOR_KINDS)}
+# codes of the built-in kinds (skytrace.sensors.registry assigns them; families registered later get the next ones)
+KIND_CODE: dict[str, int] = {k: registry.code(k) for k in SENSOR_KINDS}
 ACOUSTIC, RADAR, OPTICAL, POSITION = (KIND_CODE[k] for k in SENSOR_KINDS)
 
 
@@ -32,6 +34,8 @@ class SensorTable:
     range_sigma_m: np.ndarray
     max_range_m: np.ndarray
     sound_speed_mps: np.ndarray
+    trusted: np.ndarray | None = None  # bool: may confirm a track alone (sensors.json ``trusted`` or kind default)
+    pd: np.ndarray | None = None  # detection probability per look of scanning sensors, NaN for the others
     index: dict[str, int] = field(default_factory=dict)
     records: list[Sensor] = field(default_factory=list)
 
@@ -48,19 +52,30 @@ class SensorTable:
             ecef[ok] = np.column_stack(geo.geodetic_to_ecef(lat[ok], lon[ok], alt[ok]))
         return cls(
             ids=[s.id for s in sensors],
-            kind=np.array([KIND_CODE[s.kind] for s in sensors], dtype=np.int8),
+            kind=np.array([registry.code(s.kind) for s in sensors], dtype=np.int8),
             lat=lat, lon=lon, alt_m=alt, ecef_m=ecef,
             bearing_sigma_deg=col("bearing_sigma_deg"),
             elevation_sigma_deg=col("elevation_sigma_deg"),
             range_sigma_m=col("range_sigma_m"),
             max_range_m=col("max_range_m"),
             sound_speed_mps=col("sound_speed_mps", DEFAULT_SOUND_SPEED_MPS),
+            trusted=np.array([s.is_trusted for s in sensors], dtype=bool),
+            pd=np.array([s.pd if s.pd is not None else (registry.get(s.kind).default_pd or np.nan) for s in sensors],
+                        dtype=float),
             index={s.id: i for i, s in enumerate(sensors)},
             records=list(sensors),
         )
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def __post_init__(self) -> None:
+        codes = self.kind.astype(np.int64)
+        if self.trusted is None:  # tables built column by column: each kind's default
+            self.trusted = registry.codes_where("trusted_by_default")[codes] if len(codes) else np.zeros(0, bool)
+        if self.pd is None:
+            defaults = np.array([f.default_pd or np.nan for f in map(registry.by_code, range(len(registry.names())))])
+            self.pd = defaults[codes] if len(codes) else np.zeros(0)
 
 
 @dataclass
@@ -143,7 +158,7 @@ class TrackSnapshot:
 
     t: float
     track: list[str]
-    status: list[str]
+    status: list[str]  # "confirmed", "coasting" (confirmed, no recent update) or "tentative" (see docs/tracking.md)
     lat: np.ndarray
     lon: np.ndarray
     alt_m: np.ndarray
@@ -164,6 +179,22 @@ class TrackSnapshot:
 
     def __len__(self) -> int:
         return len(self.track)
+
+    def take(self, idx: np.ndarray) -> TrackSnapshot:
+        """Rows ``idx`` (integer indices) as a new snapshot."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return TrackSnapshot(
+            t=self.t, track=[self.track[i] for i in idx], status=[self.status[i] for i in idx],
+            lat=self.lat[idx], lon=self.lon[idx], alt_m=self.alt_m[idx], ve=self.ve[idx], vn=self.vn[idx],
+            vu=self.vu[idx], pos_sigma_m=self.pos_sigma_m[idx],
+            sensors=[self.sensors[i] for i in idx] if self.sensors is not None else None,
+            sensor_rows=self.sensor_rows[idx] if self.sensor_rows is not None else None,
+            sensor_names=self.sensor_names)
+
+    def with_status(self, *statuses: str) -> TrackSnapshot:
+        """Only the tracks whose status is one of ``statuses`` (e.g. ``"confirmed", "coasting"``)."""
+        keep = [i for i, s in enumerate(self.status) if s in statuses]
+        return self if len(keep) == len(self.status) else self.take(np.asarray(keep, dtype=np.int64))
 
     @classmethod
     def from_records(cls, t: float, recs: list) -> TrackSnapshot:

@@ -1,13 +1,15 @@
 """The ``skytrace`` command line. Each sub-command lives in its own module under :mod:`skytrace.commands`.
 
-Errors a user can fix (bad files, bad options) are printed as one clear line and exit with status 2;
-never a traceback.
+Command modules import only typer and the standard library at module level (heavy modules are imported inside
+the command functions), so ``skytrace --help`` answers at once. Errors a user can fix (bad files, bad options)
+are printed as one clear line and exit with status 2; never a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import typer
 
@@ -21,6 +23,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+@app.callback()
+def _global(config: Path | None = typer.Option(None, "--config", help="skytrace.toml to read (default: "
+                                                                       "$SKYTRACE_CONFIG, else ./skytrace.toml).")
+            ) -> None:
+    from skytrace.config import set_config_path
+
+    set_config_path(config)
+
+
 # One module per command; each defines ``register(app)``.
 COMMAND_MODULES = [
     "simulate",
@@ -31,7 +43,11 @@ COMMAND_MODULES = [
     "inspect",
     "serve",
     "replay",
+    "config",
+    "export",
+    "import_",
     "node",
+    "forensics",
 ]
 
 

@@ -11,11 +11,12 @@ in metres above the ellipsoid; bearings true-north azimuth clockwise in [0, 360)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import msgspec
 
-SensorKind = Literal["acoustic", "radar", "optical", "position"]
+SensorKind = str  # a registered sensor family (skytrace.sensors.registry); built in: the four below
 SENSOR_KINDS: tuple[str, ...] = ("acoustic", "radar", "optical", "position")
 DEFAULT_SOUND_SPEED_MPS = 343.0
 
@@ -55,10 +56,17 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
     range_sigma_m: float | None = None
     max_range_m: float | None = None
     sound_speed_mps: float | None = None
+    trusted: bool | None = None  # may confirm a track alone; None = the default of its kind (radar: yes)
+    pd: float | None = None  # detection probability per look of a scanning sensor; None = its kind's default
 
     def __post_init__(self) -> None:
+        from skytrace.sensors import registry
+
         if not self.id:
             raise ValueError("`id` must be a non-empty string")
+        if self.kind not in registry.names():
+            raise ValueError(f"`kind` must be one of {', '.join(registry.names())}, got {self.kind!r}")
+        family = registry.get(self.kind)
         _in_range("lat", self.lat, -90.0, 90.0)
         _in_range("lon", self.lon, -180.0, 180.0)
         _in_range("alt_m", self.alt_m, -500.0, 20_000.0)
@@ -67,14 +75,17 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
         _positive("range_sigma_m", self.range_sigma_m)
         _positive("max_range_m", self.max_range_m)
         _positive("sound_speed_mps", self.sound_speed_mps)
-        if self.kind != "position":
-            for name in ("lat", "lon", "alt_m"):
-                if getattr(self, name) is None:
-                    raise ValueError(f"`{name}` is required for {self.kind} sensors")
-            if self.bearing_sigma_deg is None:
-                raise ValueError(f"`bearing_sigma_deg` is required for {self.kind} sensors")
-        if self.kind == "radar" and self.range_sigma_m is None:
-            raise ValueError("`range_sigma_m` is required for radar sensors")
+        _in_range("pd", self.pd, 0.0, 1.0)
+        family.check_sensor(self)
+
+    @property
+    def is_trusted(self) -> bool:
+        """Whether this sensor may confirm a track on its own (``trusted``, else its kind's default)."""
+        if self.trusted is not None:
+            return self.trusted
+        from skytrace.sensors import registry
+
+        return registry.get(self.kind).trusted_by_default
 
     @property
     def sound_speed(self) -> float:
@@ -107,6 +118,7 @@ class Detection(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     class_conf: float | None = None
     t_arrival: float | None = None
+    target_id: str | None = None  # identity a cooperative report carries (ADS-B ICAO address, Remote ID UAS ID)
     bearing_sigma_deg: float | None = None  # the sensor's own 1-sigma bearing error for this report (acoustic)
 
     def __post_init__(self) -> None:
@@ -124,16 +136,35 @@ class Detection(msgspec.Struct, omit_defaults=True):
         _finite("snr_db", self.snr_db)
         _in_range("class_conf", self.class_conf, 0.0, 1.0)
         _finite("t_arrival", self.t_arrival)
+        if self.target_id is not None and not (0 < len(self.target_id) <= 64):
+            raise ValueError("`target_id` must be a string of 1 to 64 characters")
         _positive("bearing_sigma_deg", self.bearing_sigma_deg)
 
 
+class _RequiredDetectionFields(Mapping):
+    """Fields a detection must carry, per sensor kind: a live view of the sensor-family registry."""
+
+    def __getitem__(self, kind: str) -> tuple[str, ...]:
+        from skytrace.sensors import registry
+
+        try:
+            return registry.get(kind).required_detection_fields
+        except ValueError:
+            raise KeyError(kind) from None
+
+    def __iter__(self) -> Iterator[str]:
+        from skytrace.sensors import registry
+
+        return iter(registry.names())
+
+    def __len__(self) -> int:
+        from skytrace.sensors import registry
+
+        return len(registry.names())
+
+
 # Fields a detection must carry, per sensor kind (checked against sensors.json when reading).
-REQUIRED_DETECTION_FIELDS: dict[str, tuple[str, ...]] = {
-    "acoustic": ("bearing_deg",),
-    "optical": ("bearing_deg",),
-    "radar": ("bearing_deg", "elevation_deg", "range_m"),
-    "position": ("lat", "lon", "pos_sigma_m"),
-}
+REQUIRED_DETECTION_FIELDS: Mapping[str, tuple[str, ...]] = _RequiredDetectionFields()
 
 
 class TruthPoint(msgspec.Struct, omit_defaults=True):
@@ -173,6 +204,7 @@ class TrackPoint(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     covariance: list[float] | None = None
     sensors: list[str] | None = None
+    target_id: str | None = None  # identity of a cooperative target (from the reports that updated the track)
 
     def __post_init__(self) -> None:
         for name in ("t", "ve", "vn", "vu"):

@@ -5,21 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import typer
-
-from skytrace.alerting import AlertPolicy
-from skytrace.batch import ACOUSTIC, SensorTable
-from skytrace.commands.alerts import run_alerts
-from skytrace.commands.track import track_files
-from skytrace.evaluation.alerts import expand_to_children, oblast_baseline, score_alerts, zone_entries
-from skytrace.evaluation.tracking import confirmation_report, evaluate_tracks, heard_targets, observed_times
-from skytrace.io import formats
-from skytrace.plot import overview_png
-from skytrace.sim.engine import simulate as run_simulation
-from skytrace.sim.scenario import load_scenario
-from skytrace.zones import builtin_oblasts, read_zones
-from skytrace.zones_grid import default_zones
 
 
 def demo(
@@ -34,6 +20,21 @@ def demo(
 ) -> None:
     """Simulate kyiv-night, track every drone, score the tracks, raise zone alerts (CAP), draw the picture, then
     replay it through the live service with the web map (Ctrl-C to stop)."""
+    import numpy as np
+
+    from skytrace.batch import ACOUSTIC, SensorTable
+    from skytrace.commands.alerts import run_alerts
+    from skytrace.commands.track import track_files
+    from skytrace.config import load_config, load_zones
+    from skytrace.evaluation.alerts import expand_to_children, leaf_periods, oblast_baseline, score_alerts, zone_entries
+    from skytrace.evaluation.tracking import confirmation_report, evaluate_tracks, heard_targets, observed_times
+    from skytrace.io import formats
+    from skytrace.plot import overview_png
+    from skytrace.sim.engine import simulate as run_simulation
+    from skytrace.sim.scenario import load_scenario
+    from skytrace.zones import builtin_oblasts, read_zones
+
+    conf = load_config()
     if speed <= 0 or not 0 < port < 65536:
         raise typer.BadParameter("--speed must be > 0 and --port in 1..65535")
     sc = load_scenario(scenario)
@@ -42,7 +43,8 @@ def demo(
     typer.echo(f"      {res.n_drones} drones, {res.n_sensors} sensors, {res.n_detections} detections "
                f"{res.detections_by_kind} in {res.wall_s:.1f} s")
     typer.echo("[2/5] tracking (skytrace track)")
-    tr = track_files(out / "sensors.json", out / "detections.jsonl", out / "tracks.jsonl", 1.0, progress=True)
+    tr = track_files(out / "sensors.json", out / "detections.jsonl", out / "tracks.jsonl", 1.0, conf.tracker,
+                     progress=True, pipeline_config=conf.pipeline)
     st = tr["tracker"]
     typer.echo(f"      {st['processed']} detections processed in {tr['cpu_s']:.1f} s CPU, "
                f"{st['tracks_confirmed']} tracks confirmed, {st['late_dropped']} reports later than the lag")
@@ -60,20 +62,24 @@ def demo(
         rep = confirmation_report(score, heard_targets(labels, dets.t, dets.sensor, table.kind == ACOUSTIC, ids))
         s = score.summary()
         summary.update({"localisable": s, "heard_by_2_nodes_30s": rep})
+        delay = rep.get("median_delay_s")
         typer.echo(f"      drones heard by >= 2 nodes for 30 s: {rep['qualifying']}, given a confirmed track: "
-                   f"{rep['tracked']} (median delay {rep['median_delay_s']:.0f} s)")
+                   f"{rep['tracked']}" + (f" (median {delay:.0f} s after 2 nodes first heard it)"
+                                          if delay is not None else ""))
         typer.echo(f"      while localisable: mean GOSPA {s['mean_gospa_m']:.0f} m, RMSE {s['rmse_m']:.0f} m, "
                    f"missed {s['mean_missed_targets']:.2f}, false {s['mean_false_tracks']:.2f} per step, "
                    f"{s['track_breaks']} breaks, {s['id_switches']} ID switches")
     typer.echo("[4/5] alerts (skytrace alerts): oblasts + 15 km grid cells, CAP 1.2 messages")
-    zones = default_zones()
-    al = run_alerts(out / "tracks.jsonl", zones, out / "alerts", 10.0, AlertPolicy())
+    zones = load_zones(conf)
+    al = run_alerts(out / "tracks.jsonl", zones, out / "alerts", 10.0, conf.alerting,
+                    sensors_path=out / "sensors.json", detections_path=out / "detections.jsonl",
+                    assess_config=conf.assess)
     alerted = {a.zone for a in al["periods"]}
     summary["alerts"] = {"raised": sum(e.kind == "raise" for e in al["events"]), "cap_messages": len(al["cap_files"])}
     if sc.type == "wave":
         entries = zone_entries(truth, zones)
         cells = {z.id for z in zones if z.parent}
-        ours = score_alerts(al["periods"], entries, zones, zone_ids=cells).summary()
+        ours = score_alerts(leaf_periods(al["periods"], zones), entries, zones, zone_ids=cells).summary()
         base = score_alerts(expand_to_children(oblast_baseline(tracks, builtin_oblasts(), step_s=10.0), zones),
                             entries, zones, zone_ids=cells).summary()
         summary["alerts"].update({"skytrace": ours, "oblast_baseline": base})

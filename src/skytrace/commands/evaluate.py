@@ -6,25 +6,17 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import typer
-
-from skytrace.batch import ACOUSTIC, SensorTable
-from skytrace.errors import SkytraceError
-from skytrace.evaluation import ospa
-from skytrace.evaluation.tracking import (
-    _interp_truth,
-    confirmation_report,
-    evaluate_tracks,
-    heard_targets,
-    observed_times,
-)
-from skytrace.geo import LocalFrame
-from skytrace.io import formats
 
 
 def _mean_ospa(truth, tracks, score, c_m: float, p: float) -> float:
     """Mean OSPA over the same grid instants, recomputed from positions (GOSPA's parts do not give it)."""
+    import numpy as np
+
+    from skytrace.evaluation import ospa
+    from skytrace.evaluation.tracking import _interp_truth
+    from skytrace.geo import LocalFrame
+
     per = _interp_truth(truth)
     allpts = np.vstack([v[1] for v in per.values()])
     frame = LocalFrame(float(np.mean(allpts[:, 0])), float(np.mean(allpts[:, 1])), 0.0)
@@ -46,11 +38,13 @@ def _mean_ospa(truth, tracks, score, c_m: float, p: float) -> float:
 
 def _strict(obj):
     """Strict JSON: an undefined number (e.g. RMSE with no assigned track) becomes null, never NaN."""
+    import math
+
     if isinstance(obj, dict):
         return {k: _strict(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_strict(v) for v in obj]
-    return None if isinstance(obj, float) and not np.isfinite(obj) else obj
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def evaluate(
@@ -64,6 +58,13 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Score a tracks file against truth; with --run-dir also within sensor coverage and per heard drone."""
+    import numpy as np
+
+    from skytrace.batch import ACOUSTIC, SensorTable
+    from skytrace.errors import SkytraceError
+    from skytrace.evaluation.tracking import confirmation_report, evaluate_tracks, heard_targets, observed_times
+    from skytrace.io import formats
+
     truth_recs = formats.read_truth(truth)
     track_recs = formats.read_tracks(tracks)
     if not truth_recs:

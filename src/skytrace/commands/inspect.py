@@ -6,17 +6,17 @@ from pathlib import Path
 
 import typer
 
-from skytrace.batch import SensorTable
-from skytrace.io import formats
-from skytrace.model import Alert, TrackPoint, TruthPoint
-from skytrace.zones import read_zones
-
 
 def check(
     directory: Path = typer.Argument(..., help="Directory with sensors.json, detections.jsonl, ... to validate."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad lines instead of stopping."),
 ) -> None:
     """Validate every interchange file found in DIRECTORY; print counts, stop at the first error."""
+    from skytrace.batch import SensorTable
+    from skytrace.io import formats
+    from skytrace.model import Alert, TrackPoint, TruthPoint
+    from skytrace.zones import read_zones
+
     on_error = "skip" if skip_bad else "raise"
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a directory")

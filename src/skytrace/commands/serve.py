@@ -8,12 +8,13 @@ from pathlib import Path
 
 import typer
 
-from skytrace.service.build import build_service, parse_hostport
-
 
 def serve(
     directory: Path = typer.Argument(..., help="Directory with sensors.json and optionally zones.geojson."),
-    port: int = typer.Option(8080, "--port", help="HTTP port (bound to 127.0.0.1 only)."),
+    port: int | None = typer.Option(None, "--port", help="HTTP port, bound to 127.0.0.1 only (default: [service] "
+                                                          "port, 8080)."),
+    zones: Path | None = typer.Option(None, "--zones", help="zones.geojson (default: [zones] of the configuration: "
+                                                            "oblasts + 15 km cells, as offline)."),
     db: str = typer.Option("", "--db", help="Store: a SQLite path, sqlite:///path or postgresql://... "
                                             "(default: skytrace.db in DIRECTORY)."),
     mqtt: str = typer.Option("", "--mqtt", help="MQTT broker host:port to subscribe to (default: none)."),
@@ -21,29 +22,36 @@ def serve(
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
                                                       "starts at the first detection's time."),
-    step_s: float = typer.Option(0.25, "--step-s", help="Pipeline step and websocket update period (s)."),
-    tracker_frame_s: float = typer.Option(0.25, "--tracker-frame-s",
-                                          help="Tracker processing frame (s of sensor time); short = even load."),
-    cap_status: str = typer.Option("Exercise", "--cap-status",
-                                   help="CAP status of alert messages: Actual for real operations, else Exercise."),
+    step_s: float | None = typer.Option(None, "--step-s", help="Pipeline step and websocket update period (s; "
+                                                                "default [service] step_s)."),
+    tracker_frame_s: float | None = typer.Option(None, "--tracker-frame-s",
+                                                 help="Tracker processing frame (s of sensor time); short = even "
+                                                      "load (default [service] tracker_frame_s)."),
+    cap_status: str | None = typer.Option(None, "--cap-status",
+                                          help="CAP status of alert messages: Actual for real operations, else "
+                                               "Exercise (default [service] cap_status)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
 
     Set SKYTRACE_INGEST_TOKEN in the environment to require `Authorization: Bearer <token>` on HTTP ingest.
     """
+    from skytrace.config import load_config
     from skytrace.io.mqtt import MqttIngest
     from skytrace.service.app import create_app
+    from skytrace.service.build import build_service, parse_hostport
     from skytrace.service.runner import BIND_HOST, run_server
 
+    conf = load_config()
+    port = conf.service.port if port is None else port
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
-    if cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
+    if cap_status is not None and cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
         raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
     service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
-                            tracker_frame_s=tracker_frame_s, cap_status=cap_status)
+                            tracker_frame_s=tracker_frame_s, cap_status=cap_status, zones=zones, config=conf)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)

@@ -6,18 +6,19 @@ from pathlib import Path
 
 import typer
 
-from skytrace.sim.engine import simulate as run_simulation
-from skytrace.sim.scenario import BUILTIN, load_scenario
-
 
 def simulate(
-    scenario: str = typer.Argument(..., help=f"Built-in scenario ({', '.join(BUILTIN)}) or a scenario .toml file."),
+    scenario: str = typer.Argument(..., help="Built-in scenario (kyiv-night, national, bench2d) or a "
+                                                         "scenario .toml file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (created)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same files."),
     duration_s: float | None = typer.Option(None, "--duration", help="Simulate only the first N seconds."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Simulate a night of drone attacks: sensors.json, detections.jsonl, truth.jsonl, zones.geojson, meta.json."""
+    from skytrace.sim.engine import simulate as run_simulation
+    from skytrace.sim.scenario import load_scenario
+
     if duration_s is not None and duration_s <= 0:
         raise typer.BadParameter("--duration must be > 0")
     sc = load_scenario(scenario)

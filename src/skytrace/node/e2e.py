@@ -105,10 +105,10 @@ def run_case(run_dir, out_dir, n_nodes: int = 4, dur_s: float = 60.0, fs: int = 
     from pathlib import Path
 
     from skytrace.batch import SensorTable
-    from skytrace.commands.track import track_files
     from skytrace.io import formats
     from skytrace.node.run import DetectionSink, run_wav
     from skytrace.node.wav import write_wav
+    from skytrace.pipeline import track_files
     from skytrace.tracking import TrackerConfig
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)

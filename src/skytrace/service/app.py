@@ -29,7 +29,7 @@ import msgspec
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections
 from skytrace.service.core import ENCODER, LiveService, snapshot_message
@@ -57,7 +57,9 @@ class DetectionIn(BaseModel):
     pos_sigma_m: float | None = None
     alt_sigma_m: float | None = None
     snr_db: float | None = None
+    cls: str | None = Field(default=None, alias="class")
     class_conf: float | None = None
+    t_arrival: float | None = None
 
 
 class IngestResult(BaseModel):

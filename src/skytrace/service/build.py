@@ -1,35 +1,44 @@
 """Assemble a :class:`~skytrace.service.core.LiveService` from a directory of interchange files.
 
-The directory holds ``sensors.json`` (required) and optionally ``zones.geojson`` (else the built-in oblasts);
-with ``truth_replay`` also ``truth.jsonl`` and, if present, a recorded ``alerts.jsonl``.
+The directory holds ``sensors.json`` (required); with ``truth_replay`` also ``truth.jsonl`` and, if present, a
+recorded ``alerts.jsonl``. Zones and every parameter come from the one configuration (:mod:`skytrace.config`),
+so the service alerts the same zones as ``skytrace alerts`` and the demo.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from skytrace.batch import SensorTable
+from skytrace.config import SkytraceConfig, load_config, load_zones
 from skytrace.errors import SkytraceError
 from skytrace.io import formats
 from skytrace.service.clock import ScaledClock
 from skytrace.service.core import LiveService
 from skytrace.service.stages import TruthReplayStage, pipeline_stage
 from skytrace.store import open_store
-from skytrace.zones import builtin_oblasts, read_zones
 
 LIVE_TRACKER_FRAME_S = 0.25
 
 
 def build_service(directory: Path, db: str | None = None, truth_replay: bool = False, speed: float = 1.0,
-                  step_s: float = 0.25, stale_after_s: float = 15.0,
-                  tracker_frame_s: float = LIVE_TRACKER_FRAME_S, cap_status: str = "Exercise") -> LiveService:
+                  step_s: float | None = None, stale_after_s: float | None = None,
+                  tracker_frame_s: float | None = None, cap_status: str | None = None,
+                  zones: str | Path | None = None, config: SkytraceConfig | None = None) -> LiveService:
     """A live service over the files of ``directory`` (see module docstring).
 
     The tracker processes reports in frames of ``tracker_frame_s`` of sensor time. Live, a short frame spreads
     the work evenly over the steps: at 5,000 reports/s, 1 s frames made every fourth step take ~0.7 s (p99
     latency ~1 s) and 0.25 s frames kept the p99 near 0.2 s (bench/bench_live.py, docs/service.md).
     """
+    conf = config or load_config()
+    sc = conf.service
+    step_s = sc.step_s if step_s is None else step_s
+    stale_after_s = sc.stale_after_s if stale_after_s is None else stale_after_s
+    tracker_frame_s = sc.tracker_frame_s if tracker_frame_s is None else tracker_frame_s
+    cap_status = sc.cap_status if cap_status is None else cap_status
     directory = Path(directory)
     if not directory.is_dir():
         raise SkytraceError(f"{directory} is not a directory (expected one with sensors.json)")
@@ -38,7 +47,7 @@ def build_service(directory: Path, db: str | None = None, truth_replay: bool = F
     if not 0.01 <= step_s <= 10:
         raise SkytraceError(f"--step-s must be in [0.01, 10], got {step_s}")
     table = SensorTable.from_sensors(formats.read_sensors(directory / "sensors.json"))
-    zones = read_zones(directory / "zones.geojson") if (directory / "zones.geojson").exists() else builtin_oblasts()
+    zone_set = load_zones(conf, zones)  # the same zones as every other mode (default: oblasts + cells)
     store = open_store(db)
     if truth_replay:
         truth = formats.read_truth(directory / "truth.jsonl")
@@ -48,15 +57,15 @@ def build_service(directory: Path, db: str | None = None, truth_replay: bool = F
         stage = TruthReplayStage(truth, alerts, wall0=time.time(), speed=speed)
         clock = time.time
     else:
-        from skytrace.tracking.tracker import TrackerConfig
-
         if not 0.05 <= tracker_frame_s <= 5:
             raise SkytraceError(f"--tracker-frame-s must be in [0.05, 5], got {tracker_frame_s}")
-        stage = pipeline_stage(table, zones, TrackerConfig(frame_s=tracker_frame_s))
+        stage = pipeline_stage(table, zone_set, dataclasses.replace(conf.tracker, frame_s=tracker_frame_s),
+                               conf.pipeline.alert_every_s, conf.pipeline, conf.alerting, conf.assess)
         clock = time.time if speed == 1.0 else ScaledClock(speed)
-    return LiveService(table=table, zones=zones, stage=stage, store=store, step_s=step_s,
+    return LiveService(table=table, zones=zone_set, stage=stage, store=store, step_s=step_s,
                        stale_after_s=stale_after_s * (speed if not truth_replay else 1.0), clock=clock,
-                       cap_status=cap_status)
+                       cap_status=cap_status, track_store_every_s=sc.track_store_every_s,
+                       max_pending=sc.max_pending)
 
 
 def parse_hostport(text: str, default_port: int) -> tuple[str, int]:

@@ -6,8 +6,10 @@ each tick runs :meth:`LiveService.step_once` in a worker thread (the numpy pipel
 not block the event loop), then fans the resulting messages out to websocket subscribers through bounded queues
 (a slow client loses old updates, never slows the pipeline or other clients).
 
-Every accepted detection is written to the store before it is pushed to the pipeline, so that ``count in ==
-count stored`` holds even if the pipeline later drops a report (e.g. later than the tracker's lag).
+The service's outputs are sinks of the pipeline, in publication order: the CAP feed and the websocket first, the
+store last, so that a slow or failing database never delays or loses an alert. Every report the pipeline admits
+is stored (a failed write is retried from a bounded backlog); reports rejected at the edge as implausibly dated
+are counted in the status (``pipeline``), not stored.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import numpy as np
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.io.mqtt import DecodeStats
 from skytrace.model import Alert, Detection
-from skytrace.service.stages import Stage, active_alerts
+from skytrace.pipeline import Pipeline, StepResult
+from skytrace.service.stages import as_alert
 from skytrace.store.base import Store
 from skytrace.zones import ZoneSet
 
@@ -44,6 +47,21 @@ def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None) 
             "alt_m": np.round(snap.alt_m, 1).tolist(), "ve": np.round(snap.ve, 2).tolist(),
             "vn": np.round(snap.vn, 2).tolist(), "vu": np.round(snap.vu, 2).tolist(),
             "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist()}
+
+
+class _Sink:
+    """A pipeline sink around one of the service's methods; errors are counted by the pipeline, not raised."""
+
+    critical = False
+
+    def __init__(self, fn, name: str):
+        self.fn, self.name = fn, name
+
+    def on_step(self, result: StepResult) -> None:
+        self.fn(result)
+
+    def close(self) -> None:
+        return None
 
 
 @dataclass
@@ -70,7 +88,8 @@ class LiveService:
     table, zones
         The sensor network and the alert zones (served to the map).
     stage
-        The pipeline (see :mod:`skytrace.service.stages`).
+        The one pipeline (see :mod:`skytrace.service.stages`); the service adds its sinks to it (CAP feed and
+        websocket first, the store last, so a slow or failing store never delays or loses an alert).
     store
         Where detections, track states and alerts are written.
     step_s
@@ -88,7 +107,7 @@ class LiveService:
 
     table: SensorTable
     zones: ZoneSet | None
-    stage: Stage
+    stage: Pipeline
     store: Store
     step_s: float = 0.25
     track_store_every_s: float = 1.0
@@ -119,7 +138,15 @@ class LiveService:
             else:
                 self.cap = CapWriter(self.zones, status=self.cap_status)
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._step_msgs: list[dict] = []
+        self._step_n_in = 0
+        self._unstored: list[DetectionBatch] = []
+        self._alerts_to_store: list[Alert] = []
+        self.rollup: dict[str, str] = {}
         self.store.put_sensors(self.table.records)
+        # the service's outputs are the pipeline's sinks: publish first, then store
+        self.stage.sinks.extend([_Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
 
     # ------------------------------------------------------------------------------------------------- ingest
     def submit(self, dets: list[Detection]) -> None:
@@ -135,7 +162,8 @@ class LiveService:
 
     # --------------------------------------------------------------------------------------------------- step
     def step_once(self, t_now: float | None = None) -> list[dict]:
-        """One pipeline step at wall time ``t_now``: store and push what arrived, step, store; returns messages."""
+        """One pipeline step at wall time ``t_now``: push what arrived, step; the pipeline's sinks publish (CAP
+        feed, websocket) and then store. Returns the step's messages."""
         with self._step_lock:
             t_start = time.perf_counter()
             if not getattr(self.clock, "anchored", True):
@@ -145,49 +173,76 @@ class LiveService:
             t_now = self.clock() if t_now is None else t_now
             with self._lock:
                 dets, self._pending = self._pending, []
-                n_in = self.stats.n_in
+                self._step_n_in = self.stats.n_in
             batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
-            t_newest = float(np.max(batch.t)) if len(batch) else None
-            if len(batch):
-                try:
-                    self.stats.n_stored += self.store.put_detections(batch, self.table)
-                except Exception:
-                    # database hiccup: keep the reports (ahead of newer ones) for the next step, bounded
-                    with self._lock:
-                        self._pending = dets + self._pending
-                        overflow = len(self._pending) - self.max_pending
-                        if overflow > 0:
-                            del self._pending[:overflow]
-                            self.stats.dropped += overflow
-                    raise
-            self.stage.push(batch)
-            res = self.stage.step(t_now)
-            self.snapshot = res.tracks
-            self.stats.n_tracks_max = max(self.stats.n_tracks_max, len(res.tracks))
-            if t_now - self._last_track_store >= self.track_store_every_s and len(res.tracks):
-                self.stats.n_track_rows += self.store.put_tracks(res.tracks)
-                self._last_track_store = t_now
-            msgs = [snapshot_message(res.tracks, n_in, t_newest)]
-            alerts = active_alerts(self.stage, t_now)
-            for ev in res.events:
-                if dataclasses.is_dataclass(ev):
-                    d = dataclasses.asdict(ev)
-                    d["probability"] = round(float(d.get("probability", 0.0)), 3)
-                    self.alert_detail[str(d["zone"])] = d
-                    self._cap(ev)
-            if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
-                ended = {(a.zone, a.start) for a in self.alerts} - {(a.zone, a.start) for a in alerts}
-                closed = [Alert(zone=a.zone, start=a.start, end=t_now, level=a.level, tracks=a.tracks)
-                          for a in self.alerts if (a.zone, a.start) in ended]
-                self.store.put_alerts(alerts + closed)
-                self.alerts = alerts
-                msgs.append(self.alerts_message(t_now))
-            msgs.append(self.status_message(t_now))
+            self._step_msgs = []
+            self.stage.push(batch, t_clock=t_now)
+            self.stage.step(t_now)
+            msgs = self._step_msgs
             self.stats.n_steps += 1
             self.stats.t_last_step = t_now
             self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
             self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
             return msgs
+
+    # ------------------------------------------------------------------------------------------------- sinks
+    def _on_step_publish(self, res: StepResult) -> None:
+        """Sink 1 (fast, vital): CAP messages of the step's alert events, then the websocket messages."""
+        t_now = res.t
+        self.snapshot = res.tracks
+        self.stats.n_tracks_max = max(self.stats.n_tracks_max, len(res.tracks))
+        for ev in res.events:
+            if dataclasses.is_dataclass(ev):
+                d = dataclasses.asdict(ev)
+                d["probability"] = round(float(d.get("probability", 0.0)), 3)
+                self.alert_detail[str(d["zone"])] = d
+                self._cap(ev)
+        t_newest = float(np.max(res.detections.t)) if res.detections is not None and len(res.detections) else None
+        msgs = [snapshot_message(res.tracks, self._step_n_in, t_newest)]
+        if res.assessed:
+            alerts = [as_alert(a, t_now) for a in (res.active_alerts or [])]
+            if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
+                ended = {(a.zone, a.start) for a in self.alerts} - {(a.zone, a.start) for a in alerts}
+                self._alerts_to_store += [Alert(zone=a.zone, start=a.start, end=t_now, level=a.level,
+                                                tracks=a.tracks) for a in self.alerts if (a.zone, a.start) in ended]
+                self._alerts_to_store += alerts
+                self.alerts = alerts
+                rollup = getattr(self.stage.alerts, "rollup", None)
+                self.rollup = rollup() if callable(rollup) else {}
+                msgs.append(self.alerts_message(t_now))
+        msgs.append(self.status_message(t_now))
+        self._step_msgs = msgs
+        if self._loop is not None:  # live: hand to the websocket clients now, before the store is written
+            self._loop.call_soon_threadsafe(self.publish, msgs)
+
+    def _on_step_store(self, res: StepResult) -> None:
+        """Sink 2 (slow, fallible): detections, track states and alert periods to the store.
+
+        A store failure loses nothing already published and nothing accepted: reports wait in a bounded backlog
+        (oldest dropped beyond ``max_pending``, counted) and are written at the next step that succeeds.
+        """
+        if res.detections is not None and len(res.detections):
+            self._unstored.append(res.detections)
+        try:
+            if self._unstored:
+                backlog = DetectionBatch.concat(self._unstored)
+                self.stats.n_stored += self.store.put_detections(backlog, self.table)
+                self._unstored = []
+            if res.t - self._last_track_store >= self.track_store_every_s and len(res.tracks):
+                self.stats.n_track_rows += self.store.put_tracks(res.tracks)
+                self._last_track_store = res.t
+            if self._alerts_to_store:
+                self.store.put_alerts(self._alerts_to_store)
+                self._alerts_to_store = []
+        except Exception:
+            self.stats.errors += 1
+            n = sum(len(b) for b in self._unstored)
+            if n > self.max_pending:
+                merged = DetectionBatch.concat(self._unstored)
+                drop = n - self.max_pending
+                self._unstored = [merged.take(np.arange(drop, n))]
+                self.stats.dropped += drop
+            raise
 
     def _cap(self, ev) -> None:
         """Keep the CAP 1.2 message of an alert event for the feed (a failure is logged, never stops a step)."""
@@ -209,7 +264,7 @@ class LiveService:
             if (ev := self.alert_detail.get(a.zone)) is not None:
                 d.update({k: ev.get(k) for k in ("probability", "eta_s", "reason") if k in ev})
             active.append(d)
-        return {"type": "alerts", "t": t_now, "active": active}
+        return {"type": "alerts", "t": t_now, "active": active, "rollup": self.rollup}
 
     def status(self, t_now: float | None = None) -> dict:
         t_now = self.clock() if t_now is None else t_now
@@ -224,12 +279,12 @@ class LiveService:
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
                 "dropped": self.stats.dropped, "n_tracks_max": self.stats.n_tracks_max,
-                "tracker": self._tracker_stats(),
+                "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1]}
 
     def _tracker_stats(self) -> dict | None:
         """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
-        tracker = getattr(getattr(self.stage, "pipeline", None), "tracker", None)
+        tracker = getattr(self.stage, "tracker", None)
         stats = getattr(tracker, "stats", None)
         return {k: int(v) for k, v in stats.items()} if isinstance(stats, dict) else None
 
@@ -270,15 +325,15 @@ class LiveService:
             else:
                 next_t = time.monotonic()
             try:
-                msgs = await asyncio.to_thread(self.step_once)
+                await asyncio.to_thread(self.step_once)  # its publish sink hands the messages to the loop
             except Exception:  # keep serving the last picture; the status shows the error count
                 self.stats.errors += 1
                 log.exception("pipeline step failed")
                 continue
-            self.publish(msgs)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self.run())
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -15,24 +15,25 @@ from pathlib import Path
 
 from skytrace.io import formats
 from skytrace.service.app import create_app
-from skytrace.service.build import LIVE_TRACKER_FRAME_S
 from skytrace.service.clock import ScaledClock
 from skytrace.service.core import LiveService
 from skytrace.service.replay import InProcessFeed
 from skytrace.service.runner import ServerThread
 from skytrace.service.stages import pipeline_stage
 from skytrace.store import open_store
-from skytrace.zones import builtin_oblasts, read_zones
 
 
 def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless: bool = False,
                   echo: Callable[[str], None] = print, tail_s: float = 120.0) -> dict:
     """Play ``out_dir`` through the live service; returns counts (detections in/stored, tracks, alerts)."""
-    from skytrace.tracking.tracker import TrackerConfig
+    import dataclasses
 
+    from skytrace.config import load_config, load_zones
+
+    conf = load_config()
     out_dir = Path(out_dir)
     table = formats.load_sensor_table(out_dir / "sensors.json")
-    zones = read_zones(out_dir / "zones.geojson") if (out_dir / "zones.geojson").exists() else builtin_oblasts()
+    zones = load_zones(conf)  # the same zones as the offline alerts (default: oblasts + 15 km cells)
     dets = list(formats.iter_detections(out_dir / "detections.jsonl", table))
     if not dets:
         return {"detections_in": 0, "detections_stored": 0, "tracks_max": 0, "alerts": 0}
@@ -41,7 +42,9 @@ def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless
     db = out_dir / "skytrace.db"
     db.unlink(missing_ok=True)
     svc = LiveService(table=table, zones=zones,
-                      stage=pipeline_stage(table, zones, TrackerConfig(frame_s=LIVE_TRACKER_FRAME_S)),
+                      stage=pipeline_stage(table, zones,
+                                           dataclasses.replace(conf.tracker, frame_s=conf.service.tracker_frame_s),
+                                           conf.pipeline.alert_every_s, conf.pipeline, conf.alerting, conf.assess),
                       store=open_store(str(db)), step_s=0.25, clock=clock, stale_after_s=15.0 * speed)
     with ServerThread(create_app(svc), port=port) as server:
         echo(f"live map: {server.url}/  (speed {speed:g}x, store {db})")
@@ -61,6 +64,7 @@ def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless
     summary = {"detections_in": svc.stats.n_in, "detections_stored": svc.store.count_detections(),
                "tracks_max": svc.stats.n_tracks_max, "track_rows": svc.store.count_tracks(),
                "alerts": len(svc.store.alerts()), "step_ms_max": round(svc.stats.step_ms_max, 1),
-               "tracker_late_dropped": (svc.status().get("tracker") or {}).get("late_dropped")}
+               "tracker_late_dropped": (svc.status().get("tracker") or {}).get("late_dropped"),
+               "rejected_at_edge": svc.stage.stats["rejected_old"] + svc.stage.stats["rejected_future"]}
     svc.store.close()
     return summary

@@ -129,14 +129,23 @@ class InProcessFeed:
     def done(self) -> bool:
         return self.k >= len(self.dets)
 
-    def _run(self) -> None:
+    def pump(self, t_now: float | None = None) -> int:
+        """Submit every report that has arrived by ``t_now`` (default: the service's clock); returns how many.
+
+        The feed thread calls this every ``poll_s``; tests call it directly under a virtual clock."""
         import numpy as np
 
+        t = self.service.clock() if t_now is None else t_now
+        k1 = int(np.searchsorted(self.ta, t, side="right"))
+        n = k1 - self.k
+        if n > 0:
+            self.service.submit(self.dets[self.k:k1])
+            self.k = k1
+        return max(n, 0)
+
+    def _run(self) -> None:
         while not self._stop.is_set() and not self.done:
-            k1 = int(np.searchsorted(self.ta, self.service.clock(), side="right"))
-            if k1 > self.k:
-                self.service.submit(self.dets[self.k:k1])
-                self.k = k1
+            self.pump()
             self._stop.wait(self.poll_s)
 
     def start(self) -> InProcessFeed:

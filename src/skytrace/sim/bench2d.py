@@ -92,7 +92,9 @@ def to_formats(data: Bench2DData) -> tuple[list[Sensor], list[Detection], list[T
     """The benchmark as public-format records (lat/lon about ``config.origin``; altitude constant)."""
     cfg = data.config
     frame = LocalFrame(cfg.origin[0], cfg.origin[1], 0.0)
-    sensors = [Sensor(id=BENCH_SENSOR_ID, kind="position", max_range_m=cfg.area_m)]
+    # one plot sensor (a radar's plot feed): declared trusted, so that it may confirm tracks on its own, and with
+    # its detection probability per scan, so that its missed scans count against a track
+    sensors = [Sensor(id=BENCH_SENSOR_ID, kind="position", max_range_m=cfg.area_m, trusted=True, pd=cfg.pd)]
     dets: list[Detection] = []
     truth: list[TruthPoint] = []
     for t, tr, ms in zip(data.scan_times, data.truth_scan, data.meas_scan, strict=True):

@@ -1,4 +1,5 @@
-"""Track initiation: from position reports and radar plots directly, from acoustic bearings by triangulation.
+"""Track initiation: from fixes (position reports, radar plots) directly, from bearings (acoustic, optical) by
+triangulation.
 
 Bearings-only initiation is where acoustic networks fail or succeed. Two bearings from different nodes always
 intersect somewhere: with several drones in the air, bearings of *different* drones cross at ghost points. A
@@ -20,13 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from skytrace.batch import RADAR
+from skytrace.sensors import registry
+from skytrace.sensors.family import SensorGeometry
 from skytrace.tracking.measurements_prep import MeasBatch
 
 
 @dataclass
 class BearingPool:
-    """Unassigned acoustic bearings of the last few seconds, with each ray's horizontal direction in the frame."""
+    """Unassigned bearings (acoustic, optical) of the last few seconds, with each ray's horizontal direction."""
 
     t: np.ndarray
     sensor: np.ndarray
@@ -65,25 +67,13 @@ class BearingPool:
         return self._take(keep)
 
 
-def cartesian_from_plots(m: MeasBatch, M: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame positions and covariances of position reports and radar plots (converted measurements)."""
-    pos = m.z.copy()
-    cov = m.R.copy()
-    rad = m.kind == RADAR
-    if rad.any():
-        s = m.sensor[rad]
-        az, el, r = m.z[rad, 0], m.z[rad, 1], m.z[rad, 2]
-        ce, se, ca, sa = np.cos(el), np.sin(el), np.cos(az), np.sin(az)
-        d_loc = r[:, None] * np.column_stack([sa * ce, ca * ce, se])
-        Mt = np.swapaxes(M[s], 1, 2)
-        pos[rad] = np.einsum("nij,nj->ni", Mt, d_loc - b[s])
-        # Jacobian of (e, n, u) w.r.t. (az, el, r) in the radar frame, then rotate
-        J = np.zeros((rad.sum(), 3, 3))
-        J[:, 0, 0], J[:, 0, 1], J[:, 0, 2] = r * ca * ce, -r * sa * se, sa * ce
-        J[:, 1, 0], J[:, 1, 1], J[:, 1, 2] = -r * sa * ce, -r * ca * se, ca * ce
-        J[:, 2, 1], J[:, 2, 2] = r * ce, se
-        C = J @ m.R[rad] @ np.swapaxes(J, 1, 2)
-        cov[rad] = Mt @ C @ np.swapaxes(Mt, 1, 2)
+def cartesian_from_plots(m: MeasBatch, geom: SensorGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Frame positions and covariances of fixes (detections of families with ``initiation == "plot"``), each
+    family converting its own rows (position reports as they are, radar plots from az/el/range)."""
+    pos = np.zeros((len(m), 3))
+    cov = np.zeros((len(m), 3, 3))
+    for family, rows in registry.groups(m.kind):
+        pos[rows], cov[rows] = family.to_cartesian(m.z[rows], m.R[rows], m.sensor[rows], geom)
     return pos, cov
 
 

@@ -7,11 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from skytrace import geo
-from skytrace.batch import ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable
-from skytrace.sensors import acoustic as acoustic_model
-
-DEFAULT_ALT_AGL_M = 300.0  # prior altitude of a report without one
-NO_ALT_SIGMA_M = 1000.0
+from skytrace.batch import DetectionBatch, SensorTable
+from skytrace.sensors import registry
 
 
 @dataclass
@@ -41,54 +38,12 @@ class MeasBatch:
 
 
 def prepare(batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame) -> MeasBatch:
+    """Measurement vectors and noise of every detection, each sensor family preparing its own rows."""
     n = len(batch)
     kind = sensors.kind[batch.sensor]
     z = np.zeros((n, 3))
     R = np.zeros((n, 3, 3))
-    R[:, 0, 0] = R[:, 1, 1] = R[:, 2, 2] = 1.0
     has_el = np.zeros(n, dtype=bool)
-    pos = kind == POSITION
-    if pos.any():
-        lat, lon = batch.lat[pos], batch.lon[pos]
-        alt = np.where(np.isfinite(batch.alt_m[pos]), batch.alt_m[pos], frame.alt0_m + DEFAULT_ALT_AGL_M)
-        z[pos] = np.column_stack(frame.to_enu(lat, lon, alt))
-        sh = batch.pos_sigma_m[pos]
-        sv = np.where(np.isfinite(batch.alt_sigma_m[pos]), batch.alt_sigma_m[pos],
-                      np.where(np.isfinite(batch.alt_m[pos]), sh, NO_ALT_SIGMA_M))
-        D = np.zeros((pos.sum(), 3, 3))
-        D[:, 0, 0] = D[:, 1, 1] = sh**2
-        D[:, 2, 2] = sv**2
-        # rotate the report's local-ENU covariance into the frame: T = R_frame R_point^T
-        T = np.einsum("ij,nkj->nik", frame.rotation, geo.enu_rotation(lat, lon).reshape(-1, 3, 3))
-        R[pos] = T @ D @ np.swapaxes(T, 1, 2)
-        has_el[pos] = True
-    ang = ~pos
-    if ang.any():
-        s = batch.sensor[ang]
-        z[ang, 0] = np.radians(batch.bearing_deg[ang])
-        el = batch.elevation_deg[ang]
-        he = np.isfinite(el)
-        z[ang, 1] = np.where(he, np.radians(np.nan_to_num(el)), 0.0)
-        has_el[ang] = he
-        nominal = sensors.bearing_sigma_deg[s]
-        snr = batch.snr_db[ang]
-        ac = sensors.kind[s] == ACOUSTIC
-        sig_b = nominal.copy()
-        sig_e = np.where(np.isfinite(sensors.elevation_sigma_deg[s]), sensors.elevation_sigma_deg[s], 2 * nominal)
-        with_snr = ac & np.isfinite(snr)
-        # acoustic nodes: the same SNR law the simulator uses (skytrace.sensors.acoustic)
-        sig_b[with_snr] = acoustic_model.bearing_sigma_deg(snr[with_snr], nominal[with_snr])
-        sig_e[with_snr] = acoustic_model.elevation_sigma_deg(snr[with_snr], nominal[with_snr])
-        # a node that reports its own per-detection bearing sigma knows its array and SNR best: use it
-        own_sig = batch.bearing_sigma_deg[ang]
-        own = ac & np.isfinite(own_sig)
-        sig_b[own] = own_sig[own]
-        sig_e[own] = acoustic_model.ELEVATION_FACTOR * own_sig[own]
-        Ra = np.zeros((ang.sum(), 3, 3))
-        Ra[:, 0, 0] = np.radians(sig_b) ** 2
-        Ra[:, 1, 1] = np.where(he, np.radians(sig_e) ** 2, 1.0)
-        rad = sensors.kind[s] == RADAR
-        z[np.flatnonzero(ang)[rad], 2] = batch.range_m[ang][rad]
-        Ra[:, 2, 2] = np.where(rad, sensors.range_sigma_m[s] ** 2, 1.0)
-        R[ang] = Ra
+    for family, rows in registry.groups(kind):
+        z[rows], R[rows], has_el[rows] = family.prepare(batch.take(rows) if rows.size < n else batch, sensors, frame)
     return MeasBatch(batch.t.copy(), batch.sensor.astype(np.int32), kind.astype(np.int8), z, R, has_el)

@@ -1,22 +1,38 @@
-"""Motion model: nearly constant velocity in 3-D (discrete white-noise acceleration), batched.
+"""Motion models: how a track's state and covariance evolve over dt, batched over tracks.
 
-State x = [e, n, u, ve, vn, vu] in the tracker's local ENU frame (m, m/s). For a time step dt and acceleration
-spectral densities q_h (horizontal) and q_v (vertical), in m^2/s^3:
+State x = [e, n, u, ve, vn, vu] in the tracker's local ENU frame (m, m/s). A :class:`MotionModel` predicts N
+states (N, 6) and covariances (N, 6, 6) over individual time steps dt (N,) in one call; the tracker uses one model,
+or mixes several in the IMM (:mod:`skytrace.tracking.imm`). A user adds a model by writing one subclass (e.g. a
+coordinated turn, or a "hover" model for multirotors) and passing instances in ``TrackerConfig.motion_models``
+(see docs/tracking.md, "Adding a motion model"); :func:`register` also makes it available by name.
+
+Built in: the nearly-constant-velocity model with discrete white-noise acceleration (q_h horizontal, q_v
+vertical, m^2/s^3):
 
     F = [[I, dt I], [0, I]],   Q = q [[dt^3/3 I, dt^2/2 I], [dt^2/2 I, dt I]]
 
 (Bar-Shalom, Li & Kirubarajan, *Estimation with Applications to Tracking and Navigation*, 2001, sec. 6.2.2).
-Everything is vectorised over N states with individual dt.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+class MotionModel:
+    """Interface: ``predict(x, P, dt) -> (x, P)`` for N states at once (dt >= 0, one per state)."""
+
+    name: str = ""
+
+    def predict(self, x: np.ndarray, P: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
 
 
 def predict(x: np.ndarray, P: np.ndarray, dt: np.ndarray, q_h: float | np.ndarray, q_v: float | np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Predict N states (N, 6) and covariances (N, 6, 6) over time steps dt (N,) >= 0."""
+    """Nearly-constant-velocity prediction of N states (N, 6) and covariances (N, 6, 6) over dt (N,) >= 0."""
     dt = np.asarray(dt, dtype=float)
     x_new = x.copy()
     x_new[:, :3] += x[:, 3:] * dt[:, None]
@@ -38,3 +54,34 @@ def predict(x: np.ndarray, P: np.ndarray, dt: np.ndarray, q_h: float | np.ndarra
     P_new[:, idx + 3, idx] += q * (dt**2 / 2)[:, None]
     P_new[:, idx + 3, idx + 3] += q * dt[:, None]
     return x_new, P_new
+
+
+@dataclass
+class ConstantVelocity(MotionModel):
+    """Nearly constant velocity (white-noise acceleration of spectral densities q_h, q_v in m^2/s^3)."""
+
+    q_h: float = 0.5
+    q_v: float = 0.05
+    name: str = "cv"
+
+    def predict(self, x, P, dt):
+        return predict(x, P, dt, self.q_h, self.q_v)
+
+
+MODELS: dict[str, type[MotionModel]] = {"cv": ConstantVelocity}
+
+
+def register(name: str, cls: type[MotionModel]) -> type[MotionModel]:
+    """Make a motion-model class available by name (``build``)."""
+    if name in MODELS and MODELS[name] is not cls:
+        raise ValueError(f"motion model {name!r} is already registered")
+    MODELS[name] = cls
+    return cls
+
+
+def build(name: str, **params) -> MotionModel:
+    """An instance of a registered model, e.g. ``build("cv", q_h=20.0, q_v=10.0)``."""
+    cls = MODELS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown motion model {name!r} (known: {', '.join(MODELS)})")
+    return cls(**params)

@@ -41,9 +41,12 @@ from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
 from skytrace import geo
-from skytrace.batch import ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.errors import SkytraceError
+from skytrace.sensors import registry
+from skytrace.sensors.family import DEFAULT_REACH_M
 from skytrace.tracking import imm, initiation, motion
-from skytrace.tracking.measurement import innovation, predict_measurements
+from skytrace.tracking.measurement import SensorGeometry, innovation, measured_dof, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
 
@@ -56,49 +59,93 @@ class TrackerConfig:
     q_h: float = 0.5  # horizontal acceleration spectral density, m^2/s^3
     q_v: float = 0.05  # vertical, m^2/s^3
     imm: bool = False  # interacting multiple models: the CV model above plus a manoeuvring (high-noise) CV
+    # explicit motion models: MotionModel instances or registered names ("cv"); one = a single filter, several =
+    # an IMM over them with imm_sojourn_s / imm_mu0 of the same length. Empty: CV from q_h, q_v (+ ``imm``)
+    motion_models: tuple = ()  # registered model names, e.g. ["cv"]; several = an IMM over them; empty = CV (+ imm)
     q_h_manoeuvre: float = 20.0  # ~ (4.6 m/s^2 of a 25-degree banked turn)^2 x 1 s, m^2/s^3
     q_v_manoeuvre: float = 10.0  # climbs, descents and the terminal dive
     imm_sojourn_s: tuple[float, float] = (120.0, 15.0)  # mean time in cruise / in a manoeuvre
     imm_mu0: tuple[float, float] = (0.9, 0.1)  # model probabilities of a new track
     gate_p: float = 0.999  # gate probability (chi-square)
     tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
-    confirm_hits: int = 6
+    confirm_hits: int = 6  # updates a tentative track needs before it is confirmed
     confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own ...
     confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
-    confirm_max_sigma_m: float = 800.0
+    trust_sensors: bool = True  # a trusted sensor (sensors.json "trusted", default by kind) may confirm alone
+    confirm_max_sigma_m: float = 800.0  # m; a track is confirmed only once its position sigma is below this
+    # sequential test (Wald SPRT) on the hits and misses of scanning sensors (those with a ``pd``): each hit adds
+    # log(pd / pf), each missed look log((1 - pd) / (1 - pf)), pf = the chance that a false track (clutter) finds
+    # a plot in its gate on the next look; confirmed at log((1 - beta) / alpha) (beta = 0.01) without waiting for
+    # ``confirm_hits`` (pd 0.9: 4 hits in a row)
+    sprt_false_continuation: float = 0.05  # SPRT pf: chance a false track finds a plot in its gate on the next look
+    sprt_alpha: float = 1e-4  # SPRT false-confirmation probability (threshold log((1 - 0.01) / alpha))
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
-    tentative_timeout_s: float = 12.0
-    confirmed_timeout_s: float = 240.0
+    report_tentative: bool = True  # tentative tracks appear in snapshots with status "tentative" ...
+    report_tentative_min_hits: int = 3  # ... once they have this many updates (not every stray plot)
+    tentative_timeout_s: float = 12.0  # s; a tentative track with no update for this long is deleted
+    confirmed_timeout_s: float = 240.0  # s; a confirmed track with no update for this long is deleted
+    # existence from negative information: each missed look of a scanning sensor (sensors.json ``pd``, radars by
+    # default) since the track's last update lowers its existence probability (IPDA-style, reset on detection)
+    existence_after_update: float = 0.99  # of a confirmed track just updated (a tentative one: 0.8)
+    existence_min: float = 0.1  # tracks below are deleted (pd 0.9: after 3 missed looks, tentative after 2)
     single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
-    max_pos_sigma_m: float = 4000.0
-    init_vel_sigma_mps: float = 45.0
-    init_vu_sigma_mps: float = 5.0
-    init_alt_agl_m: float = 300.0
-    init_alt_sigma_m: float = 600.0
+    max_pos_sigma_m: float = 4000.0  # m; a track whose position sigma grows beyond this is deleted
+    init_vel_sigma_mps: float = 45.0  # m/s; horizontal velocity sigma of a new track (Shahed-class speeds 30-50 m/s)
+    init_vu_sigma_mps: float = 5.0  # m/s; vertical velocity sigma of a new track
+    init_alt_agl_m: float = 300.0  # m; altitude above ground assumed for a bearing-only new track (low cruise)
+    init_alt_sigma_m: float = 600.0  # m; its sigma
     init_from_position: bool = True  # start tentative tracks from unassigned position reports / radar plots
     init_window_s: float = 4.0  # bearings kept for triangulation
     init_dt_s: float = 2.1  # max time between bearings that are triangulated together
     init_range_m: float = 9000.0  # max node-to-source distance considered
-    init_min_nodes: int = 3
-    init_min_angle_deg: float = 12.0
+    init_min_nodes: int = 3  # distinct acoustic nodes whose bearings must cross to start a track (ghost control)
+    init_min_angle_deg: float = 12.0  # deg; bearings crossing at a smaller angle give no fix (range too uncertain)
     init_two_node_unambiguous: bool = True  # accept 2-node fixes where both nodes hear a single source
-    init_resolution_deg: float = 10.0
-    acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a node are not candidates
+    init_resolution_deg: float = 10.0  # deg; a node hears sources closer than this in bearing as one (array resolution)
+    acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a bearing sensor are not candidates
     # bearing clutter map: a node that keeps reporting unexplained bearings in one direction hears a stationary
     # confuser (a generator, a road, a factory); such bearings may still update confirmed tracks, but neither start
     # nor feed tentative ones (two crossing confusers would otherwise make a persistent ghost)
-    clutter_map_bin_deg: float = 5.0
-    clutter_map_tau_s: float = 300.0
+    clutter_map_bin_deg: float = 5.0  # deg; bearing bin of the per-node clutter map
+    clutter_map_tau_s: float = 300.0  # s; time constant of the clutter map decay (a confuser that stops is forgotten)
     clutter_map_threshold: float = 6.0  # decayed count of unexplained bearings in one bin
-    merge_distance_m: float = 250.0
-    merge_speed_mps: float = 12.0
-    max_speed_mps: float = 150.0
+    # re-acquisition: a newly confirmed track that continues a confirmed track lost within this window (its
+    # prediction within the chi-square gate, similar velocity) takes over the lost track's id
+    reacquire_window_s: float = 300.0  # s; a lost confirmed track may be re-acquired (keeps its id) this long
+    reacquire_max_dv_mps: float = 25.0  # m/s; largest velocity difference for a re-acquisition
+    merge_distance_m: float = 250.0  # m; two tracks closer than this ...
+    merge_speed_mps: float = 12.0  # m/s; ... with velocities closer than this are one drone: merged
+    max_speed_mps: float = 150.0  # m/s; tracks faster than this are deleted (no Shahed-class drone or jet flies faster)
     coast_status_s: float = 10.0  # confirmed tracks without update for this long are reported as coasting
     min_agl_m: float = 0.0  # altitude bounds above the sensors' mean ground (bearing-only tracks drift vertically)
-    max_agl_m: float = 6000.0
+    max_agl_m: float = 6000.0  # m; upper altitude bound above the mean ground
     max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
+
+
+def _subset(tr: TrackArrays, mask: np.ndarray) -> TrackArrays:
+    """A copy of the rows ``mask`` of a TrackArrays."""
+    out = TrackArrays()
+    for f in TrackArrays.FIELDS:
+        setattr(out, f, getattr(tr, f)[mask].copy())
+    return out
+
+
+def _motion_models(cfg: TrackerConfig) -> list[motion.MotionModel]:
+    """The configured motion models: explicit ones, else CV (plus the manoeuvring CV with ``imm``)."""
+    if cfg.motion_models:
+        try:
+            models = [motion.build(m) if isinstance(m, str) else m for m in cfg.motion_models]
+        except ValueError as exc:
+            raise SkytraceError(str(exc)) from None
+    else:
+        models = [motion.ConstantVelocity(cfg.q_h, cfg.q_v)]
+        if cfg.imm:
+            models.append(motion.ConstantVelocity(cfg.q_h_manoeuvre, cfg.q_v_manoeuvre, name="cv-manoeuvre"))
+    if len(models) > 1 and not (len(cfg.imm_sojourn_s) == len(cfg.imm_mu0) == len(models)):
+        raise SkytraceError(f"{len(models)} motion models need imm_sojourn_s and imm_mu0 of that length")
+    return models
 
 
 @dataclass
@@ -115,13 +162,17 @@ class TrackArrays:
     born: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # up to 4 distinct sensors
     seen_hits: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # updates from each
+    seen_t: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # last update from each
+    seen_dt: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # mean interval between them (NaN: <2)
+    llr: np.ndarray = field(default_factory=lambda: np.zeros(0))  # SPRT log-likelihood ratio (scanning sensors)
     last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
     mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # IMM model probabilities
     xm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6)))  # IMM model-conditioned states
     Pm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6, 6)))
 
-    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "last_sensor",
+    FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "seen_t",
+              "seen_dt", "llr", "last_sensor",
               "last_cross", "mu", "xm", "Pm")
 
     def __len__(self) -> int:
@@ -167,15 +218,26 @@ class Tracker:
             self.sensor_pos[fixed] = frame.ecef_to_enu(sensors.ecef_m[fixed])
         self.M[~fixed] = np.eye(3)
         self.sound_speed = sensors.sound_speed_mps
-        rng_default = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, 5000.0)
-        self.audible_m = np.minimum(2.5 * rng_default, self.cfg.acoustic_gate_range_m)
+        rng_default = np.where(np.isfinite(sensors.max_range_m), sensors.max_range_m, DEFAULT_REACH_M)
+        reach_factor = np.array([registry.by_code(k).reach_factor for k in sensors.kind]) if S else np.zeros(0)
+        self.audible_m = np.minimum(reach_factor * rng_default, self.cfg.acoustic_gate_range_m)
+        self.geom = SensorGeometry(self.M, self.b, self.sensor_pos, self.audible_m, self.sound_speed)
+        self.trusted = (sensors.trusted.copy() if sensors.trusted is not None and self.cfg.trust_sensors
+                        else np.zeros(S, dtype=bool))
+        self.pd = sensors.pd.copy() if sensors.pd is not None else np.full(S, np.nan)
+        self.sensor_last_t = np.full(S, -np.inf)  # time of each sensor's latest processed report
+        self.models = _motion_models(self.cfg)
+        self.use_imm = len(self.models) > 1
+        self._clutter_kinds = registry.codes_where("bearing_clutter_map")
+        self._bearing_kinds = registry.codes_where("initiation", "bearing")
+        self._plot_kinds = registry.codes_where("initiation", "plot")
         self.gate = {d: chi2.ppf(self.cfg.gate_p, d) for d in (1, 2, 3)}
         fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
         self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
         self.tracks = TrackArrays()
-        if not self.cfg.imm:  # no model-conditioned states to carry
-            self.tracks.mu, self.tracks.xm, self.tracks.Pm = np.zeros((0, 0)), np.zeros((0, 0, 6)), np.zeros(
-                (0, 0, 6, 6))
+        K = len(self.models) if self.use_imm else 0  # no model-conditioned states to carry without the IMM
+        self.tracks.mu, self.tracks.xm, self.tracks.Pm = np.zeros((0, K)), np.zeros((0, K, 6)), np.zeros(
+            (0, K, 6, 6))
         self._names: dict[int, str] = {}
         self.next_id = 1
         self.buffer: list[MeasBatch] = []
@@ -185,8 +247,10 @@ class Tracker:
         self.clutter_map_t = -np.inf
         self._frame_suppressed = np.zeros(0, dtype=bool)
         self._tentative_taker = np.zeros(0, dtype=bool)
+        self.lost = TrackArrays()  # recently deleted confirmed tracks, for re-acquisition (bounded by the window)
+        self.lost.mu, self.lost.xm, self.lost.Pm = self.tracks.mu, self.tracks.xm, self.tracks.Pm
         self.t_processed = -np.inf
-        self.stats = {"detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
+        self.stats = {"tracks_reacquired": 0, "detections_in": 0, "processed": 0, "assigned": 0, "late_dropped": 0,
                       "tracks_started": 0, "tracks_confirmed": 0, "tracks_deleted": 0, "frames": 0}
 
     # ------------------------------------------------------------------------------------------------ streaming
@@ -211,16 +275,16 @@ class Tracker:
             self.buffer = [allm.take(~ready)] if (~ready).any() else []
             m = allm.take(np.flatnonzero(ready)[np.argsort(allm.t[ready], kind="stable")])
             if len(m):
+                # a silence of hours (or one absurd timestamp) costs nothing: no frame is stepped through
                 start = self.t_processed if np.isfinite(self.t_processed) else m.t[0]
-                edges = np.arange(start, cutoff + self.cfg.frame_s, self.cfg.frame_s)
-                cut = np.searchsorted(m.t, edges[1:], side="right")
-                lo = 0
-                for hi, t_end in zip(cut, edges[1:], strict=True):
-                    if hi > lo:
-                        self._process_frame(m.take(slice(lo, hi)), float(t_end))
-                    lo = hi
-                if lo < len(m):
-                    self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
+                # frames (start + (k - 1) frame_s, start + k frame_s], k >= 0: reports dated exactly at the last
+                # processed instant (they arrived just after it) form their own frame (k = 0) rather than joining the
+                # next look of the same sensor; only frames holding reports are visited
+                fs = self.cfg.frame_s
+                k = np.maximum(np.ceil((m.t - start) / fs), 0).astype(np.int64)
+                bounds = np.flatnonzero(np.diff(k)) + 1
+                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(m)], strict=True):
+                    self._process_frame(m.take(slice(int(lo), int(hi))), float(start + k[lo] * fs))
         if cutoff > self.t_processed:
             self._manage(cutoff, merge=False)
             self.t_processed = cutoff
@@ -230,6 +294,7 @@ class Tracker:
     def _process_frame(self, m: MeasBatch, t_end: float) -> None:
         self.stats["frames"] += 1
         self.stats["processed"] += len(m)
+        np.maximum.at(self.sensor_last_t, m.sensor, m.t)
         assigned = np.zeros(len(m), dtype=bool)
         suppressed, bins = self._clutter_lookup(m, t_end)
         self._frame_suppressed = suppressed
@@ -246,7 +311,7 @@ class Tracker:
                     assigned[ad] = True
                     self.stats["assigned"] += int(ad.size)
         # the map learns from bearings nothing confirmed explains (unassigned, or taken by a tentative track)
-        unexplained = (~assigned | self._tentative_taker) & (m.kind == ACOUSTIC)
+        unexplained = (~assigned | self._tentative_taker) & self._clutter_kinds[m.kind]
         if unexplained.any():
             np.add.at(self.clutter_map, (m.sensor[unexplained], bins[unexplained]), 1.0)
         un = np.flatnonzero(~assigned & ~suppressed)
@@ -255,12 +320,13 @@ class Tracker:
         self._manage(t_end)
 
     def _clutter_lookup(self, m: MeasBatch, t_now: float) -> tuple[np.ndarray, np.ndarray]:
-        """Decay the bearing clutter map to ``t_now``; which acoustic bearings fall in a hot (confuser) bin."""
+        """Decay the bearing clutter map to ``t_now``; which bearings (of families with a clutter map) fall in a
+        hot (confuser) bin."""
         if np.isfinite(self.clutter_map_t) and t_now > self.clutter_map_t:
             self.clutter_map *= np.exp(-(t_now - self.clutter_map_t) / self.cfg.clutter_map_tau_s)
         self.clutter_map_t = max(self.clutter_map_t, t_now)
         bins = np.zeros(len(m), dtype=np.int64)
-        ac = m.kind == ACOUSTIC
+        ac = self._clutter_kinds[m.kind]
         bins[ac] = (np.floor(np.degrees(np.mod(m.z[ac, 0], 2 * np.pi)) / self.cfg.clutter_map_bin_deg)
                     ).astype(np.int64) % self.n_bins
         suppressed = ac & (self.clutter_map[m.sensor, bins] > self.cfg.clutter_map_threshold)
@@ -269,27 +335,14 @@ class Tracker:
 
     def _gate(self, m: MeasBatch, t_ref: float):
         tr = self.tracks
-        dt_ref = np.maximum(t_ref - tr.t, 0.0)
-        pe = tr.x[:, :2] + tr.x[:, 3:5] * dt_ref[:, None]
-        sig_tr = np.sqrt(tr.P[:, 0, 0] + tr.P[:, 1, 1] + (self.cfg.q_h * dt_ref**3 / 3) * 2)
+        x_ref, P_ref = self._predict(np.arange(len(tr)), np.maximum(t_ref - tr.t, 0.0))
+        pe = x_ref[:, :2]
+        sig_tr = np.sqrt(P_ref[:, 0, 0] + P_ref[:, 1, 1])
         slack = min(4.0 * float(np.max(sig_tr)), 20_000.0) + 60.0 * (self.cfg.frame_s + 1.0)
         centre = np.zeros((len(m), 2))
         radius = np.zeros(len(m))
-        k = m.kind
-        pos = k == POSITION
-        centre[pos] = m.z[pos, :2]
-        radius[pos] = 4 * np.sqrt(m.R[pos, 0, 0] + m.R[pos, 1, 1])
-        rad = k == RADAR
-        if rad.any():
-            s = m.sensor[rad]
-            az, el, r = m.z[rad, 0], m.z[rad, 1], m.z[rad, 2]
-            d_loc = r[:, None] * np.column_stack([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
-            p = np.einsum("nji,nj->ni", self.M[s], d_loc - self.b[s])
-            centre[rad] = p[:, :2]
-            radius[rad] = 4 * (np.sqrt(m.R[rad, 2, 2]) + r * np.sqrt(m.R[rad, 0, 0]))
-        ang = ~(pos | rad)
-        centre[ang] = self.sensor_pos[m.sensor[ang], :2]
-        radius[ang] = self.audible_m[m.sensor[ang]]
+        for family, rows in registry.groups(m.kind):
+            centre[rows], radius[rows] = family.gate_region(m.z[rows], m.R[rows], m.sensor[rows], self.geom)
         tree = cKDTree(pe)
         hits = tree.query_ball_point(centre, radius + slack, return_sorted=False)
         lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
@@ -303,22 +356,23 @@ class Tracker:
         cost = d2 + logdet + self.cfg.tentative_penalty * (~tr.confirmed[ti])
         return ti[ok], dj[ok], cost[ok]
 
-    def _q(self, ti: np.ndarray):
-        """Process noise (q_h, q_v) for predicting the combined state: with IMM, the model-probability mean."""
-        cfg = self.cfg
-        if not cfg.imm:
-            return cfg.q_h, cfg.q_v
-        mu = self.tracks.mu[ti]
-        return mu @ np.array([cfg.q_h, cfg.q_h_manoeuvre]), mu @ np.array([cfg.q_v, cfg.q_v_manoeuvre])
+    def _predict(self, ti: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted combined states and covariances of tracks ``ti`` over dt: the motion model, or with the IMM
+        the moment-matched mixture of every model's prediction (model probabilities held)."""
+        tr = self.tracks
+        if not self.use_imm:
+            return self.models[0].predict(tr.x[ti], tr.P[ti], dt)
+        xm, Pm = np.empty_like(tr.xm[ti]), np.empty_like(tr.Pm[ti])
+        for k, model in enumerate(self.models):
+            xm[:, k], Pm[:, k] = model.predict(tr.xm[ti, k], tr.Pm[ti, k], dt)
+        return imm.combine(tr.mu[ti], xm, Pm)
 
     def _pair_predict(self, ti: np.ndarray, t: np.ndarray):
-        tr = self.tracks
-        return motion.predict(tr.x[ti], tr.P[ti], np.maximum(t - tr.t[ti], 0.0), *self._q(ti))
+        return self._predict(ti, np.maximum(t - self.tracks.t[ti], 0.0))
 
     def _innovation(self, x, P, m: MeasBatch, dj: np.ndarray):
-        s = m.sensor[dj]
         kind = m.kind[dj]
-        h, H = predict_measurements(x, kind, self.M[s], self.b[s], self.sound_speed[s], m.has_el[dj])
+        h, H = predict_measurements(x, kind, m.sensor[dj], self.geom, m.has_el[dj])
         nu = innovation(m.z[dj], h, kind)
         S = H @ P @ np.swapaxes(H, 1, 2) + m.R[dj]
         return nu, H, S
@@ -330,9 +384,7 @@ class Tracker:
         y = np.linalg.solve(L, nu[:, :, None])[:, :, 0]
         d2 = np.einsum("ni,ni->n", y, y)
         logdet = 2 * np.log(np.abs(np.diagonal(L, axis1=1, axis2=2))).sum(axis=1)
-        kind = m.kind[dj]
-        dof = np.where(kind == POSITION, 3, np.where(kind == RADAR, 3, 1 + m.has_el[dj].astype(int)))
-        return d2, logdet, dof
+        return d2, logdet, measured_dof(m.kind[dj], m.has_el[dj])
 
     def _associate(self, ti, dj, cost, m: MeasBatch):
         """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
@@ -394,7 +446,7 @@ class Tracker:
         for r in range(int(rank.max()) + 1):
             sel = rank == r
             ti, dj = at[sel], ad[sel]
-            if self.cfg.imm:
+            if self.use_imm:
                 self._imm_update(ti, dj, m)
             else:
                 x, P = self._pair_predict(ti, m.t[dj])
@@ -415,8 +467,29 @@ class Tracker:
             slot = np.argmax(seen < 0, axis=1)
             add = new & free
             seen[add, slot[add]] = s[add]
-            sh[match | ((seen == s[:, None]) & add[:, None])] += 1
+            mine = (match | ((seen == s[:, None]) & add[:, None])) & live[:, None]
+            sh[mine] += 1
             tr.seen[ti], tr.seen_hits[ti] = seen, sh
+            # look interval of each sensor on this track (its scan period, or its reporting cadence)
+            st, sdt = tr.seen_t[ti], tr.seen_dt[ti]
+            t_upd = np.broadcast_to(m.t[dj][:, None], st.shape)
+            gap = t_upd - st
+            first = ~np.isfinite(sdt)
+            upd = mine & (gap > 0.5 * self.cfg.frame_s) & np.isfinite(st)
+            # SPRT: this hit, and the looks of the same sensor missed since its previous hit
+            pd = np.where(seen >= 0, self.pd[np.maximum(seen, 0)], np.nan)
+            scanning = mine & np.isfinite(pd)
+            if scanning.any():
+                pf = self.cfg.sprt_false_continuation
+                pdc = np.clip(np.where(scanning, pd, 0.5), 1e-3, 0.999)
+                missed = np.where(upd & ~first, np.maximum(np.round(gap / np.where(upd & ~first, sdt, 1.0)) - 1, 0),
+                                  0.0)
+                step = np.log(pdc / pf) + missed * np.log((1 - pdc) / (1 - pf))
+                tr.llr[ti] += np.sum(np.where(scanning, step, 0.0), axis=1)
+            sdt[upd & first] = gap[upd & first]
+            sdt[upd & ~first] = 0.7 * sdt[upd & ~first] + 0.3 * np.minimum(gap[upd & ~first], 3 * sdt[upd & ~first])
+            st[mine] = t_upd[mine]
+            tr.seen_t[ti], tr.seen_dt[ti] = st, sdt
 
     def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray, likelihood: bool = True):
         """EKF update of predicted pairs; returns x, P (Joseph form, symmetrised) and the log-likelihood (or None
@@ -440,8 +513,8 @@ class Tracker:
         dt = np.maximum(m.t[dj] - tr.t[ti], 0.0)
         c, x0, P0 = imm.mix(tr.mu[ti], tr.xm[ti], tr.Pm[ti], dt, np.asarray(cfg.imm_sojourn_s))
         xm, Pm, ll = np.empty_like(x0), np.empty_like(P0), np.empty(c.shape)
-        for k, (qh, qv) in enumerate(((cfg.q_h, cfg.q_v), (cfg.q_h_manoeuvre, cfg.q_v_manoeuvre))):
-            xk, Pk = motion.predict(x0[:, k], P0[:, k], dt, qh, qv)
+        for k, model in enumerate(self.models):
+            xk, Pk = model.predict(x0[:, k], P0[:, k], dt)
             xm[:, k], Pm[:, k], ll[:, k] = self._kalman_update(xk, Pk, m, dj)
         mu = imm.posterior_probabilities(c, ll)
         tr.mu[ti], tr.xm[ti], tr.Pm[ti] = mu, xm, Pm
@@ -455,22 +528,24 @@ class Tracker:
         new = TrackArrays(x=x, P=P, t=t, id=np.arange(self.next_id, self.next_id + n, dtype=np.int64),
                           confirmed=np.zeros(n, bool), hits=hits.astype(np.int32), last_update=t.copy(),
                           born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
+                          seen_t=np.where(seen >= 0, t[:, None], -np.inf), seen_dt=np.full(seen.shape, np.nan),
+                          llr=self._first_llr(seen),
                           last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
                           # IMM model states only when the IMM is on (zero models otherwise: nothing to copy)
-                          mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.cfg.imm
+                          mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.use_imm
                           else np.zeros((n, 0)),
-                          xm=np.repeat(x[:, None], 2 if self.cfg.imm else 0, axis=1),
-                          Pm=np.repeat(P[:, None], 2 if self.cfg.imm else 0, axis=1))
+                          xm=np.repeat(x[:, None], len(self.models) if self.use_imm else 0, axis=1),
+                          Pm=np.repeat(P[:, None], len(self.models) if self.use_imm else 0, axis=1))
         self.next_id += n
         self.tracks.append(new)
         self.stats["tracks_started"] += n
 
     def _initiate(self, m: MeasBatch, t_end: float) -> None:
         cfg = self.cfg
-        direct = (m.kind == POSITION) | (m.kind == RADAR)
+        direct = self._plot_kinds[m.kind]
         if cfg.init_from_position and direct.any():
             d = m.take(np.flatnonzero(direct))
-            pos, cov = initiation.cartesian_from_plots(d, self.M, self.b)
+            pos, cov = initiation.cartesian_from_plots(d, self.geom)
             n = len(d)
             x = np.zeros((n, 6))
             x[:, :3] = pos
@@ -481,7 +556,7 @@ class Tracker:
             seen = np.full((n, 4), -1)
             seen[:, 0] = d.sensor
             self._new_tracks(x, P, d.t.copy(), np.ones(n), seen)
-        ac = m.kind == ACOUSTIC
+        ac = self._bearing_kinds[m.kind]
         if ac.any():
             self.pool = self.pool.add(m.take(np.flatnonzero(ac)), self.M, self.sensor_pos)
         self.pool = self.pool.expire(t_end - cfg.init_window_s)
@@ -498,29 +573,112 @@ class Tracker:
         if not len(tr):
             return
         cfg = self.cfg
-        # a track only one sensor keeps updating is not corroborated: a confuser (a generator, a road) or a
-        # spoofed node holds a bearing steady forever; such updates do not keep a track alive
-        silent = t_now - np.minimum(tr.last_update, tr.last_cross + cfg.single_sensor_hold_s)
-        dt = np.maximum(t_now - tr.t, 0.0)
-        var_h = tr.P[:, 0, 0] + tr.P[:, 1, 1] + 2 * cfg.q_h * dt**3 / 3 + 2 * dt * (tr.P[:, 0, 3] + tr.P[:, 1, 4]) \
-            + dt**2 * (tr.P[:, 3, 3] + tr.P[:, 4, 4])
-        sig = np.sqrt(np.maximum(var_h, 0.0))
+        # a track only one (untrusted) sensor keeps updating is not corroborated: a confuser (a generator, a road)
+        # or a spoofed node holds a bearing steady forever; such updates do not keep a track alive
+        hold = np.where(self.trusted[tr.last_sensor], np.inf, cfg.single_sensor_hold_s)
+        silent = t_now - np.minimum(tr.last_update, tr.last_cross + hold)
+        _, P_now = self._predict(np.arange(len(tr)), np.maximum(t_now - tr.t, 0.0))
+        sig = np.sqrt(np.maximum(P_now[:, 0, 0] + P_now[:, 1, 1], 0.0))
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
-                | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps))
+                | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps)
+                | (self.existence(t_now) < cfg.existence_min))
         self._bound_altitude()
-        promote = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.confirm_hits) & (
-            tr.n_sensors(cfg.confirm_hits_per_sensor) >= cfg.confirm_min_sensors) & (sig < cfg.confirm_max_sigma_m) & (
-            speed >= cfg.confirm_min_speed_mps) & (speed <= cfg.confirm_max_speed_mps)
+        sprt = tr.llr >= np.log((1 - 0.01) / cfg.sprt_alpha)
+        promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated() & (
+            sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
+            speed <= cfg.confirm_max_speed_mps)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
+        if promote.any() and len(self.lost):
+            self._reacquire(np.flatnonzero(promote), t_now)
+        lost = dead & tr.confirmed & (speed <= cfg.confirm_max_speed_mps)  # not duplicates (merged below)
         if merge:
             dead |= self._duplicates(t_now, dead)
         if dead.any():
             self.stats["tracks_deleted"] += int(dead.sum())
+            if lost.any():
+                keep = lost.copy()
+                self.lost.append(_subset(tr, keep))
+            if len(self.lost):
+                self.lost.keep(self.lost.last_update >= t_now - cfg.reacquire_window_s)
             for i in tr.id[dead]:
                 self._names.pop(int(i), None)
             tr.keep(~dead)
+
+    def _first_llr(self, seen: np.ndarray) -> np.ndarray:
+        """SPRT log-likelihood ratio of new tracks: one hit of each scanning sensor that started them."""
+        pd = np.where(seen >= 0, self.pd[np.maximum(seen, 0)], np.nan)
+        pd = np.clip(pd, 1e-3, 0.999)
+        return np.sum(np.where(np.isfinite(pd), np.log(pd / self.cfg.sprt_false_continuation), 0.0), axis=1)
+
+    def _reacquire(self, new: np.ndarray, t_now: float) -> None:
+        """Give newly confirmed tracks the id of the recently lost confirmed track they continue (track-to-track
+        association: the lost track's prediction and the new estimate agree within the chi-square gate of their
+        summed horizontal covariances, and their velocities within ``reacquire_max_dv_mps``); greedy by distance,
+        each lost track used once."""
+        tr, lo = self.tracks, self.lost
+        xl, Pl = self.models[0].predict(lo.x, lo.P, np.maximum(t_now - lo.t, 0.0))
+        xn, Pn = self._predict(new, np.maximum(t_now - tr.t[new], 0.0))
+        d = xn[:, None, :2] - xl[None, :, :2]  # (new, lost, 2)
+        S = Pn[:, None, :2, :2] + Pl[None, :, :2, :2]
+        d2 = np.einsum("abi,abi->ab", d, np.linalg.solve(S, d[..., None])[..., 0])
+        dv = np.linalg.norm(xn[:, None, 3:5] - xl[None, :, 3:5], axis=2)
+        older = lo.born[None, :] < tr.born[new][:, None]
+        ok = (d2 < self.gate[2]) & (dv < self.cfg.reacquire_max_dv_mps) & older
+        if not ok.any():
+            return
+        cost = np.where(ok, d2, np.inf)
+        used_lost = np.zeros(len(lo), bool)
+        for a, b in zip(*np.unravel_index(np.argsort(cost, axis=None), cost.shape), strict=True):
+            if not np.isfinite(cost[a, b]):
+                break
+            if used_lost[b] or tr.id[new[a]] == lo.id[b]:
+                continue
+            if np.any(tr.id == lo.id[b]):  # already re-used
+                continue
+            self._names.pop(int(tr.id[new[a]]), None)
+            tr.id[new[a]] = lo.id[b]
+            tr.born[new[a]] = lo.born[b]
+            used_lost[b] = True
+            self.stats["tracks_reacquired"] += 1
+            cost[a, :] = np.inf
+        if used_lost.any():
+            lo.keep(~used_lost)
+
+    def existence(self, t_now: float) -> np.ndarray:
+        """Existence probability of each track at ``t_now`` from negative information (IPDA-style, simplified).
+
+        After an update the track exists with probability r0 (``existence_after_update`` when confirmed, 0.8 when
+        tentative). Every sensor with a detection probability ``pd`` (a scanning sensor) that has updated this
+        track at least twice has a look interval (the mean time between its updates: its scan period); each of its
+        looks since the track's last update by *any* sensor that found nothing is a miss, counted only while that
+        sensor is still reporting (a silent or dead sensor says nothing). With k_s misses of sensor s:
+        r = r0 L / (r0 L + 1 - r0), L = prod_s (1 - pd_s)^k_s (Musicki, Evans & Stankovic, "Integrated
+        probabilistic data association", IEEE TAC 39(6), 1994 — here without the detection-likelihood term: a
+        detection resets r to r0 and confirmation stays the M-of-N rule).
+        """
+        tr, cfg = self.tracks, self.cfg
+        r0 = np.where(tr.confirmed, cfg.existence_after_update, 0.8)
+        slot = np.maximum(tr.seen, 0)
+        pd = np.where(tr.seen >= 0, self.pd[slot], np.nan)
+        usable = np.isfinite(pd) & np.isfinite(tr.seen_dt) & (tr.seen_dt > 0)
+        if not usable.any():
+            return r0
+        heard_until = np.minimum(self.sensor_last_t[slot], t_now)
+        span = heard_until - tr.last_update[:, None]
+        k = np.where(usable & (span > 0), np.floor(span / np.where(usable, tr.seen_dt, 1.0) - 0.25), 0.0)
+        logL = np.sum(np.where(k > 0, k * np.log1p(-np.where(usable, np.minimum(pd, 0.999), 0.0)), 0.0), axis=1)
+        L = np.exp(logL)
+        return r0 * L / (r0 * L + 1 - r0)
+
+    def _corroborated(self) -> np.ndarray:
+        """Tracks supported by ``confirm_min_sensors`` distinct sensors, or by one trusted sensor, each with at
+        least ``confirm_hits_per_sensor`` updates (anti-spoofing: an untrusted sensor never confirms alone)."""
+        tr, cfg = self.tracks, self.cfg
+        solid = (tr.seen >= 0) & (tr.seen_hits >= cfg.confirm_hits_per_sensor)
+        trusted = solid & self.trusted[np.maximum(tr.seen, 0)]
+        return (solid.sum(axis=1) >= cfg.confirm_min_sensors) | trusted.any(axis=1)
 
     def _bound_altitude(self) -> None:
         """Keep altitudes physical: a track below ground or above the ceiling is moved back, its vertical
@@ -536,9 +694,9 @@ class Tracker:
             tr.x[bad, 2] += target - alt[bad]
             tr.x[bad, 5] = 0.0
             tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
-            if self.cfg.imm:
+            if self.use_imm:
                 tr.xm[bad], tr.Pm[bad] = tr.x[bad, None], tr.P[bad, None]  # IMM: restart the models from the fix
-        if self.cfg.imm:
+        if self.use_imm:
             np.clip(tr.xm[:, :, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.xm[:, :, 5])
 
     def _duplicates(self, t_now: float, dead: np.ndarray) -> np.ndarray:
@@ -563,26 +721,30 @@ class Tracker:
 
     # ------------------------------------------------------------------------------------------------ output
     def snapshot(self, t_now: float) -> TrackSnapshot:
-        tr = self.tracks
-        sel = np.flatnonzero(tr.confirmed)
-        if sel.size == 0:
-            z = np.zeros(0)
-            return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
-        x, P = motion.predict(tr.x[sel], tr.P[sel], np.maximum(t_now - tr.t[sel], 0.0), *self._q(sel))
-        useful = np.sqrt(P[:, 0, 0] + P[:, 1, 1]) < self.cfg.report_max_sigma_m
-        sel, x, P = sel[useful], x[useful], P[useful]
+        """Tracks predicted to ``t_now`` with their status: ``confirmed``; ``coasting`` (confirmed, no update for
+        ``coast_status_s``); ``tentative`` (not yet confirmed, at least ``report_tentative_min_hits`` updates;
+        only with ``report_tentative``). Tracks whose position sigma exceeds ``report_max_sigma_m`` are left out."""
+        tr, cfg = self.tracks, self.cfg
+        shown = tr.confirmed.copy()
+        if cfg.report_tentative:
+            shown |= tr.hits >= cfg.report_tentative_min_hits
+        sel = np.flatnonzero(shown)
+        if sel.size:
+            x, P = self._predict(sel, np.maximum(t_now - tr.t[sel], 0.0))
+            useful = np.sqrt(P[:, 0, 0] + P[:, 1, 1]) < cfg.report_max_sigma_m
+            sel, x, P = sel[useful], x[useful], P[useful]
         if sel.size == 0:
             z = np.zeros(0)
             return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
         lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
-        alt = np.clip(alt, self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m)
+        alt = np.clip(alt, self.ground_alt_m + cfg.min_agl_m, self.ground_alt_m + cfg.max_agl_m)
         v = self.frame.vector_from_local(lat, lon, x[:, 3:])
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
-        coast = (t_now - tr.last_update[sel]) > self.cfg.coast_status_s
+        coast = (t_now - tr.last_update[sel]) > cfg.coast_status_s
+        status = np.where(tr.confirmed[sel], np.where(coast, "coasting", "confirmed"), "tentative").tolist()
         return TrackSnapshot(
-            t=float(t_now), track=[self._name(int(i)) for i in tr.id[sel]],
-            status=["coasting" if c else "confirmed" for c in coast],
+            t=float(t_now), track=[self._name(int(i)) for i in tr.id[sel]], status=status,
             lat=lat, lon=lon, alt_m=alt, ve=v[:, 0], vn=v[:, 1], vu=v[:, 2], pos_sigma_m=sig,
             sensor_rows=tr.seen[sel].copy(), sensor_names=self.sensors.ids)
 

@@ -14,9 +14,12 @@
   map.createPane("tracks").style.zIndex = 450;  // tracks above zones and sensors, on their own canvas
   const trackRenderer = L.canvas({ padding: 0.2, pane: "tracks" });
   const zoneLayers = new Map();
+  // an alerted zone is filled red; a parent zone (an oblast) with an alerted cell inside is outlined ("partial")
   const zoneStyle = (id) => st.zoneAlert.has(id)
     ? { color: "#ff6b6b", weight: 2, fillColor: "#e5484d", fillOpacity: 0.45 }
-    : { color: "#4b5a6b", weight: 1, fillColor: "#1c2836", fillOpacity: 0.6 };
+    : (st.rollup && st.rollup[id] === "partial"
+      ? { color: "#ff9f43", weight: 2, dashArray: "6 4", fillColor: "#1c2836", fillOpacity: 0.6 }
+      : { color: "#4b5a6b", weight: 1, fillColor: "#1c2836", fillOpacity: 0.6 });
   const trackLayer = L.layerGroup().addTo(map);
   const $ = (id) => document.getElementById(id);
   const fitPad = { paddingTopLeft: [10, 40], paddingBottomRight: [10, 10] };
@@ -83,9 +86,11 @@
     if (m.t) $("clock").textContent = fmtTime(m.t);
   }
 
-  function showAlerts(active) {
+  function showAlerts(active, rollup) {
     const zones = new Set(active.map((a) => a.zone));
-    const changed = new Set([...zones, ...st.zoneAlert]);
+    const oldPartial = Object.keys(st.rollup || {});
+    st.rollup = rollup || {};
+    const changed = new Set([...zones, ...st.zoneAlert, ...oldPartial, ...Object.keys(st.rollup)]);
     st.zoneAlert = zones;
     for (const id of changed) { const l = zoneLayers.get(id); if (l) l.setStyle(zoneStyle(id)); }
     const ul = $("alerts");
@@ -122,7 +127,10 @@
       st.msgs++;
       st.lastMsgWall = performance.now();
       if (m.type === "tracks" && st.mode === "live") showTracks(m, true);
-      else if (m.type === "alerts") { st.lastAlerts = m.active; if (st.mode === "live") showAlerts(m.active); }
+      else if (m.type === "alerts") {
+        st.lastAlerts = m.active; st.lastRollup = m.rollup;
+        if (st.mode === "live") showAlerts(m.active, m.rollup);
+      }
       else if (m.type === "status") { st.lastStatus = m; st.feedStalled = m.feed_stalled; st.serverT = m.t; }
     };
     ws.onclose = () => setTimeout(connect, 1000);
@@ -168,7 +176,7 @@
     }, 1000);
   });
   function goLive() { stopPlay(); st.mode = "live"; scrub.value = 0; $("scrub-label").textContent = "live";
-                      if (st.lastAlerts) showAlerts(st.lastAlerts); }
+                      if (st.lastAlerts) showAlerts(st.lastAlerts, st.lastRollup); }
   $("live").addEventListener("click", goLive);
 
   // History at a point: right-click (long-press on a phone) asks the store what flew within 2 km in the last 12 h.

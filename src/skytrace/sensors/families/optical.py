@@ -1,0 +1,22 @@
+"""Optical / infrared cameras (EO/IR): azimuth and, usually, elevation of the target, no range, no delay.
+
+Light arrives instantly, so the model is the bearing (and elevation) of the present position (the
+:class:`~skytrace.sensors.family.BearingFamily` defaults); otherwise optical bearings are handled like acoustic
+ones: they go to the bearing pool and are triangulated across nodes to start tracks (elevation, when given, sets
+the initial altitude), and a node's unexplained bearings feed the clutter map (a lamp or a chimney on the horizon
+keeps one direction). Untrusted by default: low-cost cameras are fooled by birds, aircraft lights and glints, so
+an optical track needs a second, independent sensor to be confirmed. Gate reach: 1.5 x ``max_range_m``.
+"""
+
+from __future__ import annotations
+
+from skytrace.sensors.family import BearingFamily
+
+
+class OpticalFamily(BearingFamily):
+    name = "optical"
+    trusted_by_default = False
+    reach_factor = 1.5
+
+
+FAMILY = OpticalFamily()
