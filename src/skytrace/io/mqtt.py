@@ -89,7 +89,7 @@ def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, to
         return []
     try:
         doc = _DECODER.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError) as exc:
         with stats.lock:
             stats.rejected_messages += 1
         stats.reject(f"{source}: invalid payload: {exc}")
