@@ -106,6 +106,8 @@ def run_target(target: Target, n: int, seed: int = 0, workdir: Path | None = Non
     tmp = Path(tempfile.mkdtemp(prefix="skytrace-fuzz-")) if own else workdir
     corpus = list(target.seeds)
     try:
+        for seed_input in target.seeds:  # warm-up, untimed: imports and first-call caches are not a hang
+            check_one(target, seed_input, tmp)
         for i in range(n):
             base = rng.choice(corpus)
             data = base if i < len(target.seeds) else mutate(base, rng)
