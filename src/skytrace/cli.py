@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "serve",
     "replay",
     "config",
+    "keys",
 ]
 
 
