@@ -185,5 +185,5 @@ def test_keys_cli_register_rotate_revoke(tmp_path):
     out = runner.invoke(cli_app, ["keys", "list", "--registry", reg]).output
     assert out.count("revoked") == 2
     (tmp_path / "bad.json").write_text('{"version": 1, "sensors": {"x": [{"status": "active", "public_key": "AAA"}]}}')
-    with pytest.raises(SkytraceError, match="32 bytes|base64"):
+    with pytest.raises(SkytraceError, match=r"32 bytes|base64"):
         KeyRegistry.load(tmp_path / "bad.json")
