@@ -79,3 +79,19 @@ def list_keys(registry: Path = REGISTRY) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("broker-config")
+def broker_config(sensors: Path = typer.Option(..., "--sensors", help="sensors.json: one broker user per sensor."),
+                  out: Path = typer.Option(..., "--out", help="Directory for mosquitto.conf, acl, passwd and "
+                                                              "credentials.txt (0600)."),
+                  port: int = typer.Option(1883, "--port"),
+                  bind: str = typer.Option("127.0.0.1", "--bind", help="Listener address.")) -> None:
+    """Mosquitto config: per-node passwords, each node may publish only on its own topic, persistence on."""
+    from skytrace.io import formats
+    from skytrace.security.broker import write_broker_config
+
+    ids = [s.id for s in formats.read_sensors(sensors)]
+    write_broker_config(ids, out, port=port, bind=bind)
+    typer.echo(f"wrote {out}/mosquitto.conf for {len(ids)} nodes; passwords in {out}/credentials.txt (give each "
+               "node its own, then delete the file)")
