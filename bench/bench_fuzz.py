@@ -35,6 +35,7 @@ def main() -> int:
         bad += res.crashes + res.hangs
         print(json.dumps({"target": name, "inputs": res.inputs, "accepted": res.accepted, "rejected": res.rejected,
                           "crashes": res.crashes, "hangs": res.hangs, "max_ms": round(res.max_s * 1e3, 1),
+                          "slowest_retimed_ms": round(res.slowest_retimed_s * 1e3, 1),
                           "mean_us": round(res.total_s / max(res.inputs, 1) * 1e6, 1), "wall_s": round(wall, 1),
                           "first_crashes": [c for c, _ in res.first_crashes]}), flush=True)
     for f in work.iterdir():

@@ -13,14 +13,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from conftest import free_port, wait_port
 from skytrace.io.mqtt import MqttIngest, topic_for
 from skytrace.model import Detection
 from skytrace.security.broker import SERVICE_USER, write_broker_config
 from skytrace.security.fuzzing import _table
 from skytrace.security.keys import KeyRegistry, generate_private_key, load_private_key
 from skytrace.security.signing import Signer, Verifier
-
-from conftest import free_port, wait_port
 
 EXE = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 pytestmark = pytest.mark.skipif(not Path(EXE).exists() or shutil.which("mosquitto_passwd") is None,

@@ -84,6 +84,8 @@ class FuzzResult:
     max_s: float = 0.0
     total_s: float = 0.0
     first_crashes: list[tuple[str, bytes]] = field(default_factory=list)
+    slowest: bytes = b""  # the slowest input, to re-time it alone (a "hang" on a loaded machine may be noise)
+    slowest_retimed_s: float = 0.0
 
 
 def check_one(target: Target, data: bytes, workdir: Path) -> str:
@@ -122,7 +124,8 @@ def run_target(target: Target, n: int, seed: int = 0, workdir: Path | None = Non
             dt = time.perf_counter() - t0
             res.inputs += 1
             res.total_s += dt
-            res.max_s = max(res.max_s, dt)
+            if dt > res.max_s:
+                res.max_s, res.slowest = dt, data
             res.hangs += dt > HANG_S
             if outcome == "accepted":
                 res.accepted += 1
@@ -132,6 +135,12 @@ def run_target(target: Target, n: int, seed: int = 0, workdir: Path | None = Non
                 res.rejected += 1
             if progress is not None and i % 1000 == 0:
                 progress(i)
+        t0 = time.perf_counter()
+        try:
+            check_one(target, res.slowest, tmp)
+        except Exception:  # noqa: BLE001 - already counted
+            pass
+        res.slowest_retimed_s = time.perf_counter() - t0
     finally:
         if own:
             for f in tmp.iterdir():
