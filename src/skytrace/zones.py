@@ -7,6 +7,7 @@ degrees; containment tests are vectorised through a shapely STRtree.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -195,6 +196,12 @@ def builtin_oblasts() -> ZoneSet:
     """The 27 first-level regions of Ukraine (ISO 3166-2:UA ids) as the default zone set."""
     text = resources.files("skytrace.data").joinpath(BUILTIN_OBLASTS).read_text(encoding="utf-8")
     return zones_from_geojson(json.loads(text), BUILTIN_OBLASTS)
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_oblast_ids() -> frozenset[str]:
+    """Ids of the built-in oblasts (cached: validating a scenario must not re-read 2 MB of GeoJSON each time)."""
+    return frozenset(builtin_oblasts().ids)
 
 
 def load_places() -> dict:

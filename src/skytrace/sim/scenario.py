@@ -240,10 +240,10 @@ def _validate(sc: Scenario, src: str) -> None:
                 raise ScenarioError(f"{src}: wave[{i}].{name} must be [low, high] with 0 <= low <= high")
         if w.speed_kmh[0] <= 0 or w.altitude_m[0] < 10:
             raise ScenarioError(f"{src}: wave[{i}]: speeds must be > 0 and altitudes >= 10 m")
-    from skytrace.zones import builtin_oblasts
+    from skytrace.zones import builtin_oblast_ids
 
     if sc.region != ["all"]:
-        known = set(builtin_oblasts().ids)
+        known = builtin_oblast_ids()
         for r in sc.region:
             if r not in known:
                 raise ScenarioError(f"{src}: region: unknown oblast id {r!r}; known: {sorted(known)} or 'all'")
