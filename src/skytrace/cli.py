@@ -48,6 +48,7 @@ COMMAND_MODULES = [
     "import_",
     "node",
     "forensics",
+    "keys",
 ]
 
 

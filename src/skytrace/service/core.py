@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -117,6 +118,7 @@ class LiveService:
     clock: Callable[[], float] = time.time
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
+    auth: Any = None  # a skytrace.security.signing.Verifier when reports must be signed: its counts go in the status
 
     def __post_init__(self) -> None:
         self._pending: list[Detection] = []
@@ -280,7 +282,8 @@ class LiveService:
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
                 "dropped": self.stats.dropped, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
-                "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1]}
+                "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],
+                "auth": self.auth.as_dict() if self.auth is not None else None}
 
     def _tracker_stats(self) -> dict | None:
         """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
