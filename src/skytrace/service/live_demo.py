@@ -50,10 +50,15 @@ def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless
         echo(f"live map: {server.url}/  (speed {speed:g}x, store {db})")
         feed = InProcessFeed(svc, dets).start()
         try:
-            while not feed.done or (headless and clock() < feed.ta[-1] + tail_s):
+            while not feed.done or clock() < feed.ta[-1] + tail_s:
                 time.sleep(0.5)
+            # the night is over: stop its clock (else it runs on at speed x and the night slides out of the
+            # timeline), and say so on the map instead of "feed stalled"
+            t_end = clock.stop()
+            svc.replay_done = True
             if not headless:
-                echo("feed finished; the map stays up until Ctrl-C")
+                echo(f"replay finished at {time.strftime('%H:%M:%S', time.gmtime(t_end))} UTC (scenario time); "
+                     "the clock is stopped, the map stays up until Ctrl-C")
                 while True:
                     time.sleep(1)
         except KeyboardInterrupt:
