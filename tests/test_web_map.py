@@ -96,7 +96,8 @@ def test_alerts_are_named_sorted_distinct_and_explain_themselves(alerted_service
     assert "ETA in 4 min" in page.inner_text(f"#alerts li[data-zone='{ids['imminent']}']")
     # roll-up by oblast, visible zoomed out
     rollup = page.inner_text("#rollup")
-    assert "Kyiv Oblast: 1 zone, 1 imminent" in rollup and "Chernihiv: 1 zone" in rollup and "Kyiv City: 1 zone" in rollup
+    assert "Kyiv Oblast: 1 zone, 1 imminent" in rollup and "Chernihiv: 1 zone" in rollup
+    assert "Kyiv City: 1 zone" in rollup
     page.screenshot(path=str(ARTIFACTS / "map-overview.png"))
     # click an alert: the map zooms to the zone and says why
     zoom0 = page.evaluate(f"{st}.map.getZoom()")

@@ -17,9 +17,10 @@ def demo(
     speed: float = typer.Option(60.0, "--speed", help="Live replay speed (x real time)."),
     port: int = typer.Option(8080, "--port", help="Web map port (127.0.0.1 only)."),
     headless: bool = typer.Option(False, "--headless", help="Do not keep the map up after the replay (scripts)."),
+    loop: bool = typer.Option(False, "--loop", help="Play the night again each time it ends (Ctrl-C to stop)."),
 ) -> None:
-    """Simulate kyiv-night, track every drone, score the tracks, raise zone alerts (CAP), draw the picture, then
-    replay it through the live service with the web map (Ctrl-C to stop)."""
+    """Simulate kyiv-night and serve its live replay on the web map at once; meanwhile track every drone offline,
+    score the tracks, raise zone alerts (CAP) and draw the picture (Ctrl-C to stop)."""
     import dataclasses
 
     import numpy as np
@@ -50,6 +51,18 @@ def demo(
     what = "drones (incl. decoys and jets)" if sc.type == "wave" else "targets"
     typer.echo(f"      {res.n_drones} {what} seen by {res.n_sensors} sensors, which "
                f"reported {res.n_detections:,} detections {res.detections_by_kind} ({res.wall_s:.1f} s)")
+    live_demo = None
+    if live:
+        from skytrace.service.live_demo import LiveDemo
+
+        live_demo = LiveDemo(out, speed=speed, port=port, echo=typer.echo, loop=loop)
+        if live_demo.dets:
+            live_demo.start()
+            hours = (res.t_end - res.t_start) / 3600
+            typer.echo(f"[live] map: {live_demo.url}/  replaying {hours:.1f} h of the night at {speed:g}x "
+                       f"(~{hours * 60 / speed:.0f} min) while the offline chain below runs")
+        else:
+            live_demo = None
     typer.echo("[2/5] tracking (skytrace track)")
     tracker_conf = conf.tracker
     if res.n_sensors == 1:  # single-sensor data (bench2d): one sensor must be enough to confirm a track
@@ -127,13 +140,12 @@ def demo(
                        f"zones that were alerted)", bbox=bbox,
                        alerted=alerted, alert_zones=zones)
     typer.echo(f"wrote {out}/tracks.jsonl, {out}/alerts/ (alerts.jsonl, cap/), {out}/summary.json, {png}")
-    if live:
-        from skytrace.service.live_demo import run_live_demo
-
-        hours = (res.t_end - res.t_start) / 3600
-        typer.echo(f"[live] replaying {hours:.1f} h through the live pipeline at {speed:g}x "
-                   f"(~{hours * 60 / speed:.0f} min; SQLite store, in-process feed)")
-        live_summary = run_live_demo(out, speed=speed, port=port, headless=headless, echo=typer.echo)
+    if live_demo is not None:
+        typer.echo(f"[live] the map is at {live_demo.url}/ (Ctrl-C to stop)")
+        try:
+            live_summary = live_demo.wait(keep_up=not headless)
+        finally:
+            live_demo.close()
         summary["live"] = live_summary
         (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         typer.echo(f"[live] {live_summary}")
