@@ -204,3 +204,20 @@ def test_api_reference_and_cap_links_work_offline(alerted_service, browser):  # 
         for url in (urllib.parse.urljoin(index_url, m["url"]), m["href"]):
             with urllib.request.urlopen(url, timeout=10) as r:
                 assert r.headers["content-type"].startswith("application/cap+xml")
+
+
+def test_ukrainian_interface(alerted_service, browser):  # noqa: F811
+    server, svc, ids, zones = alerted_service
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    outside = _no_external_requests(page, server.url)
+    page.goto(server.url + "/?lang=uk")
+    page.wait_for_function("window.skytrace && window.skytrace.activeAlerts "
+                           "&& window.skytrace.activeAlerts.length === 3 && window.skytrace.placesLoaded > 0",
+                           timeout=30_000)
+    assert page.evaluate("document.documentElement.lang") == "uk"
+    assert "Активні тривоги" in page.inner_text("#panel")
+    first = page.inner_text(f"#alerts li[data-zone='{ids['imminent']}']")
+    assert "НЕГАЙНО" in first and "р-н Brovary" in first and "прибуття за 4 хв" in first
+    page.wait_for_function("document.getElementById('feed').textContent === 'НАЖИВО'", timeout=10_000)
+    page.close()
+    assert outside == []

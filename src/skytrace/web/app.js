@@ -9,10 +9,16 @@
   const TRAIL_POINTS = 60, PREDICT_S = 300, FAN_DEG = 12, STALL_S = 5, CELL_ZOOM = 9, HISTORY_LOOKBACK_S = 30;
   const query = new URLSearchParams(location.search);
   const TZ = query.get("tz") || "Europe/Kyiv";
+  const CAT = window.SKYTRACE_MESSAGES || {};
+  const LANG = (query.get("lang") || navigator.language || "en").slice(0, 2) === "uk" ? "uk" : "en";
+  const t = (k, v = {}) => String((CAT[LANG] || {})[k] ?? (CAT.en || {})[k] ?? k).replace(/\{(\w+)\}/g, (_, n) => v[n] ?? "");
+  const tr = t;
+  document.documentElement.lang = LANG;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   const COL = { warning: "#f2c12e", imminent: "#e0287d", drone: "#ffb020", coast: "#9aa4ae" };
   const st = window.skytrace = { tracks: new Map(), zoneAlert: new Set(), zoneLevel: new Map(), rollup: {},
                                  frameMs: [], msgs: 0, lastMsgWall: 0, mode: "live", feedStalled: true,
-                                 lastStatus: null, tz: TZ, labelsDrawn: 0, placesDrawn: 0, newAlerts: 0 };
+                                 lastStatus: null, tz: TZ, lang: LANG, labelsDrawn: 0, placesDrawn: 0, newAlerts: 0 };
   const $ = (id) => document.getElementById(id);
   const renderer = L.canvas({ padding: 0.2 });
   const map = L.map("map", { preferCanvas: true, renderer, zoomControl: false, attributionControl: false,
@@ -33,8 +39,8 @@
   const dayFmt = fmt({ day: "numeric", month: "short" });
   const fmtTime = (t) => hms.format(new Date(t * 1000));
   const fmtUtc = (t) => new Date(t * 1000).toISOString().replace("T", " ").substring(0, 19) + " UTC";
-  const fmtDur = (s) => s < 90 ? `${Math.max(0, Math.round(s))} s` : s < 5400 ? `${Math.round(s / 60)} min`
-    : `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  const fmtDur = (s) => s < 90 ? `${Math.max(0, Math.round(s))} ${t("u_s")}` : s < 5400 ? `${Math.round(s / 60)} ${t("u_min")}`
+    : `${Math.floor(s / 3600)} ${t("u_h")} ${Math.round((s % 3600) / 60)} ${t("u_min")}`;
   const nowT = () => st.serverT || Date.now() / 1000;
 
   // ---------------------------------------------------------------------------------------------- hatch
@@ -135,7 +141,7 @@
     if (!f) return zoneName.get(id) || id;
     const c = cellBounds(f).getCenter(), p = biggestIn(cellBounds(f)) || nearestPlace(c.lat, c.lng, 14);
     const obl = zoneName.get(f.properties.parent) || f.properties.parent;
-    return p ? `${p.name} area, ${obl}` : `${obl} (cell ${id.split(":")[1] || id})`;
+    return p ? t("area", { town: p.name, obl }) : t("cell", { obl, id: id.split(":")[1] || id });
   }
   st.displayName = displayName;
 
@@ -297,7 +303,7 @@
     for (const id of [...st.tracks.keys()]) if (!seen.has(id)) st.tracks.delete(id);
     trackLayer.redraw();
     const coasting = [...st.tracks.values()].filter((t) => t.status === "coasting").length;
-    $("counts").textContent = `${m.track.length} tracks` + (coasting ? ` (${coasting} coasting)` : "");
+    $("counts").textContent = t("tracks_count", { n: m.track.length }) + (coasting ? t("coasting_n", { n: coasting }) : "");
     if (m.t) setClock(m.t);
   }
   function setClock(t) {
@@ -325,10 +331,10 @@
   const LEVEL_RANK = { imminent: 0, warning: 1 };
   const urgency = (a, b) => (LEVEL_RANK[a.level] ?? 2) - (LEVEL_RANK[b.level] ?? 2)
     || (a.eta_s ?? 1e9) - (b.eta_s ?? 1e9) || (b.probability ?? 0) - (a.probability ?? 0) || a.start - b.start;
-  const fmtEta = (s) => s == null ? "" : s <= 30 ? "now" : `in ${fmtDur(s)}`;
+  const fmtEta = (s) => s == null ? "" : s <= 30 ? t("now") : t("in", { dur: fmtDur(s) });
   let known = null;  // zone ids alerted at the previous message (null: first message, no sound)
   let muted = localStorage.getItem("skytrace.muted") === "1";
-  const setMute = () => { $("mute").textContent = muted ? "sound off" : "sound on"; $("mute").setAttribute("aria-pressed", String(muted)); };
+  const setMute = () => { $("mute").textContent = muted ? t("sound_off") : t("sound_on"); $("mute").setAttribute("aria-pressed", String(muted)); };
   $("mute").addEventListener("click", () => { muted = !muted; localStorage.setItem("skytrace.muted", muted ? "1" : "0"); setMute(); });
   setMute();
   function announce(n) {
@@ -364,7 +370,7 @@
     st.activeAlerts = active.slice().sort(urgency);
     const ul = $("alerts");
     ul.innerHTML = "";
-    if (!active.length) ul.innerHTML = '<li class="none">none</li>';
+    if (!active.length) { const li = document.createElement("li"); li.className = "none"; li.textContent = t("none"); ul.appendChild(li); }
     const now = nowT();
     for (const a of st.activeAlerts) {
       const li = document.createElement("li");
@@ -372,15 +378,15 @@
       li.dataset.zone = a.zone;
       li.tabIndex = 0;
       const lvl = document.createElement("span");
-      lvl.className = "lvl"; lvl.textContent = a.level === "imminent" ? "IMMINENT" : "WARNING";
+      lvl.className = "lvl"; lvl.textContent = a.level === "imminent" ? t("imminent") : t("warning");
       const name = document.createElement("b"); name.textContent = displayName(a.zone);
       const meta = document.createElement("div"); meta.className = "meta";
       const bits = [];
-      if (a.eta_s != null) bits.push(`ETA ${fmtEta(a.eta_s)}`);
+      if (a.eta_s != null) bits.push(t("eta", { eta: fmtEta(a.eta_s) }));
       if (a.probability != null) bits.push(`P ${(a.probability * 100).toFixed(0)}%`);
-      bits.push(`${a.tracks.length} track${a.tracks.length === 1 ? "" : "s"}`);
+      bits.push(a.tracks.length === 1 ? t("track_1") : t("tracks_n", { n: a.tracks.length }));
       const since = document.createElement("span");
-      since.textContent = `since ${fmtTime(a.start)} (${fmtDur(now - a.start)})`;
+      since.textContent = t("since", { time: fmtTime(a.start), dur: fmtDur(now - a.start) });
       since.title = fmtUtc(a.start);
       meta.textContent = bits.join(" · ") + " · "; meta.appendChild(since);
       li.append(lvl, " ", name, meta);
@@ -402,7 +408,8 @@
     for (const [par, o] of [...byObl].sort((x, y) => y[1].imm - x[1].imm || y[1].n - x[1].n)) {
       const d = document.createElement("div");
       d.className = "ru " + (o.imm ? "imminent" : "warning"); d.dataset.zone = par;
-      d.textContent = `${zoneName.get(par) || par}: ${o.n} zone${o.n === 1 ? "" : "s"}` + (o.imm ? `, ${o.imm} imminent` : "");
+      const obl = zoneName.get(par) || par;
+      d.textContent = (o.n === 1 ? t("zone_1", { obl }) : t("zones_n", { obl, n: o.n })) + (o.imm ? t("imminent_n", { n: o.imm }) : "");
       d.addEventListener("click", () => showZone(par));
       ru.appendChild(d);
     }
@@ -422,13 +429,13 @@
     const h = document.createElement("b"); h.textContent = displayName(id); el.appendChild(h);
     const lines = [];
     if (a) {
-      lines.push(`${a.level.toUpperCase()} since ${fmtTime(a.start)} (${fmtDur(nowT() - a.start)})`);
-      if (a.probability != null) lines.push(`probability a drone enters: ${(a.probability * 100).toFixed(0)}%`);
-      if (a.eta_s != null) lines.push(`first arrival ${fmtEta(a.eta_s)}`);
-      if (a.certainty) lines.push(`certainty: ${a.certainty}`);
-      lines.push(`tracks: ${a.tracks.join(", ") || "none"}`);
-      if (a.reason) lines.push(`why: ${a.reason}`);
-    } else lines.push("no active alert");
+      lines.push(`${t(a.level === "imminent" ? "imminent" : "warning")} ` + t("since", { time: fmtTime(a.start), dur: fmtDur(nowT() - a.start) }));
+      if (a.probability != null) lines.push(t("prob", { p: (a.probability * 100).toFixed(0) }));
+      if (a.eta_s != null) lines.push(t("first_arrival", { eta: fmtEta(a.eta_s) }));
+      if (a.certainty) lines.push(t("certainty", { c: a.certainty }));
+      lines.push(t("tracks_list", { list: a.tracks.join(", ") || t("none") }));
+      if (a.reason) lines.push(t("why", { r: a.reason }));
+    } else lines.push(t("no_alert"));
     for (const t of lines) { const d = document.createElement("div"); d.textContent = t; el.appendChild(d); }
     L.popup({ maxWidth: 320 }).setLatLng(b.getCenter()).setContent(el).openOn(map);
     st.shownZone = id;
@@ -441,19 +448,19 @@
     const el = $("feed");
     const linkAge = (performance.now() - st.lastMsgWall) / 1000, silent = linkAge > STALL_S;
     const s = st.lastStatus;
-    $("h-link").textContent = st.lastMsgWall ? `link ${fmtDur(linkAge)}` : "link –";
+    $("h-link").textContent = t("link", { age: st.lastMsgWall ? fmtDur(linkAge) : "–" });
     $("h-link").className = "hb " + (silent ? "bad" : "ok");
     const dataAge = s && s.last_detection_age_s != null ? s.last_detection_age_s : null;
-    $("h-data").textContent = `data ${dataAge == null ? "–" : fmtDur(dataAge)}`;
+    $("h-data").textContent = t("data", { age: dataAge == null ? "–" : fmtDur(dataAge) });
     $("h-data").className = "hb " + (s && s.feed_stalled ? "bad" : "ok");
     const stepS = s ? s.step_ms_last / 1000 : null;
-    $("h-lag").textContent = `step ${stepS == null ? "–" : stepS < 1 ? (stepS * 1000).toFixed(0) + " ms" : stepS.toFixed(1) + " s"}`;
+    $("h-lag").textContent = t("step", { dt: stepS == null ? "–" : stepS < 1 ? (stepS * 1000).toFixed(0) + " ms" : stepS.toFixed(1) + " s" });
     $("h-lag").className = "hb " + (s && s.step_s && stepS > 4 * s.step_s ? "bad" : "ok");
-    if (st.mode === "history") { el.className = "feed history"; el.textContent = "HISTORY"; return; }
+    if (st.mode === "history") { el.className = "feed history"; el.textContent = t("feed_history"); return; }
     const ended = s && s.replay_done;
     const stalled = silent || (st.feedStalled && !ended);
     el.className = "feed " + (ended && !silent ? "ended" : stalled ? "stalled" : "live");
-    el.textContent = silent ? "NO CONNECTION" : ended ? "REPLAY ENDED" : st.feedStalled ? "FEED STALLED" : "LIVE";
+    el.textContent = t(silent ? "feed_none" : ended ? "feed_ended" : st.feedStalled ? "feed_stalled" : "feed_live");
     st.stalledShown = stalled;
   }
   setInterval(setFeed, 500);
@@ -487,7 +494,7 @@
     st.mode = "history";
     st.historyT = t;
     const back = t - nowT();
-    $("scrub-label").textContent = `${fmtTime(t)} (${fmtDur(-back)} ago)`;
+    $("scrub-label").textContent = `${fmtTime(t)} (${tr("ago", { dur: fmtDur(-back) })})`;
     $("scrub-label").title = fmtUtc(t);
     const rows = await (await fetch(`api/v1/history/states?t0=${t - HISTORY_LOOKBACK_S}&t1=${t}`)).json();
     const last = new Map();
@@ -518,7 +525,7 @@
       showHistory(t);
     }, 1000);
   });
-  function goLive() { stopPlay(); st.mode = "live"; scrub.value = 0; $("scrub-label").textContent = "live";
+  function goLive() { stopPlay(); st.mode = "live"; scrub.value = 0; $("scrub-label").textContent = t("live_label");
                       if (st.lastAlerts) showAlerts(st.lastAlerts, st.lastRollup); }
   $("live").addEventListener("click", goLive);
 
