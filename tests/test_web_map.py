@@ -129,6 +129,8 @@ def test_drones_are_labelled_on_the_map_and_layers_toggle(alerted_service, brows
     tr = page.evaluate(f"(() => {{ const t = [...{st}.tracks.values()][0]; "
                        "return {id: t.id, status: t.status, sigma: t.sigma, speed: t.speed}; })()")
     assert tr["status"] in ("confirmed", "coasting", "tentative") and tr["speed"] > 0
+    # a drone in an alert carries its most urgent threatened zone (drawn as a third label line)
+    assert page.evaluate(f"{st}.threat.get('D0003').zone") == ids["imminent"]
     page.screenshot(path=str(ARTIFACTS / "map-drones.png"))
     # labels can be switched off, sensors and places hidden
     page.uncheck("#layer-labels")

@@ -144,6 +144,7 @@
     return p ? t("area", { town: p.name, obl }) : t("cell", { obl, id: id.split(":")[1] || id });
   }
   st.displayName = displayName;
+  const placeOf = (id) => displayName(id).split(",")[0];  // short form for drone labels
 
   // ---------------------------------------------------------------------------------------------- canvas overlay
   // One canvas over the map redrawn by a callback (places, drones): labels and rotated symbols that Leaflet's
@@ -272,13 +273,18 @@
       if (!showLabels) continue;
       const l1 = tr.id + (coast ? " (coasting)" : tentative ? " (tentative)" : "");
       const l2 = `${(tr.speed * 3.6).toFixed(0)} km/h · ${tr.alt.toFixed(0)} m`;
+      const th = st.threat && st.threat.get(tr.id);
+      const lines = [[l1, col], [l2, "#d0d7de"]];
+      if (th) lines.push([`→ ${placeOf(th.zone)}${th.eta_s != null ? " " + fmtEta(th.eta_s) : ""}`,
+                          th.level === "imminent" ? "#ff8fc4" : COL.warning]);
       g.font = "11px system-ui, sans-serif";
-      const w = Math.max(g.measureText(l1).width, g.measureText(l2).width) + 4;
-      if (!fits(p.x + 9, p.y - 13, w, 26)) continue;
+      const w = Math.max(...lines.map(([txt]) => g.measureText(txt).width)) + 4, h = 12 * lines.length + 2;
+      if (!fits(p.x + 9, p.y - 13, w, h)) continue;
       g.textBaseline = "middle"; g.lineWidth = 3; g.strokeStyle = "rgba(14,22,33,0.9)";
-      for (const [txt, dy] of [[l1, -6], [l2, 6]]) {
-        g.strokeText(txt, p.x + 10, p.y + dy); g.fillStyle = dy < 0 ? col : "#d0d7de"; g.fillText(txt, p.x + 10, p.y + dy);
-      }
+      lines.forEach(([txt, c], i) => {
+        const y = p.y - 6 + 12 * i;
+        g.strokeText(txt, p.x + 10, y); g.fillStyle = c; g.fillText(txt, p.x + 10, y);
+      });
       nLabels++;
     }
     st.labelsDrawn = nLabels;
@@ -368,6 +374,10 @@
       if (oblasts.has(par) && !worstChild.has(par) && kind === "partial") worstChild.set(par, "warning");
     refreshZones();
     st.activeAlerts = active.slice().sort(urgency);
+    // each drone's most urgent threatened zone (shown under its label: where it goes and when)
+    st.threat = new Map();
+    for (const al of st.activeAlerts) for (const id of al.tracks || []) if (!st.threat.has(id)) st.threat.set(id, al);
+    trackLayer.redraw();
     const ul = $("alerts");
     ul.innerHTML = "";
     if (!active.length) { const li = document.createElement("li"); li.className = "none"; li.textContent = t("none"); ul.appendChild(li); }
@@ -384,7 +394,9 @@
       const bits = [];
       if (a.eta_s != null) bits.push(t("eta", { eta: fmtEta(a.eta_s) }));
       if (a.probability != null) bits.push(`P ${(a.probability * 100).toFixed(0)}%`);
-      bits.push(a.tracks.length === 1 ? t("track_1") : t("tracks_n", { n: a.tracks.length }));
+      const onMap = a.tracks.filter((id) => st.tracks.has(id)).length;  // the rest have ended or are not drawn
+      bits.push((a.tracks.length === 1 ? t("track_1") : t("tracks_n", { n: a.tracks.length })) +
+                (onMap < a.tracks.length ? t("on_map", { n: onMap }) : ""));
       const since = document.createElement("span");
       since.textContent = t("since", { time: fmtTime(a.start), dur: fmtDur(now - a.start) });
       since.title = fmtUtc(a.start);

@@ -14,6 +14,7 @@ window.SKYTRACE_MESSAGES = {
     imminent_n: ", {n} imminent", prob: "probability a drone enters: {p}%", first_arrival: "first arrival {eta}",
     certainty: "certainty: {c}", tracks_list: "tracks: {list}", why: "why: {r}", no_alert: "no active alert",
     link: "link {age}", data: "data {age}", step: "step {dt}", ago: "{dur} ago", u_s: "s", u_min: "min", u_h: "h",
+    on_map: " ({n} on map)",
   },
   uk: {
     active_alerts: "Активні тривоги", none: "немає", timeline: "Хронологія", live_button: "Наживо",
@@ -28,5 +29,6 @@ window.SKYTRACE_MESSAGES = {
     prob: "імовірність входу дрона: {p}%", first_arrival: "перше прибуття {eta}", certainty: "достовірність: {c}",
     tracks_list: "треки: {list}", why: "чому: {r}", no_alert: "немає активної тривоги", link: "зв'язок {age}",
     data: "дані {age}", step: "крок {dt}", ago: "{dur} тому", u_s: "с", u_min: "хв", u_h: "год",
+    on_map: " (на мапі: {n})",
   },
 };
