@@ -84,3 +84,16 @@ def test_demo_serves_the_map_before_the_batch_work(tmp_path):
     assert first_map < next(i for i, ln in enumerate(lines) if ln.startswith("[2/5]"))
     live = json.loads((out / "summary.json").read_text())["live"]
     assert live["detections_in"] == live["detections_stored"] > 0
+
+
+def test_the_replay_clock_stops_when_the_night_ends():
+    """After the replay, the demo's clock stops (it used to run on at 60x, pushing the night out of the timeline)."""
+    from skytrace.service.clock import ScaledClock
+
+    wall = [1000.0]
+    clock = ScaledClock(60.0, t_anchor=5000.0, wall=lambda: wall[0])
+    wall[0] += 10.0
+    assert clock() == 5600.0
+    assert clock.stop() == 5600.0
+    wall[0] += 100.0
+    assert clock() == 5600.0 and clock.stop() == 5600.0  # stopped for good, idempotent
