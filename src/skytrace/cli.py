@@ -44,6 +44,10 @@ COMMAND_MODULES = [
     "serve",
     "replay",
     "config",
+    "export",
+    "import_",
+    "node",
+    "forensics",
 ]
 
 

@@ -118,6 +118,8 @@ class Detection(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     class_conf: float | None = None
     t_arrival: float | None = None
+    target_id: str | None = None  # identity a cooperative report carries (ADS-B ICAO address, Remote ID UAS ID)
+    bearing_sigma_deg: float | None = None  # the sensor's own 1-sigma bearing error for this report (acoustic)
 
     def __post_init__(self) -> None:
         _finite("t", self.t)
@@ -134,6 +136,9 @@ class Detection(msgspec.Struct, omit_defaults=True):
         _finite("snr_db", self.snr_db)
         _in_range("class_conf", self.class_conf, 0.0, 1.0)
         _finite("t_arrival", self.t_arrival)
+        if self.target_id is not None and not (0 < len(self.target_id) <= 64):
+            raise ValueError("`target_id` must be a string of 1 to 64 characters")
+        _positive("bearing_sigma_deg", self.bearing_sigma_deg)
 
 
 class _RequiredDetectionFields(Mapping):
@@ -199,6 +204,7 @@ class TrackPoint(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     covariance: list[float] | None = None
     sensors: list[str] | None = None
+    target_id: str | None = None  # identity of a cooperative target (from the reports that updated the track)
 
     def __post_init__(self) -> None:
         for name in ("t", "ve", "vn", "vu"):
