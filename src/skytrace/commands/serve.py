@@ -49,7 +49,7 @@ def serve(
     from skytrace.io.mqtt import MqttIngest
     from skytrace.service.app import create_app
     from skytrace.service.build import build_service, parse_hostport
-    from skytrace.service.runner import BIND_HOST, run_server
+    from skytrace.service.runner import BIND_HOST, ensure_port_free, run_server
 
     conf = load_config()
     port = conf.service.port if port is None else port
@@ -57,6 +57,7 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
+    ensure_port_free(port)  # before loading anything, and before printing a map URL that is someone else's
     if cap_status is not None and cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
         raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
     service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
