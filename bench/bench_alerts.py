@@ -1,88 +1,261 @@
-"""Alert quality on kyiv-night: skytrace's zone policy vs today's oblast practice, with truth and with own tracks.
+"""Alert quality on skytrace's own tracks: the evidence policy vs the per-zone engine and today's practice.
 
-Both policies are scored on the same leaf zones (the 15 km grid cells inside the oblasts): an oblast alert covers
-all its cells. Per cell entry by a drone: lead time (alert start -> entry), missed entries; false-alert
-cell-minutes and km^2-minutes (alerted while no drone enters within the 20 min horizon).
+Policies, all fed skytrace's own output of the same run (never the truth):
 
-    python bench/bench_alerts.py [--run DIR] [--seed 1] [--every 10]
+- ``oblast``: today's practice: a whole oblast under alert while any tracked drone is within ``--radius-km`` of
+  it, cleared 10 min after; copied to the oblast's cells.
+- ``raion``: the same rule on raion-like zones (each oblast's cells grouped into 5 compact pieces, approximating
+  raion alerting, in force in Ukraine since December 2025).
+- ``zone``: skytrace's per-zone engine on confirmed and coasting tracks only (lead 300 s: the earlier default).
+- ``evidence``: the default policy: tracks of every status, lost tracks, lone reports, the wave prior.
 
-Without --run, simulates kyiv-night and tracks it first (a few minutes). The row `skytrace*` counts only the
-entries of drones that skytrace had tracked through the 5 minutes before they entered the cell; `sky/L` is
-skytrace's policy with lead_target_s = L (on top of each zone's 60 s shelter time).
+Scored per grid-cell entry and per oblast entry of every drone (from truth): missed entries, median and 10th
+percentile lead time, needless km^2-minutes (a cell alerted while no drone enters it within 20 min) also as a
+share of the oblast baseline's, alerts per zone per night (alert fatigue), and misses by cause. Entries "by
+reported drones" count only drones that some sensor had reported before the entry.
+
+    python bench/bench_alerts.py --run RUN [--run RUN2 ...] [--json out.json]
+    python bench/bench_alerts.py --run RUN --sweep docs/img/alerts-tradeoff.png
+
+A run directory holds sensors.json, detections.jsonl, detection_labels.npy, meta.json, truth.jsonl (from
+``skytrace simulate``) and tracks.jsonl (from ``skytrace track``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from skytrace.alerting import AlertPolicy
+import numpy as np
+
+from skytrace.alerting import EvidenceAlertConfig, ZoneAlertConfig
+from skytrace.batch import SensorTable
 from skytrace.commands.alerts import run_alerts
-from skytrace.commands.track import track_files
 from skytrace.evaluation.alerts import (
+    MISS_CAUSES,
+    expand_periods,
     expand_to_children,
+    leaf_ids,
+    leaf_periods,
+    miss_causes,
     oblast_baseline,
+    rollup_periods,
     score_alerts,
-    truth_as_tracks,
     zone_entries,
 )
-from skytrace.evaluation.tracking import evaluate_tracks
 from skytrace.io import formats
-from skytrace.sim.engine import simulate
-from skytrace.sim.scenario import load_scenario
 from skytrace.zones import builtin_oblasts
-from skytrace.zones_grid import default_zones
+from skytrace.zones_grid import approx_raions, default_zones
+
+M_PER_DEG = 111_320.0
+
+
+def report_times(run: Path) -> dict[str, np.ndarray]:
+    """Per drone: sorted times at which any sensor reported it (simulation labels)."""
+    table = SensorTable.from_sensors(formats.read_sensors(run / "sensors.json"))
+    t = np.concatenate([b.t for b in formats.iter_detection_batches(run / "detections.jsonl", table,
+                                                                     batch_size=100_000)])
+    labels = np.load(run / "detection_labels.npy")
+    ids = [x["target"] for x in json.loads((run / "meta.json").read_text())["targets"]]
+    out: dict[str, np.ndarray] = {}
+    ok = labels >= 0
+    order = np.argsort(labels[ok], kind="stable")
+    lab, tt = labels[ok][order], t[ok][order]
+    bounds = np.flatnonzero(np.diff(lab)) + 1
+    for chunk_l, chunk_t in zip(np.split(lab, bounds), np.split(tt, bounds), strict=True):
+        if chunk_l.size:
+            out[ids[int(chunk_l[0])]] = np.sort(chunk_t)
+    return out
+
+
+def tracked_times(truth: list, tracks: list, every_s: float = 10.0, gate_m: float = 3000.0
+                  ) -> dict[str, np.ndarray]:
+    """Per drone: the times (every ``every_s``) at which a confirmed or coasting track was within ``gate_m``."""
+    tr_by: dict[float, list] = defaultdict(list)
+    for p in tracks:
+        if p.status in ("confirmed", "coasting") and abs(p.t / every_s - round(p.t / every_s)) < 1e-6:
+            tr_by[round(p.t)].append(p)
+    tru_by: dict[float, list] = defaultdict(list)
+    for p in truth:
+        if round(p.t) in tr_by:
+            tru_by[round(p.t)].append(p)
+    out: dict[str, list[float]] = defaultdict(list)
+    for t, ps in tru_by.items():
+        trs = tr_by[t]
+        tl = np.array([q.lat for q in trs])
+        tn = np.array([q.lon for q in trs])
+        for p in ps:
+            d = np.hypot((tl - p.lat) * M_PER_DEG, (tn - p.lon) * M_PER_DEG * np.cos(np.radians(p.lat)))
+            if d.size and d.min() <= gate_m:
+                out[p.target].append(float(t))
+    return {k: np.sort(np.array(v)) for k, v in out.items()}
+
+
+class RunData:
+    """Everything the scoring needs from one run directory (loaded once)."""
+
+    def __init__(self, run: Path, radius_km: float, every_s: float):
+        self.run = run
+        self.truth = formats.read_truth(run / "truth.jsonl")
+        self.tracks = formats.read_tracks(run / "tracks.jsonl")
+        self.zones = default_zones()
+        self.oblasts = builtin_oblasts()
+        self.cells = leaf_ids(self.zones)
+        self.raions, self.raion_cells = approx_raions(self.zones)
+        entries = zone_entries(self.truth, self.zones)
+        self.cell_entries = {k: v for k, v in entries.items() if k[1] in self.cells}
+        ob = set(self.oblasts.ids)
+        self.oblast_entries = {k: v for k, v in entries.items() if k[1] in ob}
+        self.reports = report_times(run)
+        self.tracked = tracked_times(self.truth, self.tracks, every_s)
+        self.reported_cell = {k for k, te in self.cell_entries.items()
+                              if (self.reports.get(k[0], np.zeros(0)) <= te).any()}
+        self.reported_oblast = {k for k, te in self.oblast_entries.items()
+                                if (self.reports.get(k[0], np.zeros(0)) <= te).any()}
+        self.base = {
+            "oblast": expand_to_children(oblast_baseline(self.tracks, self.oblasts, radius_km, every_s), self.zones),
+            "raion": expand_periods(oblast_baseline(self.tracks, self.raions, radius_km, every_s), self.raion_cells),
+        }
+
+    def score(self, name: str, cell_periods: list, window_s: float) -> dict:
+        zones = self.zones
+        cell = score_alerts(cell_periods, self.cell_entries, zones, zone_ids=self.cells)
+        cell_rep = score_alerts(cell_periods, self.cell_entries, zones, zone_ids=self.cells,
+                                entry_filter=self.reported_cell)
+        ob_periods = rollup_periods(cell_periods, zones)
+        ob_ids = set(self.oblasts.ids)
+        ob = score_alerts(ob_periods, self.oblast_entries, zones, zone_ids=ob_ids)
+        ob_rep = score_alerts(ob_periods, self.oblast_entries, zones, zone_ids=ob_ids,
+                              entry_filter=self.reported_oblast)
+        out = cell.summary()
+        out.update({
+            "policy": name,
+            "missed_reported": cell_rep.missed, "entries_reported": cell_rep.entries,
+            "oblast_entries": ob.entries, "oblast_missed": ob.missed,
+            "oblast_entries_reported": ob_rep.entries, "oblast_missed_reported": ob_rep.missed,
+            "oblast_median_lead_s": ob.summary()["median_lead_s"],
+            "causes": miss_causes(cell.missed_keys, self.reports, self.tracked, window_s=window_s),
+            "oblast_causes": miss_causes(ob.missed_keys, self.reports, self.tracked, window_s=window_s),
+        })
+        return out
+
+
+def run_policy(data: RunData, config, tag: str, every_s: float, with_reports: bool, leaves_only: bool = False
+               ) -> tuple[list, float, int]:
+    """Alert periods on the cells (parents' periods copied to their cells unless ``leaves_only``), CPU s, events."""
+    c0 = time.process_time()
+    res = run_alerts(data.run / "tracks.jsonl", data.zones, data.run / f"alerts-{tag}", every_s, config,
+                     write_cap=False, sensors_path=data.run / "sensors.json",
+                     detections_path=(data.run / "detections.jsonl") if with_reports else None)
+    cpu = time.process_time() - c0
+    periods = [a for a in res["periods"] if a.zone in data.cells] if leaves_only else leaf_periods(
+        res["periods"], data.zones)
+    return periods, cpu, len(res["events"])
+
+
+def evaluate(data: RunData, every_s: float) -> list[dict]:
+    rows = []
+    for name in ("oblast", "raion"):
+        rows.append(data.score(name, data.base[name], 960.0) | {"cpu_s": 0.0, "events": None})
+    zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False, leaves_only=True)
+    rows.append(data.score("zone/300, cells (before)", zp, 360.0) | {"cpu_s": round(zc, 1), "events": zn})
+    zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False)
+    rows.append(data.score("zone/300, cells + its oblast alerts", zp, 360.0) | {"cpu_s": round(zc, 1),
+                                                                                "events": zn})
+    cfg = EvidenceAlertConfig()
+    ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
+    rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
+                                                                                "events": en})
+    base = rows[0]["false_alert_km2_min"] or 1
+    for r in rows:
+        r["needless_vs_oblast"] = round(r["false_alert_km2_min"] / base, 3)
+    return rows
+
+
+def print_rows(run: Path, rows: list[dict]) -> None:
+    print(f"\n## {run.name}\n")
+    print("| policy | cell entries | missed | missed (reported drones) | oblast entries | missed | missed "
+          "(reported) | median lead s | p10 lead s | needless km^2-min | vs oblast | alerts/zone mean (max) "
+          "| CAP events | cpu s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['policy']} | {r['entries']:,} | {r['missed']} ({100 * r['missed'] / max(r['entries'], 1):.1f} %)"
+              f" | {r['missed_reported']} of {r['entries_reported']:,} | {r['oblast_entries']} | "
+              f"{r['oblast_missed']} | {r['oblast_missed_reported']} of {r['oblast_entries_reported']} | "
+              f"{r['median_lead_s']} | {r['p10_lead_s']} | {r['false_alert_km2_min']:,} | "
+              f"{100 * r['needless_vs_oblast']:.0f} % | {r['alerts_per_alerted_zone_mean']} "
+              f"({r['alerts_per_zone_max']}) | {r['events'] if r['events'] is not None else '-'} | {r['cpu_s']} |")
+    print("\nmisses by cause (cell entries):\n")
+    print("| policy | " + " | ".join(MISS_CAUSES) + " |")
+    print("|---|" + "---|" * len(MISS_CAUSES))
+    for r in rows:
+        print(f"| {r['policy']} | " + " | ".join(str(r["causes"][c]) for c in MISS_CAUSES) + " |")
+    print(flush=True)
+
+
+def sweep(data: RunData, every_s: float, png: Path) -> list[dict]:
+    """Missed vs needless area over the evidence policy's main settings; writes a PNG."""
+    points = []
+    base = data.score("oblast", data.base["oblast"], 960.0)
+    raion = data.score("raion", data.base["raion"], 960.0)
+    settings = [(lead, hp) for lead in (450.0, 600.0, 900.0) for hp in (0.15, 0.25)]
+    for lead, hp in settings:
+        cfg = EvidenceAlertConfig(lead_target_s=lead, hyp_p_raise=hp)
+        p, _, _ = run_policy(data, cfg, "sweep", every_s, True)
+        r = data.score("evidence", p, lead + 60.0)
+        points.append({"lead_target_s": lead, "hyp_p_raise": hp, "missed": r["missed"], "entries": r["entries"],
+                       "needless_km2_min": r["false_alert_km2_min"], "median_lead_s": r["median_lead_s"],
+                       "p10_lead_s": r["p10_lead_s"]})
+        print(json.dumps(points[-1]), flush=True)
+    zp, _, _ = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False, leaves_only=True)
+    zone = data.score("zone", zp, 360.0)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for lead in sorted({p["lead_target_s"] for p in points}):
+        pts = [p for p in points if p["lead_target_s"] == lead]
+        ax.plot([p["needless_km2_min"] / 1e6 for p in pts], [100 * p["missed"] / p["entries"] for p in pts], "o-",
+                label=f"evidence, lead {lead:.0f} s (hyp_p_raise {', '.join(str(p['hyp_p_raise']) for p in pts)})")
+    for name, r, m in (("oblast baseline", base, "s"), ("raion baseline (approx.)", raion, "D"),
+                       ("zone engine, lead 300 s, cells (before)", zone, "x")):
+        ax.plot([r["false_alert_km2_min"] / 1e6], [100 * r["missed"] / r["entries"]], m, ms=9, label=name)
+    ax.set_xlabel("needless alerted area, million km² x min")
+    ax.set_ylabel("missed cell entries, %")
+    meta = json.loads((data.run / "meta.json").read_text())
+    ax.set_title(f"{meta['scenario']} seed {meta['seed']}: missed vs needless area (skytrace's own tracks)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    return points
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, default=None)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--every", type=float, default=10.0)
-    ap.add_argument("--radius-km", type=float, default=30.0)
-    ap.add_argument("--leads", type=float, nargs="+", default=[300.0, 900.0],
-                    help="lead_target_s values of skytrace's policy to compare")
+    ap.add_argument("--run", type=Path, action="append", required=True, help="run directory (repeatable)")
+    ap.add_argument("--every", type=float, default=10.0, help="alert step, s")
+    ap.add_argument("--radius-km", type=float, default=30.0, help="baselines: distance of a drone that alerts")
+    ap.add_argument("--json", type=Path, default=None, help="write all rows as JSON")
+    ap.add_argument("--sweep", type=Path, default=None, help="trade-off curve PNG (first run only)")
     args = ap.parse_args()
-    run = args.run or Path("bench/out/kyiv-night")
-    if args.run is None:
-        simulate(load_scenario("kyiv-night"), run, seed=args.seed)
-        track_files(run / "sensors.json", run / "detections.jsonl", run / "tracks.jsonl", 1.0)
-    truth = formats.read_truth(run / "truth.jsonl")
-    zones = default_zones()
-    oblasts = builtin_oblasts()
-    cells = {z.id for z in zones if z.parent}
-    entries = zone_entries(truth, zones)
-    formats.write_jsonl(run / "truth_tracks.jsonl", truth_as_tracks(truth, 1.0))
-    inputs = {"truth tracks": run / "truth_tracks.jsonl", "skytrace tracks": run / "tracks.jsonl"}
-    # entries whose drone had been tracked (assigned to a confirmed track) through the 5 minutes before entry
-    score = evaluate_tracks(truth, formats.read_tracks(run / "tracks.jsonl"), dt=1.0)
-    tracked_5min = set()
-    for (tgt, zid), te in entries.items():
-        hist = [(t, tr) for t, tr in score.history.get(tgt, []) if te - 300.0 <= t < te]
-        if len(hist) >= 270 and sum(tr is not None for _, tr in hist) >= 0.9 * len(hist):
-            tracked_5min.add((tgt, zid))
-    print(f"{'input':>16} {'policy':>9} {'entries':>7} {'missed':>6} {'med lead s':>10} {'p10 lead s':>10} "
-          f"{'false cell-min':>14} {'false km2-min':>14} {'cpu s':>6}")
-    for name, path in inputs.items():
-        base_periods = oblast_baseline(formats.read_tracks(path), oblasts, radius_km=args.radius_km,
-                                       step_s=args.every)
-        base = score_alerts(expand_to_children(base_periods, zones), entries, zones, zone_ids=cells).summary()
-        rows = [("oblast", base, 0.0)]
-        for lead in args.leads:
-            c0 = time.process_time()
-            res = run_alerts(path, zones, run / f"alerts-{name.split()[0]}-{lead:.0f}", args.every,
-                             AlertPolicy(lead_target_s=lead), write_cap=False)
-            cpu = time.process_time() - c0
-            rows.append((f"sky/{lead:.0f}", score_alerts(res["periods"], entries, zones, zone_ids=cells).summary(),
-                         cpu))
-            if name == "skytrace tracks":
-                rows.append((f"sky/{lead:.0f}*", score_alerts(res["periods"], entries, zones, zone_ids=cells,
-                                                              entry_filter=tracked_5min).summary(), cpu))
-        for pol, sm, c in rows:
-            print(f"{name:>16} {pol:>9} {sm['entries']:>7} {sm['missed']:>6} {sm['median_lead_s']!s:>10} "
-                  f"{sm['p10_lead_s']!s:>10} {sm['false_alert_zone_min']:>14} {sm['false_alert_km2_min']:>14} "
-                  f"{c:>6.1f}", flush=True)
+    results = {}
+    for run in args.run:
+        data = RunData(run, args.radius_km, args.every)
+        if args.sweep is not None:
+            results[str(run)] = sweep(data, args.every, args.sweep)
+            break
+        rows = evaluate(data, args.every)
+        print_rows(run, rows)
+        results[str(run)] = rows
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

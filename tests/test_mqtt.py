@@ -143,7 +143,8 @@ def test_serve_and_replay_commands_end_to_end(kyiv_short, mqtt_port, tmp_path):
     serve = subprocess.Popen([*cmd, "serve", str(kyiv_short), "--port", str(port), "--db", str(db), "--mqtt",
                               f"127.0.0.1:{mqtt_port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait(lambda: listening() or serve.poll() is not None, 60) and serve.poll() is None, \
+        # start-up builds the default zones (3,346) and their raster: ~12 s here, minutes on a loaded machine
+        assert _wait(lambda: listening() or serve.poll() is not None, 240) and serve.poll() is None, \
             serve.stderr.read() if serve.poll() is not None else "serve did not listen"
         rep = subprocess.run([*cmd, "replay", str(kyiv_short), "--mqtt", f"127.0.0.1:{mqtt_port}", "--speed", "120",
                               "--limit-s", "120"], capture_output=True, text=True, timeout=120)

@@ -22,6 +22,8 @@ from skytrace.service.stages import TruthReplayStage, pipeline_stage
 from skytrace.store import open_store
 from skytrace.zones import read_zones
 
+LOCAL = {"base_url": "http://127.0.0.1", "headers": {"Content-Type": "application/json"}}  # loopback, JSON
+
 
 def _service(d, stage=None, **kw) -> LiveService:
     table = formats.load_sensor_table(d / "sensors.json")
@@ -43,7 +45,7 @@ def test_http_ingest_counts_bad_bodies_and_stores_every_accepted_detection(kyiv_
                   json.dumps({"t": now, "sensor": ac, "bearing_deg": 400}).encode(),
                   json.dumps({"t": now, "sensor": ac}).encode(),  # bearing required for acoustic
                   b'{"t": NaN, "sensor": "x"}', b"[" * 100_000, b"x" * 300_000]
-    with TestClient(create_app(svc)) as client:
+    with TestClient(create_app(svc, insecure_demo=True), **LOCAL) as client:
         r = client.post("/api/v1/detections", content=json.dumps([*good, {"t": now, "sensor": "ghost",
                                                                          "bearing_deg": 3}]))
         assert r.status_code == 202
@@ -68,7 +70,7 @@ def test_http_ingest_counts_bad_bodies_and_stores_every_accepted_detection(kyiv_
 
 
 def test_openapi_lists_every_endpoint(kyiv_short):
-    with TestClient(create_app(_service(kyiv_short))) as client:
+    with TestClient(create_app(_service(kyiv_short), insecure_demo=True), **LOCAL) as client:
         spec = client.get("/openapi.json").json()
     for path in ("/api/v1/status", "/api/v1/sensors", "/api/v1/zones", "/api/v1/tracks", "/api/v1/alerts",
                  "/api/v1/history/near", "/api/v1/history/states", "/api/v1/detections", "/api/v1/sightings"):
@@ -85,7 +87,8 @@ def test_truth_replay_streams_the_truth_and_keeps_history(kyiv_short):
     # scenario time t_mid is "now": speed 10 so a few steps cover tens of scenario seconds
     stage = TruthReplayStage(truth, recorded, wall0=time.time(), t0=t_mid, speed=10.0)
     svc = _service(kyiv_short, stage=stage)
-    with TestClient(create_app(svc)) as client, client.websocket_connect("/api/v1/ws") as ws:
+    with TestClient(create_app(svc, insecure_demo=True), **LOCAL) as client, \
+            client.websocket_connect("ws://127.0.0.1/api/v1/ws") as ws:
         msgs = [json.loads(ws.receive_text()) for _ in range(12)]
         tracks = [m for m in msgs if m["type"] == "tracks" and m["t"] is not None and m["track"]]
         assert tracks, "no tracks on the websocket"
@@ -122,13 +125,17 @@ def test_truth_replay_streams_the_truth_and_keeps_history(kyiv_short):
 
 
 def test_real_tracker_through_the_service_matches_the_offline_pipeline(kyiv_short):
-    """The live path (submit -> store -> step_once) gives exactly the offline pipeline's tracks, step by step."""
-    from skytrace.pipeline import Pipeline, paced_batches
+    """The live path (submit -> step_once -> sinks) gives exactly the offline pipeline's tracks, alerts and CAP
+    events step by step, on the cell zones."""
+    from skytrace.pipeline import Pipeline, PipelineConfig, paced_batches
+    from skytrace.zones_grid import default_zones
 
     table = formats.load_sensor_table(kyiv_short / "sensors.json")
-    zones = read_zones(kyiv_short / "zones.geojson")
-    offline = Pipeline(table, zones=zones)
-    svc = _service(kyiv_short, stage=pipeline_stage(table, zones, alert_every_s=0.0))
+    zones = default_zones()  # the same zones in both modes: 27 oblasts + the 15 km cells
+    # alerts every 10 s of the 1 s steps (the assessment of 3,346 zones at every step would make this test slow)
+    offline = Pipeline(table, zones=zones, config=PipelineConfig(alert_every_s=10.0))
+    svc = LiveService(table=table, zones=zones, stage=pipeline_stage(table, zones, alert_every_s=10.0),
+                      store=open_store(None), step_s=0.05)
     n_events = 0
     n_file = 0
     n_steps = n_tracks_max = 0
@@ -146,7 +153,7 @@ def test_real_tracker_through_the_service_matches_the_offline_pipeline(kyiv_shor
         n_steps += 1
         n_tracks_max = max(n_tracks_max, len(ref))
     assert n_steps > 1000 and n_tracks_max >= 1
-    assert n_events > 0 and len(svc.cap_messages) == n_events  # one CAP message per alert event
+    assert n_events > 0 and svc._cap_seq == n_events  # one CAP message per alert event (the feed keeps the last 1,000)
     # reports older than the tracker's lag at arrival are rejected at the edge (counted, not stored), the same
     # ones in both modes; every admitted report is stored
     rejected = svc.stage.stats["rejected_old"] + svc.stage.stats["rejected_future"]
@@ -223,7 +230,8 @@ def test_http_ingest_token_is_enforced(kyiv_short):
     svc = _service(kyiv_short)
     ac = _first_sensor(svc.table, "acoustic")
     body = json.dumps({"t": time.time(), "sensor": ac, "bearing_deg": 1.0})
-    with TestClient(create_app(svc, ingest_token="s3cret-token-0123456789")) as client:
+    with TestClient(create_app(svc, ingest_token="s3cret-token-0123456789", insecure_demo=True),
+                    **LOCAL) as client:
         assert client.post("/api/v1/detections", content=body).status_code == 401
         assert client.post("/api/v1/detections", content=body,
                            headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -267,7 +275,7 @@ def test_replay_over_http_stores_every_detection(kyiv_short):
     ta = [d.t if d.t_arrival is None else d.t_arrival for d in dets]
     expected = sum(1 for a in ta if a - ta[0] <= 90.0)
     svc = _service(kyiv_short, stage=pipeline_stage(table, None))
-    with ServerThread(create_app(svc)) as server:
+    with ServerThread(create_app(svc, insecure_demo=True)) as server:
         res = replay_detections(kyiv_short, speed=90.0, http=server.url, limit_s=90.0)
         deadline = time.time() + 10
         while svc.stats.n_stored < expected and time.time() < deadline:
@@ -292,3 +300,46 @@ def test_scaled_clock_waits_for_the_feed_before_stepping_the_pipeline(kyiv_short
         svc.step_once()
     assert stage.tracker.stats["late_dropped"] == 0
     assert svc.status()["tracker"]["detections_in"] == 200
+
+
+def test_a_failing_store_loses_no_alert(kyiv_short):
+    """Alerts are published (CAP feed, websocket) before the store is written: a dead store loses none."""
+    from skytrace.alerting import AlertEvent
+    from skytrace.pipeline import Pipeline
+
+    table = formats.load_sensor_table(kyiv_short / "sensors.json")
+    zones = read_zones(kyiv_short / "zones.geojson")
+    zone = zones.ids[0]
+
+    class OneAlert:
+        def __init__(self):
+            self.raised = False
+
+        def update(self, t, tracks, detections):
+            if self.raised:
+                return []
+            self.raised = True
+            return [AlertEvent(t, zone, "raise", "warning", ["T1"], 0.9, 300.0, "test", "a-1", t)]
+
+        def active(self):
+            return [Alert(zone=zone, start=0.0, end=None, level="warning", tracks=["T1"])] if self.raised else []
+
+        def close(self, t):
+            return []
+
+    svc = LiveService(table=table, zones=zones, stage=Pipeline(table, zones, policy=OneAlert()),
+                      store=open_store(None), step_s=0.05)
+
+    def broken(*args, **kw):
+        raise OSError("database went away")
+
+    svc.store.put_tracks = broken
+    svc.store.put_alerts = broken
+    svc.store.put_detections = broken
+    ac = _first_sensor(table, "acoustic")
+    t0 = time.time()
+    svc.submit([Detection(t=t0, sensor=ac, bearing_deg=1.0)])
+    msgs = svc.step_once(t0 + 1)
+    assert len(svc.cap_messages) == 1 and b"<alert" in svc.cap_messages[0][4]
+    assert [m["active"][0]["zone"] for m in msgs if m["type"] == "alerts"] == [zone]
+    assert svc.stats.errors == 1 and svc.stats.n_stored == 0  # the report waits for the store to come back

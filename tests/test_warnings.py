@@ -8,7 +8,7 @@ import shapely
 from lxml import etree
 from typer.testing import CliRunner
 
-from skytrace.alerting import AlertEngine, AlertPolicy
+from skytrace.alerting import AlertEngine, ZoneAlertConfig
 from skytrace.alerting.cap import CapWriter
 from skytrace.assess import AssessConfig, Assessor
 from skytrace.assess.raster import ZoneRaster
@@ -91,7 +91,7 @@ def test_assessment_points_ahead_not_behind(line_zones):
 
 
 def test_alert_raised_ahead_held_and_cleared_after_passage(line_zones):
-    pol = AlertPolicy(lead_target_s=300.0, clear_after_s=120.0)
+    pol = ZoneAlertConfig(lead_target_s=300.0, clear_after_s=120.0)
     eng = AlertEngine(line_zones, pol)
     lon_per_m = 1 / (M_PER_DEG * np.cos(np.radians(50.0)))
     events = []
@@ -120,7 +120,7 @@ def test_rollup_marks_parent_partly_under_alert():
     doc = {"type": "FeatureCollection", "features": [_square("ob", 50.0, 30.0, 40.0),
                                                      _square("cell", 50.0, 30.0, 3.0, parent="ob")]}
     zones = zones_from_geojson(doc)
-    eng = AlertEngine(zones, AlertPolicy())
+    eng = AlertEngine(zones, ZoneAlertConfig())
     eng.update(0.0, _snap(0.0, 50.0, 30.0, 40.0, 0.0))
     assert eng.rollup() == {"cell": "alert", "ob": "alert"}
     eng.state[0].active = False
@@ -128,7 +128,7 @@ def test_rollup_marks_parent_partly_under_alert():
 
 
 def test_every_cap_message_validates_against_the_oasis_xsd(line_zones, cap_schema):
-    eng = AlertEngine(line_zones, AlertPolicy())
+    eng = AlertEngine(line_zones, ZoneAlertConfig())
     writer = CapWriter(line_zones, status="Exercise")
     lon_per_m = 1 / (M_PER_DEG * np.cos(np.radians(50.0)))
     msgs = []

@@ -5,3 +5,11 @@ Sense (acoustic nodes, radars, sightings) -> track (multi-sensor multi-target) -
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: ``import skytrace`` stays cheap (the CLI starts in well under a second)
+    if name in ("Night", "Tracks", "Track"):
+        from skytrace import night
+
+        return getattr(night, name)
+    raise AttributeError(f"module 'skytrace' has no attribute {name!r}")

@@ -19,6 +19,7 @@ import dataclasses
 import importlib
 import inspect
 import io
+import itertools
 import math
 import os
 import re
@@ -43,6 +44,9 @@ class ZonesConfig:
     shelter_s: float = 60.0  # s; time to reach shelter in a default cell, added to the lead time wanted
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")  # the service binds to loopback; other Host names = DNS rebinding
+
+
 @dataclass
 class ServiceConfig:
     """The live service (section ``[service]``)."""
@@ -54,6 +58,12 @@ class ServiceConfig:
     stale_after_s: float = 15.0  # s; no report for this long marks the feed as stalled on the map
     cap_status: str = "Exercise"  # CAP status: "Actual" only for real operations, so a replay never alerts for real
     max_pending: int = 2_000_000  # reports kept while the store fails (oldest dropped beyond, counted)
+    keys: str = ""  # path of the sensor key registry (skytrace keys); set: HTTP and MQTT accept only signed batches
+    allowed_hosts: list[str] = field(default_factory=lambda: list(LOCAL_HOSTS))  # Host names served; others: 400
+    allowed_origins: list[str] = field(default_factory=list)  # extra browser Origins (scheme://host:port of a proxy)
+    signed_max_future_s: float = 5.0  # s; a signed batch sent further ahead of our clock is rejected (out_of_window)
+    signed_max_age_s: float = 120.0  # s; a signed batch sent longer ago is rejected: bounds replay after a restart
+    replay_window: int = 1024  # sequence numbers remembered per sensor for reordered QoS 1 delivery; older = replayed
 
 
 # section name -> (module, class); lazily imported so that ``skytrace --help`` stays fast
@@ -61,13 +71,18 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "pipeline": ("skytrace.pipeline", "PipelineConfig"),
     "tracker": ("skytrace.tracking.tracker", "TrackerConfig"),
     "assess": ("skytrace.assess.predict", "AssessConfig"),
-    "alerting": ("skytrace.alerting.engine", "AlertPolicy"),
+    "alerting": ("skytrace.alerting.policy", "DEFAULT_POLICY"),  # the policy named by [alerting] policy
     "zones": ("skytrace.config", "ZonesConfig"),
     "service": ("skytrace.config", "ServiceConfig"),
 }
 
 
-def section_class(name: str) -> type:
+def section_class(name: str, policy: str | None = None) -> type:
+    """The dataclass of a section; for ``[alerting]``, the config class of the named (default) alert policy."""
+    if name == "alerting":
+        from skytrace.alerting.policy import DEFAULT_POLICY, policy_class
+
+        return policy_class(policy or DEFAULT_POLICY).config_class
     mod, cls = SECTIONS[name]
     return getattr(importlib.import_module(mod), cls)
 
@@ -78,12 +93,19 @@ class SkytraceConfig:
 
     sections: dict[str, Any] = field(default_factory=dict)
     source: str = "built-in defaults"
+    alerting_policy_name: str | None = None  # [alerting] policy; None = the default policy
+
+    @property
+    def alerting_policy(self) -> str:
+        from skytrace.alerting.policy import DEFAULT_POLICY
+
+        return self.alerting_policy_name or DEFAULT_POLICY
 
     def __getattr__(self, name: str) -> Any:
         if name in SECTIONS:
             sec = self.__dict__.setdefault("sections", {})
             if name not in sec:
-                sec[name] = section_class(name)()
+                sec[name] = section_class(name, self.__dict__.get("alerting_policy_name"))()
             return sec[name]
         raise AttributeError(name)
 
@@ -114,7 +136,7 @@ def _convert(section: str, cls: type, values: dict) -> Any:
         if key not in known:
             raise SkytraceError(f"[{section}] has no setting {key!r} (known: {', '.join(sorted(known))})")
     try:
-        obj = msgspec.convert(values, cls, strict=False)
+        obj: Any = msgspec.convert(values, cls, strict=False)
     except msgspec.ValidationError as exc:
         raise SkytraceError(f"[{section}] {exc}") from None
     for f in dataclasses.fields(cls):
@@ -137,7 +159,15 @@ def parse_config(text: str, source: str = "<string>") -> SkytraceConfig:
         if not isinstance(values, dict):
             raise SkytraceError(f"{source}: [{name}] must be a table")
         try:
-            conf.sections[name] = _convert(name, section_class(name), values)
+            if name == "alerting":
+                values = dict(values)
+                pol = values.pop("policy", None)
+                if pol is not None and not isinstance(pol, str):
+                    raise SkytraceError("[alerting] policy must be a policy name such as \"evidence\"")
+                conf.alerting_policy_name = pol
+                conf.sections[name] = _convert(name, section_class(name, pol), values)
+            else:
+                conf.sections[name] = _convert(name, section_class(name), values)
         except SkytraceError as exc:
             raise SkytraceError(f"{source}: {exc}") from None
     return conf
@@ -175,12 +205,21 @@ def load_zones(conf: SkytraceConfig, override: Path | str | None = None) -> Any:
 
 # -------------------------------------------------------------------------------------------------- docs
 def field_comments(cls: type) -> dict[str, str]:
-    """Field name -> its trailing ``# comment`` in the class source (the field's documentation)."""
+    """Field name -> its documentation: the attribute docstring under the field, else its trailing ``# comment``."""
+    import ast
+    import textwrap
+
     try:
-        src = inspect.getsource(cls)
+        src = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
         return {}
     out: dict[str, str] = {}
+    body = ast.parse(src).body[0].body  # type: ignore[attr-defined]
+    for stmt, nxt in itertools.pairwise(body):
+        if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            out[stmt.target.id] = " ".join(nxt.value.value.split())
+    src = inspect.getsource(cls)
     pat = re.compile(r"^\s+([a-z_][a-z0-9_]*)\s*:")
     lines = src.splitlines()
     comments: dict[int, str] = {}
@@ -189,7 +228,7 @@ def field_comments(cls: type) -> dict[str, str]:
             comments[tok.start[0]] = tok.string.lstrip("#").strip()
     for i, line in enumerate(lines, start=1):
         if (m := pat.match(line)) and i in comments:
-            out[m.group(1)] = comments[i]
+            out.setdefault(m.group(1), comments[i])
     return out
 
 
@@ -215,6 +254,9 @@ def show_toml(conf: SkytraceConfig) -> str:
         cls = type(obj)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         out += ["", f"[{name}]" + (f"  # {doc}" if doc else "")]
+        if name == "alerting":
+            out.append(f"{'policy = ' + _toml_value(conf.alerting_policy):<40} # alert policy (skytrace.alerting "
+                       "registry); the keys below are its settings")
         notes = field_comments(cls)
         for f in dataclasses.fields(cls):
             v = getattr(obj, f.name)
@@ -237,9 +279,17 @@ def show_markdown() -> str:
            "Every mode (`track`, `alerts`, `demo`, `serve`, `replay`) reads the same file: `--config FILE`, else",
            f"`${ENV_VAR}`, else `./{DEFAULT_FILE}`, else these defaults. `skytrace config show` prints the effective",
            "values. Units are in the descriptions (s, m, m/s, deg).", ""]
+    from skytrace.alerting.policy import DEFAULT_POLICY, policy_names
+
+    blocks: list[tuple[str, type]] = []
     for name in SECTIONS:
-        cls = section_class(name)
-        out += [f"## [{name}]", "", (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "", "",
+        if name == "alerting":
+            blocks += [(f"[alerting] with policy = \"{p}\"" + (" (the default)" if p == DEFAULT_POLICY else ""),
+                        section_class(name, p)) for p in policy_names()]
+        else:
+            blocks.append((f"[{name}]", section_class(name)))
+    for heading, cls in blocks:
+        out += [f"## {heading}", "", (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "", "",
                 "| key | type | default | meaning |", "|---|---|---|---|"]
         notes = field_comments(cls)
         obj = cls()

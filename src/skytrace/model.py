@@ -35,12 +35,27 @@ def _in_range(name: str, value: float | None, lo: float, hi: float, hi_open: boo
         raise ValueError(f"`{name}` = {value} is outside [{lo}, {hi}{bracket}")
 
 
-def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
+def _positive(name: str, value: float | None, allow_zero: bool = False, hi: float = math.inf) -> None:
     if value is None:
         return
     _finite(name, value)
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"`{name}` must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    if value > hi:
+        raise ValueError(f"`{name}` = {value:g} is not plausible (at most {hi:g})")
+
+
+def _text(name: str, value: str | None, max_len: int) -> None:
+    if value is not None and len(value) > max_len:
+        raise ValueError(f"`{name}` is longer than {max_len} characters")
+
+
+# physical plausibility limits at the edge (every file and payload is hostile; docs/security.md)
+MAX_ID_CHARS = 200
+MAX_RANGE_M = 2_000_000.0  # no sensor measures a drone 2,000 km away
+MAX_SIGMA_M = 1_000_000.0  # a position uncertainty larger than the country says nothing
+MAX_ANGLE_SIGMA_DEG = 90.0
+T_MIN_S, T_MAX_S = 0.0, 4_102_444_800.0  # UNIX s: 1970 to 2100-01-01
 
 
 class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
@@ -63,17 +78,18 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
         registry = _registry()
         if not self.id:
             raise ValueError("`id` must be a non-empty string")
+        _text("id", self.id, MAX_ID_CHARS)
         if self.kind not in registry.names():
             raise ValueError(f"`kind` must be one of {', '.join(registry.names())}, got {self.kind!r}")
         family = registry.get(self.kind)
         _in_range("lat", self.lat, -90.0, 90.0)
         _in_range("lon", self.lon, -180.0, 180.0)
         _in_range("alt_m", self.alt_m, -500.0, 20_000.0)
-        _positive("bearing_sigma_deg", self.bearing_sigma_deg)
-        _positive("elevation_sigma_deg", self.elevation_sigma_deg)
-        _positive("range_sigma_m", self.range_sigma_m)
-        _positive("max_range_m", self.max_range_m)
-        _positive("sound_speed_mps", self.sound_speed_mps)
+        _positive("bearing_sigma_deg", self.bearing_sigma_deg, hi=MAX_ANGLE_SIGMA_DEG)
+        _positive("elevation_sigma_deg", self.elevation_sigma_deg, hi=MAX_ANGLE_SIGMA_DEG)
+        _positive("range_sigma_m", self.range_sigma_m, hi=MAX_SIGMA_M)
+        _positive("max_range_m", self.max_range_m, hi=MAX_RANGE_M)
+        _in_range("sound_speed_mps", self.sound_speed_mps, 250.0, 400.0)  # air from -100 to +120 degC
         _in_range("pd", self.pd, 0.0, 1.0)
         family.check_sensor(self)
 
@@ -115,22 +131,29 @@ class Detection(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     class_conf: float | None = None
     t_arrival: float | None = None
+    target_id: str | None = None  # identity a cooperative report carries (ADS-B ICAO address, Remote ID UAS ID)
+    bearing_sigma_deg: float | None = None  # the sensor's own 1-sigma bearing error for this report (acoustic)
 
     def __post_init__(self) -> None:
-        _finite("t", self.t)
+        _in_range("t", self.t, T_MIN_S, T_MAX_S)
         if not self.sensor:
             raise ValueError("`sensor` must be a non-empty string")
+        _text("sensor", self.sensor, MAX_ID_CHARS)
+        _text("class", self.cls, MAX_ID_CHARS)
         _in_range("bearing_deg", self.bearing_deg, 0.0, 360.0, hi_open=True)
         _in_range("elevation_deg", self.elevation_deg, -90.0, 90.0)
-        _positive("range_m", self.range_m)
+        _positive("range_m", self.range_m, hi=MAX_RANGE_M)
         _in_range("lat", self.lat, -90.0, 90.0)
         _in_range("lon", self.lon, -180.0, 180.0)
         _in_range("alt_m", self.alt_m, -500.0, 50_000.0)
-        _positive("pos_sigma_m", self.pos_sigma_m)
-        _positive("alt_sigma_m", self.alt_sigma_m)
-        _finite("snr_db", self.snr_db)
+        _positive("pos_sigma_m", self.pos_sigma_m, hi=MAX_SIGMA_M)
+        _positive("alt_sigma_m", self.alt_sigma_m, hi=MAX_SIGMA_M)
+        _in_range("snr_db", self.snr_db, -300.0, 300.0)
         _in_range("class_conf", self.class_conf, 0.0, 1.0)
-        _finite("t_arrival", self.t_arrival)
+        _in_range("t_arrival", self.t_arrival, T_MIN_S, T_MAX_S)
+        if self.target_id is not None and not (0 < len(self.target_id) <= 64):
+            raise ValueError("`target_id` must be a string of 1 to 64 characters")
+        _positive("bearing_sigma_deg", self.bearing_sigma_deg)
 
 
 def _registry():
@@ -203,6 +226,7 @@ class TrackPoint(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     covariance: list[float] | None = None
     sensors: list[str] | None = None
+    target_id: str | None = None  # identity of a cooperative target (from the reports that updated the track)
 
     def __post_init__(self) -> None:
         for name in ("t", "ve", "vn", "vu"):

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -51,7 +52,7 @@ class PipelineConfig:
     step_s: float = 1.0  # s; offline step of arrival time (tracks written, sinks called); live: [service] step_s
     alert_every_s: float = 1.0  # s; the alert policy re-assesses at most this often (~0.3 s per 1,000 tracks)
     max_future_s: float = 30.0  # s; reports dated later than their arrival by more are rejected (clock fault, forgery)
-    max_age_s: float | None = None  # s; reports older than this at arrival are rejected; None: tracker lag + 2 s
+    max_age_s: float = 300.0  # s; reports older than this at arrival are rejected (the tracker drops what is > its lag)
     max_gap_s: float = 600.0  # s; offline, a longer silence in a recording is jumped over, not stepped through
 
 
@@ -70,9 +71,11 @@ class StepResult:
 
 @runtime_checkable
 class TrackSource(Protocol):
-    """What produces tracks: the tracker, or recorded tracks. ``lag_s``: how long reports are held back."""
+    """What produces tracks: the tracker, or recorded tracks.
 
-    lag_s: float
+    How long it holds reports back is read from ``lag_s`` or ``cfg.lag_s`` when present (0 otherwise).
+    """
+
     stats: dict
 
     def ingest(self, batch: DetectionBatch) -> None: ...
@@ -117,8 +120,11 @@ class Pipeline:
         :class:`PipelineConfig`.
     tracker_config
         :class:`skytrace.tracking.TrackerConfig` of the default tracker (ignored when ``tracker`` is given).
+    alert_policy
+        The alert policy's configuration (its class selects the policy, :func:`skytrace.alerting.create_policy`);
+        default the ``evidence`` policy with its defaults.
     policy
-        An alert policy object; default :class:`skytrace.alerting.AlertEngine` on ``zones`` (with ``alert_policy``).
+        An alert policy object (overrides ``alert_policy``).
     tracker
         A :class:`TrackSource`; default a new :class:`skytrace.tracking.Tracker` on ``sensors``.
     sinks
@@ -135,17 +141,17 @@ class Pipeline:
             from skytrace.tracking import Tracker
 
             tracker = Tracker(sensors, frame=frame, config=tracker_config)
-        self.tracker = tracker
+        self.tracker: TrackSource = tracker
         if policy is None and zones is not None:
-            from skytrace.alerting import AlertEngine
+            from skytrace.alerting import create_policy
 
-            policy = AlertEngine(zones, alert_policy, assess_config)
+            policy = create_policy(None, zones, sensors, alert_policy, assess_config=assess_config)
         self.alerts = policy
         self.sinks: list[Sink] = list(sinks)
         self.n_pushed = 0
         self.t: float | None = None  # time of the last step
         self.stats: dict[str, int] = {"admitted": 0, "rejected_future": 0, "rejected_old": 0, "steps": 0,
-                                      "sink_errors": 0}
+                                      "sink_errors": 0, "policy_errors": 0}
         self._last_alert_t = -math.inf
         self._since_alert: list[DetectionBatch] = []
         self._step_dets: list[DetectionBatch] = []
@@ -157,13 +163,12 @@ class Pipeline:
     def lag_s(self) -> float:
         lag = getattr(self.tracker, "lag_s", None)
         if lag is None:
-            lag = getattr(getattr(self.tracker, "cfg", None), "lag_s", 0.0)
-        return float(lag)
+            lag = getattr(getattr(self.tracker, "cfg", None), "lag_s", None)
+        return float(lag) if lag is not None else 0.0
 
     @property
     def max_age_s(self) -> float:
-        c = self.config
-        return c.max_age_s if c.max_age_s is not None else self.lag_s + 2.0
+        return self.config.max_age_s
 
     def push(self, batch: DetectionBatch, t_clock: float | None = None) -> int:
         """Admit reports that arrived (plausibility checks at the edge); returns how many were admitted.
@@ -205,9 +210,15 @@ class Pipeline:
             if force_alerts or t_now - self._last_alert_t >= self.config.alert_every_s - 1e-9:
                 seen = DetectionBatch.concat(self._since_alert) if self._since_alert else DetectionBatch.empty()
                 self._since_alert = []
-                res.events = list(self.alerts.update(t_now, tracks, seen))
-                res.assessed = True
-                res.active_alerts = list(self.alerts.active()) if hasattr(self.alerts, "active") else None
+                try:
+                    res.events = list(self.alerts.update(t_now, tracks, seen))
+                    res.assessed = True
+                    res.active_alerts = list(self.alerts.active()) if hasattr(self.alerts, "active") else None
+                except Exception:
+                    # a failing policy must not stop tracking, publishing and storing: the alerts in force stay
+                    # as they were, the failure is counted (status) and logged (rate-limited)
+                    self.stats["policy_errors"] += 1
+                    self._log_limited("alert policy %s failed", type(self.alerts).__name__)
                 self._last_alert_t = t_now
         self.t = t_now
         self.stats["steps"] += 1
@@ -222,11 +233,15 @@ class Pipeline:
                 if getattr(sink, "critical", False):
                     raise
                 self.stats["sink_errors"] += 1
-                now = time.monotonic()
-                if now - self._sink_log_t > 10.0:  # rate-limited: a dead store must not flood the log
-                    self._sink_log_t = now
-                    log.exception("sink %s failed (%d errors so far)", type(sink).__name__,
+                self._log_limited("sink %s failed (%d errors so far)", type(sink).__name__,
                                   self.stats["sink_errors"])
+
+    def _log_limited(self, msg: str, *args: Any) -> None:
+        """Log the current exception at most every 10 s (a dead store must not flood the log)."""
+        now = time.monotonic()
+        if now - self._sink_log_t > 10.0:
+            self._sink_log_t = now
+            log.exception(msg, *args)
 
     def finish(self, t_last: float | None = None, step_s: float | None = None) -> list[StepResult]:
         """End of a run: step until every held-back report is processed, clear every alert, close the sinks."""
@@ -359,3 +374,47 @@ def run(pipeline: Pipeline, batches: Iterable[DetectionBatch], step_s: float | N
         for s in extra:
             pipeline.sinks.remove(s)
     return n
+
+
+def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: float = 1.0,
+                config: Any = None, skip_bad: bool = False, progress: bool = False,
+                pipeline_config: Any = None) -> dict:
+    """Run the pipeline (tracker only) over a detections file (file order = arrival order); write every reported
+    track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``."""
+    from skytrace.batch import SensorTable
+    from skytrace.io import formats
+    from skytrace.io.identity import IdentityMap
+    from skytrace.io.sinks import TrackFileSink
+    table = SensorTable.from_sensors(formats.read_sensors(sensors_path))
+    pcfg = pipeline_config or PipelineConfig()
+    identities = IdentityMap.scan(detections_path)  # cooperative targets (ADS-B, Remote ID) tag their tracks
+    sink = TrackFileSink(out, tag=identities.tag if identities else None)
+    pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink])
+    stats = formats.ReadStats()
+    batches = formats.iter_detection_batches(detections_path, table, batch_size=20_000,
+                                             on_error="skip" if skip_bad else "raise", stats=stats)
+    cpu0 = time.process_time()
+    prog = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Path(detections_path).open("rb") as fh:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        prog = Progress(TextColumn("tracking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        transient=True)
+        prog.start()
+        task = prog.add_task("track", total=total)
+
+        def counted(it):
+            for b in it:
+                yield b
+                prog.update(task, completed=stats.lines)
+
+        batches = counted(batches)
+    try:
+        steps = run(pipe, batches, every_s)
+    finally:
+        if prog is not None:
+            prog.stop()
+    return {"read": stats, "tracker": dict(pipe.tracker.stats), "pipeline": dict(pipe.stats),
+            "track_points": sink.count, "steps": steps, "cpu_s": time.process_time() - cpu0}

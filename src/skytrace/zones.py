@@ -7,6 +7,7 @@ degrees; containment tests are vectorised through a shapely STRtree.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -21,6 +22,9 @@ from shapely.strtree import STRtree
 
 from skytrace.errors import FormatError
 
+MAX_ZONES_BYTES = 256 << 20  # the built-in oblasts are 2 MB; a quarter GB of zones is hostile or broken
+MAX_ZONES = 100_000
+MAX_ZONE_VERTICES = 5_000_000
 BUILTIN_OBLASTS = "ukraine-oblasts.geojson"  # Natural Earth 1:10m admin-1 (public domain), see data/SOURCES.md
 
 
@@ -94,13 +98,24 @@ def _num(props: dict, key: str, where: str, path: str) -> float | None:
     return float(v)
 
 
+def _parent(v: object, where: str, path: str) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, str | int) or len(str(v)) > 200:
+        raise FormatError(path, f"{where}: parent must be a zone id", field="properties.parent")
+    return str(v)
+
+
 def zones_from_geojson(doc: object, path: str = "<zones>") -> ZoneSet:
     """Validate a GeoJSON FeatureCollection of zones (hostile input: every field is checked)."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(
             doc.get("features"), list):
         raise FormatError(path, "expected a GeoJSON FeatureCollection with a 'features' list")
+    if len(doc["features"]) > MAX_ZONES:
+        raise FormatError(path, f"{len(doc['features'])} zones; at most {MAX_ZONES} are supported")
     zones: list[Zone] = []
     seen: set[str] = set()
+    n_vertices = 0
     for i, feat in enumerate(doc["features"]):
         where = f"feature {i}"
         if not isinstance(feat, dict) or not isinstance(feat.get("properties"), dict):
@@ -114,26 +129,42 @@ def zones_from_geojson(doc: object, path: str = "<zones>") -> ZoneSet:
             raise FormatError(path, f"{where}: duplicate zone id {zid!r}", field="properties.id")
         seen.add(zid)
         name = props.get("name", zid)
-        if not isinstance(name, str):
-            raise FormatError(path, f"{where}: name must be a string", field="properties.name")
+        if not isinstance(name, str) or len(name) > 500 or len(zid) > 200:
+            raise FormatError(path, f"{where}: id must have at most 200 and name at most 500 characters",
+                              field="properties.name")
+        gj = feat.get("geometry")
+        if not isinstance(gj, dict) or gj.get("type") not in ("Polygon", "MultiPolygon"):
+            raise FormatError(path, f"{where}: geometry must be a non-empty Polygon or MultiPolygon",
+                              field="geometry")
         try:
-            geom = shape(feat.get("geometry"))
+            geom = shape(gj)
         except Exception as exc:  # shapely raises several types for malformed geometry
-            raise FormatError(path, f"{where}: invalid geometry ({exc})", field="geometry") from None
+            raise FormatError(path, f"{where}: invalid geometry ({str(exc)[:120]})", field="geometry") from None
         if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty:
             raise FormatError(path, f"{where}: geometry must be a non-empty Polygon or MultiPolygon",
                               field="geometry")
+        coords = shapely.get_coordinates(geom)
+        n_vertices += len(coords)
+        if n_vertices > MAX_ZONE_VERTICES:
+            raise FormatError(path, f"more than {MAX_ZONE_VERTICES} vertices in all; simplify the zones")
+        if not np.isfinite(coords).all():
+            raise FormatError(path, f"{where}: coordinates must be finite numbers", field="geometry")
         minx, miny, maxx, maxy = geom.bounds
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
             raise FormatError(path, f"{where}: coordinates outside lon [-180, 180] / lat [-90, 90]",
                               field="geometry")
         if not geom.is_valid:
             geom = shapely.make_valid(geom)
+            if geom.geom_type == "GeometryCollection":  # keep the areas; lines and points cannot contain a drone
+                geom = shapely.union_all([g for g in geom.geoms if g.geom_type in ("Polygon", "MultiPolygon")])
+            if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty or geom.area == 0:
+                raise FormatError(path, f"{where}: the polygon has no area (degenerate or self-overlapping)",
+                                  field="geometry")
         parent = props.get("parent")
         zones.append(Zone(
             id=zid, name=name, geometry=geom,
             shelter_s=_num(props, "shelter_s", where, path) or 0.0,
-            parent=str(parent) if parent is not None else None,
+            parent=_parent(parent, where, path),
             population=_num(props, "population", where, path),
             properties={k: v for k, v in props.items() if k not in ("id", "name", "shelter_s", "parent")},
         ))
@@ -143,14 +174,21 @@ def zones_from_geojson(doc: object, path: str = "<zones>") -> ZoneSet:
     return ZoneSet(zones)
 
 
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not a number in JSON")
+
+
 def read_zones(path: str | os.PathLike) -> ZoneSet:
+    """Read and validate a zones.geojson (size-capped; NaN/Infinity, deep nesting and bad UTF-8 are errors)."""
     p = Path(path)
     if not p.is_file():
         raise FormatError(str(p), "file not found")
+    if p.stat().st_size > MAX_ZONES_BYTES:
+        raise FormatError(str(p), f"larger than {MAX_ZONES_BYTES} bytes; simplify the zones")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(str(p), f"not valid JSON ({exc})") from None
+        doc = json.loads(p.read_bytes().decode("utf-8"), parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise FormatError(str(p), f"not valid JSON ({str(exc)[:160]})") from None
     return zones_from_geojson(doc, str(p))
 
 
@@ -158,6 +196,12 @@ def builtin_oblasts() -> ZoneSet:
     """The 27 first-level regions of Ukraine (ISO 3166-2:UA ids) as the default zone set."""
     text = resources.files("skytrace.data").joinpath(BUILTIN_OBLASTS).read_text(encoding="utf-8")
     return zones_from_geojson(json.loads(text), BUILTIN_OBLASTS)
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_oblast_ids() -> frozenset[str]:
+    """Ids of the built-in oblasts (cached: validating a scenario must not re-read 2 MB of GeoJSON each time)."""
+    return frozenset(builtin_oblasts().ids)
 
 
 def load_places() -> dict:

@@ -57,3 +57,41 @@ def default_zones(cell_km: float = 15.0, shelter_s: float = 60.0) -> ZoneSet:
     oblasts = builtin_oblasts()
     grid = square_grid(oblasts, cell_km, shelter_s=shelter_s)
     return ZoneSet(list(oblasts.zones) + list(grid.zones))
+
+
+def approx_raions(zones: ZoneSet, per_parent: int = 5, seed: int = 0) -> tuple[ZoneSet, dict[str, list[str]]]:
+    """Raion-like zones: the grid cells of each parent (oblast) grouped into ``per_parent`` compact pieces.
+
+    Ukraine alerts by raion since December 2025 (~5 raions per oblast, 136 in all). Raion boundaries do not ship
+    with skytrace, so this approximates them for the evaluation's raion baseline: k-means on the cells' centres
+    (in a local metric frame), each raion the union of its cells. Sizes and compactness are raion-like; the
+    borders are not the real ones. Returns the raions (``parent`` = the oblast) and raion id -> member cell ids.
+    """
+    from scipy.cluster.vq import kmeans2
+
+    cells_of: dict[str, list] = {}
+    for z in zones:
+        if z.parent:
+            cells_of.setdefault(z.parent, []).append(z)
+    out: list[Zone] = []
+    members: dict[str, list[str]] = {}
+    for parent, cells in cells_of.items():
+        cen = shapely.centroid([c.geometry for c in cells])
+        x, y = shapely.get_x(cen), shapely.get_y(cen)
+        pts = np.column_stack([x * np.cos(np.radians(y.mean())), y])
+        k = min(per_parent, len(cells))
+        if k <= 1:
+            label = np.zeros(len(cells), dtype=int)
+        else:
+            _, label = kmeans2(pts, k, minit="++", seed=seed)
+        for j in range(k):
+            sel = [c for c, lab in zip(cells, label, strict=True) if lab == j]
+            if not sel:
+                continue
+            rid = f"{parent}:R{j + 1}"
+            geom = shapely.union_all([c.geometry for c in sel])
+            name = zones[parent].name if parent in zones.index else parent
+            out.append(Zone(id=rid, name=f"{name} raion {j + 1} (approx.)", geometry=geom, shelter_s=sel[0].shelter_s,
+                            parent=parent))
+            members[rid] = [c.id for c in sel]
+    return ZoneSet(out), members

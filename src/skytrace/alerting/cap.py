@@ -7,7 +7,9 @@ and validated in the tests against the official OASIS XSD. Mapping:
   msgType Cancel with responseType AllClear referencing it too.
 - category Security; event "Drone attack (one-way attack UAV)"; responseType Shelter (AllClear on clear);
   urgency Immediate when a drone is expected within the imminent time, else Expected (Past for the all-clear);
-  severity Extreme (Minor for the all-clear); certainty Likely when the entry probability is >= 0.5, else Possible
+  severity Extreme (Minor for the all-clear); certainty from the event (the evidence's
+  Observed / Likely / Possible) or, when the policy gives none, Likely when the entry probability is >= 0.5, else
+  Possible
   (Observed for the all-clear).
 - area: areaDesc = zone name, one polygon per ring of the zone ("lat,lon" pairs, closed), simplified to at most
   ``max_vertices`` points so that messages stay small enough for cell broadcast gateways.
@@ -97,7 +99,8 @@ class CapWriter:
         _el(info, "responseType", "AllClear" if clear else "Shelter")
         _el(info, "urgency", "Past" if clear else ("Immediate" if ev.level == "imminent" else "Expected"))
         _el(info, "severity", "Minor" if clear else "Extreme")
-        _el(info, "certainty", "Observed" if clear else ("Likely" if ev.probability >= 0.5 else "Possible"))
+        _el(info, "certainty", "Observed" if clear else (ev.certainty or (
+            "Likely" if ev.probability >= 0.5 else "Possible")))
         _el(info, "effective", sent)
         if not clear and ev.eta_s is not None:
             _el(info, "onset", _ts(ev.t + ev.eta_s))

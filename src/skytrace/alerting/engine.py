@@ -22,26 +22,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from skytrace.alerting.policy import AlertPolicy, register_policy
 from skytrace.assess import AssessConfig, Assessor
-from skytrace.batch import DetectionBatch, TrackSnapshot
+from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.model import Alert
 from skytrace.zones import ZoneSet
 
 
 @dataclass
-class AlertPolicy:
-    lead_target_s: float = 300.0  # warning wanted before a drone arrives, on top of the zone's shelter_s
+class ZoneAlertConfig:
+    """Settings of the per-zone engine (policy ``zone``), loadable from ``[alerting]`` of skytrace.toml."""
+
+    lead_target_s: float = 300.0
+    """s; warning wanted before a drone arrives, on top of the zone's ``shelter_s`` (time to hear and act)."""
     p_raise: float = 0.25
+    """probability (0-1) of entry within the window at which a zone is raised."""
     p_keep: float = 0.08
+    """probability below which a raised zone starts its all-clear countdown (hysteresis: no flicker)."""
     clear_after_s: float = 120.0
+    """s below ``p_keep`` before the all-clear: the drone has passed, crashed or been lost for that long."""
     imminent_s: float = 120.0
+    """s; expected arrival within this is level ``imminent`` (CAP urgency Immediate)."""
     default_shelter_s: float = 60.0
-    max_track_age_s: float = 60.0  # tracks not updated for longer (coasting) still count, with this cap on age
+    """s; shelter time of zones that do not carry ``shelter_s``."""
+
+
+AlertConfig = ZoneAlertConfig  # the name used by earlier code
 
 
 @dataclass
 class AlertEvent:
-    """One change of a zone's alert state."""
+    """One change of a zone's alert state (``certainty``: CAP Observed / Likely / Possible, None = from p)."""
 
     t: float
     zone: str
@@ -53,6 +64,7 @@ class AlertEvent:
     reason: str
     alert_id: str
     start: float
+    certainty: str | None = None
 
 
 @dataclass
@@ -64,28 +76,39 @@ class _ZoneState:
     tracks: list[str] = field(default_factory=list)
     alert_id: str = ""
     all_tracks: set[str] = field(default_factory=set)
+    max_level: str = "warning"
 
 
-class AlertEngine:
-    """Per-zone alert states, updated from track snapshots; emits :class:`AlertEvent` and keeps alert periods."""
+@register_policy
+class AlertEngine(AlertPolicy):
+    """Per-zone alert states, updated from track snapshots; emits :class:`AlertEvent` and keeps alert periods.
 
-    def __init__(self, zones: ZoneSet, policy: AlertPolicy | None = None, assess_config: AssessConfig | None = None):
-        self.zones = zones
-        self.policy = policy or AlertPolicy()
+    Policy ``zone``: confirmed and coasting tracks only. Constructed as ``AlertEngine(zones, sensors, config)``
+    like every policy; ``AlertEngine(zones, config)`` (the earlier form) is accepted too.
+    """
+
+    name = "zone"
+    config_class = ZoneAlertConfig
+
+    def __init__(self, zones: ZoneSet, sensors: SensorTable | ZoneAlertConfig | None = None,
+                 config: ZoneAlertConfig | None = None, assess_config: AssessConfig | None = None):
+        if isinstance(sensors, ZoneAlertConfig):
+            sensors, config = None, sensors
+        super().__init__(zones, sensors, config)
+        self.policy = self.config
         self.assessor = Assessor(zones, assess_config)
         shelter = np.array([z.shelter_s or self.policy.default_shelter_s for z in zones], dtype=float)
         self.window_s = self.policy.lead_target_s + shelter
         self.state = [_ZoneState() for _ in zones]
-        self.periods: list[Alert] = []
         self._n_alerts = 0
         self.last_probability = np.zeros(len(zones))
 
     def update(self, t: float, snapshot: TrackSnapshot, detections: DetectionBatch | None = None
                ) -> list[AlertEvent]:
-        """Re-assess every zone at ``t`` from the tracks (``detections``, the reports since the last update, are
-        accepted for the policy interface; this policy alerts from tracks only)."""
         pol = self.policy
-        snapshot = snapshot.with_status("confirmed", "coasting")  # tentative tracks do not raise alerts (yet)
+        keep = [i for i, s in enumerate(snapshot.status) if s in ("confirmed", "coasting")]
+        if len(keep) < len(snapshot):
+            snapshot = _rows(snapshot, np.array(keep, dtype=np.int64))
         a = self.assessor.assess(snapshot)
         nz = len(self.zones)
         p_zone = np.zeros(nz)
@@ -117,7 +140,7 @@ class AlertEngine:
                     self._n_alerts += 1
                     st.active, st.start, st.below_since = True, t, None
                     st.level, st.tracks, st.alert_id = level, trk, f"skytrace-{self._n_alerts:06d}"
-                    st.all_tracks = set(trk)
+                    st.all_tracks, st.max_level = set(trk), level
                     events.append(AlertEvent(t, zid, "raise", level, trk, p, eta,
                                              f"P(entry within {self.window_s[zi]:.0f} s) = {p:.2f}"
                                              f" >= {pol.p_raise}", st.alert_id, t))
@@ -126,6 +149,7 @@ class AlertEngine:
                 st.below_since = None
                 if level != st.level or (trk and trk != st.tracks):
                     st.level, st.tracks = level, trk
+                    st.max_level = "imminent" if "imminent" in (level, st.max_level) else st.max_level
                     st.all_tracks |= set(trk)
                     events.append(AlertEvent(t, zid, "update", level, trk, p, eta,
                                              f"threat changed: P = {p:.2f}", st.alert_id, st.start))
@@ -135,7 +159,7 @@ class AlertEngine:
             if t - st.below_since >= pol.clear_after_s:
                 events.append(AlertEvent(t, zid, "clear", "clear", st.tracks, p, None,
                                          f"P < {pol.p_keep} for {pol.clear_after_s:.0f} s", st.alert_id, st.start))
-                self.periods.append(Alert(zone=zid, start=st.start, end=t, level="warning",
+                self.periods.append(Alert(zone=zid, start=st.start, end=t, level=st.max_level,
                                           tracks=sorted(st.all_tracks)))
                 self.state[zi] = _ZoneState()
         return events
@@ -153,7 +177,7 @@ class AlertEngine:
                 zid = self.zones.zones[zi].id
                 events.append(AlertEvent(t, zid, "clear", "clear", st.tracks, 0.0, None, "end of run",
                                          st.alert_id, st.start))
-                self.periods.append(Alert(zone=zid, start=st.start, end=t, level="warning",
+                self.periods.append(Alert(zone=zid, start=st.start, end=t, level=st.max_level,
                                           tracks=sorted(st.all_tracks)))
                 self.state[zi] = _ZoneState()
         return events
@@ -169,3 +193,12 @@ class AlertEngine:
             if z.parent and out.get(z.parent) != "alert":
                 out[z.parent] = "partial"
         return out
+
+
+def _rows(snap: TrackSnapshot, idx: np.ndarray) -> TrackSnapshot:
+    """The tracks ``idx`` of a snapshot (a new snapshot)."""
+    sensors = [snap.sensors_of(int(i)) for i in idx] if (snap.sensors is not None or snap.sensor_rows is not None) \
+        else None
+    return TrackSnapshot(snap.t, [snap.track[i] for i in idx], [snap.status[i] for i in idx], snap.lat[idx],
+                         snap.lon[idx], snap.alt_m[idx], snap.ve[idx], snap.vn[idx], snap.vu[idx],
+                         snap.pos_sigma_m[idx], sensors=sensors)

@@ -29,16 +29,16 @@ M_PER_DEG_LAT = 111_320.0
 
 @dataclass
 class AssessConfig:
-    horizon_s: float = 1200.0
-    step_s: float = 30.0
-    n_samples: int = 32
-    speed_spread: float = 0.08
-    turn_max_deg: float = 45.0
-    raster_cell_m: float = 1000.0
-    seed: int = 0
+    horizon_s: float = 1200.0  # s; how far ahead each track's futures are predicted
+    step_s: float = 30.0  # s; time step of the predicted futures
+    n_samples: int = 32  # futures per track (Monte Carlo fan)
+    speed_spread: float = 0.08  # relative sigma of speed along a future (drones hold speed within ~8 %)
+    turn_max_deg: float = 45.0  # deg; largest dog-leg turn drawn in a future (routes turn at waypoints)
+    raster_cell_m: float = 1000.0  # m; zone raster cell: entries are tested on this grid
+    seed: int = 0  # random seed of the futures (same inputs, same alerts)
     city_bias: float = 0.25  # share of futures that head straight for the likeliest city ahead (route-aware)
     city_max_off_deg: float = 60.0  # a city counts as "ahead" within this angle of the track's heading
-    city_max_km: float = 400.0
+    city_max_km: float = 400.0  # km; farthest city considered as a destination
 
 
 @dataclass
@@ -131,21 +131,33 @@ class Assessor:
         dn = dn0[:, :, None] + v * (before * np.cos(h0) + after * np.cos(h1))
         lat = snap.lat[:, None, None] + dn / M_PER_DEG_LAT
         lon = snap.lon[:, None, None] + de / (M_PER_DEG_LAT * np.cos(np.radians(snap.lat[:, None, None])))
-        pts, zs = self.raster.lookup(lat.ravel(), lon.ravel())
-        ti, si, stp = np.unravel_index(pts, (n, k, steps.size))
-        # first entry per (track, zone, sample): minimum step index
-        key = ((ti.astype(np.int64) * len(self.zones) + zs) * k + si)
-        order = np.lexsort((stp, key))
-        key_s, stp_s = key[order], stp[order]
-        first = np.concatenate([[True], key_s[1:] != key_s[:-1]]) if key_s.size else np.zeros(0, bool)
-        key_f, stp_f = key_s[first], stp_s[first]
-        pair = key_f // k
-        sample = key_f % k
-        upair, inv = np.unique(pair, return_inverse=True)
-        fe = np.full((upair.size, k), np.inf)
-        fe[inv, sample] = steps[stp_f]
-        nz = len(self.zones)
-        return Assessment(snap.t, (upair // nz).astype(np.int64), (upair % nz).astype(np.int64), fe, list(snap.track))
+        tz, zi, fe = first_entry_times(self.raster, lat, lon, steps, len(self.zones))
+        return Assessment(snap.t, tz, zi, fe, list(snap.track))
+
+
+def first_entry_times(raster: ZoneRaster, lat: np.ndarray, lon: np.ndarray, steps: np.ndarray, n_zones: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First entry of each of n objects' k sampled futures into every zone they reach.
+
+    ``lat``/``lon``: (n, k, T) predicted positions at times ``steps`` (T,) from now. Returns the pairs (object
+    index, zone index) with any entry and, per pair, the time of first entry of each sample ((pairs, k), inf when
+    that sample never enters). Vectorised: one raster lookup and one sort for all points.
+    """
+    n, k, _ = lat.shape
+    pts, zs = raster.lookup(lat.ravel(), lon.ravel())
+    ti, si, stp = np.unravel_index(pts, lat.shape)
+    # first entry per (object, zone, sample): minimum step index
+    key = ((ti.astype(np.int64) * n_zones + zs) * k + si)
+    order = np.lexsort((stp, key))
+    key_s, stp_s = key[order], stp[order]
+    first = np.concatenate([[True], key_s[1:] != key_s[:-1]]) if key_s.size else np.zeros(0, bool)
+    key_f, stp_f = key_s[first], stp_s[first]
+    pair = key_f // k
+    sample = key_f % k
+    upair, inv = np.unique(pair, return_inverse=True)
+    fe = np.full((upair.size, k), np.inf)
+    fe[inv, sample] = steps[stp_f]
+    return (upair // n_zones).astype(np.int64), (upair % n_zones).astype(np.int64), fe
 
 
 def assess(snap: TrackSnapshot, zones: ZoneSet, config: AssessConfig | None = None) -> Assessment:

@@ -30,17 +30,31 @@ def serve(
     cap_status: str | None = typer.Option(None, "--cap-status",
                                           help="CAP status of alert messages: Actual for real operations, else "
                                                "Exercise (default [service] cap_status)."),
+    keys: str | None = typer.Option(None, "--keys", help="Sensor key registry (skytrace keys): HTTP and MQTT "
+                                                          "then accept only signed batches (default [service] keys)."),
+    cot: str = typer.Option("", "--cot", help="Stream tracks and alert zones as Cursor on Target to a TAK server "
+                                               "input (tcp://host:port, tls://..., udp://group:port)."),
+    cat062: str = typer.Option("", "--cat062", help="Send system tracks as ASTERIX CAT062 over UDP to host:port."),
+    webhook: str = typer.Option("", "--webhook", help="POST every alert event to this URL, signed with HMAC-SHA256 "
+                                                       "(secret from SKYTRACE_WEBHOOK_SECRET)."),
+    insecure_demo: bool = typer.Option(False, "--insecure-demo", help="Accept unsigned HTTP reports (a local "
+                                                                      "demonstration only: anyone on this machine "
+                                                                      "can then inject drones)."),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Also serve this Host name (e.g. the reverse "
+                                                                  "proxy's public name); repeatable."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
 
-    Set SKYTRACE_INGEST_TOKEN in the environment to require `Authorization: Bearer <token>` on HTTP ingest.
+    HTTP ingest takes signed batches (--keys) or, for a local demo, unsigned reports (--insecure-demo).
+    SKYTRACE_INGEST_TOKEN additionally requires `Authorization: Bearer <token>`; SKYTRACE_MQTT_USER and
+    SKYTRACE_MQTT_PASSWORD are the service's broker credentials.
     """
     from skytrace.config import load_config
     from skytrace.io.mqtt import MqttIngest
     from skytrace.service.app import create_app
-    from skytrace.service.build import build_service, parse_hostport
-    from skytrace.service.runner import BIND_HOST, run_server
+    from skytrace.service.build import add_output_sinks, build_service, parse_hostport
+    from skytrace.service.runner import BIND_HOST, ensure_port_free, run_server
 
     conf = load_config()
     port = conf.service.port if port is None else port
@@ -48,23 +62,42 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
+    ensure_port_free(port)  # before loading anything, and before printing a map URL that is someone else's
     if cap_status is not None and cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
         raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
     service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
                             tracker_frame_s=tracker_frame_s, cap_status=cap_status, zones=zones, config=conf)
+    outputs = add_output_sinks(service, cot or None, cat062 or None, webhook or None,
+                               (os.environ.get("SKYTRACE_WEBHOOK_SECRET") or "").encode() or None)
+    verifier = None
+    keys = keys if keys is not None else (conf.service.keys or None)
+    if keys:
+        from skytrace.security.signing import make_verifier
+
+        sc = conf.service
+        verifier = make_verifier(keys, service.table, max_future_s=sc.signed_max_future_s,
+                                 max_age_s=sc.signed_max_age_s, replay_window=sc.replay_window)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
-        ingest = MqttIngest(service.table, service.submit, host, mport)
+        ingest = MqttIngest(service.table, service.submit, host, mport, verifier=verifier,
+                            username=os.environ.get("SKYTRACE_MQTT_USER") or None,
+                            password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
     typer.echo(f"skytrace serving {len(service.table)} sensors, "
                f"{len(service.zones) if service.zones else 0} zones; store {service.store.url}")
     typer.echo(f"map: http://{BIND_HOST}:{port}/   API: http://{BIND_HOST}:{port}/docs")
+    if outputs:
+        typer.echo("outputs: " + ", ".join(type(s).__name__ for s in outputs))
     token = os.environ.get("SKYTRACE_INGEST_TOKEN") or None
     if token is not None and len(token) < 16:
         raise typer.BadParameter("SKYTRACE_INGEST_TOKEN must be at least 16 characters")
-    typer.echo("HTTP ingest: " + ("token required (SKYTRACE_INGEST_TOKEN)" if token else "open (loopback only)"))
-    run_server(create_app(service, ingest, ingest_token=token), port)
+    mode = ("signed batches only (" + str(keys) + ")" if verifier is not None else
+            "UNSIGNED ACCEPTED (--insecure-demo)" if insecure_demo else "closed (no --keys)")
+    typer.echo("HTTP ingest: " + mode + (", token required" if token else ""))
+    run_server(create_app(service, ingest, ingest_token=token, verifier=verifier, insecure_demo=insecure_demo,
+                          allowed_hosts=(*conf.service.allowed_hosts, *allow_host),
+                          allowed_origins=tuple(conf.service.allowed_origins)), port)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ Definitions (per zone z, per drone d that enters z; the first instant d is insid
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -58,16 +58,24 @@ class AlertScore:
     alert_zone_min: float
     alert_km2_min: float
     false_people_min: float | None
+    missed_keys: list[tuple[str, str, float]] = field(default_factory=list)  # (target, zone, entry time)
+    alert_people_min: float | None = None
+    alerts_per_zone: dict[str, int] = field(default_factory=dict)  # alert periods per zone (alert fatigue)
 
     def summary(self) -> dict:
         lt = self.lead_times_s
+        counts = np.array(list(self.alerts_per_zone.values()) or [0])
         return {"entries": self.entries, "missed": self.missed,
                 "median_lead_s": round(float(np.median(lt)), 1) if lt.size else None,
                 "p10_lead_s": round(float(np.percentile(lt, 10)), 1) if lt.size else None,
                 "false_alert_zone_min": round(self.false_zone_min, 1),
                 "false_alert_km2_min": round(self.false_km2_min),
                 "alert_zone_min": round(self.alert_zone_min, 1), "alert_km2_min": round(self.alert_km2_min),
-                "false_alert_people_min": None if self.false_people_min is None else round(self.false_people_min)}
+                "false_alert_people_min": None if self.false_people_min is None else round(self.false_people_min),
+                "alert_people_min": None if self.alert_people_min is None else round(self.alert_people_min),
+                "zones_alerted": len(self.alerts_per_zone),
+                "alerts_per_alerted_zone_mean": round(float(counts.mean()), 2),
+                "alerts_per_zone_max": int(counts.max())}
 
 
 def score_alerts(periods: list[Alert], entries: dict, zones: ZoneSet, horizon_s: float = 1200.0,
@@ -83,6 +91,7 @@ def score_alerts(periods: list[Alert], entries: dict, zones: ZoneSet, horizon_s:
             by_zone[a.zone].append(a)
     entry_times: dict[str, list[float]] = defaultdict(list)
     leads, missed, n = [], 0, 0
+    missed_keys: list[tuple[str, str, float]] = []
     for (tgt, zid), te in entries.items():
         if zid not in zone_ids:
             continue
@@ -95,8 +104,9 @@ def score_alerts(periods: list[Alert], entries: dict, zones: ZoneSet, horizon_s:
             leads.append(te - min(a.start for a in cover))
         else:
             missed += 1
+            missed_keys.append((tgt, zid, te))
     fz = fa = az = aa = 0.0
-    fp = 0.0
+    fp = ap = 0.0
     any_pop = any(p is not None for p in pops.values())
     for zid, alist in by_zone.items():
         et = np.sort(np.array(entry_times.get(zid, [])))
@@ -117,7 +127,9 @@ def score_alerts(periods: list[Alert], entries: dict, zones: ZoneSet, horizon_s:
             aa += grid.size * mins * areas[zid]
             if pops.get(zid):
                 fp += false.sum() * mins * pops[zid]
-    return AlertScore(n, missed, np.array(leads), fz, fa, az, aa, fp if any_pop else None)
+                ap += grid.size * mins * pops[zid]
+    return AlertScore(n, missed, np.array(leads), fz, fa, az, aa, fp if any_pop else None, missed_keys,
+                      ap if any_pop else None, {z: len(v) for z, v in by_zone.items()})
 
 
 def oblast_baseline(tracks: list[TrackPoint], oblasts: ZoneSet, radius_km: float = 30.0, step_s: float = 10.0,
@@ -173,4 +185,75 @@ def expand_to_children(periods: list[Alert], zones: ZoneSet) -> list[Alert]:
     for a in periods:
         for c in children.get(a.zone, []):
             out.append(Alert(zone=c, start=a.start, end=a.end, level=a.level, tracks=a.tracks))
+    return out
+
+
+def leaf_ids(zones: ZoneSet) -> set[str]:
+    """Zones that are nobody's parent (the grid cells of the default zones)."""
+    parents = {z.parent for z in zones if z.parent}
+    return {z.id for z in zones if z.id not in parents}
+
+
+def leaf_periods(periods: list[Alert], zones: ZoneSet) -> list[Alert]:
+    """Alert periods on leaf zones: their own, plus every parent's period copied to its children."""
+    leaves = leaf_ids(zones)
+    return [a for a in periods if a.zone in leaves] + expand_to_children(
+        [a for a in periods if a.zone not in leaves], zones)
+
+
+def expand_periods(periods: list[Alert], members: dict[str, list[str]]) -> list[Alert]:
+    """Alert periods of grouping zones (e.g. raions) copied to each member zone."""
+    return [Alert(zone=c, start=a.start, end=a.end, level=a.level, tracks=a.tracks)
+            for a in periods for c in members.get(a.zone, [])]
+
+
+def rollup_periods(periods: list[Alert], zones: ZoneSet) -> list[Alert]:
+    """Periods during which each parent zone is itself alerted or any of its children is (the union)."""
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for a in periods:
+        end = a.end if a.end is not None else a.start
+        parent = zones[a.zone].parent if a.zone in zones.index else None
+        spans[parent or a.zone].append((a.start, end))
+    out = []
+    for zid, sp in spans.items():
+        sp.sort()
+        s0, e0 = sp[0]
+        for s1, e1 in sp[1:]:
+            if s1 <= e0:
+                e0 = max(e0, e1)
+            else:
+                out.append(Alert(zone=zid, start=s0, end=e0, level="warning", tracks=[]))
+                s0, e0 = s1, e1
+        out.append(Alert(zone=zid, start=s0, end=e0, level="warning", tracks=[]))
+    return out
+
+
+MISS_CAUSES = ("never reported by any sensor", "reported but not localised", "localised too late",
+               "localised in time")
+
+
+def miss_causes(missed: list[tuple[str, str, float]], report_times: dict[str, np.ndarray],
+                tracked_times: dict[str, np.ndarray], window_s: float = 960.0, lead_needed_s: float = 60.0
+                ) -> dict[str, int]:
+    """Misses by cause, from the sorted times at which each drone was reported and on a confirmed track.
+
+    - never reported by any sensor: no report of the drone before its entry;
+    - reported but not localised: reported, but on no confirmed track in the ``window_s`` before the entry;
+    - localised too late: its first confirmed track in that window came less than ``lead_needed_s`` before entry;
+    - localised in time: tracked in time, and still missed (the policy's own miss).
+    """
+    out = dict.fromkeys(MISS_CAUSES, 0)
+    empty = np.zeros(0)
+    for tgt, _, te in missed:
+        rep = report_times.get(tgt, empty)
+        trk = tracked_times.get(tgt, empty)
+        trk = trk[(trk >= te - window_s) & (trk <= te)]
+        if not (rep <= te).any():
+            out[MISS_CAUSES[0]] += 1
+        elif trk.size == 0:
+            out[MISS_CAUSES[1]] += 1
+        elif trk[0] > te - lead_needed_s:
+            out[MISS_CAUSES[2]] += 1
+        else:
+            out[MISS_CAUSES[3]] += 1
     return out

@@ -46,6 +46,7 @@ def _enc_hook(obj: object) -> object:
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
 MAX_LINE_BYTES = 1 << 20  # a line longer than 1 MiB is hostile or broken
+MAX_SENSORS_BYTES = 256 << 20  # ~1 million sensors; a larger sensors.json is hostile or broken
 
 
 @dataclass
@@ -109,7 +110,7 @@ def iter_jsonl(path: str | os.PathLike, record_type: type[T], on_error: OnError 
                 if len(raw) > MAX_LINE_BYTES:
                     raise ValueError(f"line longer than {MAX_LINE_BYTES} bytes")
                 rec = decoder.decode(raw)
-            except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+            except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError) as exc:
                 err = _format_error(str(p), lineno, exc)
                 if on_error == "raise":
                     raise err from None
@@ -178,9 +179,11 @@ class JsonlWriter:
 def read_sensors(path: str | os.PathLike) -> list[Sensor]:
     """Read sensors.json; ids must be unique."""
     p = _open_text(path)
+    if p.stat().st_size > MAX_SENSORS_BYTES:
+        raise FormatError(str(p), f"larger than {MAX_SENSORS_BYTES} bytes; not a plausible sensors.json")
     try:
         doc = msgspec.json.decode(p.read_bytes(), type=SensorsFile)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError) as exc:
         raise _format_error(str(p), None, exc) from None
     seen: set[str] = set()
     for i, s in enumerate(doc.sensors):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ TOPIC_PREFIX = "skytrace/v1/detections/"
 TOPIC_FILTER = TOPIC_PREFIX + "+"
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_DETECTIONS_PER_PAYLOAD = 5000
+LOG_EVERY_S = 1.0  # s; at most one log line per second per ingest path for rejected input (the rest is counted)
 _DECODER = msgspec.json.Decoder(Detection | list[Detection])
 
 
@@ -55,6 +57,8 @@ class DecodeStats:
     reasons: list[str] = field(default_factory=list)
     max_reasons: int = 20
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _last_log: float = field(default=-1e9, repr=False)
+    _suppressed: int = field(default=0, repr=False)
 
     def reject(self, reason: str, n_detections: int = 1) -> None:
         with self.lock:
@@ -63,7 +67,13 @@ class DecodeStats:
                 self.reasons.append(reason)
             else:  # keep the newest reasons: the operator wants to see what goes wrong now
                 self.reasons[-1] = reason
-        log.warning("rejected input: %s", reason)
+            now = time.monotonic()
+            if now - self._last_log < LOG_EVERY_S:  # a flood of bad input must not flood the log (and the disk)
+                self._suppressed += 1
+                return
+            self._last_log, suppressed, self._suppressed = now, self._suppressed, 0
+        log.warning("rejected input: %s%s", reason,
+                    f" ({suppressed} more rejections not logged; counted in the status)" if suppressed else "")
 
     def as_dict(self) -> dict:
         with self.lock:
@@ -89,12 +99,18 @@ def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, to
         return []
     try:
         doc = _DECODER.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError) as exc:
         with stats.lock:
             stats.rejected_messages += 1
         stats.reject(f"{source}: invalid payload: {exc}")
         return []
-    dets = doc if isinstance(doc, list) else [doc]
+    return check_detections(doc if isinstance(doc, list) else [doc], table, stats, topic_sensor, source,
+                            allowed_kinds)
+
+
+def check_detections(dets: list[Detection], table: SensorTable, stats: DecodeStats, topic_sensor: str | None = None,
+                     source: str = "mqtt", allowed_kinds: tuple[str, ...] | None = None) -> list[Detection]:
+    """The detections of one decoded payload that pass the cross-checks (count cap, topic, sensor table, kind)."""
     if len(dets) > MAX_DETECTIONS_PER_PAYLOAD:
         with stats.lock:
             stats.rejected_messages += 1
@@ -120,6 +136,25 @@ def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, to
     return good
 
 
+def open_signed(verifier, payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None,
+                source: str, allowed_kinds: tuple[str, ...] | None = None) -> list[Detection]:
+    """Detections of a signed batch (:mod:`skytrace.security.signing`) that pass every check; else [] (counted)."""
+    with stats.lock:
+        stats.messages += 1
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        with stats.lock:
+            stats.rejected_messages += 1
+        stats.reject(f"{source}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        return []
+    dets, reason = verifier.open(payload, topic_sensor)
+    if reason is not None:
+        with stats.lock:
+            stats.rejected_messages += 1
+        stats.reject(f"{source}: signed batch rejected: {reason}")
+        return []
+    return check_detections(dets, table, stats, topic_sensor, source, allowed_kinds)
+
+
 class MqttIngest:
     """Subscribes to ``skytrace/v1/detections/+`` and hands validated detections to ``on_detections``.
 
@@ -129,7 +164,7 @@ class MqttIngest:
 
     def __init__(self, table: SensorTable, on_detections: Callable[[list[Detection]], None], host: str = "127.0.0.1",
                  port: int = 1883, client_id: str = "skytrace-service", username: str | None = None,
-                 password: str | None = None):
+                 password: str | None = None, verifier=None, tls_ca: str | None = None):
         import paho.mqtt.client as mqtt
 
         self.table = table
@@ -138,8 +173,11 @@ class MqttIngest:
         self.connected = threading.Event()
         self.host, self.port = host, port
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.verifier = verifier  # a skytrace.security.signing.Verifier: then only signed batches are accepted
         if username:
             self.client.username_pw_set(username, password)
+        if tls_ca:
+            self.client.tls_set(ca_certs=tls_ca)
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -166,7 +204,11 @@ class MqttIngest:
                     self.stats.rejected_messages += 1
                 self.stats.reject(f"mqtt: unexpected topic {msg.topic!r}")
                 return
-            dets = decode_detections(msg.payload, self.table, self.stats, topic_sensor, source=f"mqtt {msg.topic}")
+            if self.verifier is not None:
+                dets = open_signed(self.verifier, msg.payload, self.table, self.stats, topic_sensor, "mqtt")
+            else:
+                dets = decode_detections(msg.payload, self.table, self.stats, topic_sensor,
+                                         source=f"mqtt {msg.topic}")
             if dets:
                 self.on_detections(dets)
         except Exception:  # a bug here must not kill paho's network thread

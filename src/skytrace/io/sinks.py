@@ -1,4 +1,5 @@
-"""File sinks of the pipeline: tracks.jsonl, alerts.jsonl (alert periods), events.jsonl and CAP 1.2 files.
+"""File sinks of the pipeline: tracks.jsonl, alerts.jsonl (alert periods) and events.jsonl (CAP files:
+:class:`skytrace.alerting.sinks.CapFileSink`).
 
 Each is a :class:`skytrace.pipeline.Sink` (``on_step(result)``, ``close()``), so the offline commands, the demo
 and the live service write their outputs through the same objects. File sinks are ``critical``: a full disk
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ class TrackFileSink:
 
     critical = True
 
-    def __init__(self, path: str | Path, every_s: float = 0.0, statuses: tuple[str, ...] | None = None):
+    def __init__(self, path: str | Path, every_s: float = 0.0, statuses: tuple[str, ...] | None = None,
+                 tag: Callable[[list], object] | None = None):
         self.writer = JsonlWriter(path)
+        self.tag = tag  # sets fields of the records before writing (cooperative identities: skytrace.interop)
         self.every_s = float(every_s)
         self.statuses = set(statuses) if statuses else None
         self._last_t = -math.inf
@@ -38,6 +42,8 @@ class TrackFileSink:
         recs = result.tracks.to_records()
         if self.statuses is not None:
             recs = [r for r in recs if r.status in self.statuses]
+        if self.tag is not None:
+            self.tag(recs)
         self.writer.write_many(recs)
         self.count += len(recs)
 
@@ -74,7 +80,8 @@ class AlertPeriodSink:
 
     def close(self) -> None:
         if self.path is not None:
-            write_jsonl(self.path, sorted(self.periods, key=lambda a: (a.start, a.zone)))
+            ordered: list[Alert] = sorted(self.periods, key=lambda a: (a.start, a.zone))
+            write_jsonl(self.path, ordered)
 
 
 class EventFileSink:
@@ -91,28 +98,8 @@ class EventFileSink:
     def on_step(self, result: Any) -> None:
         for ev in result.events:
             self.events.append(ev)
-            self._fh.write(json.dumps(asdict(ev) if is_dataclass(ev) else ev) + "\n")
+            row = asdict(ev) if is_dataclass(ev) and not isinstance(ev, type) else ev
+            self._fh.write(json.dumps(row) + "\n")
 
     def close(self) -> None:
         self._fh.close()
-
-
-class CapFileSink:
-    """One CAP 1.2 XML file per alert event (``<time>-<zone>-<kind>.xml``) in a directory."""
-
-    critical = True
-
-    def __init__(self, zones: Any, out_dir: str | Path, status: str = "Exercise"):
-        from skytrace.alerting.cap import CapWriter
-
-        self.writer = CapWriter(zones, status=status)
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.files: list[Path] = []
-
-    def on_step(self, result: Any) -> None:
-        if result.events:
-            self.files.extend(self.writer.write(result.events, self.out_dir))
-
-    def close(self) -> None:
-        return None

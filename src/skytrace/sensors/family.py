@@ -71,6 +71,9 @@ class SensorFamily:
     # (a radar's scan, a plot feed); None: its silence says nothing (bearing nodes report only what they hear,
     # sightings are volunteered). Enables negative information: missed looks lower a track's existence
     default_pd: ClassVar[float | None] = None
+    # physical plausibility at the edge (sensors.json is hostile input): the largest max_range_m a sensor of this
+    # family can honestly declare; a radar declaring 1e308 m must be refused, not crash the tracker
+    max_plausible_range_m: ClassVar[float] = 1_000_000.0
 
     # ------------------------------------------------------------------------------------------------- ingest
     def prepare(self, batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame
@@ -111,6 +114,9 @@ class SensorFamily:
         for name in self.required_sensor_fields:
             if getattr(sensor, name, None) is None:
                 raise ValueError(f"`{name}` is required for {self.name} sensors")
+        if sensor.max_range_m is not None and sensor.max_range_m > self.max_plausible_range_m:
+            raise ValueError(f"`max_range_m` = {sensor.max_range_m:g} m is not plausible for a {self.name} sensor "
+                             f"(at most {self.max_plausible_range_m:g} m)")
 
 
 class BearingFamily(SensorFamily):

@@ -1,9 +1,10 @@
 """REST + websocket API of the live service (FastAPI), and the static web map.
 
-Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, interactive docs at ``/docs``):
+Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, an offline reference at ``/docs``):
 
 - ``GET  /status``                       feed health, counters, step timing
 - ``GET  /sensors``, ``GET /zones``      the network and the alert zones (GeoJSON, simplified for the map)
+- ``GET  /places``                       towns for the offline base map (GeoNames, >= 5,000 inhabitants)
 - ``GET  /tracks``                       the current picture (columns, as on the websocket)
 - ``GET  /alerts``                       active alerts, and stored alert periods with ``?since=``
 - ``GET  /history/near``                 what flew within ``radius_m`` of a point between ``t0`` and ``t1``
@@ -13,12 +14,20 @@ Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, inte
 
 Everything from a client is hostile: bodies are size-capped and validated exactly like MQTT payloads; query
 arguments are range-checked; user errors are 4xx with a one-line ``detail``, never a traceback.
+
+Browser-borne attacks (docs/security.md): every request and websocket must carry a ``Host`` in the allowed list
+(default 127.0.0.1, localhost, [::1]: defeats DNS rebinding), a request with an ``Origin`` of another site is
+refused (403; the websocket too), no CORS headers are ever sent, and ingest requires ``Content-Type:
+application/json`` (a cross-site form or ``text/plain`` POST cannot set it without a CORS preflight, which fails).
+HTTP ingest accepts only signed batches (:mod:`skytrace.security.signing`) unless the app is created with
+``insecure_demo=True``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import math
 from contextlib import asynccontextmanager
@@ -29,15 +38,16 @@ import msgspec
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections
+from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections, open_signed
 from skytrace.service.core import ENCODER, LiveService, snapshot_message
 from skytrace.store.base import StoreError
 
 MAX_HISTORY_WINDOW_S = 24 * 3600.0
 MAX_STATES_WINDOW_S = 3600.0
 MAX_WS_CLIENTS = 200
+DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 DETECTION_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "oneOf": [{"$ref": "#/components/schemas/DetectionIn"},
               {"type": "array", "items": {"$ref": "#/components/schemas/DetectionIn"}}]}}}}}
@@ -57,7 +67,9 @@ class DetectionIn(BaseModel):
     pos_sigma_m: float | None = None
     alt_sigma_m: float | None = None
     snr_db: float | None = None
+    cls: str | None = Field(default=None, alias="class")
     class_conf: float | None = None
+    t_arrival: float | None = None
 
 
 class IngestResult(BaseModel):
@@ -117,11 +129,76 @@ def zones_geojson(service: LiveService, tolerance_deg: float = 0.005) -> dict:
     return doc
 
 
-def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None) -> FastAPI:
+def _hostname(value: str) -> str:
+    """``host[:port]`` -> host, lower case (IPv6 literals keep their brackets)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.split("]", 1)[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class HostOriginGuard:
+    """ASGI middleware: refuse a Host not in ``allowed_hosts`` (400) and a foreign Origin (403), HTTP and websocket.
+
+    An Origin is accepted when its host is an allowed host or it is listed in ``allowed_origins`` exactly
+    (``scheme://host[:port]``, e.g. the public name of the reverse proxy). Requests without an Origin (curl, sensor
+    nodes, same-origin GETs) pass; browsers always send it on cross-origin POSTs and on websockets.
+    """
+
+    def __init__(self, app, allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...],
+                 counts: dict[str, int] | None = None):
+        self.app = app
+        self.hosts = {h.lower() for h in allowed_hosts}
+        self.origins = {o.lower().rstrip("/") for o in allowed_origins}
+        self.rejected = counts if counts is not None else {}
+        self.rejected.update({"rejected_host": 0, "rejected_origin": 0})
+
+    def _verdict(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        host = headers.get(b"host", b"").decode("latin-1")
+        if _hostname(host) not in self.hosts:
+            self.rejected["rejected_host"] += 1
+            return 400, "Host not allowed (start the service with --allow-host NAME to serve another name)"
+        origin = headers.get(b"origin")
+        if origin is not None:
+            o = origin.decode("latin-1").lower().rstrip("/")
+            if o not in self.origins and _hostname(o.split("://", 1)[-1]) not in self.hosts:
+                self.rejected["rejected_origin"] += 1
+                return 403, "cross-origin requests are not allowed"
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        verdict = self._verdict(dict(scope.get("headers") or ()))
+        if verdict is None:
+            return await self.app(scope, receive, send)
+        code, detail = verdict
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": detail[:100]})
+            return None
+        body = ENCODER.encode({"detail": detail})
+        await send({"type": "http.response.start", "status": code,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return None
+
+
+@functools.cache
+def places_json() -> bytes:
+    """The base map's towns (``data/basemap-places.json``), read once."""
+    return resources.files("skytrace.data").joinpath("basemap-places.json").read_bytes()
+
+
+def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
+               insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
+               allowed_origins: tuple[str, ...] = ()) -> FastAPI:
     """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
 
-    With ``ingest_token``, the POST endpoints require ``Authorization: Bearer <token>`` (compared in constant
-    time); reading endpoints stay open to whoever can reach 127.0.0.1 or the reverse proxy in front.
+    HTTP ingest: with ``verifier`` (:class:`skytrace.security.signing.Verifier`) only signed batches are accepted;
+    without one, ingest is refused (403) unless ``insecure_demo`` (a local demo on loopback) accepts plain
+    detections. With ``ingest_token``, the POST endpoints also require ``Authorization: Bearer <token>``
+    (compared in constant time). Reading endpoints stay open to whoever can reach 127.0.0.1 or the reverse proxy
+    in front; ``allowed_hosts`` / ``allowed_origins``: see :class:`HostOriginGuard`.
     """
 
     @asynccontextmanager
@@ -136,14 +213,17 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
                 await asyncio.to_thread(mqtt.stop)
             await service.stop()
 
-    app = FastAPI(title="skytrace live service", version="1", lifespan=lifespan,
+    app = FastAPI(title="skytrace live service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Early warning against one-way attack drones: live tracks, alerts and history. "
                               "Times are UNIX seconds UTC, positions WGS84, altitudes metres above the ellipsoid.")
     zones_doc = zones_geojson(service)
+    guard_counts: dict[str, int] = {}
+    if verifier is not None:
+        service.auth = verifier
 
     @app.get("/api/v1/status", summary="Feed health and counters")
     def status() -> dict:
-        return service.status()
+        return {**service.status(), "http_guard": dict(guard_counts)}
 
     @app.get("/api/v1/sensors", summary="Sensors of the network")
     def sensors() -> Response:
@@ -169,11 +249,18 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
             raise HTTPException(422, "since must be finite")
         return _json([msgspec.to_builtins(a) for a in service.store.alerts(since, math.inf)])
 
+    @app.get("/api/v1/places", summary="Towns for the offline base map (GeoNames, population >= 5,000)")
+    def places() -> Response:
+        return Response(places_json(), media_type="application/json")
+
     @app.get("/api/v1/cap", summary="CAP 1.2 feed: index of the latest alert messages (newest first)")
-    def cap_index(limit: int = Query(100, ge=1, le=1000)) -> Response:
+    def cap_index(request: Request, limit: int = Query(100, ge=1, le=1000)) -> Response:
         msgs = list(service.cap_messages)[-limit:][::-1]
-        return _json([{"seq": seq, "t": t, "zone": zone, "kind": kind, "url": f"api/v1/cap/{seq}.xml"}
-                      for seq, t, zone, kind, _ in msgs])
+        # relative to this index's own URL (/api/v1/cap): "cap/61.xml" resolves to /api/v1/cap/61.xml, and
+        # "href" is absolute (behind a proxy under a prefix, root_path keeps it right)
+        base = str(request.url_for("cap_message", seq=0)).rsplit("/", 1)[0]
+        return _json([{"seq": seq, "t": t, "zone": zone, "kind": kind, "url": f"cap/{seq}.xml",
+                       "href": f"{base}/{seq}.xml"} for seq, t, zone, kind, _ in msgs])
 
     @app.get("/api/v1/cap/{seq}.xml", summary="One CAP 1.2 message (application/cap+xml)")
     def cap_message(seq: int) -> Response:
@@ -206,6 +293,12 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
         if expected_auth is not None and not hmac.compare_digest(
                 request.headers.get("authorization", "").encode(), expected_auth):
             raise HTTPException(401, "missing or wrong ingest token", headers={"WWW-Authenticate": "Bearer"})
+        if verifier is None and not insecure_demo:
+            raise HTTPException(403, "HTTP ingest needs signed reports: start the service with --keys keys.json "
+                                     "(or --insecure-demo for a local demonstration)")
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":  # CSRF: a cross-site form or text/plain POST cannot send this type
+            raise HTTPException(415, "Content-Type must be application/json")
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -213,8 +306,11 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
                 raise HTTPException(413, f"body larger than {MAX_PAYLOAD_BYTES} bytes")
         stats = service.ingest_stats
         before = len(stats.reasons), stats.rejected_detections, stats.rejected_messages
-        dets = decode_detections(body, service.table, stats, source="http",
-                                 allowed_kinds=("position",) if position_only else None)
+        kinds = ("position",) if position_only else None
+        if verifier is not None:  # signature checks and decoding run off the event loop
+            dets = await asyncio.to_thread(open_signed, verifier, body, service.table, stats, None, "http", kinds)
+        else:
+            dets = await asyncio.to_thread(decode_detections, body, service.table, stats, None, "http", kinds)
         service.submit(dets)
         rejected = stats.rejected_detections - before[1] + (stats.rejected_messages - before[2])
         result = {"accepted": len(dets), "rejected": rejected, "reasons": stats.reasons[before[0]:][:5]}
@@ -262,6 +358,15 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None)
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+    @app.get("/docs", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False)
+    def api_reference() -> Response:
+        """The API reference, rendered in the page from /openapi.json (no CDN: works on a closed network)."""
+        return Response(resources.files("skytrace").joinpath("web/reference.html").read_bytes(),
+                        media_type="text/html; charset=utf-8")
+
     web_dir = resources.files("skytrace").joinpath("web")
     app.mount("/", StaticFiles(directory=str(web_dir), html=True), name="web")
+    app.add_middleware(HostOriginGuard, allowed_hosts=tuple(allowed_hosts), allowed_origins=tuple(allowed_origins),
+                       counts=guard_counts)
     return app

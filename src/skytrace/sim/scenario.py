@@ -10,7 +10,6 @@ naming the file and the key. See ``docs/scenarios.md`` and the built-ins in ``sk
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -140,6 +139,21 @@ class Scenario:
         return datetime.fromisoformat(self.start_utc.replace("Z", "+00:00")).timestamp()
 
 
+# hostile-input limits (a scenario file is user input; docs/security.md)
+MAX_SCENARIO_BYTES = 1 << 20
+MAX_NUMBER = 1e12  # no scenario quantity (s, m, km/h, dB, counts) is anywhere near this
+MAX_INT = 10_000_000
+MAX_TEXT = 10_000
+MAX_ITEMS = 10_000
+MAX_DRONES = 100_000  # drones over all waves
+MAX_NODES = 200_000  # acoustic nodes
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _convert(value: Any, tp: Any, where: str, src: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -148,29 +162,31 @@ def _convert(value: Any, tp: Any, where: str, src: str) -> Any:
         return _build(tp, value, where, src)
     if origin is list:
         (arg,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ScenarioError(f"{src}: '{where}' must be a list")
+        if not isinstance(value, list) or len(value) > MAX_ITEMS:
+            raise ScenarioError(f"{src}: '{where}' must be a list of at most {MAX_ITEMS} items")
         return [_convert(v, arg, f"{where}[{i}]", src) for i, v in enumerate(value)]
     if origin is dict:
         _, varg = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ScenarioError(f"{src}: '{where}' must be a table")
+        if not isinstance(value, dict) or len(value) > MAX_ITEMS:
+            raise ScenarioError(f"{src}: '{where}' must be a table of at most {MAX_ITEMS} entries")
         return {str(k): _convert(v, varg, f"{where}.{k}", src) for k, v in value.items()}
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ScenarioError(f"{src}: '{where}' must be a finite number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -MAX_NUMBER <= value <= MAX_NUMBER:
+            raise ScenarioError(f"{src}: '{where}' must be a finite number of magnitude <= {MAX_NUMBER:g}, "
+                                f"got {_short(value)}")
         return float(value)
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(f"{src}: '{where}' must be an integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not -MAX_INT <= value <= MAX_INT:
+            raise ScenarioError(f"{src}: '{where}' must be an integer of magnitude <= {MAX_INT}, got {_short(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
             raise ScenarioError(f"{src}: '{where}' must be true or false, got {value!r}")
         return value
     if tp is str:
-        if not isinstance(value, str):
-            raise ScenarioError(f"{src}: '{where}' must be a string, got {value!r}")
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise ScenarioError(f"{src}: '{where}' must be a string of at most {MAX_TEXT} characters, "
+                                f"got {_short(value)}")
         return value
     raise ScenarioError(f"{src}: '{where}': unsupported type {tp}")  # pragma: no cover
 
@@ -224,13 +240,18 @@ def _validate(sc: Scenario, src: str) -> None:
                 raise ScenarioError(f"{src}: wave[{i}].{name} must be [low, high] with 0 <= low <= high")
         if w.speed_kmh[0] <= 0 or w.altitude_m[0] < 10:
             raise ScenarioError(f"{src}: wave[{i}]: speeds must be > 0 and altitudes >= 10 m")
-    from skytrace.zones import builtin_oblasts
+    from skytrace.zones import builtin_oblast_ids
 
     if sc.region != ["all"]:
-        known = set(builtin_oblasts().ids)
+        known = builtin_oblast_ids()
         for r in sc.region:
             if r not in known:
                 raise ScenarioError(f"{src}: region: unknown oblast id {r!r}; known: {sorted(known)} or 'all'")
+    if sum(w.count for w in sc.wave) > MAX_DRONES or sc.acoustic.count > MAX_NODES or sc.radar_auto.count > 1000:
+        raise ScenarioError(f"{src}: at most {MAX_DRONES} drones, {MAX_NODES} acoustic nodes and 1000 radars")
+    if sc.truth_interval_s < 0.01 or sc.chunk_s < 0.1 or sc.acoustic.report_interval_s < 0.01:
+        raise ScenarioError(f"{src}: truth_interval_s and acoustic.report_interval_s must be >= 0.01 s, "
+                            "chunk_s >= 0.1 s")
     if sc.duration_s > 5e5:
         raise ScenarioError(f"{src}: duration_s must be at most 500000 s (about 5.8 days)")
     for c in sc.acoustic.city_weights:
@@ -257,7 +278,13 @@ def load_scenario(name_or_path: str) -> Scenario:
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise ScenarioError(f"{p}: scenario file not found")
-        text, src = p.read_text(encoding="utf-8"), str(p)
+        src = str(p)
+        if p.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{src}: larger than {MAX_SCENARIO_BYTES} bytes; not a plausible scenario")
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"{src}: not UTF-8 text (byte {exc.start})") from None
     elif name_or_path in BUILTIN:
         text = resources.files("skytrace.scenarios").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
         src = f"built-in scenario {name_or_path}"
@@ -265,7 +292,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise ScenarioError(f"unknown scenario {name_or_path!r}: give a .toml file or one of {', '.join(BUILTIN)}")
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
         raise ScenarioError(f"{src}: not valid TOML ({exc})") from None
     sc = _build(Scenario, data, "", src)
     sc.source = src

@@ -63,66 +63,66 @@ class TrackerConfig:
     imm: bool = False  # interacting multiple models: the CV model above plus a manoeuvring (high-noise) CV
     # explicit motion models: MotionModel instances or registered names ("cv"); one = a single filter, several =
     # an IMM over them with imm_sojourn_s / imm_mu0 of the same length. Empty: CV from q_h, q_v (+ ``imm``)
-    motion_models: tuple = ()
+    motion_models: tuple = ()  # registered model names, e.g. ["cv"]; several = an IMM over them; empty = CV (+ imm)
     q_h_manoeuvre: float = 20.0  # ~ (4.6 m/s^2 of a 25-degree banked turn)^2 x 1 s, m^2/s^3
     q_v_manoeuvre: float = 10.0  # climbs, descents and the terminal dive
     imm_sojourn_s: tuple[float, float] = (120.0, 15.0)  # mean time in cruise / in a manoeuvre
     imm_mu0: tuple[float, float] = (0.9, 0.1)  # model probabilities of a new track
     gate_p: float = 0.999  # gate probability (chi-square)
     tentative_penalty: float = 4.0  # extra cost for a tentative track in association (prefer confirmed ones)
-    confirm_hits: int = 6
+    confirm_hits: int = 6  # updates a tentative track needs before it is confirmed
     confirm_min_sensors: int = 2  # a single sensor never confirms a track on its own ...
     confirm_hits_per_sensor: int = 3  # ... and each of them must have confirmed itself (one clutter plot won't do)
     trust_sensors: bool = True  # a trusted sensor (sensors.json "trusted", default by kind) may confirm alone
-    confirm_max_sigma_m: float = 800.0
+    confirm_max_sigma_m: float = 800.0  # m; a track is confirmed only once its position sigma is below this
     # sequential test (Wald SPRT) on the hits and misses of scanning sensors (those with a ``pd``): each hit adds
     # log(pd / pf), each missed look log((1 - pd) / (1 - pf)), pf = the chance that a false track (clutter) finds
     # a plot in its gate on the next look; confirmed at log((1 - beta) / alpha) (beta = 0.01) without waiting for
     # ``confirm_hits`` (pd 0.9: 4 hits in a row)
-    sprt_false_continuation: float = 0.05
-    sprt_alpha: float = 1e-4
+    sprt_false_continuation: float = 0.05  # SPRT pf: chance a false track finds a plot in its gate on the next look
+    sprt_alpha: float = 1e-4  # SPRT false-confirmation probability (threshold log((1 - 0.01) / alpha))
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
     report_tentative: bool = True  # tentative tracks appear in snapshots with status "tentative" ...
     report_tentative_min_hits: int = 3  # ... once they have this many updates (not every stray plot)
-    tentative_timeout_s: float = 12.0
-    confirmed_timeout_s: float = 240.0
+    tentative_timeout_s: float = 12.0  # s; a tentative track with no update for this long is deleted
+    confirmed_timeout_s: float = 240.0  # s; a confirmed track with no update for this long is deleted
     # existence from negative information: each missed look of a scanning sensor (sensors.json ``pd``, radars by
     # default) since the track's last update lowers its existence probability (IPDA-style, reset on detection)
     existence_after_update: float = 0.99  # of a confirmed track just updated (a tentative one: 0.8)
     existence_min: float = 0.1  # tracks below are deleted (pd 0.9: after 3 missed looks, tentative after 2)
     single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
-    max_pos_sigma_m: float = 4000.0
-    init_vel_sigma_mps: float = 45.0
-    init_vu_sigma_mps: float = 5.0
-    init_alt_agl_m: float = 300.0
-    init_alt_sigma_m: float = 600.0
+    max_pos_sigma_m: float = 4000.0  # m; a track whose position sigma grows beyond this is deleted
+    init_vel_sigma_mps: float = 45.0  # m/s; horizontal velocity sigma of a new track (Shahed-class speeds 30-50 m/s)
+    init_vu_sigma_mps: float = 5.0  # m/s; vertical velocity sigma of a new track
+    init_alt_agl_m: float = 300.0  # m; altitude above ground assumed for a bearing-only new track (low cruise)
+    init_alt_sigma_m: float = 600.0  # m; its sigma
     init_from_position: bool = True  # start tentative tracks from unassigned position reports / radar plots
     init_window_s: float = 4.0  # bearings kept for triangulation
     init_dt_s: float = 2.1  # max time between bearings that are triangulated together
     init_range_m: float = 9000.0  # max node-to-source distance considered
-    init_min_nodes: int = 3
-    init_min_angle_deg: float = 12.0
+    init_min_nodes: int = 3  # distinct acoustic nodes whose bearings must cross to start a track (ghost control)
+    init_min_angle_deg: float = 12.0  # deg; bearings crossing at a smaller angle give no fix (range too uncertain)
     init_two_node_unambiguous: bool = True  # accept 2-node fixes where both nodes hear a single source
-    init_resolution_deg: float = 10.0
+    init_resolution_deg: float = 10.0  # deg; a node hears sources closer than this in bearing as one (array resolution)
     acoustic_gate_range_m: float = 12_000.0  # tracks farther than this from a bearing sensor are not candidates
     # bearing clutter map: a node that keeps reporting unexplained bearings in one direction hears a stationary
     # confuser (a generator, a road, a factory); such bearings may still update confirmed tracks, but neither start
     # nor feed tentative ones (two crossing confusers would otherwise make a persistent ghost)
-    clutter_map_bin_deg: float = 5.0
-    clutter_map_tau_s: float = 300.0
+    clutter_map_bin_deg: float = 5.0  # deg; bearing bin of the per-node clutter map
+    clutter_map_tau_s: float = 300.0  # s; time constant of the clutter map decay (a confuser that stops is forgotten)
     clutter_map_threshold: float = 6.0  # decayed count of unexplained bearings in one bin
     # re-acquisition: a newly confirmed track that continues a confirmed track lost within this window (its
     # prediction within the chi-square gate, similar velocity) takes over the lost track's id
-    reacquire_window_s: float = 300.0
-    reacquire_max_dv_mps: float = 25.0
-    merge_distance_m: float = 250.0
-    merge_speed_mps: float = 12.0
-    max_speed_mps: float = 150.0
+    reacquire_window_s: float = 300.0  # s; a lost confirmed track may be re-acquired (keeps its id) this long
+    reacquire_max_dv_mps: float = 25.0  # m/s; largest velocity difference for a re-acquisition
+    merge_distance_m: float = 250.0  # m; two tracks closer than this ...
+    merge_speed_mps: float = 12.0  # m/s; ... with velocities closer than this are one drone: merged
+    max_speed_mps: float = 150.0  # m/s; tracks faster than this are deleted (no Shahed-class drone or jet flies faster)
     coast_status_s: float = 10.0  # confirmed tracks without update for this long are reported as coasting
     min_agl_m: float = 0.0  # altitude bounds above the sensors' mean ground (bearing-only tracks drift vertically)
-    max_agl_m: float = 6000.0
+    max_agl_m: float = 6000.0  # m; upper altitude bound above the mean ground
     max_vu_mps: float = 40.0  # a terminal dive is the fastest vertical motion
 
 
@@ -277,18 +277,16 @@ class Tracker:
             self.buffer = [allm.take(~ready)] if (~ready).any() else []
             m = allm.take(np.flatnonzero(ready)[np.argsort(allm.t[ready], kind="stable")])
             if len(m):
+                # a silence of hours (or one absurd timestamp) costs nothing: no frame is stepped through
                 start = self.t_processed if np.isfinite(self.t_processed) else m.t[0]
-                # frames (e_i, e_i+1]; reports dated exactly at the last processed instant (they arrived just after
-                # it) form their own frame rather than joining the next look of the same sensor
-                edges = np.arange(start, cutoff + self.cfg.frame_s, self.cfg.frame_s)
-                cut = np.searchsorted(m.t, edges, side="right")
-                lo = 0
-                for hi, t_end in zip(cut, edges, strict=True):
-                    if hi > lo:
-                        self._process_frame(m.take(slice(lo, hi)), float(t_end))
-                    lo = hi
-                if lo < len(m):
-                    self._process_frame(m.take(slice(lo, len(m))), float(cutoff))
+                # frames (start + (k - 1) frame_s, start + k frame_s], k >= 0: reports dated exactly at the last
+                # processed instant (they arrived just after it) form their own frame (k = 0) rather than joining the
+                # next look of the same sensor; only frames holding reports are visited
+                fs = self.cfg.frame_s
+                k = np.maximum(np.ceil((m.t - start) / fs), 0).astype(np.int64)
+                bounds = np.flatnonzero(np.diff(k)) + 1
+                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(m)], strict=True):
+                    self._process_frame(m.take(slice(int(lo), int(hi))), float(start + k[lo] * fs))
         if cutoff > self.t_processed:
             self._manage(cutoff, merge=False)
             self.t_processed = cutoff

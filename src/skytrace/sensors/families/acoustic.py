@@ -22,6 +22,7 @@ DELAY_ITERATIONS = 3
 
 class AcousticFamily(BearingFamily):
     name = "acoustic"
+    max_plausible_range_m = 30_000.0  # a Shahed engine is audible a few km away; 30 km is generous
     trusted_by_default = False
     reach_factor = 2.5
 

@@ -15,6 +15,7 @@ from skytrace.sensors.family import BearingFamily
 
 class OpticalFamily(BearingFamily):
     name = "optical"
+    max_plausible_range_m = 100_000.0  # a small drone is not resolved by a camera much beyond tens of km
     trusted_by_default = False
     reach_factor = 1.5
 

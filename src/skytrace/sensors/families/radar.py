@@ -19,6 +19,7 @@ class RadarFamily(SensorFamily):
     required_detection_fields = ("bearing_deg", "elevation_deg", "range_m")
     trusted_by_default = True
     initiation = "plot"
+    max_plausible_range_m = 600_000.0  # the radar horizon of a 30 km-altitude target from a high mast is ~700 km
     default_pd = 0.8  # a small drone near the radar's nominal range (skytrace.sensors.radar: ~1 well inside)
 
     def prepare(self, batch, sensors, frame):

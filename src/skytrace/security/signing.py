@@ -1,0 +1,222 @@
+"""Signed report batches: canonical bytes, Ed25519 signatures, and the verifier with its replay window.
+
+A node sends its reports as one *batch* (HTTP body or MQTT payload)::
+
+    {"v": 1, "sensor": "ac-1", "seq": 42, "t_sent": 1795381200.25, "key": "3f9c...",
+     "detections": [{...}, ...], "sig": "<base64 64-byte Ed25519 signature>"}
+
+The signature covers the *canonical bytes*: the header (v, sensor, seq, t_sent, key) and the detections, each
+re-encoded by skytrace's own encoder from the decoded, validated values (field order fixed, shortest round-trip
+floats, defaults omitted), so that whitespace or key order on the wire cannot change what was signed and both
+sides compute the same bytes without a JSON canonicalisation library.
+
+:class:`Verifier` rejects, counted per sensor and per reason (``REASONS``): unsigned payloads, unknown sensors,
+unknown/retired/revoked keys, bad signatures, detections of another sensor than the batch's, batches whose
+``t_sent`` is outside the time window around the receiver's clock, and replays: a sequence number already seen or
+older than the replay window (a sliding window like IPsec's anti-replay window, RFC 4303 s3.4.3, so that QoS 1
+redelivery and reordering inside the window are handled: a redelivered batch is rejected as ``replayed`` and
+never stored twice).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from skytrace.batch import SensorTable
+from skytrace.errors import SkytraceError
+from skytrace.model import Detection
+from skytrace.security.keys import KeyRegistry, _crypto, key_id, public_raw_of
+
+REASONS = ("unsigned", "malformed", "unknown_sensor", "unknown_key", "retired_key", "revoked_key", "bad_signature",
+           "sensor_mismatch", "out_of_window", "replayed")
+MAX_SEQ = (1 << 63) - 1
+UNKNOWN_SENSOR_BUCKET = "(unregistered)"  # counts of ids not in the registry share one bucket (bounded memory)
+
+
+class BatchHeader(msgspec.Struct, array_like=True):
+    """The signed header, encoded as a fixed-order array."""
+
+    v: int
+    sensor: str
+    seq: int
+    t_sent: float
+    key: str
+
+
+class SignedBatch(msgspec.Struct, forbid_unknown_fields=True):
+    v: int
+    sensor: str
+    seq: int
+    t_sent: float
+    key: str
+    detections: list[Detection]
+    sig: str
+
+
+_ENC = msgspec.json.Encoder()
+_BATCH_DECODER = msgspec.json.Decoder(SignedBatch)
+_PROBE_DECODER = msgspec.json.Decoder(dict | list)  # only to tell an unsigned payload from a malformed batch
+
+
+def canonical_bytes(v: int, sensor: str, seq: int, t_sent: float, key: str, detections: Sequence[Detection]) -> bytes:
+    """The bytes a batch signature covers (see the module docstring)."""
+    return b"skytrace-batch\n" + _ENC.encode(BatchHeader(v, sensor, seq, float(t_sent), key)) + b"\n" + _ENC.encode(
+        list(detections))
+
+
+class Signer:
+    """The node side: signs batches with the node's private key and numbers them."""
+
+    def __init__(self, sensor: str, private_key, seq0: int | None = None):
+        self.sensor = sensor
+        self.private_key = private_key
+        self.key = key_id(public_raw_of(private_key))
+        # a node that restarts without remembering its counter must still count upwards: start at the clock (us)
+        self.seq = int(time.time() * 1e6) if seq0 is None else seq0
+
+    def sign(self, detections: Sequence[Detection], t_sent: float | None = None, seq: int | None = None) -> bytes:
+        """One signed batch (JSON bytes) of ``detections``; the sequence number advances by one."""
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        t_sent = time.time() if t_sent is None else float(t_sent)
+        dets = list(detections)
+        sig = self.private_key.sign(canonical_bytes(1, self.sensor, seq, t_sent, self.key, dets))
+        return _ENC.encode(SignedBatch(1, self.sensor, seq, t_sent, self.key, dets,
+                                       base64.b64encode(sig).decode()))
+
+
+class ReplayWindow:
+    """Anti-replay state of one sensor: the highest sequence number and which of the last ``size`` were seen."""
+
+    __slots__ = ("highest", "seen", "size")
+
+    def __init__(self, size: int):
+        self.size = size
+        self.highest = -1
+        self.seen: set[int] = set()
+
+    def check_and_mark(self, seq: int) -> bool:
+        """True (and remembered) if ``seq`` is new; False if seen before or older than the window."""
+        if seq > self.highest:
+            self.highest = seq
+            self.seen.add(seq)
+            if len(self.seen) > 2 * self.size:
+                floor = self.highest - self.size
+                self.seen = {s for s in self.seen if s > floor}
+            return True
+        if seq <= self.highest - self.size or seq in self.seen:
+            return False
+        self.seen.add(seq)
+        return True
+
+
+class Verifier:
+    """Checks signed batches against a :class:`KeyRegistry`; thread-safe; counts rejections per sensor and reason.
+
+    ``max_future_s`` / ``max_age_s``: a batch whose ``t_sent`` is more than this ahead of / behind the receiver's
+    clock is ``out_of_window`` (bounds how long a captured batch can be replayed after the receiver forgets its
+    sequence numbers, e.g. after a restart). ``replay_window``: how many recent sequence numbers per sensor are
+    remembered for reordered delivery.
+    """
+
+    def __init__(self, registry: KeyRegistry, table: SensorTable | None = None, max_future_s: float = 5.0,
+                 max_age_s: float = 120.0, replay_window: int = 1024, clock: Callable[[], float] = time.time):
+        ed25519, _ = _crypto()
+        self._ed25519 = ed25519
+        self.registry = registry
+        self.table = table
+        self.max_future_s, self.max_age_s = max_future_s, max_age_s
+        self.replay_window = replay_window
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.windows: dict[str, ReplayWindow] = {}
+        self.rejected: dict[str, dict[str, int]] = {}
+        self.accepted: dict[str, int] = {}
+        self._pub: dict[str, object] = {}
+
+    def _count(self, sensor: str, reason: str) -> str:
+        bucket = sensor if sensor in self.registry.sensors else UNKNOWN_SENSOR_BUCKET
+        with self.lock:
+            per = self.rejected.setdefault(bucket, {})
+            per[reason] = per.get(reason, 0) + 1
+        return reason
+
+    def open(self, payload: bytes, topic_sensor: str | None = None) -> tuple[list[Detection], str | None]:
+        """The detections of a valid signed batch and None, or ([], the rejection reason) (counted)."""
+        try:
+            batch = _BATCH_DECODER.decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
+            try:
+                probe = _PROBE_DECODER.decode(payload)
+            except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
+                return [], self._count(topic_sensor or "", "malformed")
+            signed_looking = isinstance(probe, dict) and "sig" in probe
+            return [], self._count(topic_sensor or "", "malformed" if signed_looking else "unsigned")
+        sensor = batch.sensor
+        if topic_sensor is not None and sensor != topic_sensor:
+            return [], self._count(topic_sensor, "sensor_mismatch")
+        keys = self.registry.sensors.get(sensor)
+        if not keys:
+            return [], self._count(sensor, "unknown_sensor")
+        entry = self.registry.lookup(sensor, batch.key)
+        if entry is None:
+            return [], self._count(sensor, "unknown_key")
+        if entry.status != "active":
+            return [], self._count(sensor, f"{entry.status}_key")
+        try:
+            sig = base64.b64decode(batch.sig, validate=True)
+        except ValueError:
+            return [], self._count(sensor, "bad_signature")
+        pub = self._pub.get(entry.key_id)
+        if pub is None:
+            pub = self._pub[entry.key_id] = self._ed25519.Ed25519PublicKey.from_public_bytes(entry.public_key)
+        msg = canonical_bytes(batch.v, sensor, batch.seq, batch.t_sent, batch.key, batch.detections)
+        try:
+            pub.verify(sig, msg)  # type: ignore[attr-defined]
+        except Exception:  # cryptography raises InvalidSignature (and ValueError for a wrong length)
+            return [], self._count(sensor, "bad_signature")
+        # authentic from here on: what remains is whether it is fresh and consistent
+        if batch.v != 1 or any(d.sensor != sensor for d in batch.detections):
+            return [], self._count(sensor, "sensor_mismatch")
+        now = self.clock()
+        if not (now - self.max_age_s <= batch.t_sent <= now + self.max_future_s) or not 0 <= batch.seq <= MAX_SEQ:
+            return [], self._count(sensor, "out_of_window")
+        with self.lock:
+            win = self.windows.get(sensor)
+            if win is None:
+                win = self.windows[sensor] = ReplayWindow(self.replay_window)
+            fresh = win.check_and_mark(batch.seq)
+        if not fresh:
+            return [], self._count(sensor, "replayed")
+        with self.lock:
+            self.accepted[sensor] = self.accepted.get(sensor, 0) + 1
+        return batch.detections, None
+
+    def rejected_total(self, reason: str | None = None) -> int:
+        with self.lock:
+            return sum(n for per in self.rejected.values() for r, n in per.items() if reason in (None, r))
+
+    def as_dict(self) -> dict:
+        """For the service status: batches accepted per sensor, rejected per sensor and reason, totals."""
+        with self.lock:
+            totals: dict[str, int] = {}
+            for per in self.rejected.values():
+                for r, n in per.items():
+                    totals[r] = totals.get(r, 0) + n
+            return {"batches_accepted": sum(self.accepted.values()), "rejected_by_reason": totals,
+                    "rejected_by_sensor": {s: dict(per) for s, per in self.rejected.items()},
+                    "registered_sensors": len(self.registry.sensors)}
+
+
+def make_verifier(path: str, table: SensorTable | None = None, **kw) -> Verifier:
+    """A verifier over the key registry at ``path`` (a one-line error if it is missing or invalid)."""
+    reg = KeyRegistry.load(path)
+    if not reg.sensors:
+        raise SkytraceError(f"{path}: the key registry has no sensors")
+    return Verifier(reg, table, **kw)
