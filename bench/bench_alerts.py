@@ -143,23 +143,32 @@ class RunData:
         return out
 
 
-def run_policy(data: RunData, config, tag: str, every_s: float, with_reports: bool) -> tuple[list, float]:
+def run_policy(data: RunData, config, tag: str, every_s: float, with_reports: bool, leaves_only: bool = False
+               ) -> tuple[list, float, int]:
+    """Alert periods on the cells (parents' periods copied to their cells unless ``leaves_only``), CPU s, events."""
     c0 = time.process_time()
     res = run_alerts(data.run / "tracks.jsonl", data.zones, data.run / f"alerts-{tag}", every_s, config,
                      write_cap=False, sensors_path=data.run / "sensors.json",
                      detections_path=(data.run / "detections.jsonl") if with_reports else None)
-    return leaf_periods(res["periods"], data.zones), time.process_time() - c0
+    cpu = time.process_time() - c0
+    periods = [a for a in res["periods"] if a.zone in data.cells] if leaves_only else leaf_periods(
+        res["periods"], data.zones)
+    return periods, cpu, len(res["events"])
 
 
 def evaluate(data: RunData, every_s: float) -> list[dict]:
     rows = []
     for name in ("oblast", "raion"):
-        rows.append(data.score(name, data.base[name], 960.0) | {"cpu_s": 0.0})
-    zp, zc = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False)
-    rows.append(data.score("zone/300 (before)", zp, 360.0) | {"cpu_s": round(zc, 1)})
+        rows.append(data.score(name, data.base[name], 960.0) | {"cpu_s": 0.0, "events": None})
+    zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False, leaves_only=True)
+    rows.append(data.score("zone/300, cells (before)", zp, 360.0) | {"cpu_s": round(zc, 1), "events": zn})
+    zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False)
+    rows.append(data.score("zone/300, cells + its oblast alerts", zp, 360.0) | {"cpu_s": round(zc, 1),
+                                                                                "events": zn})
     cfg = EvidenceAlertConfig()
-    ep, ec = run_policy(data, cfg, "evidence", every_s, True)
-    rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1)})
+    ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
+    rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
+                                                                                "events": en})
     base = rows[0]["false_alert_km2_min"] or 1
     for r in rows:
         r["needless_vs_oblast"] = round(r["false_alert_km2_min"] / base, 3)
@@ -170,15 +179,15 @@ def print_rows(run: Path, rows: list[dict]) -> None:
     print(f"\n## {run.name}\n")
     print("| policy | cell entries | missed | missed (reported drones) | oblast entries | missed | missed "
           "(reported) | median lead s | p10 lead s | needless km^2-min | vs oblast | alerts/zone mean (max) "
-          "| cpu s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| CAP events | cpu s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['policy']} | {r['entries']:,} | {r['missed']} ({100 * r['missed'] / max(r['entries'], 1):.1f} %)"
               f" | {r['missed_reported']} of {r['entries_reported']:,} | {r['oblast_entries']} | "
               f"{r['oblast_missed']} | {r['oblast_missed_reported']} of {r['oblast_entries_reported']} | "
               f"{r['median_lead_s']} | {r['p10_lead_s']} | {r['false_alert_km2_min']:,} | "
               f"{100 * r['needless_vs_oblast']:.0f} % | {r['alerts_per_alerted_zone_mean']} "
-              f"({r['alerts_per_zone_max']}) | {r['cpu_s']} |")
+              f"({r['alerts_per_zone_max']}) | {r['events'] if r['events'] is not None else '-'} | {r['cpu_s']} |")
     print("\nmisses by cause (cell entries):\n")
     print("| policy | " + " | ".join(MISS_CAUSES) + " |")
     print("|---|" + "---|" * len(MISS_CAUSES))
@@ -192,16 +201,16 @@ def sweep(data: RunData, every_s: float, png: Path) -> list[dict]:
     points = []
     base = data.score("oblast", data.base["oblast"], 960.0)
     raion = data.score("raion", data.base["raion"], 960.0)
-    settings = [(lead, hp) for lead in (300.0, 600.0, 900.0) for hp in (0.08, 0.15, 0.3)]
+    settings = [(lead, hp) for lead in (450.0, 600.0, 900.0) for hp in (0.15, 0.25)]
     for lead, hp in settings:
         cfg = EvidenceAlertConfig(lead_target_s=lead, hyp_p_raise=hp)
-        p, _ = run_policy(data, cfg, "sweep", every_s, True)
+        p, _, _ = run_policy(data, cfg, "sweep", every_s, True)
         r = data.score("evidence", p, lead + 60.0)
         points.append({"lead_target_s": lead, "hyp_p_raise": hp, "missed": r["missed"], "entries": r["entries"],
                        "needless_km2_min": r["false_alert_km2_min"], "median_lead_s": r["median_lead_s"],
                        "p10_lead_s": r["p10_lead_s"]})
         print(json.dumps(points[-1]), flush=True)
-    zp, _ = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False)
+    zp, _, _ = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False, leaves_only=True)
     zone = data.score("zone", zp, 360.0)
     import matplotlib
 
@@ -214,11 +223,12 @@ def sweep(data: RunData, every_s: float, png: Path) -> list[dict]:
         ax.plot([p["needless_km2_min"] / 1e6 for p in pts], [100 * p["missed"] / p["entries"] for p in pts], "o-",
                 label=f"evidence, lead {lead:.0f} s (hyp_p_raise {', '.join(str(p['hyp_p_raise']) for p in pts)})")
     for name, r, m in (("oblast baseline", base, "s"), ("raion baseline (approx.)", raion, "D"),
-                       ("zone engine, lead 300 s (before)", zone, "x")):
+                       ("zone engine, lead 300 s, cells (before)", zone, "x")):
         ax.plot([r["false_alert_km2_min"] / 1e6], [100 * r["missed"] / r["entries"]], m, ms=9, label=name)
     ax.set_xlabel("needless alerted area, million km² x min")
     ax.set_ylabel("missed cell entries, %")
-    ax.set_title(f"{data.run.name}: missed vs needless area (skytrace's own tracks)")
+    meta = json.loads((data.run / "meta.json").read_text())
+    ax.set_title(f"{meta['scenario']} seed {meta['seed']}: missed vs needless area (skytrace's own tracks)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -59,7 +59,7 @@ def main() -> None:
         while clock() < res.t_start + args.at_s:
             time.sleep(0.5)
         zoom_to_tracks = """() => { const s = window.skytrace;
-            const pts = [...s.tracks.values()].map(t => t.marker.getLatLng());
+            const pts = [...s.tracks.values()].map(t => [t.lat, t.lon]);
             if (pts.length) s.map.fitBounds(L.latLngBounds(pts).pad(0.6), {animate: false}); }"""
         page.evaluate(zoom_to_tracks)
         page.wait_for_timeout(1500)

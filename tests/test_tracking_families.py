@@ -112,3 +112,49 @@ def test_motion_model_interface_and_imm_over_any_models():
     assert tr.tracks.mu.shape[1] == 2 and tr.tracks.mu[0, 0] > 0.9  # the flight is not a hover
     with pytest.raises(SkytraceError, match="3 motion models need"):
         Tracker(table, frame=FRAME, config=TrackerConfig(motion_models=(cv, cv, cv)))
+
+
+def _radar_run(sensors, segments, t_end, cfg=None):
+    """One radar (scan 4 s) observing a far reference target all along and the test target in ``segments``."""
+    table = SensorTable.from_sensors(sensors)
+    rng = np.random.default_rng(21)
+    scans = T0 + np.arange(0, t_end, 4.0)
+    ref = _observe(table, [0], scans, [-15_000.0, 15_000.0, 900.0], [20.0, -30.0, 0.0], rng)
+    p0, v = [10_000.0, -8000.0, 800.0], [-10.0, 45.0, 0.0]
+    parts = [ref] + [_observe(table, [0], scans[(scans >= T0 + a) & (scans < T0 + b)], p0, v, rng)
+                     for a, b in segments]
+    tr = Tracker(table, frame=FRAME, config=cfg or TrackerConfig(lag_s=0.0))
+    return tr, _run(tr, DetectionBatch.concat(parts), T0 + t_end), p0, v
+
+
+def test_a_scanning_sensor_that_stops_seeing_a_target_deletes_it_in_a_few_scans():
+    radar = _node("r1", 0.0, 0.0, kind="radar")  # trusted, pd 0.8 by default
+    tr, snaps, p0, v = _radar_run([radar], [(0, 100)], 200)
+    near = [s for s in snaps if len(s) and np.min(np.linalg.norm(
+        _enu(s)[:, :2] - _truth(np.array([s.t]), p0, v)[0, :2], axis=1)) < 2000]
+    last_seen = max(s.t for s in near) - T0
+    assert 100 <= last_seen <= 100 + 6 * 4.0 + 2  # gone after ~5 missed scans (not the 240 s timeout)
+    assert tr.pd[0] == pytest.approx(0.8)  # no "pd" in sensors.json: the kind's default
+    cfg = TrackerConfig(lag_s=0.0, existence_min=0.0)
+    _, snaps3, _, _ = _radar_run([radar], [(0, 100)], 200, cfg)
+    assert max(s.t for s in snaps3 if len(s) == 2) - T0 > last_seen + 20  # existence off: it coasts longer
+
+
+def test_a_target_reacquired_after_a_gap_keeps_its_track_id():
+    tr, snaps, p0, v = _radar_run([_node("r1", 0.0, 0.0, kind="radar")], [(0, 80), (140, 240)], 240)
+    ids_near = set()
+    for s in snaps:
+        if len(s):
+            d = np.linalg.norm(_enu(s)[:, :2] - _truth(np.array([s.t]), p0, v)[0, :2], axis=1)
+            ids_near |= {s.track[i] for i in np.flatnonzero(d < 1000)}
+    assert tr.stats["tracks_reacquired"] >= 1
+    assert len(ids_near) == 1  # the same id before and after the 60 s gap
+
+
+def test_sprt_confirms_a_scanning_sensors_track_after_fewer_hits():
+    radar = _node("r1", 0.0, 0.0, kind="radar", pd=0.95)
+    times = []
+    for cfg in (TrackerConfig(lag_s=0.0), TrackerConfig(lag_s=0.0, sprt_alpha=1e-30)):  # the second: SPRT off
+        _, snaps, _, _ = _radar_run([radar], [(0, 100)], 100, cfg)
+        times.append(min(s.t for s in snaps if len(s) == 2) - T0)
+    assert times[0] < times[1] - 4.0  # at least one 4 s scan earlier

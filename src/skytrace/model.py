@@ -75,8 +75,7 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
     pd: float | None = None  # detection probability per look of a scanning sensor; None = its kind's default
 
     def __post_init__(self) -> None:
-        from skytrace.sensors import registry
-
+        registry = _registry()
         if not self.id:
             raise ValueError("`id` must be a non-empty string")
         _text("id", self.id, MAX_ID_CHARS)
@@ -99,9 +98,7 @@ class Sensor(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
         """Whether this sensor may confirm a track on its own (``trusted``, else its kind's default)."""
         if self.trusted is not None:
             return self.trusted
-        from skytrace.sensors import registry
-
-        return registry.get(self.kind).trusted_by_default
+        return _registry().get(self.kind).trusted_by_default
 
     @property
     def sound_speed(self) -> float:
@@ -134,6 +131,8 @@ class Detection(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     class_conf: float | None = None
     t_arrival: float | None = None
+    target_id: str | None = None  # identity a cooperative report carries (ADS-B ICAO address, Remote ID UAS ID)
+    bearing_sigma_deg: float | None = None  # the sensor's own 1-sigma bearing error for this report (acoustic)
 
     def __post_init__(self) -> None:
         _in_range("t", self.t, T_MIN_S, T_MAX_S)
@@ -152,28 +151,38 @@ class Detection(msgspec.Struct, omit_defaults=True):
         _in_range("snr_db", self.snr_db, -300.0, 300.0)
         _in_range("class_conf", self.class_conf, 0.0, 1.0)
         _in_range("t_arrival", self.t_arrival, T_MIN_S, T_MAX_S)
+        if self.target_id is not None and not (0 < len(self.target_id) <= 64):
+            raise ValueError("`target_id` must be a string of 1 to 64 characters")
+        _positive("bearing_sigma_deg", self.bearing_sigma_deg)
+
+
+def _registry():
+    """The sensor-family registry, imported on first use (it imports numpy; this module stays light)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from skytrace.sensors import registry
+
+        _REGISTRY = registry
+    return _REGISTRY
+
+
+_REGISTRY = None
 
 
 class _RequiredDetectionFields(Mapping):
     """Fields a detection must carry, per sensor kind: a live view of the sensor-family registry."""
 
     def __getitem__(self, kind: str) -> tuple[str, ...]:
-        from skytrace.sensors import registry
-
         try:
-            return registry.get(kind).required_detection_fields
+            return _registry().get(kind).required_detection_fields
         except ValueError:
             raise KeyError(kind) from None
 
     def __iter__(self) -> Iterator[str]:
-        from skytrace.sensors import registry
-
-        return iter(registry.names())
+        return iter(_registry().names())
 
     def __len__(self) -> int:
-        from skytrace.sensors import registry
-
-        return len(registry.names())
+        return len(_registry().names())
 
 
 # Fields a detection must carry, per sensor kind (checked against sensors.json when reading).
@@ -217,6 +226,7 @@ class TrackPoint(msgspec.Struct, omit_defaults=True):
     cls: str | None = msgspec.field(default=None, name="class")
     covariance: list[float] | None = None
     sensors: list[str] | None = None
+    target_id: str | None = None  # identity of a cooperative target (from the reports that updated the track)
 
     def __post_init__(self) -> None:
         for name in ("t", "ve", "vn", "vu"):

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -363,3 +364,47 @@ def run(pipeline: Pipeline, batches: Iterable[DetectionBatch], step_s: float | N
         for s in extra:
             pipeline.sinks.remove(s)
     return n
+
+
+def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: float = 1.0,
+                config: Any = None, skip_bad: bool = False, progress: bool = False,
+                pipeline_config: Any = None) -> dict:
+    """Run the pipeline (tracker only) over a detections file (file order = arrival order); write every reported
+    track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``."""
+    from skytrace.batch import SensorTable
+    from skytrace.io import formats
+    from skytrace.io.identity import IdentityMap
+    from skytrace.io.sinks import TrackFileSink
+    table = SensorTable.from_sensors(formats.read_sensors(sensors_path))
+    pcfg = pipeline_config or PipelineConfig()
+    identities = IdentityMap.scan(detections_path)  # cooperative targets (ADS-B, Remote ID) tag their tracks
+    sink = TrackFileSink(out, tag=identities.tag if identities else None)
+    pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink])
+    stats = formats.ReadStats()
+    batches = formats.iter_detection_batches(detections_path, table, batch_size=20_000,
+                                             on_error="skip" if skip_bad else "raise", stats=stats)
+    cpu0 = time.process_time()
+    prog = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Path(detections_path).open("rb") as fh:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        prog = Progress(TextColumn("tracking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        transient=True)
+        prog.start()
+        task = prog.add_task("track", total=total)
+
+        def counted(it):
+            for b in it:
+                yield b
+                prog.update(task, completed=stats.lines)
+
+        batches = counted(batches)
+    try:
+        steps = run(pipe, batches, every_s)
+    finally:
+        if prog is not None:
+            prog.stop()
+    return {"read": stats, "tracker": dict(pipe.tracker.stats), "pipeline": dict(pipe.stats),
+            "track_points": sink.count, "steps": steps, "cpu_s": time.process_time() - cpu0}

@@ -14,8 +14,11 @@ Evidence and the certainty it can give (CAP ``certainty``; the strongest evidenc
 
 Reports and lost tracks become *hypotheses*: ``n_particles`` possible drones, flown forward in time. A drone whose
 velocity is unknown (a bearing, a plot) is given the wave's prior: drones launched together fly the same corridors
-toward the same cities, so each particle heads for a city ahead of the inbound direction (from the nearest known
-launch area, ``places.json``) at a Shahed-like speed, with heading noise; a quarter fly straight on. A hypothesis
+toward the same cities, so its particles take the velocities of tonight's tracks seen nearby (``flow_radius_km``,
+within ``flow_memory_s``); where none has flown yet, each heads for a city ahead of the inbound direction (from the
+nearest known launch area, ``places.json``) at a Shahed-like speed, with heading noise, or (a quarter) straight on.
+Lone reports must persist (``persist_min_reports`` within ``persist_window_s``, outside the node's bearing clutter
+map), so that false alarms, clutter plots and stationary confusers raise nothing. A hypothesis
 keeps flying for ``report_memory_s`` after its last report, so the corridor ahead is alerted while a drone crosses a
 coverage gap (the wave), and cells are raised where enough particles enter within the zone's window.
 
@@ -77,8 +80,10 @@ class EvidenceAlertConfig:
     """s after the last update during which a lost track alerts its particles' cells (Likely)."""
     lost_raion_s: float = 600.0
     """s after the last update during which it alerts every cell within ``raion_radius_km`` (Possible)."""
-    lost_expire_s: float = 900.0
-    """s after the last update until which it alerts its whole parent zone (oblast); then it expires."""
+    lost_expire_s: float = 600.0
+    """s after the last update until which it alerts its whole parent zone (oblast); then it expires. The
+    default equals ``lost_raion_s``: the oblast stage is off (measured on kyiv-night seed 1: the raion and oblast
+    stages together cost 12 % of the oblast baseline's needless area and warned no extra entry; docs/warnings.md)."""
     raion_radius_km: float = 25.0
     """km; radius of the raion-sized stage (a raion is ~5,000 km^2: radius ~40 km; a 15-min-old fan ~25 km)."""
     lone_reports: bool = True
@@ -95,6 +100,10 @@ class EvidenceAlertConfig:
     """m/s; fastest drone speed of the wave prior."""
     heading_sigma_deg: float = 15.0
     """deg; heading noise of particles (dog-legs between waypoints)."""
+    flow_radius_km: float = 20.0
+    """km; tracks flown this close to a lone report give its particles their velocities (the corridor)."""
+    flow_memory_s: float = 3600.0
+    """s; how long the corridors flown by tracks are remembered (a wave lasts hours)."""
     city_cone_deg: float = 60.0
     """deg; a city is a likely target if within this angle of the inbound direction."""
     city_max_km: float = 800.0
@@ -105,6 +114,15 @@ class EvidenceAlertConfig:
     """s; time step of the flown-forward futures (a 15 km cell takes ~5 min to cross)."""
     reanchor_s: float = 60.0
     """s; a node that keeps hearing re-anchors its hypothesis (new particles at its latest report) this often."""
+    persist_window_s: float = 30.0
+    """s; a lone report needs its sensor to report the same thing repeatedly within this window."""
+    persist_min_reports: int = 3
+    """reports (bearings within 10 deg, or plots on a flyable path) a sensor must give within the window."""
+    clutter_tau_s: float = 600.0
+    """s; memory of the nodes' bearing clutter map (10 deg bins of unexplained bearings, decaying)."""
+    clutter_threshold: float = 50.0
+    """decayed count in a bin above which a node's bearings there are clutter (a confuser at ~25/min exceeds it
+    in ~2-3 min; a passing drone gives ~30 reports in all)."""
     explain_range_factor: float = 3.0
     """a report is explained by a track within this many times the sensor's range (and within its gate)."""
     trusted_kinds: str = "radar"
@@ -192,13 +210,54 @@ class _Visits:
 
 
 class _Wave:
-    """The wave's prior: likely headings from a point (toward cities ahead of the inbound direction)."""
+    """The wave's prior: likely velocities at a point.
+
+    First the corridor as flown tonight: the velocities of tracks seen within ``flow_radius_km`` in the last
+    ``flow_memory_s`` (drones launched together fly the same corridors); where no track has flown yet, the
+    cities ahead of the inbound direction from the nearest launch area.
+    """
 
     def __init__(self, cfg: EvidenceAlertConfig):
         places = load_places()
         self.cfg = cfg
         self.city = np.array([[c["lat"], c["lon"]] for c in places["cities"]])
         self.launch = np.array([[c["lat"], c["lon"]] for c in places["launch_areas"]])
+        self.flow = np.zeros((0, 5))  # t, lat, lon, ve, vn of recent confirmed tracks, one sample per minute
+        self._flow_t = -np.inf
+
+    def learn(self, t: float, tracks: TrackSnapshot) -> None:
+        """Remember where confirmed tracks fly (one sample per track per minute, ``flow_memory_s`` kept)."""
+        if t - self._flow_t < 60.0:
+            return
+        self._flow_t = t
+        conf = np.array([s == "confirmed" for s in tracks.status], dtype=bool)
+        new = np.column_stack([np.full(conf.sum(), t), tracks.lat[conf], tracks.lon[conf], tracks.ve[conf],
+                               tracks.vn[conf]])
+        old = self.flow[self.flow[:, 0] >= t - self.cfg.flow_memory_s]
+        self.flow = np.concatenate([old, new])
+
+    def sample_flow(self, lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Velocities drawn from tonight's tracks near the points' mean (None when none flew there)."""
+        if not self.flow.size:
+            return None
+        clat, clon = float(lat.mean()), float(lon.mean())
+        d = np.hypot((self.flow[:, 1] - clat) * M_PER_DEG, (self.flow[:, 2] - clon) * M_PER_DEG * np.cos(
+            np.radians(clat)))
+        near = np.flatnonzero(d <= self.cfg.flow_radius_km * 1000.0)
+        if near.size == 0:
+            return None
+        pick = rng.choice(near, lat.size)
+        sp = np.hypot(self.flow[pick, 3], self.flow[pick, 4]) * (1 + rng.normal(0, 0.05, lat.size))
+        hdg = np.arctan2(self.flow[pick, 3], self.flow[pick, 4]) + np.radians(
+            rng.normal(0, self.cfg.heading_sigma_deg, lat.size))
+        return sp * np.sin(hdg), sp * np.cos(hdg), np.full(lat.size, np.inf)
+
+    def sample_any(self, lat: np.ndarray, lon: np.ndarray, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The corridor flown tonight where known, else the cities ahead."""
+        got = self.sample_flow(lat, lon, rng)
+        return got if got is not None else self.sample(lat, lon, rng)
 
     @staticmethod
     def _bearing_dist(lat0, lon0, lat1, lon1):
@@ -239,6 +298,7 @@ class _Evidence:
         self.cert = np.full(n_zones, POSSIBLE)
         self.eta = np.full(n_zones, np.inf)
         self._pairs: list[tuple[np.ndarray, np.ndarray, bool]] = []
+        self._index: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def fold(self, zi: np.ndarray, s: np.ndarray, c: np.ndarray) -> None:
         np.maximum.at(self.score, zi, s)
@@ -253,11 +313,17 @@ class _Evidence:
         self._pairs.append((zi[strong], np.asarray(src)[strong], is_track))
 
     def why(self, zi: int, names: dict) -> list[str]:
-        out = set()
-        for z, src, is_track in self._pairs:
-            for k in src[z == zi]:
-                out.add(names[is_track][int(k)])
-        return sorted(out)
+        """Names of the evidence behind zone ``zi`` (tracks, hypotheses), from a per-step index built once."""
+        if self._index is None:
+            z = [p[0] for p in self._pairs]
+            zs = np.concatenate(z) if z else np.zeros(0, np.int64)
+            src = np.concatenate([p[1] for p in self._pairs]) if z else np.zeros(0, np.int64)
+            kind = np.concatenate([np.full(p[0].size, p[2]) for p in self._pairs]) if z else np.zeros(0, bool)
+            order = np.argsort(zs, kind="stable")
+            self._index = (zs[order], src[order], kind[order])
+        zs, src, kind = self._index
+        lo, hi = np.searchsorted(zs, zi), np.searchsorted(zs, zi, side="right")
+        return sorted({names[bool(k)][int(i)] for i, k in zip(src[lo:hi], kind[lo:hi], strict=True)})
 
 
 @register_policy
@@ -285,6 +351,9 @@ class EvidencePolicy(AlertPolicy):
         self._wave = _Wave(cfg)
         self.hyps: dict[str, _Hyp] = {}
         self.visits = _Visits()
+        self._buf = {name: np.zeros(0) for name in ("row", "t", "brg", "lat", "lon")}
+        self._clutter: np.ndarray | None = None
+        self._clutter_t: float | None = None
         self._last: dict[str, tuple] = {}  # track id -> (t, lat, lon, ve, vn, sigma, certainty)
         life = max(cfg.report_memory_s + cfg.reanchor_s, cfg.lost_fine_s) + float(self.window_s.max())
         self._tau = np.arange(0.0, life + cfg.future_step_s, cfg.future_step_s)  # futures, s after the anchor
@@ -436,6 +505,7 @@ class EvidencePolicy(AlertPolicy):
         usable = (is_pos | is_radar | is_brg) & np.isfinite(plat) & np.isfinite(plon)
         explained = self._explained(tracks, det, rows, plat, plon, is_brg)
         lone = np.flatnonzero(usable & ~explained)
+        self._remember(t, det, rows, lone, plat, plon, is_brg, is_pos)
         if lone.size == 0:
             return
         # one hypothesis per node (bearings) or per sensor and ~10 km square (plots); the latest report wins
@@ -449,6 +519,9 @@ class EvidencePolicy(AlertPolicy):
         new = []
         for i, c in zip(lone[lastrow], cell[lastrow], strict=True):
             r = rows[i]
+            if not is_pos[i] and not self._persistent(int(r), float(det.t[i]), float(det.bearing_deg[i]),
+                                                      float(plat[i]), float(plon[i]), bool(is_brg[i])):
+                continue
             sid = self.sensors.ids[r]
             key = f"node:{sid}" if is_brg[i] else f"plot:{sid}:{int(c)}"
             ti = float(det.t[i])
@@ -467,10 +540,51 @@ class EvidencePolicy(AlertPolicy):
                 sig = max(sig, 300.0)
                 lat0 = plat[i] + rng.normal(0, sig / np.sqrt(2), k) / M_PER_DEG
                 lon0 = plon[i] + rng.normal(0, sig / np.sqrt(2), k) / (M_PER_DEG * np.cos(np.radians(plat[i])))
-            ve, vn, stop = self._wave.sample(lat0, lon0, rng)
+            ve, vn, stop = self._wave.sample_any(lat0, lon0, rng)
             cert = LIKELY if self._trusted[r] else POSSIBLE
             new.append(_Hyp(key, "report", cert, ti, ti, lat0, lon0, ve, vn, stop))
         self._add_hyps(new)
+
+    def _remember(self, t: float, det: DetectionBatch, rows: np.ndarray, lone: np.ndarray, plat: np.ndarray,
+                  plon: np.ndarray, is_brg: np.ndarray, is_pos: np.ndarray) -> None:
+        """Keep the unexplained reports of the last ``persist_window_s`` and the nodes' bearing clutter map."""
+        cfg = self.config
+        if self._clutter is None:
+            self._clutter = np.zeros((len(self.sensors), 36))
+        if self._clutter_t is not None and t > self._clutter_t:
+            self._clutter *= np.exp(-(t - self._clutter_t) / cfg.clutter_tau_s)
+        self._clutter_t = t
+        b = lone[is_brg[lone]]
+        if b.size:
+            np.add.at(self._clutter, (rows[b], (np.mod(det.bearing_deg[b], 360.0) // 10).astype(int) % 36), 1.0)
+        keep = lone[~is_pos[lone]]
+        buf = self._buf
+        cut = buf["t"] >= t - cfg.persist_window_s - 30.0
+        for name, new in (("row", rows[keep]), ("t", det.t[keep]), ("brg", np.nan_to_num(det.bearing_deg[keep])),
+                          ("lat", plat[keep]), ("lon", plon[keep])):
+            buf[name] = np.concatenate([buf[name][cut], new])
+
+    def _persistent(self, r: int, t: float, brg: float, lat: float, lon: float, is_brg: bool) -> bool:
+        """A lone report counts only if its sensor keeps reporting it: clutter and single false alarms do not.
+
+        Bearings: at least ``persist_min_reports`` unexplained reports of the node within ``persist_window_s``
+        within 10 deg of this one, in a bearing bin that is not the node's clutter (a stationary confuser keeps
+        one bearing for many minutes; a drone passes in one or two). Plots (radar): at least
+        ``persist_min_reports - 1`` earlier plots of the sensor in the window at a distance a drone could have
+        flown (12-120 m/s), so that random clutter and stationary echoes do not count.
+        """
+        cfg = self.config
+        buf = self._buf
+        sel = (buf["row"] == r) & (buf["t"] >= t - cfg.persist_window_s) & (buf["t"] <= t + 1e-6)
+        if is_brg:
+            if self._clutter[r, int(np.mod(brg, 360.0) // 10) % 36] > cfg.clutter_threshold:
+                return False
+            diff = np.abs(np.mod(buf["brg"][sel] - brg + 180.0, 360.0) - 180.0)
+            return int((diff <= 10.0).sum()) >= cfg.persist_min_reports
+        dt = t - buf["t"][sel]
+        d = np.hypot((buf["lat"][sel] - lat) * M_PER_DEG, (buf["lon"][sel] - lon) * M_PER_DEG * np.cos(np.radians(lat)))
+        ok = (dt >= 2.0) & (d >= 12.0 * dt - 1500.0) & (d <= 120.0 * dt + 1500.0) & (d >= 0.5 * 12.0 * dt)
+        return int(ok.sum()) >= cfg.persist_min_reports - 1
 
     def _explained(self, tracks: TrackSnapshot, det: DetectionBatch, rows: np.ndarray, plat: np.ndarray,
                    plon: np.ndarray, is_brg: np.ndarray) -> np.ndarray:
@@ -537,12 +651,14 @@ class EvidencePolicy(AlertPolicy):
             nz = len(self.zones)
             pair = v.slot[inwin] * nz + v.zone[inwin]
             upair, inv, cnt = np.unique(pair, return_inverse=True, return_counts=True)
+            # one particle alone is noise: a zone needs at least two of a hypothesis' particles to count
             if upair.size:
                 eta = np.full(upair.size, np.inf)
                 np.minimum.at(eta, inv, np.maximum(v.t_in[inwin] - age[inwin], 0.0))
-                slot, zi = upair // nz, upair % nz
-                s = cnt / cfg.n_particles / cfg.hyp_p_raise
-                ev.add(zi, s, v.cert[slot], eta, slot, is_track=False)
+                two = cnt >= 2
+                slot, zi = upair[two] // nz, upair[two] % nz
+                s = cnt[two] / cfg.n_particles / cfg.hyp_p_raise
+                ev.add(zi, s, v.cert[slot], eta[two], slot, is_track=False)
         for h, stage in wide:
             lat, lon = self._positions(h, np.array([t - h.t0]))
             clat, clon = float(np.median(lat)), float(np.median(lon))
@@ -570,6 +686,7 @@ class EvidencePolicy(AlertPolicy):
             keep = np.array([s in ("confirmed", "coasting") for s in tracks.status], dtype=bool)
             tracks = _rows(tracks, np.flatnonzero(keep))
         tcert = self._track_certainty(tracks)
+        self._wave.learn(t, tracks)
         self._lost_tracks(t, tracks, tcert)
         self._supersede(t, tracks)
         if detections is not None:

@@ -38,12 +38,13 @@ def _load_reports(sensors_path: Path | None, detections_path: Path | None) -> tu
 def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, policy: Any = None,
                write_cap: bool = True, cap_status: str = "Exercise", sensors_path: Path | None = None,
                detections_path: Path | None = None, policy_name: str | None = None,
-               assess_config: Any = None) -> dict:
+               assess_config: Any = None, alert_cooperative: bool = False) -> dict:
     """Replay a tracks file (and the reports, when given) through an alert policy every ``every_s``.
 
     ``policy`` is a policy's config (its class selects the policy) and ``policy_name`` a registered name; by
     default the ``evidence`` policy with its defaults. Writes alerts.jsonl, events.jsonl and (``write_cap``) one
-    CAP 1.2 message per event.
+    CAP 1.2 message per event. Tracks of known manned aircraft never alert, identified cooperative drones only
+    with ``alert_cooperative`` (:func:`skytrace.interop.identity.may_alert`, docs/interop.md).
     """
     import numpy as np
 
@@ -51,6 +52,7 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     from skytrace.alerting.sinks import CapFileSink
     from skytrace.batch import SensorTable
     from skytrace.errors import SkytraceError
+    from skytrace.interop.identity import may_alert
     from skytrace.io import formats
     from skytrace.io.sinks import AlertPeriodSink, EventFileSink
     from skytrace.pipeline import Pipeline, PipelineConfig, RecordedTracks, StepResult
@@ -59,7 +61,8 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     if not recs:
         raise SkytraceError(f"{tracks_path}: no track points")
     table, det, det_ta = _load_reports(sensors_path, detections_path)
-    source = RecordedTracks(recs)
+    source = RecordedTracks([r for r in recs if may_alert(r.cls, alert_cooperative)])
+    source.times = np.array(sorted({float(r.t) for r in recs}))  # the clock keeps every instant of the file
     out.mkdir(parents=True, exist_ok=True)
     periods, events = AlertPeriodSink(out / "alerts.jsonl"), EventFileSink(out / "events.jsonl")
     sinks: list = [periods, events]
@@ -104,6 +107,8 @@ def alerts(
                                            "no track explains (lone bearings, single-radar plots)."),
     policy: str | None = typer.Option(None, "--policy", help="Alert policy: evidence (all evidence, default) or "
                                                              "zone (confirmed tracks only); default [alerting]."),
+    alert_cooperative: bool = typer.Option(False, "--alert-cooperative",
+                                           help="Also alert on identified cooperative drones (Remote ID)."),
 ) -> None:
     """Raise and clear alerts for exactly the zones under threat."""
     import dataclasses
@@ -120,7 +125,7 @@ def alerts(
     if lead is not None:
         cfg = dataclasses.replace(cfg, lead_target_s=lead)
     res = run_alerts(tracks, zs, out, every, cfg, sensors_path=sensors, detections_path=detections,
-                     policy_name=name, assess_config=conf.assess)
+                     policy_name=name, assess_config=conf.assess, alert_cooperative=alert_cooperative)
     n_raise = sum(e.kind == "raise" for e in res["events"])
     typer.echo(f"{len(zs)} zones, policy {name}; {n_raise} alerts raised, {len(res['periods'])} alert periods -> "
                f"{out}/alerts.jsonl, {len(res['cap_files'])} CAP 1.2 messages -> {out}/cap/")

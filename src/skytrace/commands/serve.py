@@ -32,6 +32,11 @@ def serve(
                                                "Exercise (default [service] cap_status)."),
     keys: str | None = typer.Option(None, "--keys", help="Sensor key registry (skytrace keys): HTTP and MQTT "
                                                           "then accept only signed batches (default [service] keys)."),
+    cot: str = typer.Option("", "--cot", help="Stream tracks and alert zones as Cursor on Target to a TAK server "
+                                               "input (tcp://host:port, tls://..., udp://group:port)."),
+    cat062: str = typer.Option("", "--cat062", help="Send system tracks as ASTERIX CAT062 over UDP to host:port."),
+    webhook: str = typer.Option("", "--webhook", help="POST every alert event to this URL, signed with HMAC-SHA256 "
+                                                       "(secret from SKYTRACE_WEBHOOK_SECRET)."),
     insecure_demo: bool = typer.Option(False, "--insecure-demo", help="Accept unsigned HTTP reports (a local "
                                                                       "demonstration only: anyone on this machine "
                                                                       "can then inject drones)."),
@@ -48,8 +53,8 @@ def serve(
     from skytrace.config import load_config
     from skytrace.io.mqtt import MqttIngest
     from skytrace.service.app import create_app
-    from skytrace.service.build import build_service, parse_hostport
-    from skytrace.service.runner import BIND_HOST, run_server
+    from skytrace.service.build import add_output_sinks, build_service, parse_hostport
+    from skytrace.service.runner import BIND_HOST, ensure_port_free, run_server
 
     conf = load_config()
     port = conf.service.port if port is None else port
@@ -57,10 +62,13 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
+    ensure_port_free(port)  # before loading anything, and before printing a map URL that is someone else's
     if cap_status is not None and cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
         raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
     service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
                             tracker_frame_s=tracker_frame_s, cap_status=cap_status, zones=zones, config=conf)
+    outputs = add_output_sinks(service, cot or None, cat062 or None, webhook or None,
+                               (os.environ.get("SKYTRACE_WEBHOOK_SECRET") or "").encode() or None)
     verifier = None
     keys = keys if keys is not None else (conf.service.keys or None)
     if keys:
@@ -79,6 +87,8 @@ def serve(
     typer.echo(f"skytrace serving {len(service.table)} sensors, "
                f"{len(service.zones) if service.zones else 0} zones; store {service.store.url}")
     typer.echo(f"map: http://{BIND_HOST}:{port}/   API: http://{BIND_HOST}:{port}/docs")
+    if outputs:
+        typer.echo("outputs: " + ", ".join(type(s).__name__ for s in outputs))
     token = os.environ.get("SKYTRACE_INGEST_TOKEN") or None
     if token is not None and len(token) < 16:
         raise typer.BadParameter("SKYTRACE_INGEST_TOKEN must be at least 16 characters")

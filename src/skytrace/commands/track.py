@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
 
-def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: float = 1.0,
-                config: Any = None, skip_bad: bool = False, progress: bool = False,
-                pipeline_config: Any = None) -> dict:
-    """Run the pipeline (tracker only) over a detections file (file order = arrival order); write every reported
-    track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``."""
-    from skytrace.batch import SensorTable
-    from skytrace.io import formats
-    from skytrace.io.sinks import TrackFileSink
-    from skytrace.pipeline import Pipeline, PipelineConfig, run
+def track_files(*args: Any, **kw: Any) -> dict:
+    """:func:`skytrace.pipeline.track_files` (kept here for callers of earlier versions)."""
+    from skytrace.pipeline import track_files as run_files
 
-    table = SensorTable.from_sensors(formats.read_sensors(sensors_path))
-    pcfg = pipeline_config or PipelineConfig()
-    sink = TrackFileSink(out)
-    pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink])
-    stats = formats.ReadStats()
-    batches = formats.iter_detection_batches(detections_path, table, batch_size=20_000,
-                                             on_error="skip" if skip_bad else "raise", stats=stats)
-    cpu0 = time.process_time()
-    prog = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Path(detections_path).open("rb") as fh:
-            total = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-        prog = Progress(TextColumn("tracking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        transient=True)
-        prog.start()
-        task = prog.add_task("track", total=total)
-
-        def counted(it):
-            for b in it:
-                yield b
-                prog.update(task, completed=stats.lines)
-
-        batches = counted(batches)
-    try:
-        steps = run(pipe, batches, every_s)
-    finally:
-        if prog is not None:
-            prog.stop()
-    return {"read": stats, "tracker": dict(pipe.tracker.stats), "pipeline": dict(pipe.stats),
-            "track_points": sink.count, "steps": steps, "cpu_s": time.process_time() - cpu0}
+    return run_files(*args, **kw)
 
 
 def track(

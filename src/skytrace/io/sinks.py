@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ class TrackFileSink:
 
     critical = True
 
-    def __init__(self, path: str | Path, every_s: float = 0.0, statuses: tuple[str, ...] | None = None):
+    def __init__(self, path: str | Path, every_s: float = 0.0, statuses: tuple[str, ...] | None = None,
+                 tag: Callable[[list], object] | None = None):
         self.writer = JsonlWriter(path)
+        self.tag = tag  # sets fields of the records before writing (cooperative identities: skytrace.interop)
         self.every_s = float(every_s)
         self.statuses = set(statuses) if statuses else None
         self._last_t = -math.inf
@@ -39,6 +42,8 @@ class TrackFileSink:
         recs = result.tracks.to_records()
         if self.statuses is not None:
             recs = [r for r in recs if r.status in self.statuses]
+        if self.tag is not None:
+            self.tag(recs)
         self.writer.write_many(recs)
         self.count += len(recs)
 

@@ -1,9 +1,10 @@
 """REST + websocket API of the live service (FastAPI), and the static web map.
 
-Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, interactive docs at ``/docs``):
+Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, an offline reference at ``/docs``):
 
 - ``GET  /status``                       feed health, counters, step timing
 - ``GET  /sensors``, ``GET /zones``      the network and the alert zones (GeoJSON, simplified for the map)
+- ``GET  /places``                       towns for the offline base map (GeoNames, >= 5,000 inhabitants)
 - ``GET  /tracks``                       the current picture (columns, as on the websocket)
 - ``GET  /alerts``                       active alerts, and stored alert periods with ``?since=``
 - ``GET  /history/near``                 what flew within ``radius_m`` of a point between ``t0`` and ``t1``
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import math
 from contextlib import asynccontextmanager
@@ -181,6 +183,12 @@ class HostOriginGuard:
         return None
 
 
+@functools.cache
+def places_json() -> bytes:
+    """The base map's towns (``data/basemap-places.json``), read once."""
+    return resources.files("skytrace.data").joinpath("basemap-places.json").read_bytes()
+
+
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
                allowed_origins: tuple[str, ...] = ()) -> FastAPI:
@@ -205,7 +213,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
                 await asyncio.to_thread(mqtt.stop)
             await service.stop()
 
-    app = FastAPI(title="skytrace live service", version="1", lifespan=lifespan,
+    app = FastAPI(title="skytrace live service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Early warning against one-way attack drones: live tracks, alerts and history. "
                               "Times are UNIX seconds UTC, positions WGS84, altitudes metres above the ellipsoid.")
     zones_doc = zones_geojson(service)
@@ -241,11 +249,18 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
             raise HTTPException(422, "since must be finite")
         return _json([msgspec.to_builtins(a) for a in service.store.alerts(since, math.inf)])
 
+    @app.get("/api/v1/places", summary="Towns for the offline base map (GeoNames, population >= 5,000)")
+    def places() -> Response:
+        return Response(places_json(), media_type="application/json")
+
     @app.get("/api/v1/cap", summary="CAP 1.2 feed: index of the latest alert messages (newest first)")
-    def cap_index(limit: int = Query(100, ge=1, le=1000)) -> Response:
+    def cap_index(request: Request, limit: int = Query(100, ge=1, le=1000)) -> Response:
         msgs = list(service.cap_messages)[-limit:][::-1]
-        return _json([{"seq": seq, "t": t, "zone": zone, "kind": kind, "url": f"api/v1/cap/{seq}.xml"}
-                      for seq, t, zone, kind, _ in msgs])
+        # relative to this index's own URL (/api/v1/cap): "cap/61.xml" resolves to /api/v1/cap/61.xml, and
+        # "href" is absolute (behind a proxy under a prefix, root_path keeps it right)
+        base = str(request.url_for("cap_message", seq=0)).rsplit("/", 1)[0]
+        return _json([{"seq": seq, "t": t, "zone": zone, "kind": kind, "url": f"cap/{seq}.xml",
+                       "href": f"{base}/{seq}.xml"} for seq, t, zone, kind, _ in msgs])
 
     @app.get("/api/v1/cap/{seq}.xml", summary="One CAP 1.2 message (application/cap+xml)")
     def cap_message(seq: int) -> Response:
@@ -343,6 +358,13 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+    @app.get("/docs", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False)
+    def api_reference() -> Response:
+        """The API reference, rendered in the page from /openapi.json (no CDN: works on a closed network)."""
+        return Response(resources.files("skytrace").joinpath("web/reference.html").read_bytes(),
+                        media_type="text/html; charset=utf-8")
+
     web_dir = resources.files("skytrace").joinpath("web")
     app.mount("/", StaticFiles(directory=str(web_dir), html=True), name="web")
     app.add_middleware(HostOriginGuard, allowed_hosts=tuple(allowed_hosts), allowed_origins=tuple(allowed_origins),

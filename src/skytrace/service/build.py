@@ -78,3 +78,33 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
     if not host or not 0 < p < 65536:
         raise SkytraceError(f"expected host:port, got {text!r}")
     return host, p
+
+
+def add_output_sinks(service: LiveService, cot: str | None = None, cat062: str | None = None,
+                     webhook: str | None = None, webhook_secret: bytes | None = None) -> list:
+    """Plug the interoperability outputs into the service's pipeline, before the store sink.
+
+    ``cot``: a pytak COT_URL (tcp://host:port of a TAK server's input, tls://..., udp://multicast:port);
+    ``cat062``: host:port for ASTERIX CAT062 over UDP; ``webhook``: a URL that receives every alert event as a
+    signed JSON POST (HMAC-SHA256 with ``webhook_secret``). Each sends from its own thread through a bounded queue:
+    a slow or dead receiver never delays a step. Returns the sinks added.
+    """
+    sinks: list = []
+    if cot:
+        from skytrace.interop.cot import CotSink, CotSinkConfig
+
+        sinks.append(CotSink(CotSinkConfig(url=cot, zones=service.zones)))
+    if cat062:
+        from skytrace.interop.asterix import Cat062SinkConfig, Cat062UdpSink
+
+        host, port = parse_hostport(cat062, 8600)
+        sinks.append(Cat062UdpSink(Cat062SinkConfig(host=host, port=port)))
+    if webhook:
+        from skytrace.interop.webhook import WebhookConfig, WebhookSink
+
+        if not webhook_secret or len(webhook_secret) < 16:
+            raise SkytraceError("--webhook needs SKYTRACE_WEBHOOK_SECRET (at least 16 characters) to sign the POSTs")
+        sinks.append(WebhookSink(WebhookConfig(url=webhook, secret=webhook_secret)))
+    for s in sinks:
+        service.stage.sinks.insert(max(len(service.stage.sinks) - 1, 0), s)  # before the store
+    return sinks

@@ -22,6 +22,7 @@ class ScaledClock:
         self._lock = threading.Lock()
         self.t_anchor: float | None = None
         self.wall_anchor: float | None = None
+        self.stopped_at: float | None = None
         if t_anchor is not None:
             self.anchor(t_anchor)
 
@@ -35,7 +36,17 @@ class ScaledClock:
     def anchored(self) -> bool:
         return self.t_anchor is not None
 
+    def stop(self) -> float:
+        """Stop the clock where it is (a replay that has ended: its time must not run on); returns that time."""
+        with self._lock:
+            if self.stopped_at is None:
+                self.stopped_at = self.t_anchor + (self._wall() - self.wall_anchor) * self.speed \
+                    if self.t_anchor is not None else self._wall()
+            return self.stopped_at
+
     def __call__(self) -> float:
+        if self.stopped_at is not None:
+            return self.stopped_at
         if self.t_anchor is None:
             return self._wall()
         return self.t_anchor + (self._wall() - self.wall_anchor) * self.speed

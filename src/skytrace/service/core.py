@@ -116,6 +116,7 @@ class LiveService:
     max_pending: int = 2_000_000
     cap_status: str = "Exercise"
     clock: Callable[[], float] = time.time
+    replay_done: bool = False  # a replay (demo) whose feed has ended: the map says so instead of "stalled"
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
     auth: Any = None  # a skytrace.security.signing.Verifier when reports must be signed: its counts go in the status
@@ -264,7 +265,7 @@ class LiveService:
         for a in self.alerts:
             d = msgspec.to_builtins(a)
             if (ev := self.alert_detail.get(a.zone)) is not None:
-                d.update({k: ev.get(k) for k in ("probability", "eta_s", "reason") if k in ev})
+                d.update({k: ev.get(k) for k in ("probability", "eta_s", "reason", "certainty") if k in ev})
             active.append(d)
         return {"type": "alerts", "t": t_now, "active": active, "rollup": self.rollup}
 
@@ -280,7 +281,7 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
-                "dropped": self.stats.dropped, "n_tracks_max": self.stats.n_tracks_max,
+                "dropped": self.stats.dropped, "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],
                 "auth": self.auth.as_dict() if self.auth is not None else None}

@@ -23,48 +23,114 @@ from skytrace.service.stages import pipeline_stage
 from skytrace.store import open_store
 
 
-def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless: bool = False,
-                  echo: Callable[[str], None] = print, tail_s: float = 120.0) -> dict:
-    """Play ``out_dir`` through the live service; returns counts (detections in/stored, tracks, alerts)."""
-    import dataclasses
+class LiveDemo:
+    """The live replay as a background service: :meth:`start` serves the map at once (while the caller does its
+    batch work), :meth:`wait` blocks until the night has played (or forever on a kept-up map), :meth:`close`
+    stops it. With ``loop``, each time the night ends it is played again from the start on a fresh service and
+    store (the page reconnects by itself), so a newcomer can watch it again without re-running anything."""
 
-    from skytrace.config import load_config, load_zones
+    def __init__(self, out_dir: Path, speed: float = 60.0, port: int = 8080, echo: Callable[[str], None] = print,
+                 tail_s: float = 120.0, loop: bool = False):
+        from skytrace.config import load_config, load_zones
 
-    conf = load_config()
-    out_dir = Path(out_dir)
-    table = formats.load_sensor_table(out_dir / "sensors.json")
-    zones = load_zones(conf)  # the same zones as the offline alerts (default: oblasts + 15 km cells)
-    dets = list(formats.iter_detections(out_dir / "detections.jsonl", table))
-    if not dets:
-        return {"detections_in": 0, "detections_stored": 0, "tracks_max": 0, "alerts": 0}
-    t_first = min(d.t if d.t_arrival is None else d.t_arrival for d in dets)
-    clock = ScaledClock(speed, t_anchor=t_first)
-    db = out_dir / "skytrace.db"
-    db.unlink(missing_ok=True)
-    svc = LiveService(table=table, zones=zones,
-                      stage=pipeline_stage(table, zones,
-                                           dataclasses.replace(conf.tracker, frame_s=conf.service.tracker_frame_s),
-                                           conf.pipeline.alert_every_s, conf.pipeline, conf.alerting, conf.assess),
-                      store=open_store(str(db)), step_s=0.25, clock=clock, stale_after_s=15.0 * speed)
-    with ServerThread(create_app(svc), port=port) as server:
-        echo(f"live map: {server.url}/  (speed {speed:g}x, store {db})")
-        feed = InProcessFeed(svc, dets).start()
+        self.conf = load_config()
+        self.out_dir, self.speed, self.port, self.echo, self.tail_s, self.loop = \
+            Path(out_dir), speed, port, echo, tail_s, loop
+        self.table = formats.load_sensor_table(self.out_dir / "sensors.json")
+        self.zones = load_zones(self.conf)  # the same zones as the offline alerts (default: oblasts + 15 km cells)
+        self.dets = list(formats.iter_detections(self.out_dir / "detections.jsonl", self.table))
+        self.db = self.out_dir / "skytrace.db"
+        self.rounds = 0
+        self.url: str | None = None
+        self._server: ServerThread | None = None
+        self.svc: LiveService | None = None
+        self.feed: InProcessFeed | None = None
+
+    def _service(self) -> LiveService:
+        import dataclasses
+
+        conf = self.conf
+        t_first = min(d.t if d.t_arrival is None else d.t_arrival for d in self.dets)
+        clock = ScaledClock(self.speed, t_anchor=t_first)
+        self.db.unlink(missing_ok=True)
+        return LiveService(table=self.table, zones=self.zones,
+                           stage=pipeline_stage(self.table, self.zones,
+                                                dataclasses.replace(conf.tracker, frame_s=conf.service.tracker_frame_s),
+                                                conf.pipeline.alert_every_s, conf.pipeline, conf.alerting, conf.assess),
+                           store=open_store(str(self.db)), step_s=0.25, clock=clock,
+                           stale_after_s=15.0 * self.speed)
+
+    def start(self) -> LiveDemo:
+        """Serve the map and start feeding the night (returns at once)."""
+        self.svc = self._service()
+        self._server = ServerThread(create_app(self.svc), port=self.port).__enter__()
+        self.port = self._server.port  # a loop round serves on the same port
+        self.url = self._server.url
+        self.feed = InProcessFeed(self.svc, self.dets).start()
+        self.rounds += 1
+        return self
+
+    def played(self) -> bool:
+        """The feed is exhausted and the tail (alerts clearing) has passed."""
+        assert self.svc is not None and self.feed is not None
+        return self.feed.done and self.svc.clock() >= self.feed.ta[-1] + self.tail_s
+
+    def wait(self, keep_up: bool) -> dict:
+        """Until the night has played; then stop its clock and, with ``keep_up`` or ``loop``, keep serving (Ctrl-C
+        ends). Returns the summary of the last round."""
+        assert self.svc is not None
         try:
-            while not feed.done or (headless and clock() < feed.ta[-1] + tail_s):
-                time.sleep(0.5)
-            if not headless:
-                echo("feed finished; the map stays up until Ctrl-C")
-                while True:
-                    time.sleep(1)
+            while True:
+                while not self.played():
+                    time.sleep(0.5)
+                summary = self.summary()
+                t_end = self.svc.clock.stop()  # the night is over: its clock must not run on at speed x
+                self.svc.replay_done = True
+                if self.loop:
+                    self.echo(f"[live] round {self.rounds} finished ({summary['alerts']} alerts); playing the night "
+                              "again (Ctrl-C to stop)")
+                    self.close()
+                    self.start()
+                    continue
+                if keep_up:
+                    self.echo(f"replay finished at {time.strftime('%H:%M:%S', time.gmtime(t_end))} UTC (scenario "
+                              "time); the clock is stopped, the map stays up until Ctrl-C")
+                    while True:
+                        time.sleep(1)
+                return summary
         except KeyboardInterrupt:
-            pass
-        finally:
-            feed.stop()
-        time.sleep(2 * svc.step_s)
-    summary = {"detections_in": svc.stats.n_in, "detections_stored": svc.store.count_detections(),
-               "tracks_max": svc.stats.n_tracks_max, "track_rows": svc.store.count_tracks(),
-               "alerts": len(svc.store.alerts()), "step_ms_max": round(svc.stats.step_ms_max, 1),
-               "tracker_late_dropped": (svc.status().get("tracker") or {}).get("late_dropped"),
-               "rejected_at_edge": svc.stage.stats["rejected_old"] + svc.stage.stats["rejected_future"]}
-    svc.store.close()
-    return summary
+            return self.summary()
+
+    def summary(self) -> dict:
+        svc = self.svc
+        assert svc is not None
+        return {"detections_in": svc.stats.n_in, "detections_stored": svc.store.count_detections(),
+                "tracks_max": svc.stats.n_tracks_max, "track_rows": svc.store.count_tracks(),
+                "alerts": len(svc.store.alerts()), "step_ms_max": round(svc.stats.step_ms_max, 1),
+                "tracker_late_dropped": (svc.status().get("tracker") or {}).get("late_dropped"),
+                "rejected_at_edge": svc.stage.stats["rejected_old"] + svc.stage.stats["rejected_future"]}
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+        if self.svc is not None:
+            time.sleep(2 * self.svc.step_s)
+        if self._server is not None:
+            self._server.__exit__(None, None, None)
+            self._server = None
+        if self.svc is not None:
+            self.svc.store.close()
+
+
+def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless: bool = False,
+                  echo: Callable[[str], None] = print, tail_s: float = 120.0, loop: bool = False) -> dict:
+    """Play ``out_dir`` through the live service; returns counts (detections in/stored, tracks, alerts)."""
+    demo = LiveDemo(out_dir, speed, port, echo, tail_s, loop=loop)
+    if not demo.dets:
+        return {"detections_in": 0, "detections_stored": 0, "tracks_max": 0, "alerts": 0}
+    demo.start()
+    echo(f"live map: {demo.url}/  (speed {speed:g}x, store {demo.db})")
+    try:
+        return demo.wait(keep_up=not headless)
+    finally:
+        demo.close()

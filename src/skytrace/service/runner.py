@@ -7,6 +7,28 @@ import uvicorn
 BIND_HOST = "127.0.0.1"
 
 
+def ensure_port_free(port: int, option: str = "--port") -> None:
+    """Fail at once, with a hint, when ``port`` on 127.0.0.1 is taken (not after minutes of other work).
+
+    Binds and releases the port the way uvicorn will (``SO_REUSEADDR``, so a socket in TIME_WAIT is not a
+    false alarm). Port 0 (any free port) always passes.
+    """
+    import socket
+
+    from skytrace.errors import SkytraceError
+
+    if port == 0:
+        return
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((BIND_HOST, port))
+        except OSError as exc:
+            raise SkytraceError(f"port {port} on {BIND_HOST} is in use ({exc.strerror}): another skytrace service "
+                                f"or program is running there; stop it or pick a free port with {option} N"
+                                ) from None
+
+
 def run_server(app, port: int, log_level: str = "warning") -> None:
     config = uvicorn.Config(app, host=BIND_HOST, port=port, log_level=log_level, ws_ping_interval=20,
                             ws_ping_timeout=20, lifespan="on")

@@ -49,6 +49,8 @@ from skytrace.tracking import imm, initiation, motion
 from skytrace.tracking.measurement import SensorGeometry, innovation, measured_dof, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
+GATE_SIGMA_TIERS_M = np.array([250.0, 1000.0])  # KD-tree tiers of track position sigma (gating)
+
 
 @dataclass
 class TrackerConfig:
@@ -335,21 +337,27 @@ class Tracker:
 
     def _gate(self, m: MeasBatch, t_ref: float):
         tr = self.tracks
-        x_ref, P_ref = self._predict(np.arange(len(tr)), np.maximum(t_ref - tr.t, 0.0))
-        pe = x_ref[:, :2]
-        sig_tr = np.sqrt(P_ref[:, 0, 0] + P_ref[:, 1, 1])
-        slack = min(4.0 * float(np.max(sig_tr)), 20_000.0) + 60.0 * (self.cfg.frame_s + 1.0)
+        pe, var_h = self._predict_horizontal(np.maximum(t_ref - tr.t, 0.0))
+        sig_tr = np.sqrt(np.maximum(var_h, 0.0))
         centre = np.zeros((len(m), 2))
         radius = np.zeros(len(m))
         for family, rows in registry.groups(m.kind):
             centre[rows], radius[rows] = family.gate_region(m.z[rows], m.R[rows], m.sensor[rows], self.geom)
-        tree = cKDTree(pe)
-        hits = tree.query_ball_point(centre, radius + slack, return_sorted=False)
-        lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
-        if lens.sum() == 0:
+        # tracks in tiers of position uncertainty, each with its own KD-tree and slack: one coasting track with a
+        # wide sigma no longer widens every detection's query (the pair count drives the cost of a frame)
+        tiers = np.digitize(sig_tr, GATE_SIGMA_TIERS_M)
+        ti_parts, dj_parts = [], []
+        for tier in np.unique(tiers):
+            members = np.flatnonzero(tiers == tier)
+            slack = min(4.0 * float(np.max(sig_tr[members])), 20_000.0) + 60.0 * (self.cfg.frame_s + 1.0)
+            hits = cKDTree(pe[members]).query_ball_point(centre, radius + slack, return_sorted=False)
+            lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+            if lens.sum():
+                ti_parts.append(members[np.concatenate([np.asarray(h, dtype=np.int64) for h in hits if h])])
+                dj_parts.append(np.repeat(np.arange(len(m)), lens))
+        if not ti_parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        ti = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits if h])
-        dj = np.repeat(np.arange(len(m)), lens)
+        ti, dj = np.concatenate(ti_parts), np.concatenate(dj_parts)
         d2, logdet, dof = self._mahalanobis(ti, dj, m)
         thr = np.array([0.0, self.gate[1], self.gate[2], self.gate[3]])[dof]
         ok = d2 < thr
@@ -366,6 +374,14 @@ class Tracker:
         for k, model in enumerate(self.models):
             xm[:, k], Pm[:, k] = model.predict(tr.xm[ti, k], tr.Pm[ti, k], dt)
         return imm.combine(tr.mu[ti], xm, Pm)
+
+    def _predict_horizontal(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Horizontal positions and position variances of every track predicted over dt (gating, deletion)."""
+        tr = self.tracks
+        if not self.use_imm:
+            return self.models[0].predict_horizontal(tr.x, tr.P, dt)
+        x, P = self._predict(np.arange(len(tr)), dt)
+        return x[:, :2], P[:, 0, 0] + P[:, 1, 1]
 
     def _pair_predict(self, ti: np.ndarray, t: np.ndarray):
         return self._predict(ti, np.maximum(t - self.tracks.t[ti], 0.0))
@@ -577,8 +593,8 @@ class Tracker:
         # or a spoofed node holds a bearing steady forever; such updates do not keep a track alive
         hold = np.where(self.trusted[tr.last_sensor], np.inf, cfg.single_sensor_hold_s)
         silent = t_now - np.minimum(tr.last_update, tr.last_cross + hold)
-        _, P_now = self._predict(np.arange(len(tr)), np.maximum(t_now - tr.t, 0.0))
-        sig = np.sqrt(np.maximum(P_now[:, 0, 0] + P_now[:, 1, 1], 0.0))
+        _, var_h = self._predict_horizontal(np.maximum(t_now - tr.t, 0.0))
+        sig = np.sqrt(np.maximum(var_h, 0.0))
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
                 | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps)

@@ -1,0 +1,67 @@
+"""`skytrace node --mqtt` publishes its detections on skytrace's detection topic of a real Mosquitto broker, and
+the service's own ingest path accepts them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+
+import numpy as np
+
+from skytrace.batch import SensorTable
+from skytrace.io.mqtt import TOPIC_FILTER, DecodeStats, decode_detections
+from skytrace.model import Sensor
+from skytrace.node import synth
+from skytrace.node.array import load_preset
+from skytrace.node.wav import write_wav
+from test_node import _skytrace
+
+FS = 16000
+
+
+def test_node_publishes_detections_over_mqtt(tmp_path, mqtt_port):
+    import paho.mqtt.client as mqtt
+
+    arr = load_preset("circle4-32mm", "node-mqtt-1", 50.4, 30.5, 160.0)
+    (tmp_path / "array.json").write_text(json.dumps(arr.to_json()))
+    rng = np.random.default_rng(9)
+    src = synth.engine(rng, 8.0, FS, f0_hz=85.0)
+    sig = synth.render_plane(src, arr.mics_m, FS, 75.0, 10.0)
+    noise = synth.render_diffuse(rng, sig.shape[0], FS, arr.mics_m)
+    mix, _ = synth.mix_at_snr(sig, noise, 0.0, FS)
+    write_wav(tmp_path / "a.wav", 0.8 * mix / np.abs(mix).max(), FS)
+
+    got: list[tuple[str, bytes]] = []
+    ready = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-node-sub")
+    sub.on_connect = lambda c, u, f, rc, p: (c.subscribe(TOPIC_FILTER, qos=1), ready.set())
+    sub.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+    sub.connect("127.0.0.1", mqtt_port)
+    sub.loop_start()
+    try:
+        assert ready.wait(10)
+        res = subprocess.run([_skytrace(), "node", "--array", str(tmp_path / "array.json"), "--wav",
+                              str(tmp_path / "a.wav"), "--t0", "1760000000", "--mqtt", f"127.0.0.1:{mqtt_port}",
+                              "--out", str(tmp_path / "d.jsonl")], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        written = (tmp_path / "d.jsonl").read_text().splitlines()
+        deadline = threading.Event()
+        for _ in range(50):
+            if sum(len(json.loads(p)) if p.startswith(b"[") else 1 for _, p in got) >= len(written):
+                break
+            deadline.wait(0.1)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert len(written) >= 5
+    table = SensorTable.from_sensors([Sensor(id="node-mqtt-1", kind="acoustic", lat=50.4, lon=30.5, alt_m=160.0,
+                                             bearing_sigma_deg=3.0)])
+    stats = DecodeStats()
+    dets = []
+    for topic, payload in got:
+        assert topic == "skytrace/v1/detections/node-mqtt-1"
+        dets += decode_detections(payload, table, stats, topic_sensor="node-mqtt-1")
+    assert stats.rejected_detections == 0 and stats.rejected_messages == 0
+    assert len(dets) == len(written)  # every written line was published, once
+    assert all(abs((d.bearing_deg - 75.0 + 180) % 360 - 180) < 10 for d in dets)
