@@ -174,3 +174,21 @@ def test_night_objects_read_like_the_domain(kyiv_short):
         tracks["no-such-track"]
     with pytest.raises(SkytraceError):
         Night.load(kyiv_short / "missing")
+
+
+def test_a_failing_alert_policy_does_not_stop_tracking_or_the_sinks():
+    class Broken:
+        def update(self, t, tracks, detections):
+            raise ValueError("bug in a policy")
+
+        def active(self):
+            return []
+
+        def close(self, t):
+            return []
+
+    seen: list = []
+    pipe = Pipeline(_radar_table(), policy=Broken(), sinks=[CallbackSink(seen.append)])
+    pipe.step(10.0, _batch([9.5]))
+    pipe.step(11.0)
+    assert len(seen) == 2 and pipe.stats["policy_errors"] == 2 and pipe.stats["admitted"] == 1

@@ -151,7 +151,7 @@ class Pipeline:
         self.n_pushed = 0
         self.t: float | None = None  # time of the last step
         self.stats: dict[str, int] = {"admitted": 0, "rejected_future": 0, "rejected_old": 0, "steps": 0,
-                                      "sink_errors": 0}
+                                      "sink_errors": 0, "policy_errors": 0}
         self._last_alert_t = -math.inf
         self._since_alert: list[DetectionBatch] = []
         self._step_dets: list[DetectionBatch] = []
@@ -210,9 +210,15 @@ class Pipeline:
             if force_alerts or t_now - self._last_alert_t >= self.config.alert_every_s - 1e-9:
                 seen = DetectionBatch.concat(self._since_alert) if self._since_alert else DetectionBatch.empty()
                 self._since_alert = []
-                res.events = list(self.alerts.update(t_now, tracks, seen))
-                res.assessed = True
-                res.active_alerts = list(self.alerts.active()) if hasattr(self.alerts, "active") else None
+                try:
+                    res.events = list(self.alerts.update(t_now, tracks, seen))
+                    res.assessed = True
+                    res.active_alerts = list(self.alerts.active()) if hasattr(self.alerts, "active") else None
+                except Exception:
+                    # a failing policy must not stop tracking, publishing and storing: the alerts in force stay
+                    # as they were, the failure is counted (status) and logged (rate-limited)
+                    self.stats["policy_errors"] += 1
+                    self._log_limited("alert policy %s failed", type(self.alerts).__name__)
                 self._last_alert_t = t_now
         self.t = t_now
         self.stats["steps"] += 1
@@ -227,11 +233,15 @@ class Pipeline:
                 if getattr(sink, "critical", False):
                     raise
                 self.stats["sink_errors"] += 1
-                now = time.monotonic()
-                if now - self._sink_log_t > 10.0:  # rate-limited: a dead store must not flood the log
-                    self._sink_log_t = now
-                    log.exception("sink %s failed (%d errors so far)", type(sink).__name__,
+                self._log_limited("sink %s failed (%d errors so far)", type(sink).__name__,
                                   self.stats["sink_errors"])
+
+    def _log_limited(self, msg: str, *args: Any) -> None:
+        """Log the current exception at most every 10 s (a dead store must not flood the log)."""
+        now = time.monotonic()
+        if now - self._sink_log_t > 10.0:
+            self._sink_log_t = now
+            log.exception(msg, *args)
 
     def finish(self, t_last: float | None = None, step_s: float | None = None) -> list[StepResult]:
         """End of a run: step until every held-back report is processed, clear every alert, close the sinks."""

@@ -143,9 +143,10 @@ def demo(
     if live_demo is not None:
         typer.echo(f"[live] the map is at {live_demo.url}/ (Ctrl-C to stop)")
         try:
-            live_summary = live_demo.wait(keep_up=not headless)
+            live_demo.wait(keep_up=not headless)
         finally:
             live_demo.close()
+        live_summary = live_demo.last_summary
         summary["live"] = live_summary
         (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         typer.echo(f"[live] {live_summary}")

@@ -45,6 +45,8 @@ class LiveDemo:
         self._server: ServerThread | None = None
         self.svc: LiveService | None = None
         self.feed: InProcessFeed | None = None
+        self.last_summary: dict = {}
+        self._closed = True
 
     def _service(self) -> LiveService:
         import dataclasses
@@ -63,6 +65,7 @@ class LiveDemo:
     def start(self) -> LiveDemo:
         """Serve the map and start feeding the night (returns at once)."""
         self.svc = self._service()
+        self._closed = False
         self._server = ServerThread(create_app(self.svc), port=self.port).__enter__()
         self.port = self._server.port  # a loop round serves on the same port
         self.url = self._server.url
@@ -75,21 +78,20 @@ class LiveDemo:
         assert self.svc is not None and self.feed is not None
         return self.feed.done and self.svc.clock() >= self.feed.ta[-1] + self.tail_s
 
-    def wait(self, keep_up: bool) -> dict:
+    def wait(self, keep_up: bool) -> None:
         """Until the night has played; then stop its clock and, with ``keep_up`` or ``loop``, keep serving (Ctrl-C
-        ends). Returns the summary of the last round."""
+        ends). The counts are in :attr:`last_summary` after :meth:`close`."""
         assert self.svc is not None
         try:
             while True:
                 while not self.played():
                     time.sleep(0.5)
-                summary = self.summary()
                 t_end = self.svc.clock.stop()  # the night is over: its clock must not run on at speed x
                 self.svc.replay_done = True
                 if self.loop:
-                    self.echo(f"[live] round {self.rounds} finished ({summary['alerts']} alerts); playing the night "
-                              "again (Ctrl-C to stop)")
                     self.close()
+                    self.echo(f"[live] round {self.rounds} finished ({self.last_summary['alerts']} alerts); playing "
+                              "the night again (Ctrl-C to stop)")
                     self.start()
                     continue
                 if keep_up:
@@ -97,9 +99,9 @@ class LiveDemo:
                               "time); the clock is stopped, the map stays up until Ctrl-C")
                     while True:
                         time.sleep(1)
-                return summary
+                return
         except KeyboardInterrupt:
-            return self.summary()
+            return
 
     def summary(self) -> dict:
         svc = self.svc
@@ -111,6 +113,7 @@ class LiveDemo:
                 "rejected_at_edge": svc.stage.stats["rejected_old"] + svc.stage.stats["rejected_future"]}
 
     def close(self) -> None:
+        """Stop the feed and the server (the service finishes its step), count, close the store."""
         if self.feed is not None:
             self.feed.stop()
         if self.svc is not None:
@@ -118,8 +121,10 @@ class LiveDemo:
         if self._server is not None:
             self._server.__exit__(None, None, None)
             self._server = None
-        if self.svc is not None:
+        if self.svc is not None and not self._closed:
+            self.last_summary = self.summary()
             self.svc.store.close()
+            self._closed = True
 
 
 def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless: bool = False,
@@ -131,6 +136,7 @@ def run_live_demo(out_dir: Path, speed: float = 60.0, port: int = 8080, headless
     demo.start()
     echo(f"live map: {demo.url}/  (speed {speed:g}x, store {demo.db})")
     try:
-        return demo.wait(keep_up=not headless)
+        demo.wait(keep_up=not headless)
     finally:
         demo.close()
+    return demo.last_summary
