@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from skytrace.batch import ACOUSTIC, POSITION, RADAR, SensorTable
-from skytrace.commands.track import track_files
 from skytrace.evaluation import evaluate_tracks
 from skytrace.evaluation.tracking import heard_targets
 from skytrace.geo import LocalFrame, wrap_deg
 from skytrace.io import formats
 from skytrace.model import TruthPoint
+from skytrace.pipeline import track_files
 from skytrace.tracking import TrackerConfig
 
 

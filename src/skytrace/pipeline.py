@@ -244,10 +244,9 @@ class Pipeline:
             log.exception(msg, *args)
 
     def finish(self, t_last: float | None = None, step_s: float | None = None) -> list[StepResult]:
-        """End of a run: step until every held-back report is processed, clear every alert, close the sinks."""
+        """End of a run: step until every held-back report is processed, then :meth:`close`."""
         if self._closed:
             return []
-        self._closed = True
         step_s = step_s or self.config.step_s
         t = self.t if t_last is None else t_last
         out: list[StepResult] = []
@@ -255,12 +254,20 @@ class Pipeline:
             for _ in range(int(math.ceil(self.lag_s / step_s)) + 1):
                 t += step_s
                 out.append(self.step(t, force_alerts=True))
-            if self.alerts is not None:
-                last = out[-1]
-                events = list(self.alerts.close(t))
-                final = StepResult(t, last.tracks, events, DetectionBatch.empty(), True, [], final=True)
-                self._emit(final)
-                out.append(final)
+        final = self.close(t)
+        return out + ([final] if final is not None else [])
+
+    def close(self, t: float | None = None) -> StepResult | None:
+        """Clear every alert still in force at ``t`` (a final result with the all-clear events goes to every sink),
+        then close the sinks. Returns that final result (None without alerting or a time)."""
+        if self._closed:
+            return None
+        self._closed = True
+        final = None
+        if self.alerts is not None and t is not None:
+            final = StepResult(t, self.tracker.advance(t), list(self.alerts.close(t)), DetectionBatch.empty(), True,
+                               [], final=True)
+            self._emit(final)
         for sink in self.sinks:
             try:
                 sink.close()
@@ -268,7 +275,7 @@ class Pipeline:
                 if getattr(sink, "critical", False):
                     raise
                 log.exception("closing sink %s failed", type(sink).__name__)
-        return out
+        return final
 
 
 # ------------------------------------------------------------------------------------------- track sources

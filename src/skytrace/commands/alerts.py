@@ -44,7 +44,7 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     ``policy`` is a policy's config (its class selects the policy) and ``policy_name`` a registered name; by
     default the ``evidence`` policy with its defaults. Writes alerts.jsonl, events.jsonl and (``write_cap``) one
     CAP 1.2 message per event. Tracks of known manned aircraft never alert, identified cooperative drones only
-    with ``alert_cooperative`` (:func:`skytrace.interop.identity.may_alert`, docs/interop.md).
+    with ``alert_cooperative`` (:func:`skytrace.io.identity.may_alert`, docs/interop.md).
     """
     import numpy as np
 
@@ -52,10 +52,10 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     from skytrace.alerting.sinks import CapFileSink
     from skytrace.batch import SensorTable
     from skytrace.errors import SkytraceError
-    from skytrace.interop.identity import may_alert
     from skytrace.io import formats
+    from skytrace.io.identity import may_alert
     from skytrace.io.sinks import AlertPeriodSink, EventFileSink
-    from skytrace.pipeline import Pipeline, PipelineConfig, RecordedTracks, StepResult
+    from skytrace.pipeline import Pipeline, PipelineConfig, RecordedTracks
 
     recs = formats.read_tracks(tracks_path)
     if not recs:
@@ -87,9 +87,7 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
         pipe.step(float(t))
     # the end of a recording: every alert still raised gets its all-clear
     t_end = float(source.times[-1]) + every_s
-    pipe._emit(StepResult(t_end, pipe.tracker.advance(t_end), list(engine.close(t_end)), final=True))
-    for s in pipe.sinks:
-        s.close()
+    pipe.close(t_end)
     return {"events": events.events, "periods": periods.periods, "engine": engine,
             "cap_files": cap.files if cap is not None else []}
 

@@ -27,12 +27,12 @@ def demo(
 
     from skytrace.batch import ACOUSTIC, SensorTable
     from skytrace.commands.alerts import run_alerts
-    from skytrace.commands.track import track_files
     from skytrace.config import load_config, load_zones
     from skytrace.errors import SkytraceError
     from skytrace.evaluation.alerts import expand_to_children, leaf_periods, oblast_baseline, score_alerts, zone_entries
     from skytrace.evaluation.tracking import confirmation_report, evaluate_tracks, heard_targets, observed_times
     from skytrace.io import formats
+    from skytrace.pipeline import track_files
     from skytrace.plot import overview_png
     from skytrace.sim.engine import simulate as run_simulation
     from skytrace.sim.scenario import load_scenario

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
-
-
-def track_files(*args: Any, **kw: Any) -> dict:
-    """:func:`skytrace.pipeline.track_files` (kept here for callers of earlier versions)."""
-    from skytrace.pipeline import track_files as run_files
-
-    return run_files(*args, **kw)
 
 
 def track(
@@ -40,6 +32,8 @@ def track(
     over = {k: v for k, v in (("lag_s", lag), ("confirm_min_sensors", min_sensors), ("imm", use_imm))
             if v is not None}
     cfg = dataclasses.replace(conf.tracker, **over)
+    from skytrace.pipeline import track_files
+
     res = track_files(sensors, detections, out, every, cfg, skip_bad, pipeline_config=conf.pipeline)
     st, ps = res["tracker"], res["pipeline"]
     typer.echo(res["read"].summary())

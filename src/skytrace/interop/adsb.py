@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from skytrace.errors import FormatError
 from skytrace.interop import utc_ms
 from skytrace.interop.asterix import ImportResult
-from skytrace.interop.identity import COOPERATIVE_UAV, MANNED
+from skytrace.io.identity import COOPERATIVE_UAV, MANNED
 from skytrace.model import Detection, Sensor
 
 FT_M = 0.3048

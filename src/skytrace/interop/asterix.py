@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 
 from skytrace.errors import FormatError
 from skytrace.interop import require
-from skytrace.interop.identity import MANNED
+from skytrace.io.identity import MANNED
 from skytrace.model import Detection, Sensor
 
 FT_M = 0.3048

@@ -32,8 +32,8 @@ from lxml import etree
 
 from skytrace.errors import FormatError
 from skytrace.interop import utc_ms
-from skytrace.interop.identity import COOPERATIVE_UAV, MANNED
 from skytrace.interop.sender import BackgroundSender
+from skytrace.io.identity import COOPERATIVE_UAV, MANNED
 from skytrace.model import TrackPoint
 
 UNKNOWN_AIR = "a-u-A"

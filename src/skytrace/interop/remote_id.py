@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from skytrace.errors import FormatError
 from skytrace.interop.asterix import ImportResult
-from skytrace.interop.identity import COOPERATIVE_UAV
+from skytrace.io.identity import COOPERATIVE_UAV
 from skytrace.model import Detection, Sensor
 
 MSG_LEN = 25

@@ -82,6 +82,18 @@ class DecodeStats:
                     "recent_reasons": list(self.reasons[-5:])}
 
 
+def _count_and_size_ok(payload: bytes, stats: DecodeStats, source: str) -> bool:
+    """Count one message; False (counted as rejected) when it is larger than ``MAX_PAYLOAD_BYTES``."""
+    with stats.lock:
+        stats.messages += 1
+    if len(payload) <= MAX_PAYLOAD_BYTES:
+        return True
+    with stats.lock:
+        stats.rejected_messages += 1
+    stats.reject(f"{source}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    return False
+
+
 def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None = None,
                       source: str = "mqtt", allowed_kinds: tuple[str, ...] | None = None) -> list[Detection]:
     """Validated detections of one payload (object or array); bad ones are counted in ``stats`` and dropped.
@@ -90,12 +102,7 @@ def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, to
     its own so that one bad report does not cost the good ones beside it. ``allowed_kinds`` restricts the sensor
     kinds accepted (e.g. sightings: position reports only).
     """
-    with stats.lock:
-        stats.messages += 1
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        with stats.lock:
-            stats.rejected_messages += 1
-        stats.reject(f"{source}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if not _count_and_size_ok(payload, stats, source):
         return []
     try:
         doc = _DECODER.decode(payload)
@@ -139,12 +146,7 @@ def check_detections(dets: list[Detection], table: SensorTable, stats: DecodeSta
 def open_signed(verifier, payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None,
                 source: str, allowed_kinds: tuple[str, ...] | None = None) -> list[Detection]:
     """Detections of a signed batch (:mod:`skytrace.security.signing`) that pass every check; else [] (counted)."""
-    with stats.lock:
-        stats.messages += 1
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        with stats.lock:
-            stats.rejected_messages += 1
-        stats.reject(f"{source}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if not _count_and_size_ok(payload, stats, source):
         return []
     dets, reason = verifier.open(payload, topic_sensor)
     if reason is not None:

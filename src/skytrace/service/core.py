@@ -82,7 +82,7 @@ class ServiceStats:
 
 @dataclass
 class LiveService:
-    """Drives a :class:`Stage` by the wall clock and keeps the current picture for the API.
+    """Drives the :class:`~skytrace.pipeline.Pipeline` by the wall clock and keeps the current picture for the API.
 
     Parameters
     ----------

@@ -22,9 +22,6 @@ from skytrace.zones import ZoneSet
 log = logging.getLogger(__name__)
 
 
-Stage = Pipeline  # what the live service drives: the one pipeline (kept as a name for readers of older code)
-
-
 def active_alerts(stage: Pipeline, t_now: float) -> list[Alert]:
     """Active alert periods of a pipeline, as :class:`~skytrace.model.Alert` records (empty without alerting)."""
     policy = getattr(stage, "alerts", None)
