@@ -63,17 +63,27 @@ def forged_run(table: SensorTable, dets: list[Detection], heartbeats: bool) -> d
         beat_t = T0 + 60.0 * np.arange(17)
         pipe.heartbeat(np.repeat(np.arange(len(table)), beat_t.size), np.tile(beat_t, len(table)))
     confirmed: set[str] = set()
-    raised: list[str] = []
+    raised: list = []
 
     def on_step(res) -> None:
         confirmed.update(tid for tid, st in zip(res.tracks.track, res.tracks.status, strict=True)
                          if st == "confirmed")
-        raised.extend(e.zone for e in res.events if e.kind == "raise")
+        raised.extend(e for e in res.events if e.kind == "raise")
 
     batches = [DetectionBatch.from_records(dets[i:i + 200], table) for i in range(0, len(dets), 200)]
     run(pipe, batches, 1.0, on_step=on_step)
     return {"reports_pushed": len(dets), "compromised_nodes": 2, "honest_nodes": len(table) - 2,
-            "confirmed_tracks": len(confirmed), "alert_raises": len(raised), "zones_alerted": sorted(set(raised))[:10]}
+            "confirmed_tracks": len(confirmed), "alert_raises": len(raised),
+            # raises on a track vs on lone reports only (the alert policy's "Possible" sector evidence of a node
+            # that hears something no track explains: docs/warnings.md), by level
+            "raises_on_tracks": sum(1 for e in raised if any(not _lone(k) for k in e.tracks)),
+            "raises_on_lone_reports": sum(1 for e in raised if e.tracks and all(_lone(k) for k in e.tracks)),
+            "levels": sorted({f"{e.level}/{e.certainty}" for e in raised}),
+            "zones_alerted": sorted({e.zone for e in raised})[:10]}
+
+
+def _lone(key: str) -> bool:
+    return key.startswith(("node:", "plot:"))
 
 
 if __name__ == "__main__":

@@ -133,3 +133,32 @@ def test_silence_detection_laws_are_conservative():
     assert np.all((used <= true_pd) | (used < 0.02))  # where it is used at all (PD_FLOOR)
     cam = _pd_range(r, np.full(r.size, 5000.0), 6.0)
     assert np.all(np.diff(cam) <= 0) and cam[np.searchsorted(r, 2500.0)] < 0.5
+
+
+def test_heartbeats_file_is_read_validated_and_fed_in_step(tmp_path):
+    import pytest
+
+    from skytrace.errors import FormatError
+    from skytrace.io import formats
+    from skytrace.pipeline import Pipeline, with_heartbeats
+
+    table, _ = _grid(2)
+    p = tmp_path / "heartbeats.jsonl"
+    p.write_text('{"t": 10.0, "sensor": "ac-00", "t_arrival": 10.5}\n{"t": 130.0, "sensor": "ac-11"}\n')
+    (rows, t, arr), = formats.iter_heartbeat_batches(p, table)
+    assert rows.tolist() == [table.index["ac-00"], table.index["ac-11"]] and t.tolist() == [10.0, 130.0]
+    assert arr[0] == 10.5 and np.isnan(arr[1])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"t": 10.0, "sensor": "nobody"}\n')
+    with pytest.raises(FormatError, match="unknown sensor"):
+        list(formats.iter_heartbeat_batches(bad, table))
+    # fed to the tracker as the detections pass their arrival times
+    pipe = Pipeline(table)
+    b1, b2 = DetectionBatch.empty(1), DetectionBatch.empty(1)
+    b1.t[:] = b1.t_arrival[:] = 20.0
+    b2.t[:] = b2.t_arrival[:] = 200.0
+    out = with_heartbeats(pipe, [b1, b2], formats.iter_heartbeat_batches(p, table))
+    next(out)
+    assert pipe.tracker.stats["heartbeats"] == 1
+    next(out)
+    assert pipe.tracker.stats["heartbeats"] == 2
