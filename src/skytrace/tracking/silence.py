@@ -79,16 +79,22 @@ class SilenceModel:
         self.c = np.where(np.isfinite(c) & (c > 0), c, np.inf)
         self.ground_alt_m = ground_alt_m
         self.alive_t = np.full(S, -np.inf)  # latest report or heartbeat of each sensor
-        self.tree = cKDTree(self.pos[:, :2]) if self.rows.size else None
-        # reach: the largest range at which any eligible sensor's conservative Pd reaches PD_FLOOR (directly over
-        # the node a drone is at least NOMINAL_AGL_M / 3 away)
-        self.reach_m = 0.0
+        # reach of each sensor: the largest range at which its conservative Pd reaches PD_FLOOR; sensors in tiers
+        # of reach, each with its own KD-tree (one very quiet node does not widen every query)
+        self.reach = np.zeros(self.rows.size)
+        grid = np.linspace(100.0, 4.0 * float(self.r50.max(initial=0.0)) + 1000.0, 400)
+        for name in np.unique(self.law):
+            sel = np.flatnonzero(self.law == name)
+            pd = LAWS[name](grid[None, :], self.r50[sel, None], cfg.silence_margin_db)
+            self.reach[sel] = np.max(np.where(pd >= PD_FLOOR, grid[None, :], 0.0), axis=1)
+        self.reach_m = float(self.reach.max(initial=0.0))
+        self.tiers: list[tuple[np.ndarray, cKDTree, float]] = []
         if self.rows.size:
-            grid = np.linspace(100.0, 4.0 * float(self.r50.max()) + 1000.0, 400)
-            for name in np.unique(self.law):
-                r50 = float(self.r50[self.law == name].max())
-                pd = LAWS[name](grid, np.full(grid.size, r50), cfg.silence_margin_db)
-                self.reach_m = max(self.reach_m, float(grid[pd >= PD_FLOOR].max(initial=0.0)))
+            edges = np.unique(np.quantile(self.reach, [0.5, 0.9]))
+            tier = np.digitize(self.reach, edges, right=True)
+            for k in np.unique(tier):
+                idx = np.flatnonzero(tier == k)
+                self.tiers.append((idx, cKDTree(self.pos[idx, :2]), float(self.reach[idx].max())))
         self._hb_t = np.zeros(0)
         self._hb_s = np.zeros(0, np.int64)
 
@@ -128,16 +134,22 @@ class SilenceModel:
         n = xy.shape[0]
         out = np.zeros(n)
         power = np.zeros(n)
-        if self.tree is None or n == 0 or dt <= 0:
+        if not self.tiers or n == 0 or dt <= 0:
             return out, power
-        # the retarded position is at most v * reach / c behind: widen the query by that
-        slack = 150.0 * self.reach_m / 343.0
-        hits = self.tree.query_ball_point(xy, self.reach_m + slack, return_sorted=False)
-        lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=n)
-        if not lens.sum():
+        # the retarded position is at most |v| reach / c behind: widen the query by that
+        c_min = float(self.c.min())
+        v_max = float(np.max(np.hypot(v_xy[:, 0], v_xy[:, 1])))
+        ti_parts, sj_parts = [], []
+        for idx, tree, reach in self.tiers:
+            slack = v_max * reach / c_min if np.isfinite(c_min) else 0.0
+            hits = tree.query_ball_point(xy, reach + slack, return_sorted=False)
+            lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=n)
+            if lens.sum():
+                ti_parts.append(np.repeat(np.arange(n), lens))
+                sj_parts.append(idx[np.concatenate([np.asarray(h, dtype=np.int64) for h in hits if h])])
+        if not ti_parts:
             return out, power
-        ti = np.repeat(np.arange(n), lens)
-        sj = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits if h])
+        ti, sj = np.concatenate(ti_parts), np.concatenate(sj_parts)
         row = self.rows[sj]
         alive = self.alive_t[row] >= t_mid - cfg.alive_timeout_s
         ti, sj, row = ti[alive], sj[alive], row[alive]
