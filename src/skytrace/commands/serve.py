@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -77,10 +78,15 @@ def serve(
         sc = conf.service
         verifier = make_verifier(keys, service.table, max_future_s=sc.signed_max_future_s,
                                  max_age_s=sc.signed_max_age_s, replay_window=sc.replay_window)
+        # the replay windows survive a restart: batches stored before are replays, not new reports
+        verifier.seed(service.store.recent_batch_seqs(sc.replay_window))
+    if (n_open := service.store.close_open_alerts(time.time())):
+        typer.echo(f"closed {n_open} alert period(s) left open by a previous run (re-raised if still threatened)")
+    inbox = service.use_inbox()  # reports are acknowledged (HTTP 202, MQTT PUBACK) only once stored
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
-        ingest = MqttIngest(service.table, service.submit, host, mport, verifier=verifier,
+        ingest = MqttIngest(service.table, service.submit, host, mport, verifier=verifier, inbox=inbox,
                             username=os.environ.get("SKYTRACE_MQTT_USER") or None,
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats

@@ -40,13 +40,14 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections, open_signed
+from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections, open_signed_batch
 from skytrace.service.core import ENCODER, LiveService, snapshot_message
 from skytrace.store.base import StoreError
 
 MAX_HISTORY_WINDOW_S = 24 * 3600.0
 MAX_STATES_WINDOW_S = 3600.0
 MAX_WS_CLIENTS = 200
+ACK_TIMEOUT_S = 10.0  # an HTTP report not committed within this gets 503 (it stays queued and is stored later)
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 DETECTION_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "oneOf": [{"$ref": "#/components/schemas/DetectionIn"},
@@ -191,7 +192,7 @@ def places_json() -> bytes:
 
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
-               allowed_origins: tuple[str, ...] = ()) -> FastAPI:
+               allowed_origins: tuple[str, ...] = (), durable: bool = True) -> FastAPI:
     """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
 
     HTTP ingest: with ``verifier`` (:class:`skytrace.security.signing.Verifier`) only signed batches are accepted;
@@ -199,7 +200,14 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     detections. With ``ingest_token``, the POST endpoints also require ``Authorization: Bearer <token>``
     (compared in constant time). Reading endpoints stay open to whoever can reach 127.0.0.1 or the reverse proxy
     in front; ``allowed_hosts`` / ``allowed_origins``: see :class:`HostOriginGuard`.
+
+    ``durable``: HTTP reports are answered 202 only after the store has committed them
+    (:mod:`skytrace.service.inbox`); ``mqtt`` then acknowledges QoS 1 messages after the commit too.
     """
+    if durable:
+        inbox = service.use_inbox()
+        if mqtt is not None and getattr(mqtt, "inbox", None) is None:  # MQTT too: PUBACK after the commit
+            mqtt.use_inbox(inbox)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -304,14 +312,34 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
             body += chunk
             if len(body) > MAX_PAYLOAD_BYTES:
                 raise HTTPException(413, f"body larger than {MAX_PAYLOAD_BYTES} bytes")
+        inbox = service.inbox
+        if inbox is not None and not inbox.has_room():  # overload: refuse before any work, the node retries
+            inbox.stats.shed_http += 1
+            raise HTTPException(503, "overloaded: retry later", headers={"Retry-After": "1"})
         stats = service.ingest_stats
         before = len(stats.reasons), stats.rejected_detections, stats.rejected_messages
         kinds = ("position",) if position_only else None
+        batch_id = None
         if verifier is not None:  # signature checks and decoding run off the event loop
-            dets = await asyncio.to_thread(open_signed, verifier, body, service.table, stats, None, "http", kinds)
+            dets, batch_id = await asyncio.to_thread(open_signed_batch, verifier, body, service.table, stats, None,
+                                                     "http", kinds)
         else:
             dets = await asyncio.to_thread(decode_detections, body, service.table, stats, None, "http", kinds)
-        service.submit(dets)
+        fut = None
+        if inbox is not None and (dets or batch_id is not None):
+            sensor, seq = batch_id if batch_id is not None else (None, None)
+            fut = inbox.put_future(sensor, seq, dets)
+            if fut is None:  # filled up meanwhile: the batch may be sent again
+                if batch_id is not None:
+                    verifier.forget(*batch_id)
+                raise HTTPException(503, "overloaded: retry later", headers={"Retry-After": "1"})
+        service.submit(dets)  # tracking does not wait for the store
+        if fut is not None:  # ... the acknowledgement does: 202 only once the reports are committed
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(fut), ACK_TIMEOUT_S)
+            except TimeoutError:
+                raise HTTPException(503, "accepted for tracking but not stored yet (the store is slow or down)",
+                                    headers={"Retry-After": "5"}) from None
         rejected = stats.rejected_detections - before[1] + (stats.rejected_messages - before[2])
         result = {"accepted": len(dets), "rejected": rejected, "reasons": stats.reasons[before[0]:][:5]}
         return JSONResponse(result, status_code=202 if dets or not rejected else 422)

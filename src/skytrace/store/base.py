@@ -115,6 +115,26 @@ class Store(ABC):
         """Append raw detections; returns the number of rows written."""
 
     @abstractmethod
+    def put_ingest(self, items: Sequence[tuple[str | None, int | None, Sequence[Detection]]], table: SensorTable,
+                   t_recv: float) -> list[bool]:
+        """Store received reports durably in one transaction, exactly once per signed batch.
+
+        ``items``: (sensor, seq, detections) per received message; a signed batch has its sensor and sequence
+        number and is recorded in ``batches`` (primary key (sensor, seq)): a batch already stored is skipped and
+        its entry in the result is False (a redelivery, not stored twice). Unsigned reports have (None, None) and
+        are always stored. Returns, per item, whether its detections were written. Committed when it returns.
+        """
+
+    @abstractmethod
+    def recent_batch_seqs(self, window: int) -> dict[str, list[int]]:
+        """Per sensor, the stored batch sequence numbers within ``window`` of its highest (the replay window)."""
+
+    @abstractmethod
+    def close_open_alerts(self, t_end: float) -> int:
+        """End every alert period still open (``end`` NULL) at ``t_end``: a previous run stopped without closing
+        it. Returns how many were closed."""
+
+    @abstractmethod
     def put_tracks(self, snap: TrackSnapshot) -> int:
         """Append the track states of one snapshot; returns the number of rows written."""
 
