@@ -82,7 +82,8 @@ def serve(
         verifier.seed(service.store.recent_batch_seqs(sc.replay_window))
     if (n_open := service.store.close_open_alerts(time.time())):
         typer.echo(f"closed {n_open} alert period(s) left open by a previous run (re-raised if still threatened)")
-    inbox = service.use_inbox()  # reports are acknowledged (HTTP 202, MQTT PUBACK) only once stored
+    # reports are acknowledged (HTTP 202, MQTT PUBACK) only once stored
+    inbox = service.use_inbox(conf.service.inbox_max_queued)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)

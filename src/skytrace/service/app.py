@@ -46,7 +46,11 @@ from skytrace.store.base import StoreError
 
 MAX_HISTORY_WINDOW_S = 24 * 3600.0
 MAX_STATES_WINDOW_S = 3600.0
+HISTORY_DEFAULT_ROWS = 20_000  # track states one history request reads by default (bounded before reading)
+HISTORY_MAX_ROWS = 100_000
 MAX_WS_CLIENTS = 200
+WS_SEND_TIMEOUT_S = 10.0  # a websocket client that does not take one message within this is disconnected
+WS_STALL_S = 5.0  # when every slot is taken, a client with no completed send for this long gives its slot up
 ACK_TIMEOUT_S = 10.0  # an HTTP report not committed within this gets 503 (it stays queued and is stored later)
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 DETECTION_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -231,7 +235,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
 
     @app.get("/api/v1/status", summary="Feed health and counters")
     def status() -> dict:
-        return {**service.status(), "http_guard": dict(guard_counts)}
+        return {**service.status(), "http_guard": dict(guard_counts), "websocket": dict(ws_counts)}
 
     @app.get("/api/v1/sensors", summary="Sensors of the network")
     def sensors() -> Response:
@@ -281,19 +285,31 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
              response_model=list[NearTrack])
     def history_near(lat: float = Query(..., ge=-90, le=90), lon: float = Query(..., ge=-180, le=180),
                      radius_m: float = Query(2000.0, gt=0, le=500_000), t0: float = Query(...),
-                     t1: float = Query(...)):
+                     t1: float = Query(...),
+                     max_states: int = Query(HISTORY_DEFAULT_ROWS, ge=1, le=HISTORY_MAX_ROWS,
+                                             description="read at most this many track states (bounded before "
+                                                         "reading); header X-Truncated: true when hit")):
         _check_window(t0, t1, MAX_HISTORY_WINDOW_S)
         try:
-            found = service.store.track_ids_near(lat, lon, radius_m, t0, t1)
+            found, truncated = service.store.track_ids_near_bounded(lat, lon, radius_m, t0, t1, max_states)
         except StoreError as exc:
             raise HTTPException(422, str(exc)) from None
-        return _json(sorted(found.values(), key=lambda o: o["first_t"]))
+        resp = _json(sorted(found.values(), key=lambda o: o["first_t"]))
+        resp.headers["X-Truncated"] = "true" if truncated else "false"
+        return resp
 
-    @app.get("/api/v1/history/states", summary="Stored track states in [t0, t1] (timeline)",
+    @app.get("/api/v1/history/states", summary="Stored track states in [t0, t1] (timeline), paged by time",
              response_model=list[TrackStateOut])
-    def history_states(t0: float = Query(...), t1: float = Query(...)):
+    def history_states(t0: float = Query(...), t1: float = Query(...),
+                       limit: int = Query(HISTORY_DEFAULT_ROWS, ge=1, le=HISTORY_MAX_ROWS,
+                                          description="at most this many rows; when hit, header X-Next-T0 gives "
+                                                      "the t0 of the next page (rows at that instant repeat)")):
         _check_window(t0, t1, MAX_STATES_WINDOW_S)
-        return _json(service.store.track_states(t0, t1))
+        rows = service.store.track_states(t0, t1, limit)
+        resp = _json(rows)
+        if len(rows) >= limit:
+            resp.headers["X-Next-T0"] = repr(float(rows[-1].t))
+        return resp
 
     expected_auth = f"Bearer {ingest_token}".encode() if ingest_token else None
 
@@ -354,28 +370,61 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     async def post_sightings(request: Request):
         return await _ingest(request, position_only=True)
 
+    ws_slots: dict[asyncio.Queue, float] = {}  # a client's queue -> monotonic time of its last completed send
+    ws_counts = {"clients": 0, "refused": 0, "evicted_slow": 0}
+
+    def _evict_one() -> bool:
+        """Make room for a new client by evicting one that does not keep up (its queue full, or no send completed
+        for WS_STALL_S): a client that stops reading must not hold a slot against the operator's map."""
+        now = asyncio.get_running_loop().time()
+        stalled = [q for q, t in ws_slots.items() if q.full() or now - t > WS_STALL_S]
+        if not stalled:
+            return False
+        q = min(stalled, key=lambda k: ws_slots[k])
+        while not q.empty():
+            q.get_nowait()
+        q.put_nowait(None)  # its handler closes the socket as soon as its current send finishes or times out
+        ws_slots.pop(q, None)
+        ws_counts["evicted_slow"] += 1
+        return True
+
     @app.websocket("/api/v1/ws")
     async def ws(websocket: WebSocket):
-        if service.n_subscribers >= MAX_WS_CLIENTS:  # bounded fan-out: memory and CPU per client
+        if len(ws_slots) >= MAX_WS_CLIENTS and not _evict_one():  # bounded fan-out: memory and CPU per client
+            ws_counts["refused"] += 1
             await websocket.close(code=1013, reason="too many clients")
             return
         await websocket.accept()
         q = service.subscribe()
+        loop = asyncio.get_running_loop()
+        ws_slots[q] = loop.time()
+        ws_counts["clients"] = len(ws_slots)
+
+        async def send(text: str) -> None:  # a client that cannot take a message within the timeout is dropped
+            await asyncio.wait_for(websocket.send_text(text), WS_SEND_TIMEOUT_S)
+            if q in ws_slots:
+                ws_slots[q] = loop.time()
+
+        evicted = False
         try:
             # the current picture first, so a new client does not wait for the next step
             if service.snapshot is not None:
-                await websocket.send_text(ENCODER.encode(snapshot_message(service.snapshot, service.stats.n_in,
-                                                                          None)).decode())
-            await websocket.send_text(ENCODER.encode(service.alerts_message(service.clock())).decode())
-            while True:
-                blob = await q.get()
-                await websocket.send_text(blob.decode())
+                await send(ENCODER.encode(snapshot_message(service.snapshot, service.stats.n_in, None)).decode())
+            await send(ENCODER.encode(service.alerts_message(service.clock())).decode())
+            while (blob := await q.get()) is not None:
+                await send(blob.decode())
+            evicted = True
+        except TimeoutError:
+            ws_counts["evicted_slow"] += 1
+            evicted = True
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
             service.unsubscribe(q)
+            ws_slots.pop(q, None)
+            ws_counts["clients"] = len(ws_slots)
             with contextlib.suppress(Exception):
-                await websocket.close()
+                await (websocket.close(code=1008, reason="evicted: not reading") if evicted else websocket.close())
 
     # DetectionIn is referenced by the raw-body endpoints' schema: register it in the spec
     original_openapi = app.openapi

@@ -78,6 +78,8 @@ class ServiceStats:
     step_ms_max: float = 0.0
     errors: int = 0
     dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
+    shed: dict[str, int] = field(default_factory=dict)  # reports shed from tracking under overload, per kind
+    queued_max: int = 0  # most reports waiting for one step
 
 
 @dataclass
@@ -114,6 +116,7 @@ class LiveService:
     track_store_every_s: float = 1.0
     stale_after_s: float = 15.0
     max_pending: int = 2_000_000
+    max_queued_reports: int = 100_000  # reports waiting for the next step; beyond, shed (skytrace.service.shedding)
     cap_status: str = "Exercise"
     clock: Callable[[], float] = time.time
     replay_done: bool = False  # a replay (demo) whose feed has ended: the map says so instead of "stalled"
@@ -163,6 +166,13 @@ class LiveService:
             self._pending.extend(dets)
             self.stats.n_in += len(dets)
             self.stats.t_last_detection = self.clock()
+            self.stats.queued_max = max(self.stats.queued_max, len(self._pending))
+            if len(self._pending) > self.max_queued_reports:  # overload: shed the least valuable (docstring there)
+                from skytrace.service.shedding import thin_reports
+
+                self._pending, shed = thin_reports(self._pending, self.table, int(self.max_queued_reports * 0.8))
+                for kind, n in shed.items():
+                    self.stats.shed[kind] = self.stats.shed.get(kind, 0) + n
 
     def use_inbox(self, max_queued: int = 20_000):
         """Store and acknowledge reports at ingest (:class:`~skytrace.service.inbox.DurableInbox`); returns it."""
@@ -311,7 +321,8 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
-                "dropped": self.stats.dropped, "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
+                "dropped": self.stats.dropped, "shed": dict(self.stats.shed), "queued_max": self.stats.queued_max,
+                "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],
                 "auth": self.auth.as_dict() if self.auth is not None else None,

@@ -179,13 +179,13 @@ class PostgisStore(Store):
         return [row_to_trackpoint(r) for r in rows]
 
     def _candidates_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
-                         limit: int) -> list[TrackPoint]:
+                         limit: int) -> tuple[list[TrackPoint], bool]:
         rows = self._read(
             f"SELECT {', '.join(TRACK_COLUMNS)} FROM tracks "
             "WHERE ST_DWithin(geog, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s) "
             "AND t >= %s AND t <= %s ORDER BY t, track LIMIT %s",
             (lon, lat, radius_m, _num(t0), _num(t1), min(limit, MAX_ROWS)))
-        return [row_to_trackpoint(r) for r in rows]
+        return [row_to_trackpoint(r) for r in rows], len(rows) >= min(limit, MAX_ROWS)
 
     def alerts(self, t0: float = -math.inf, t1: float = math.inf) -> list[Alert]:
         rows = self._read('SELECT zone, start, "end", level, tracks::text FROM alerts WHERE start <= %s '

@@ -191,19 +191,23 @@ class SqliteStore(Store):
         return [row_to_trackpoint(r) for r in rows]
 
     def _candidates_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
-                         limit: int) -> list[TrackPoint]:
+                         limit: int) -> tuple[list[TrackPoint], bool]:
         la0, la1, lo0, lo1 = bbox_deg(lat, lon, radius_m)
         cols = ", ".join(f"k.{c}" for c in TRACK_COLUMNS)
+        # no ORDER BY here: the LIMIT then stops the index scan early (a broad query reads at most `limit` rows
+        # instead of the whole box); the rows are ordered afterwards
         rows = self._read(
             f"SELECT {cols} FROM tracks_rtree r JOIN tracks k ON k.id = r.id "
             "WHERE r.t1 >= ? AND r.t0 <= ? AND r.lat1 >= ? AND r.lat0 <= ? AND r.lon1 >= ? AND r.lon0 <= ? "
-            "AND k.t >= ? AND k.t <= ? ORDER BY k.t, k.track",
-            (t0, t1, la0, la1, lo0, lo1, t0, t1))
+            "AND k.t >= ? AND k.t <= ? LIMIT ?",
+            (t0, t1, la0, la1, lo0, lo1, t0, t1, limit))
+        truncated = len(rows) >= limit
         if not rows:
-            return []
+            return [], False
+        rows.sort(key=lambda r: (r[0], r[1]))
         d = geodesic_m(lat, lon, np.array([r[3] for r in rows]), np.array([r[4] for r in rows]))
         keep = np.flatnonzero(d <= radius_m)[:limit]
-        return [row_to_trackpoint(rows[i]) for i in keep]
+        return [row_to_trackpoint(rows[i]) for i in keep], truncated
 
     def alerts(self, t0: float = -math.inf, t1: float = math.inf) -> list[Alert]:
         import json
