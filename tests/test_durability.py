@@ -139,3 +139,54 @@ def test_an_alert_period_is_committed_before_it_is_published(tmp_path):
     svc.submit([Detection(t=t0, sensor="ac-1", bearing_deg=1.0)])
     svc.step_once(t0 + 1)
     assert seen == [[("Z1", 5.0)]]
+
+
+def test_replay_signs_each_sensors_batches_for_a_service_that_requires_signatures(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from skytrace.io import formats
+    from skytrace.security.fuzzing import SENSORS_SEED, ZONES_SEED, _table
+    from skytrace.security.keys import KeyRegistry, generate_private_key
+    from skytrace.security.signing import Verifier
+    from skytrace.service.app import create_app
+    from skytrace.service.core import LiveService
+    from skytrace.service.replay import replay_detections
+    from skytrace.service.runner import ServerThread
+    from skytrace.service.stages import pipeline_stage
+    from skytrace.store import open_store
+    from skytrace.zones import zones_from_geojson
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    (d / "sensors.json").write_bytes(SENSORS_SEED)
+    t0 = 1_795_000_000.0
+    from skytrace.model import Detection
+
+    dets = [Detection(t=t0 + i * 0.1, sensor="ac-1", bearing_deg=float(i)) for i in range(100)]
+    dets += [Detection(t=t0 + i * 0.5, sensor="rad-1", bearing_deg=1.0, elevation_deg=2.0, range_m=5000.0 + i)
+             for i in range(20)]
+    formats.write_jsonl(d / "detections.jsonl", sorted(dets, key=lambda x: x.t))
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    reg = KeyRegistry(path=tmp_path / "keys.json")
+    for sid in ("ac-1", "rad-1"):
+        reg.register(sid, generate_private_key(keys / f"{sid}.key"))
+    reg.save()
+    table = _table()
+    zones = zones_from_geojson(json.loads(ZONES_SEED))
+    svc = LiveService(table=table, zones=zones, stage=pipeline_stage(table, zones), store=open_store(None),
+                      step_s=0.05)
+    with ServerThread(create_app(svc, verifier=Verifier(reg, table))) as server:
+        res = replay_detections(d, speed=50.0, http=server.url, sign_dir=keys)
+        unsigned = replay_detections(d, speed=50.0, http=server.url, limit_s=2.0)  # refused: not signed
+        st = svc.status()
+    assert res["published"] == 120 and res["rejected"] == 0
+    assert svc.store.count_detections() == 120  # acknowledged = stored
+    assert unsigned["published"] == 0 and unsigned["rejected"] > 0
+    assert st["auth"]["batches_accepted"] == res["messages"]
+    (keys / "rad-1.key").unlink()
+    r = subprocess.run([sys.executable, "-c", "from skytrace.cli import main; main()", "replay", str(d), "--http",
+                        "http://127.0.0.1:9", "--sign-dir", str(keys)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no key for sensor 'rad-1'" in r.stderr and "Traceback" not in r.stderr
