@@ -83,6 +83,23 @@ class IngestResult(BaseModel):
     reasons: list[str]
 
 
+class ErrorOut(BaseModel):
+    detail: str | list[Any]  # one line for the service's own errors; a list for request validation errors
+
+
+INGEST_ERRORS: dict = {
+    401: {"model": ErrorOut, "description": "missing or wrong ingest token (when one is configured)"},
+    403: {"model": ErrorOut, "description": "HTTP ingest closed (the service has no key registry)"},
+    413: {"model": ErrorOut, "description": "body too large"},
+    415: {"model": ErrorOut, "description": "Content-Type is not application/json"},
+    422: {"model": IngestResult, "description": "nothing accepted (invalid, unsigned, forged, replayed, ...)"},
+    503: {"model": ErrorOut, "description": "overloaded or not stored yet: not acknowledged, send again later"},
+}
+
+
+QUERY_ERRORS: dict = {422: {"model": ErrorOut, "description": "invalid arguments (e.g. t1 < t0, window too long)"}}
+
+
 class TrackStateOut(BaseModel):
     t: float
     track: str
@@ -253,7 +270,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return _json(snapshot_message(snap, service.stats.n_in, None))
 
     @app.get("/api/v1/alerts", summary="Active alerts, or stored alert periods since a time",
-             response_model=list[AlertOut])
+             response_model=list[AlertOut], responses=QUERY_ERRORS)
     def alerts(since: float | None = Query(None, description="UNIX s; all periods overlapping [since, now]")):
         if since is None:
             return _json([msgspec.to_builtins(a) for a in service.alerts])
@@ -274,7 +291,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return _json([{"seq": seq, "t": t, "zone": zone, "kind": kind, "url": f"cap/{seq}.xml",
                        "href": f"{base}/{seq}.xml"} for seq, t, zone, kind, _ in msgs])
 
-    @app.get("/api/v1/cap/{seq}.xml", summary="One CAP 1.2 message (application/cap+xml)")
+    @app.get("/api/v1/cap/{seq}.xml", summary="One CAP 1.2 message (application/cap+xml)",
+             responses={200: {"content": {"application/cap+xml": {}}}, 404: {"model": ErrorOut,
+                        "description": "no such message (only the latest are kept)"}})
     def cap_message(seq: int) -> Response:
         for s, _, _, _, xml in service.cap_messages:
             if s == seq:
@@ -282,7 +301,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         raise HTTPException(404, f"no CAP message {seq} (only the latest {service.cap_messages.maxlen} are kept)")
 
     @app.get("/api/v1/history/near", summary="Tracks that came within radius_m of a point in [t0, t1]",
-             response_model=list[NearTrack])
+             response_model=list[NearTrack], responses=QUERY_ERRORS)
     def history_near(lat: float = Query(..., ge=-90, le=90), lon: float = Query(..., ge=-180, le=180),
                      radius_m: float = Query(2000.0, gt=0, le=500_000), t0: float = Query(...),
                      t1: float = Query(...),
@@ -299,7 +318,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return resp
 
     @app.get("/api/v1/history/states", summary="Stored track states in [t0, t1] (timeline), paged by time",
-             response_model=list[TrackStateOut])
+             response_model=list[TrackStateOut], responses=QUERY_ERRORS)
     def history_states(t0: float = Query(...), t1: float = Query(...),
                        limit: int = Query(HISTORY_DEFAULT_ROWS, ge=1, le=HISTORY_MAX_ROWS,
                                           description="at most this many rows; when hit, header X-Next-T0 gives "
@@ -361,12 +380,12 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return JSONResponse(result, status_code=202 if dets or not rejected else 422)
 
     @app.post("/api/v1/detections", summary="Submit detections (object or array)", status_code=202,
-              response_model=IngestResult, openapi_extra=DETECTION_BODY)
+              response_model=IngestResult, openapi_extra=DETECTION_BODY, responses=INGEST_ERRORS)
     async def post_detections(request: Request):
         return await _ingest(request, position_only=False)
 
     @app.post("/api/v1/sightings", summary="Submit sightings (position reports of citizen/observer sensors)",
-              status_code=202, response_model=IngestResult, openapi_extra=DETECTION_BODY)
+              status_code=202, response_model=IngestResult, openapi_extra=DETECTION_BODY, responses=INGEST_ERRORS)
     async def post_sightings(request: Request):
         return await _ingest(request, position_only=True)
 
@@ -442,6 +461,19 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return Response(resources.files("skytrace").joinpath("web/reference.html").read_bytes(),
                         media_type="text/html; charset=utf-8")
 
+    @app.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                   include_in_schema=False)
+    def api_fallback(request: Request, rest: str) -> Response:
+        """An API path with a method it does not have (405 with the right ``Allow``) or no such path (404): without
+        this, the static files mounted at / would answer for the API with their own methods."""
+        allowed = sorted({m for r in app.routes if getattr(r, "methods", None) and r is not api_fallback_route
+                          and r.matches({"type": "http", "path": request.url.path, "method": "GET"})[0].value
+                          for m in r.methods})
+        if allowed:
+            return JSONResponse({"detail": "method not allowed"}, 405, headers={"Allow": ", ".join(allowed)})
+        return JSONResponse({"detail": "not found"}, 404)
+
+    api_fallback_route = app.routes[-1]
     web_dir = resources.files("skytrace").joinpath("web")
     app.mount("/", StaticFiles(directory=str(web_dir), html=True), name="web")
     app.add_middleware(HostOriginGuard, allowed_hosts=tuple(allowed_hosts), allowed_origins=tuple(allowed_origins),
