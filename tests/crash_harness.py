@@ -85,8 +85,8 @@ class Service:
         self.runs += 1
         cmd = [sys.executable, "-c", "from skytrace.cli import main; main()", "serve", str(self.site.root),
                "--port", str(self.port), "--db", self.db, "--zones", str(self.site.root / "zones.geojson")]
-        if self.mqtt_port:
-            cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}"]
+        if self.mqtt_port:  # its own persistent session on the shared test broker
+            cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--mqtt-client-id", f"svc-{self.site.root.parent.name}"]
         env = {**os.environ, "SKYTRACE_CONFIG": str(self.site.config)}
         out = open(self.site.root / f"serve-{self.runs}.out", "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)

@@ -86,8 +86,20 @@ def test_kill9_with_mqtt_qos1_stores_every_published_report_exactly_once(tmp_pat
         assert wait_for(lambda: _stored_count(db) >= PER_BATCH * n, 180), svc.status()
     finally:
         log = svc.stop()
+        _drop_session(mqtt_port, f"svc-{tmp_path.name}")
     assert "Traceback" not in log, log[-3000:]
     _check_exactly_once(db, [1_000 + k for k in range(n)])
+
+
+def _drop_session(port: int, client_id: str) -> None:
+    """End the service's persistent session on the shared test broker (it would queue other tests' messages)."""
+    import paho.mqtt.client as mqtt
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.disconnect()
+    c.loop_stop()
 
 
 def _stored_count(db: str) -> int:

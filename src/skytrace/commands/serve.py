@@ -19,6 +19,9 @@ def serve(
     db: str = typer.Option("", "--db", help="Store: a SQLite path, sqlite:///path or postgresql://... "
                                             "(default: skytrace.db in DIRECTORY)."),
     mqtt: str = typer.Option("", "--mqtt", help="MQTT broker host:port to subscribe to (default: none)."),
+    mqtt_client_id: str = typer.Option("skytrace-service", "--mqtt-client-id",
+                                       help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
+                                            "messages queued while the service is down); one per service."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -87,7 +90,8 @@ def serve(
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
-        ingest = MqttIngest(service.table, service.submit, host, mport, verifier=verifier, inbox=inbox,
+        ingest = MqttIngest(service.table, service.submit, host, mport, client_id=mqtt_client_id, verifier=verifier,
+                            inbox=inbox,
                             username=os.environ.get("SKYTRACE_MQTT_USER") or None,
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
