@@ -152,8 +152,13 @@ class LiveService:
         self._alerts_to_store: list[Alert] = []
         self.rollup: dict[str, str] = {}
         self.store.put_sensors(self.table.records)
+        # sensors whose bearings point at nothing are flagged in the status (never dropped)
+        from skytrace.security.consistency import SensorConsistency
+
+        self.consistency = SensorConsistency(self.table)
         # the service's outputs are the pipeline's sinks: publish first, then store
-        self.stage.sinks.extend([_Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
+        self.stage.sinks.extend([self.consistency, _Sink(self._on_step_publish, "publish"),
+                                 _Sink(self._on_step_store, "store")])
 
     # ------------------------------------------------------------------------------------------------- ingest
     def submit(self, dets: list[Detection]) -> None:
@@ -326,7 +331,8 @@ class LiveService:
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],
                 "auth": self.auth.as_dict() if self.auth is not None else None,
-                "inbox": self.inbox.stats.as_dict() if self.inbox is not None else None}
+                "inbox": self.inbox.stats.as_dict() if self.inbox is not None else None,
+                "sensor_flags": self.consistency.flags()}
 
     def _tracker_stats(self) -> dict | None:
         """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
