@@ -202,3 +202,45 @@ def test_replay_signs_each_sensors_batches_for_a_service_that_requires_signature
     r = subprocess.run([sys.executable, "-c", "from skytrace.cli import main; main()", "replay", str(d), "--http",
                         "http://127.0.0.1:9", "--sign-dir", str(keys)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no key for sensor 'rad-1'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_inbox_acknowledges_nothing_while_the_store_fails_and_everything_once_it_is_back():
+    import threading
+
+    from skytrace.model import Detection
+    from skytrace.security.fuzzing import _table
+    from skytrace.service.inbox import DurableInbox
+    from skytrace.store import open_store
+
+    table = _table()
+    store = open_store(None)
+    down = threading.Event()
+    down.set()
+    real = store.put_ingest
+
+    def flaky(items, tbl, t_recv):
+        if down.is_set():
+            raise OSError("database went away")
+        return real(items, tbl, t_recv)
+
+    store.put_ingest = flaky
+    inbox = DurableInbox(store, table, max_queued=50)
+    acks: list[tuple[int, bool]] = []
+    inbox.start()
+    t = time.time()
+    for k in range(10):
+        inbox.put("ac-1", k, [Detection(t=t, sensor="ac-1", bearing_deg=float(k))],
+                  lambda fresh, k=k: acks.append((k, fresh)))
+    assert wait_for(lambda: inbox.stats.store_errors >= 2, 30)
+    assert acks == [] and store.count_detections() == 0  # nothing acknowledged while nothing is stored
+    down.clear()
+    assert inbox.drain(30)
+    inbox.put("ac-1", 3, [Detection(t=t, sensor="ac-1", bearing_deg=3.0)], lambda fresh: acks.append((3, fresh)))
+    inbox.stop()
+    assert acks[:10] == [(k, True) for k in range(10)]  # in order, after the commit
+    assert acks[10] == (3, False)  # a redelivery: acknowledged, not stored twice
+    assert store.count_detections() == 10 and inbox.stats.duplicates == 1
+    # full: a non-blocking put is refused (HTTP answers 503), counted
+    small = DurableInbox(store, table, max_queued=1)
+    assert small.put(None, None, []) and not small.put(None, None, [], block=False)
+    assert small.stats.shed_http == 1

@@ -254,6 +254,8 @@ class MqttIngest:
             raise SkytraceError(f"MQTT broker at {self.host}:{self.port} did not accept the connection")
 
     def stop(self) -> None:
+        if self.inbox is not None:  # let the queued messages be committed and their PUBACKs sent while connected
+            self.inbox.drain()
         self.client.disconnect()
         self.client.loop_stop()
 

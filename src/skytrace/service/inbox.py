@@ -76,6 +76,7 @@ class DurableInbox:
         self._q: collections.deque[_Item] = collections.deque()
         self._cv = threading.Condition()
         self._stopping = False
+        self._inflight = 0  # messages taken by the writer, not yet committed and acknowledged
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------------------------------------- producers
@@ -114,6 +115,7 @@ class DurableInbox:
             while not self._q and not self._stopping:
                 self._cv.wait(0.5)
             group = [self._q.popleft() for _ in range(min(self.max_group, len(self._q)))]
+            self._inflight = len(group)
             self.stats.queued = len(self._q)
             self._cv.notify_all()
             return group
@@ -163,11 +165,22 @@ class DurableInbox:
                     return
                 continue
             self._commit(group)
+            with self._cv:
+                self._inflight = 0
+                self._cv.notify_all()
 
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="skytrace-inbox", daemon=True)
             self._thread.start()
+
+    def drain(self, timeout_s: float = 5.0) -> bool:
+        """Wait until nothing is queued (everything so far committed and acknowledged); False on timeout."""
+        end = time.monotonic() + timeout_s
+        with self._cv:
+            while (self._q or self._inflight) and time.monotonic() < end:
+                self._cv.wait(0.05)
+            return not (self._q or self._inflight)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Commit what is queued, then stop the writer."""
