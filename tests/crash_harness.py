@@ -144,12 +144,20 @@ def post(port: int, body: bytes, timeout_s: float = 30.0) -> int | None:
 
 @dataclass
 class HttpStream:
-    """A node posting batches 0, 1, 2, ... in a thread until told to stop; remembers what was acknowledged."""
+    """A node posting batches 0, 1, 2, ... in a thread, as a node with a send queue does: a batch that gets no
+    answer (connection refused or cut: the service died) or a 503 is sent again, in order, until it is answered.
+
+    ``acked``: answered 202. ``refused_on_retry``: answered 422 ``replayed`` on a retry, i.e. the dead service had
+    stored it but died before answering. ``unacked``: not answered when the stream was stopped.
+    """
 
     site: Site
     port: int
-    acked: dict[int, bytes] = field(default_factory=dict)  # seq -> body, answered 202
-    unacked: dict[int, bytes] = field(default_factory=dict)  # seq -> body, no answer / not 202
+    acked: dict[int, bytes] = field(default_factory=dict)
+    refused_on_retry: dict[int, bytes] = field(default_factory=dict)
+    refused: dict[int, bytes] = field(default_factory=dict)  # 422 on the first try (must stay empty)
+    unacked: dict[int, bytes] = field(default_factory=dict)
+    failures: int = 0  # attempts without an answer or with a 503
     stop_flag: threading.Event = field(default_factory=threading.Event)
     k: int = 0
 
@@ -157,15 +165,30 @@ class HttpStream:
         while not self.stop_flag.is_set():
             seq, body = self.site.batch(self.k)
             self.k += 1
-            code = post(self.port, body)
-            (self.acked if code == 202 else self.unacked)[seq] = body
-            if code is None:
-                time.sleep(0.01)
+            retried = False
+            while True:
+                code = post(self.port, body)
+                if code == 202:
+                    self.acked[seq] = body
+                    break
+                if code == 422:
+                    (self.refused_on_retry if retried else self.refused)[seq] = body
+                    break
+                self.failures += 1
+                retried = True
+                if self.stop_flag.is_set():
+                    self.unacked[seq] = body
+                    return
+                time.sleep(0.05)
 
     def start(self) -> threading.Thread:
         th = threading.Thread(target=self.run, daemon=True)
         th.start()
         return th
+
+    def sent(self) -> list[int]:
+        """Every batch the service answered 202 or 422-on-retry: each must be stored exactly once."""
+        return sorted(set(self.acked) | set(self.refused_on_retry))
 
 
 def stored_bearings(db: str) -> list[float]:
