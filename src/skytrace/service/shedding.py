@@ -7,7 +7,8 @@ overflows, reports are thinned in order of value, least valuable first:
    second from many nodes; its bearings are redundant with each other. The budget is shared by water-filling: every
    node keeps up to the same quota of its newest reports, so quiet nodes (the only ears in their area) keep all of
    theirs and only the chattiest nodes lose reports.
-2. **Position sightings** (citizen reports), oldest first, only if acoustic thinning was not enough.
+2. **Position sightings** (citizen reports), the same way (the busiest reporters lose their oldest first), only
+   if acoustic thinning was not enough.
 3. **Never** radar, optical or other kinds with range or elevation: one radar plot can carry a track on its own.
 
 Alerts are never shed: they are outputs of the pipeline, not queued reports. Shed reports are not lost: with the
@@ -55,22 +56,25 @@ def thin_reports(dets: list[Detection], table: SensorTable, keep_n: int) -> tupl
     keep = np.ones(len(dets), dtype=bool)
     shed: dict[str, int] = {}
     # 1. acoustic: water-filling over nodes, each keeps its newest `quota`
-    budget = keep_n - n_protected - len(idx_second)
-    if idx_first and budget < len(idx_first):
-        sensors = np.array([dets[i].sensor for i in idx_first])
-        names, inv, counts = np.unique(sensors, return_inverse=True, return_counts=True)
-        quota = water_fill_quota(counts, max(0, budget))
-        seen = np.zeros(names.size, dtype=np.int64)
-        for j in range(len(idx_first) - 1, -1, -1):  # newest last in arrival order: walk backwards
-            s = inv[j]
-            if seen[s] >= quota:
-                keep[idx_first[j]] = False
-            seen[s] += 1
-        shed[SHEDDABLE_FIRST] = int(len(idx_first) - np.count_nonzero(keep[idx_first]))
-    # 2. sightings, oldest first
-    over = int(np.count_nonzero(keep)) - keep_n
-    if over > 0 and idx_second:
-        drop = idx_second[:over]
-        keep[drop] = False
-        shed[SHEDDABLE_SECOND] = len(drop)
+    _thin_tier(dets, idx_first, keep_n - n_protected - len(idx_second), keep, shed, SHEDDABLE_FIRST)
+    # 2. sightings, the same way, if still over
+    _thin_tier(dets, idx_second, keep_n - int(np.count_nonzero(keep)) + len(idx_second), keep, shed,
+               SHEDDABLE_SECOND)
     return [d for d, k in zip(dets, keep.tolist(), strict=True) if k], shed
+
+
+def _thin_tier(dets: list[Detection], idx: list[int], budget: int, keep: np.ndarray, shed: dict[str, int],
+               kind: str) -> None:
+    """Keep at most ``budget`` of the reports ``idx`` (water-filling over sensors, newest kept); mark the rest."""
+    if not idx or budget >= len(idx):
+        return
+    sensors = np.array([dets[i].sensor for i in idx])
+    names, inv, counts = np.unique(sensors, return_inverse=True, return_counts=True)
+    quota = water_fill_quota(counts, max(0, budget))
+    seen = np.zeros(names.size, dtype=np.int64)
+    for j in range(len(idx) - 1, -1, -1):  # newest last in arrival order: walk backwards
+        s = inv[j]
+        if seen[s] >= quota:
+            keep[idx[j]] = False
+        seen[s] += 1
+    shed[kind] = int(len(idx) - np.count_nonzero(keep[idx]))
