@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -18,6 +19,9 @@ def serve(
     db: str = typer.Option("", "--db", help="Store: a SQLite path, sqlite:///path or postgresql://... "
                                             "(default: skytrace.db in DIRECTORY)."),
     mqtt: str = typer.Option("", "--mqtt", help="MQTT broker host:port to subscribe to (default: none)."),
+    mqtt_client_id: str = typer.Option("skytrace-service", "--mqtt-client-id",
+                                       help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
+                                            "messages queued while the service is down); one per service."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -77,10 +81,17 @@ def serve(
         sc = conf.service
         verifier = make_verifier(keys, service.table, max_future_s=sc.signed_max_future_s,
                                  max_age_s=sc.signed_max_age_s, replay_window=sc.replay_window)
+        # the replay windows survive a restart: batches stored before are replays, not new reports
+        verifier.seed(service.store.recent_batch_seqs(sc.replay_window))
+    if (n_open := service.store.close_open_alerts(time.time())):
+        typer.echo(f"closed {n_open} alert period(s) left open by a previous run (re-raised if still threatened)")
+    # reports are acknowledged (HTTP 202, MQTT PUBACK) only once stored
+    inbox = service.use_inbox(conf.service.inbox_max_queued)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
-        ingest = MqttIngest(service.table, service.submit, host, mport, verifier=verifier,
+        ingest = MqttIngest(service.table, service.submit, host, mport, client_id=mqtt_client_id, verifier=verifier,
+                            inbox=inbox,
                             username=os.environ.get("SKYTRACE_MQTT_USER") or None,
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats

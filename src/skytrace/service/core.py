@@ -78,6 +78,8 @@ class ServiceStats:
     step_ms_max: float = 0.0
     errors: int = 0
     dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
+    shed: dict[str, int] = field(default_factory=dict)  # reports shed from tracking under overload, per kind
+    queued_max: int = 0  # most reports waiting for one step
 
 
 @dataclass
@@ -114,12 +116,14 @@ class LiveService:
     track_store_every_s: float = 1.0
     stale_after_s: float = 15.0
     max_pending: int = 2_000_000
+    max_queued_reports: int = 100_000  # reports waiting for the next step; beyond, shed (skytrace.service.shedding)
     cap_status: str = "Exercise"
     clock: Callable[[], float] = time.time
     replay_done: bool = False  # a replay (demo) whose feed has ended: the map says so instead of "stalled"
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
     auth: Any = None  # a skytrace.security.signing.Verifier when reports must be signed: its counts go in the status
+    inbox: Any = None  # a skytrace.service.inbox.DurableInbox: reports are stored (and acknowledged) at ingest
 
     def __post_init__(self) -> None:
         self._pending: list[Detection] = []
@@ -148,8 +152,13 @@ class LiveService:
         self._alerts_to_store: list[Alert] = []
         self.rollup: dict[str, str] = {}
         self.store.put_sensors(self.table.records)
+        # sensors whose bearings point at nothing are flagged in the status (never dropped)
+        from skytrace.security.consistency import SensorConsistency
+
+        self.consistency = SensorConsistency(self.table)
         # the service's outputs are the pipeline's sinks: publish first, then store
-        self.stage.sinks.extend([_Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
+        self.stage.sinks.extend([self.consistency, _Sink(self._on_step_publish, "publish"),
+                                 _Sink(self._on_step_store, "store")])
 
     # ------------------------------------------------------------------------------------------------- ingest
     def submit(self, dets: list[Detection]) -> None:
@@ -162,6 +171,26 @@ class LiveService:
             self._pending.extend(dets)
             self.stats.n_in += len(dets)
             self.stats.t_last_detection = self.clock()
+            self.stats.queued_max = max(self.stats.queued_max, len(self._pending))
+            if len(self._pending) > self.max_queued_reports:  # overload: shed the least valuable (docstring there)
+                from skytrace.service.shedding import thin_reports
+
+                self._pending, shed = thin_reports(self._pending, self.table, int(self.max_queued_reports * 0.8))
+                for kind, n in shed.items():
+                    self.stats.shed[kind] = self.stats.shed.get(kind, 0) + n
+
+    def use_inbox(self, max_queued: int = 20_000):
+        """Store and acknowledge reports at ingest (:class:`~skytrace.service.inbox.DurableInbox`); returns it."""
+        from skytrace.service.inbox import DurableInbox
+
+        if self.inbox is None:
+            self.inbox = DurableInbox(self.store, self.table, max_queued=max_queued)
+            self.inbox.on_stored = self._count_stored
+        return self.inbox
+
+    def _count_stored(self, n: int) -> None:
+        with self._lock:
+            self.stats.n_stored += n
 
     # --------------------------------------------------------------------------------------------------- step
     def step_once(self, t_now: float | None = None) -> list[dict]:
@@ -190,18 +219,14 @@ class LiveService:
 
     # ------------------------------------------------------------------------------------------------- sinks
     def _on_step_publish(self, res: StepResult) -> None:
-        """Sink 1 (fast, vital): CAP messages of the step's alert events, then the websocket messages."""
+        """Sink 1 (fast, vital): the alert periods that changed are committed to the store first (write-ahead:
+        an alert that was published is never missing from the history after a crash), then the CAP messages of
+        the step's alert events and the websocket messages go out. A failing store does not hold an alert back:
+        it is published anyway and its record retried by the store sink (counted in ``errors``)."""
         t_now = res.t
         self.snapshot = res.tracks
         self.stats.n_tracks_max = max(self.stats.n_tracks_max, len(res.tracks))
-        for ev in res.events:
-            if dataclasses.is_dataclass(ev):
-                d = dataclasses.asdict(ev)
-                d["probability"] = round(float(d.get("probability", 0.0)), 3)
-                self.alert_detail[str(d["zone"])] = d
-                self._cap(ev)
-        t_newest = float(np.max(res.detections.t)) if res.detections is not None and len(res.detections) else None
-        msgs = [snapshot_message(res.tracks, self._step_n_in, t_newest)]
+        alerts_changed = False
         if res.assessed:
             alerts = [as_alert(a, t_now) for a in (res.active_alerts or [])]
             if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
@@ -210,13 +235,33 @@ class LiveService:
                                                 tracks=a.tracks) for a in self.alerts if (a.zone, a.start) in ended]
                 self._alerts_to_store += alerts
                 self.alerts = alerts
-                rollup = getattr(self.stage.alerts, "rollup", None)
-                self.rollup = rollup() if callable(rollup) else {}
-                msgs.append(self.alerts_message(t_now))
+                alerts_changed = True
+                self._store_alerts()
+        for ev in res.events:
+            if dataclasses.is_dataclass(ev):
+                d = dataclasses.asdict(ev)
+                d["probability"] = round(float(d.get("probability", 0.0)), 3)
+                self.alert_detail[str(d["zone"])] = d
+                self._cap(ev)
+        t_newest = float(np.max(res.detections.t)) if res.detections is not None and len(res.detections) else None
+        msgs = [snapshot_message(res.tracks, self._step_n_in, t_newest)]
+        if alerts_changed:
+            rollup = getattr(self.stage.alerts, "rollup", None)
+            self.rollup = rollup() if callable(rollup) else {}
+            msgs.append(self.alerts_message(t_now))
         msgs.append(self.status_message(t_now))
         self._step_msgs = msgs
         if self._loop is not None:  # live: hand to the websocket clients now, before the store is written
             self._loop.call_soon_threadsafe(self.publish, msgs)
+
+    def _store_alerts(self) -> None:
+        """Commit the pending alert periods now; on failure keep them for the store sink (counted, logged)."""
+        try:
+            self.store.put_alerts(self._alerts_to_store)
+            self._alerts_to_store = []
+        except Exception as exc:
+            self.stats.errors += 1
+            log.warning("alert periods not stored yet (%s); published anyway, retried next step", exc)
 
     def _on_step_store(self, res: StepResult) -> None:
         """Sink 2 (slow, fallible): detections, track states and alert periods to the store.
@@ -224,8 +269,8 @@ class LiveService:
         A store failure loses nothing already published and nothing accepted: reports wait in a bounded backlog
         (oldest dropped beyond ``max_pending``, counted) and are written at the next step that succeeds.
         """
-        if res.detections is not None and len(res.detections):
-            self._unstored.append(res.detections)
+        if res.detections is not None and len(res.detections) and self.inbox is None:
+            self._unstored.append(res.detections)  # with an inbox, reports were committed before their ack
         try:
             if self._unstored:
                 backlog = DetectionBatch.concat(self._unstored)
@@ -281,10 +326,13 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
-                "dropped": self.stats.dropped, "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
+                "dropped": self.stats.dropped, "shed": dict(self.stats.shed), "queued_max": self.stats.queued_max,
+                "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],
-                "auth": self.auth.as_dict() if self.auth is not None else None}
+                "auth": self.auth.as_dict() if self.auth is not None else None,
+                "inbox": self.inbox.stats.as_dict() if self.inbox is not None else None,
+                "sensor_flags": self.consistency.flags()}
 
     def _tracker_stats(self) -> dict | None:
         """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
@@ -336,6 +384,8 @@ class LiveService:
                 continue
 
     def start(self) -> None:
+        if self.inbox is not None:
+            self.inbox.start()
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self.run())
 
@@ -346,3 +396,5 @@ class LiveService:
                 await self._task
         # drain what is still queued so that nothing accepted is lost at shutdown
         await asyncio.to_thread(self.step_once)
+        if self.inbox is not None:
+            await asyncio.to_thread(self.inbox.stop)
