@@ -61,7 +61,8 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     if not recs:
         raise SkytraceError(f"{tracks_path}: no track points")
     table, det, det_ta = _load_reports(sensors_path, detections_path)
-    source = RecordedTracks([r for r in recs if may_alert(r.cls, alert_cooperative)])
+    # a claim the tracker flagged (identity_flag: spoofed transponder) is not believed: that track alerts
+    source = RecordedTracks([r for r in recs if r.identity_flag or may_alert(r.cls, alert_cooperative)])
     source.times = np.array(sorted({float(r.t) for r in recs}))  # the clock keeps every instant of the file
     out.mkdir(parents=True, exist_ok=True)
     periods, events = AlertPeriodSink(out / "alerts.jsonl"), EventFileSink(out / "events.jsonl")

@@ -22,7 +22,7 @@ import math
 import re
 import socket
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -145,6 +145,23 @@ def _uint(item, path: tuple[str, ...] = ()) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------------- time of day
+class NearestDayClock:
+    """Live: a time of day is taken on the UTC day that puts it nearest to ``now()`` (a report from just before
+    midnight, received just after, stays on its own day)."""
+
+    def __init__(self, now: Callable[[], float]):
+        self.now = now
+
+    def __call__(self, tod_s: float) -> float:
+        now = self.now()
+        t = math.floor(now / DAY_S) * DAY_S + tod_s
+        if t - now > DAY_S / 2:
+            t -= DAY_S
+        elif now - t > DAY_S / 2:
+            t += DAY_S
+        return t
+
+
 class DayClock:
     """Turns ASTERIX times of day into UNIX times, starting on ``day`` and rolling over at midnight."""
 
@@ -180,6 +197,8 @@ class RadarImportConfig:
     elevation_sigma_deg: float = 1.0
     pos_sigma_m: float = 50.0
     assume_alt_m: float | None = None  # height of 2-D plots (no I048/110 or I048/090); None: skip them
+    site_of: Callable[[str], RadarSite | None] | None = None  # live: each radar's site by its sensor id (sensors.json)
+    clock: Callable[[float], float] | None = None  # time of day -> UNIX time; default a DayClock on ``day``
 
 
 @dataclass
@@ -231,6 +250,12 @@ def _radar_sensor(sid: str, site: RadarSite, cfg: RadarImportConfig, bearing_sig
 
 
 def _require_site(cfg: RadarImportConfig, sid: str, seen: dict, source: str) -> RadarSite:
+    if cfg.site_of is not None:
+        site = cfg.site_of(sid)
+        if site is None:
+            raise FormatError(source, f"radar {sid} is not a radar of sensors.json (declare it there, with its "
+                                      "position, under this id)")
+        return site
     if cfg.site is None:
         raise FormatError(source, f"radar {sid} reports polar plots; give its position with --site LAT,LON,ALT_M")
     seen.setdefault("radars", set()).add(sid)
@@ -259,7 +284,7 @@ def decode_cat048(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
     """
     C = _gen().Cat_048_1_32
     res = ImportResult()
-    clock = DayClock(cfg.day or datetime.now(UTC).date())
+    clock = cfg.clock or DayClock(cfg.day or datetime.now(UTC).date())
     seen: dict = {}
     for rec in _category_records(blocks, C, res, source):
         i010 = rec.get_item("010")
@@ -304,7 +329,7 @@ def decode_cat015(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
     """
     C = _gen().Cat_015_1_2
     res = ImportResult()
-    clock = DayClock(cfg.day or datetime.now(UTC).date())
+    clock = cfg.clock or DayClock(cfg.day or datetime.now(UTC).date())
     seen: dict = {}
     for rec in _category_records(blocks, C, res, source):
         i010 = rec.get_item("010")
@@ -320,7 +345,8 @@ def decode_cat015(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
         gh = _q(rec.get_item("601"), ("GH",), "m")
         r_m = _q(rng, ("R",), "m")
         az_deg = _q(az, ("AZ",), "°")
-        if cfg.site is not None and r_m is not None and az_deg is not None and r_m > 0:
+        known = cfg.site is not None or (cfg.site_of is not None and cfg.site_of(base) is not None)
+        if known and r_m is not None and az_deg is not None and r_m > 0:
             site = _require_site(cfg, base, seen, source)
             el = _q(el_item, ("EL",), "°")
             if el is None and gh is not None:
