@@ -114,7 +114,8 @@ def test_nearest_day_clock_keeps_reports_across_midnight():
 
 # ------------------------------------------------------------------------------------------------------ SBS over TCP
 class SbsServer:
-    """A BaseStation feed on 127.0.0.1: each connection gets the next list of byte chunks, then is closed."""
+    """A BaseStation feed on 127.0.0.1: each connection gets the next list of byte chunks, then is closed (the
+    last one stays open)."""
 
     def __init__(self, sessions: list[list[bytes]]):
         self.sock = socket.socket()
@@ -136,7 +137,7 @@ class SbsServer:
             with conn:
                 for c in chunks:
                     conn.sendall(c)
-                if not self.sessions and not chunks:
+                if not self.sessions:
                     while conn.recv(1024):  # the last session stays open until the client leaves
                         pass
 
@@ -324,3 +325,41 @@ def test_remote_id_over_mqtt_text_and_binary_frames(mqtt_port):
 
     assert inp.handle("skytrace/v1/remote-id/rx", b"0" * (MAX_PAYLOAD_BYTES + 1)) == 0
     assert inp.handle("skytrace/v1/remote-id/rx", b"00\n" * (live.MAX_LINES_PER_PAYLOAD + 1)) == 0
+
+
+# ------------------------------------------------------------------------------------------------ through the service
+def test_serve_tracks_an_sbs_aircraft_as_manned_without_alerts(tmp_path):
+    """build_service + add_live_inputs (what ``skytrace serve --sbs`` does): an aircraft over Kyiv is tracked,
+    its track carries class and identity in the websocket message, and no zone is alerted."""
+    from skytrace.io import formats
+    from skytrace.service.build import add_live_inputs, build_service
+
+    formats.write_sensors(tmp_path / "sensors.json", [Sensor(id="node-1", kind="acoustic", lat=49.0, lon=36.0,
+                                                             alt_m=100.0, bearing_sigma_deg=3.0)])
+    t_end = math.floor(time.time())
+    pts = _flight("508035", 60, t_end - 59.0, lat0=50.30, lon0=30.52, vn_mps=90.0)
+    server = SbsServer([["".join(write_sbs_position("508035", t, la, lo, 2500.0) + "\r\n"
+                                 for t, la, lo in pts).encode()]])
+    svc = build_service(tmp_path, None, cooperative_slots=4)
+    (inp,) = add_live_inputs(svc, sbs=f"127.0.0.1:{server.port}")
+    inp.start()
+    try:
+        wait_for(lambda: svc.stats.n_in == 60, what="60 SBS positions in the service")
+        msgs = []
+        for k in range(12):
+            msgs = svc.step_once(t_end + 1.0 * k)
+    finally:
+        inp.stop()
+        server.close()
+    tracks = msgs[0]
+    assert tracks["type"] == "tracks"
+    mine = [i for i, tid in enumerate(tracks["target_id"]) if tid == "icao:508035"]
+    assert len(mine) == 1 and tracks["class"][mine[0]] == "manned" and tracks["identity_flag"][mine[0]] is None
+    assert tracks["status"][mine[0]] in ("confirmed", "coasting")
+    assert abs(tracks["lat"][mine[0]] - pts[-1][1]) < 0.02
+    assert svc.alerts == []
+    status = svc.status()
+    assert status["inputs"]["sbs"]["accepted"] == 60 and status["inputs"]["sbs"]["connects"] == 1
+    assert status["identity"]["slots_in_use"] == 1 and status["identity"]["cooperative_tracks"] == 1
+    with pytest.raises(SkytraceError, match="spare sensor rows"):
+        add_live_inputs(build_service(tmp_path, None), sbs="127.0.0.1:1")
