@@ -123,3 +123,15 @@ def test_a_radar_seeing_the_claimed_aircraft_keeps_the_claim(tmp_path):
 def test_a_position_jump_is_flagged(tmp_path):
     check, _events, _tagged = _run(tmp_path, engine=False, jump=True)
     assert check.flagged["adsb:abcdef"][0] == JUMP
+
+
+def test_a_flagged_claim_is_suspect_in_cot():
+    from skytrace.interop.cot import SUSPECT_AIR, track_event
+    from skytrace.model import TrackPoint
+
+    p = TrackPoint(t=T0, track="T000007", status="confirmed", lat=50.1, lon=30.5, alt_m=300.0, ve=0.0, vn=50.0,
+                   vu=0.0, pos_sigma_m=50.0, cls="manned", target_id="icao:abcdef", identity_flag=ENGINE)
+    ev = track_event(p, 15.0)
+    assert ev.get("type") == SUSPECT_AIR and "not believed" in ev.find("detail/remarks").text
+    p.identity_flag = None
+    assert track_event(p, 15.0).get("type") == "a-n-A-C"
