@@ -444,7 +444,7 @@ class RemoteIdMqttInput(LiveInput):
         if reason_code.is_failure:
             self.failed(f"MQTT connect refused: {reason_code}")
             return
-        client.subscribe(REMOTE_ID_TOPIC_PREFIX + "+", qos=1)
+        client.subscribe(REMOTE_ID_TOPIC_PREFIX + "+", qos=0)  # broadcasts repeat every second: no redelivery
         with self.stats.lock:
             self.stats.connected = True
             self.stats.connects += 1
