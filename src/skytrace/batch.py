@@ -21,7 +21,7 @@ ACOUSTIC, RADAR, OPTICAL, POSITION = (KIND_CODE[k] for k in SENSOR_KINDS)
 # the acoustic node's classes (skytrace.node.classify), the simulator's target kinds, the cooperative classes
 DETECTION_CLASSES = ("uav-engine", "uav-multirotor", "aircraft", "other", "shahed", "jet", "decoy", "manned",
                      "cooperative-uav")
-_CLASS_CODE = {c: i for i, c in enumerate(DETECTION_CLASSES)}
+DETECTION_CLASS_CODE = {c: i for i, c in enumerate(DETECTION_CLASSES)}
 
 
 @dataclass
@@ -130,8 +130,8 @@ class DetectionBatch:
             arr = np.fromiter(((v if (v := getattr(d, name)) is not None else np.nan) for d in dets),
                               dtype=float, count=n)
             setattr(out, name, arr)
-        out.cls_code = np.fromiter((-1 if d.cls is None else _CLASS_CODE.get(d.cls, -2) for d in dets), dtype=np.int8,
-                                   count=n)
+        out.cls_code = np.fromiter((-1 if d.cls is None else DETECTION_CLASS_CODE.get(d.cls, -2) for d in dets),
+                                   dtype=np.int8, count=n)
         return out
 
     def to_records(self, table: SensorTable) -> list[Detection]:

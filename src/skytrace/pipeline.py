@@ -394,7 +394,7 @@ def run(pipeline: Pipeline, batches: Iterable[DetectionBatch], step_s: float | N
 
 def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: float = 1.0,
                 config: Any = None, skip_bad: bool = False, progress: bool = False,
-                pipeline_config: Any = None) -> dict:
+                pipeline_config: Any = None, identity_config: Any = None) -> dict:
     """Run the pipeline (tracker only) over a detections file (file order = arrival order); write every reported
     track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``."""
     from skytrace.batch import SensorTable
@@ -408,7 +408,7 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
     if identities:
         from skytrace.alerting.identity import IdentityCheck
 
-        identity = IdentityCheck(table, identities)  # tags tracks and flags claims the other evidence contradicts
+        identity = IdentityCheck(table, identities, identity_config)  # tags tracks, flags contradicted claims
     sink = TrackFileSink(out)
     pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink], identity=identity)
     stats = formats.ReadStats()

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skytrace.batch import _CLASS_CODE, ACOUSTIC, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.batch import ACOUSTIC, DETECTION_CLASS_CODE, POSITION, RADAR, DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.errors import SkytraceError
 from skytrace.io.identity import COOPERATIVE_UAV, MANNED, IdentityMap, may_alert
 
 M_PER_DEG = 111_320.0
@@ -40,17 +41,17 @@ ENGINE = "drone engine heard, no radar aircraft"
 
 @dataclass
 class IdentityCheckConfig:
-    """Thresholds of the cross-check (see the module docstring)."""
+    """Cross-check of the identities ADS-B and Remote ID transmitters claim (docs/interop.md)."""
 
-    max_speed_manned_mps: float = 400.0  # faster than any airliner's ground speed (jet-stream tail wind included)
-    max_speed_uav_mps: float = 120.0  # faster than any civil drone that broadcasts Remote ID
-    jump_margin_m: float = 300.0
+    max_speed_manned_mps: float = 400.0  # m/s; faster than any airliner's ground speed (jet-stream tail wind included)
+    max_speed_uav_mps: float = 120.0  # m/s; faster than any civil drone that broadcasts Remote ID
+    jump_margin_m: float = 300.0  # m; allowed on top of speed x time and three sigmas of both positions
     window_s: float = 30.0  # s of acoustic and radar reports kept for the comparison
-    audible_range_m: float = 10_000.0
-    bearing_gate_m: float = 1500.0  # lateral miss allowed on top of 3 bearing sigmas (sound travel delay, fusion)
-    min_nodes: int = 2
-    radar_gate_m: float = 2000.0
-    engine_classes: str = "uav-engine,shahed"
+    audible_range_m: float = 10_000.0  # m; a node farther from the claimed position cannot have heard it
+    bearing_gate_m: float = 1500.0  # m; lateral miss allowed on top of 3 bearing sigmas (sound delay, fusion)
+    min_nodes: int = 2  # distinct nodes hearing a drone engine at the claimed position needed to contradict it
+    radar_gate_m: float = 2000.0  # m; a radar plot this close to the claimed position confirms an aircraft there
+    engine_classes: str = "uav-engine,shahed"  # comma-separated report classes that are a one-way attack drone's engine
     alert_cooperative: bool = False  # identified Remote ID drones alert too (docs/interop.md)
 
 
@@ -68,8 +69,11 @@ class IdentityCheck:
         self._version = -1
         self._owner: list[str | None] = [None] * n  # sensor id whose last position the row's state holds
         self._last = np.full((n, 4), np.nan)  # t, lat, lon, sigma of each cooperative sensor's latest report
-        self._engine_codes = np.array([_CLASS_CODE[c.strip()] for c in self.cfg.engine_classes.split(",")
-                                       if c.strip() in _CLASS_CODE], dtype=np.int8)
+        names = [c.strip() for c in self.cfg.engine_classes.split(",") if c.strip()]
+        if unknown := [c for c in names if c not in DETECTION_CLASS_CODE]:
+            raise SkytraceError(f"[identity] engine_classes: unknown class {unknown[0]!r}; one of "
+                                f"{', '.join(DETECTION_CLASS_CODE)}")
+        self._engine_codes = np.array([DETECTION_CLASS_CODE[c] for c in names], dtype=np.int8)
         self._heard = np.zeros((0, 4))  # t, node row, bearing deg, bearing sigma deg
         self._plots = np.zeros((0, 3))  # t, lat, lon
 

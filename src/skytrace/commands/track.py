@@ -34,7 +34,8 @@ def track(
     cfg = dataclasses.replace(conf.tracker, **over)
     from skytrace.pipeline import track_files
 
-    res = track_files(sensors, detections, out, every, cfg, skip_bad, pipeline_config=conf.pipeline)
+    res = track_files(sensors, detections, out, every, cfg, skip_bad, pipeline_config=conf.pipeline,
+                      identity_config=conf.identity)
     st, ps = res["tracker"], res["pipeline"]
     typer.echo(res["read"].summary())
     rejected = ps["rejected_future"] + ps["rejected_old"]

@@ -72,7 +72,7 @@ def build_service(directory: Path, db: str | None = None, truth_replay: bool = F
             raise SkytraceError(f"--tracker-frame-s must be in [0.05, 5], got {tracker_frame_s}")
         stage = pipeline_stage(table, zone_set, dataclasses.replace(conf.tracker, frame_s=tracker_frame_s),
                                conf.pipeline.alert_every_s, conf.pipeline, conf.alerting, conf.assess)
-        stage.identity = IdentityCheck(table, identities)
+        stage.identity = IdentityCheck(table, identities, conf.identity)
         clock = time.time if speed == 1.0 else ScaledClock(speed)
     coop = CooperativeSensors(table, identities) if cooperative_slots else None
     return LiveService(coop=coop, table=table, zones=zone_set, stage=stage, store=store, step_s=step_s,
