@@ -177,8 +177,13 @@ class IdentityCheck:
         tid: list[str | None] = [None] * n
         flag: list[str | None] = [None] * n
         if n and coop.any():
-            for i in range(n):
-                sid = self._claim(tracks, i, coop)
+            rows = tracks.sensor_rows if tracks.sensor_names is self.sensors.ids else None  # None without rows
+            if rows is not None:  # the tracker's (N, 4) rows: only tracks with a cooperative sensor are visited
+                candidates = np.flatnonzero((coop[np.maximum(rows, 0)] & (rows >= 0)).any(axis=1))
+            else:
+                candidates = np.arange(n)
+            for i in candidates:
+                sid = self._claim(tracks, int(i), coop)
                 if sid is None:
                     continue
                 ident = self.identities.by_sensor[sid]
