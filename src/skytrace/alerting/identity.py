@@ -177,8 +177,8 @@ class IdentityCheck:
         tid: list[str | None] = [None] * n
         flag: list[str | None] = [None] * n
         if n and coop.any():
-            rows = tracks.sensor_rows if tracks.sensor_names is self.sensors.ids else None  # None without rows
-            if rows is not None:  # the tracker's (N, 4) rows: only tracks with a cooperative sensor are visited
+            rows = tracks.sensor_rows if tracks.sensor_names is self.sensors.ids else None
+            if rows is not None and len(rows) == n:  # tracker rows: visit only tracks with a cooperative sensor
                 candidates = np.flatnonzero((coop[np.maximum(rows, 0)] & (rows >= 0)).any(axis=1))
             else:
                 candidates = np.arange(n)
