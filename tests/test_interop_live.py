@@ -361,5 +361,7 @@ def test_serve_tracks_an_sbs_aircraft_as_manned_without_alerts(tmp_path):
     status = svc.status()
     assert status["inputs"]["sbs"]["accepted"] == 60 and status["inputs"]["sbs"]["connects"] == 1
     assert status["identity"]["slots_in_use"] == 1 and status["identity"]["cooperative_tracks"] == 1
+    stored = {s.id for s in svc.store.sensors()}
+    assert "adsb:508035" in stored and not any(i.startswith("coop-slot-") for i in stored)  # real names only
     with pytest.raises(SkytraceError, match="spare sensor rows"):
         add_live_inputs(build_service(tmp_path, None), sbs="127.0.0.1:1")

@@ -137,6 +137,7 @@ class CooperativeSensors:
         self.slots = [i for i, sid in enumerate(table.ids) if sid.startswith(SLOT_PREFIX)]
         self.last_heard: dict[int, float] = {}  # row -> clock() of its transmitter's latest report
         self.full = 0
+        self._new: list[Sensor] = []  # sensors given a row since the last drain_new (for the store)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -159,7 +160,19 @@ class CooperativeSensors:
         self.table.ids[row] = sensor_id
         self.table.records[row] = Sensor(id=sensor_id, kind="position", trusted=True)
         self.table.index[sensor_id] = row
+        self._new.append(self.table.records[row])
         return row
+
+    def drain_new(self) -> list[Sensor]:
+        """The sensors that got a row since the last call (the service stores them)."""
+        with self._lock:
+            new, self._new = self._new, []
+        return new
+
+    def requeue_new(self, sensors: list[Sensor]) -> None:
+        """Put back sensors a failed store write did not keep (they go with the next drain)."""
+        with self._lock:
+            self._new[:0] = sensors
 
     def admit(self, dets: list[Detection]) -> list[Detection]:
         """The reports whose transmitter has (or now gets) a row; identities registered. Reports of

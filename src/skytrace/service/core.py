@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.io.identity import SLOT_PREFIX
 from skytrace.io.mqtt import DecodeStats
 from skytrace.model import Alert, Detection
 from skytrace.pipeline import Pipeline, StepResult
@@ -154,7 +155,8 @@ class LiveService:
         self._unstored: list[DetectionBatch] = []
         self._alerts_to_store: list[Alert] = []
         self.rollup: dict[str, str] = {}
-        self.store.put_sensors(self.table.records)
+        # the spare rows of cooperative transmitters are stored under their real names when first used
+        self.store.put_sensors([s for s in self.table.records if not s.id.startswith(SLOT_PREFIX)])
         # the service's outputs are the pipeline's sinks: publish first, then store
         self.stage.sinks.extend([_Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
 
@@ -233,7 +235,11 @@ class LiveService:
         """
         if res.detections is not None and len(res.detections):
             self._unstored.append(res.detections)
+        new_sensors = self.coop.drain_new() if self.coop is not None else []
         try:
+            if new_sensors:
+                self.store.put_sensors(new_sensors)
+                new_sensors = []
             if self._unstored:
                 backlog = DetectionBatch.concat(self._unstored)
                 self.stats.n_stored += self.store.put_detections(backlog, self.table)
@@ -246,6 +252,8 @@ class LiveService:
                 self._alerts_to_store = []
         except Exception:
             self.stats.errors += 1
+            if new_sensors and self.coop is not None:  # not stored: again at the next step
+                self.coop.requeue_new(new_sensors)
             n = sum(len(b) for b in self._unstored)
             if n > self.max_pending:
                 merged = DetectionBatch.concat(self._unstored)
