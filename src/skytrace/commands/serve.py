@@ -103,7 +103,9 @@ def serve(
                             username=os.environ.get("SKYTRACE_MQTT_USER") or None,
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
-    typer.echo(f"skytrace serving {len(service.table)} sensors, "
+    spare = len(service.coop.slots) if service.coop is not None else 0
+    typer.echo(f"skytrace serving {len(service.table) - spare} sensors"
+               + (f" (+{spare} spare rows for ADS-B aircraft and Remote ID drones)" if spare else "") + ", "
                f"{len(service.zones) if service.zones else 0} zones; store {service.store.url}")
     typer.echo(f"map: http://{BIND_HOST}:{port}/   API: http://{BIND_HOST}:{port}/docs")
     if outputs:
