@@ -365,3 +365,23 @@ def test_serve_tracks_an_sbs_aircraft_as_manned_without_alerts(tmp_path):
     assert "adsb:508035" in stored and not any(i.startswith("coop-slot-") for i in stored)  # real names only
     with pytest.raises(SkytraceError, match="spare sensor rows"):
         add_live_inputs(build_service(tmp_path, None), sbs="127.0.0.1:1")
+
+
+def test_serve_refuses_bad_input_options_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from skytrace.io import formats
+
+    formats.write_sensors(tmp_path / "sensors.json", [Sensor(id="node-1", kind="acoustic", lat=49.0, lon=36.0,
+                                                             alt_m=100.0, bearing_sigma_deg=3.0)])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for opt, value, why in (("--asterix-udp", "127.0.0.1:notaport", "bad port"),
+                            ("--sbs", "127.0.0.1:99999", "expected host:port"),
+                            ("--aircraft-json", "ftp://127.0.0.1/aircraft.json", "http")):
+        res = subprocess.run([sys.executable, "-c", "from skytrace.cli import main; main()", "serve", str(tmp_path),
+                              "--port", str(port), opt, value], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stderr
+        assert why in res.stderr and "Traceback" not in res.stderr
