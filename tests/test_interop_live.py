@@ -3,6 +3,7 @@ aircraft.json over HTTP, Remote ID over MQTT (the real Mosquitto broker); hostil
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import math
@@ -13,6 +14,8 @@ import time
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interop_fixtures import cat048_blocks
 from skytrace import geo
@@ -385,3 +388,35 @@ def test_serve_refuses_bad_input_options_in_one_line(tmp_path):
                               "--port", str(port), opt, value], capture_output=True, text=True, timeout=120)
         assert res.returncode == 2, res.stderr
         assert why in res.stderr and "Traceback" not in res.stderr
+
+
+_RID_INPUT = None
+
+
+def _rid_input():
+    global _RID_INPUT
+    if _RID_INPUT is None:  # not connected: handle() is the whole decoding path of an MQTT message
+        table = _table()
+        _RID_INPUT = live.RemoteIdMqttInput(table, Collector(), coop=CooperativeSensors(table))
+    return _RID_INPUT
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.one_of(st.binary(max_size=300), st.text(alphabet="0123456789abcdefABCDEF :.\n-x", max_size=300)
+                         .map(str.encode)))
+def test_remote_id_handler_counts_any_payload_and_never_raises(payload):
+    inp = _rid_input()
+    before = inp.stats.messages
+    assert inp.handle("skytrace/v1/remote-id/rx-9", payload) >= 0
+    assert inp.stats.messages == before + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=st.text(max_size=200) | st.lists(st.text(alphabet="0123456789.,-/: AMSGE", max_size=12), min_size=10,
+                                              max_size=24).map(",".join))
+def test_sbs_line_raises_only_value_errors(line):
+    from skytrace.interop.adsb import sbs_line
+    from skytrace.interop.asterix import ImportResult
+
+    with contextlib.suppress(ValueError, IndexError):  # anything else would reach the feed thread
+        sbs_line(ImportResult(), line)
