@@ -76,6 +76,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "alerting": ("skytrace.alerting.policy", "DEFAULT_POLICY"),  # the policy named by [alerting] policy
     "zones": ("skytrace.config", "ZonesConfig"),
     "service": ("skytrace.config", "ServiceConfig"),
+    "identity": ("skytrace.alerting.identity", "IdentityCheckConfig"),
 }
 
 

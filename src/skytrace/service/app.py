@@ -234,10 +234,14 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     async def lifespan(app: FastAPI):
         if mqtt is not None:
             await asyncio.to_thread(mqtt.start)
+        for inp in service.inputs:  # live feeds (ASTERIX, SBS, aircraft.json, Remote ID): skytrace.interop.live
+            await asyncio.to_thread(inp.start)
         service.start()
         try:
             yield
         finally:
+            for inp in service.inputs:
+                await asyncio.to_thread(inp.stop)
             if mqtt is not None:
                 await asyncio.to_thread(mqtt.stop)
             await service.stop()

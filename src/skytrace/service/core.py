@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.io.identity import SLOT_PREFIX
 from skytrace.io.mqtt import DecodeStats
 from skytrace.model import Alert, Detection
 from skytrace.pipeline import Pipeline, StepResult
@@ -41,13 +42,18 @@ ENCODER = msgspec.json.Encoder()
 
 
 def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None) -> dict:
-    """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s)."""
+    """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s); ``class``,
+    ``target_id`` and ``identity_flag`` (cooperative identities, null where none) when the pipeline annotates them."""
+    n = len(snap)
     return {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
             "track": snap.track, "status": snap.status,
             "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
             "alt_m": np.round(snap.alt_m, 1).tolist(), "ve": np.round(snap.ve, 2).tolist(),
             "vn": np.round(snap.vn, 2).tolist(), "vu": np.round(snap.vu, 2).tolist(),
-            "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist()}
+            "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist(),
+            "class": snap.cls if snap.cls is not None else [None] * n,
+            "target_id": snap.target_id if snap.target_id is not None else [None] * n,
+            "identity_flag": snap.identity_flag if snap.identity_flag is not None else [None] * n}
 
 
 class _Sink:
@@ -124,6 +130,8 @@ class LiveService:
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
     auth: Any = None  # a skytrace.security.signing.Verifier when reports must be signed: its counts go in the status
     inbox: Any = None  # a skytrace.service.inbox.DurableInbox: reports are stored (and acknowledged) at ingest
+    inputs: list = field(default_factory=list)  # live feeds (skytrace.interop.live), started and stopped by the app
+    coop: Any = None  # skytrace.io.identity.CooperativeSensors: rows of ADS-B / Remote ID transmitters met live
 
     def __post_init__(self) -> None:
         self._pending: list[Detection] = []
@@ -151,7 +159,8 @@ class LiveService:
         self._unstored: list[DetectionBatch] = []
         self._alerts_to_store: list[Alert] = []
         self.rollup: dict[str, str] = {}
-        self.store.put_sensors(self.table.records)
+        # the spare rows of cooperative transmitters are stored under their real names when first used
+        self.store.put_sensors([s for s in self.table.records if not s.id.startswith(SLOT_PREFIX)])
         # sensors whose bearings point at nothing are flagged in the status (never dropped)
         from skytrace.security.consistency import SensorConsistency
 
@@ -271,7 +280,11 @@ class LiveService:
         """
         if res.detections is not None and len(res.detections) and self.inbox is None:
             self._unstored.append(res.detections)  # with an inbox, reports were committed before their ack
+        new_sensors = self.coop.drain_new() if self.coop is not None else []
         try:
+            if new_sensors:
+                self.store.put_sensors(new_sensors)
+                new_sensors = []
             if self._unstored:
                 backlog = DetectionBatch.concat(self._unstored)
                 self.stats.n_stored += self.store.put_detections(backlog, self.table)
@@ -284,6 +297,8 @@ class LiveService:
                 self._alerts_to_store = []
         except Exception:
             self.stats.errors += 1
+            if new_sensors and self.coop is not None:  # not stored: again at the next step
+                self.coop.requeue_new(new_sensors)
             n = sum(len(b) for b in self._unstored)
             if n > self.max_pending:
                 merged = DetectionBatch.concat(self._unstored)
@@ -331,8 +346,22 @@ class LiveService:
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],
                 "auth": self.auth.as_dict() if self.auth is not None else None,
+                "inputs": {inp.name: inp.stats.as_dict() for inp in self.inputs},
+                "identity": self._identity_stats(),
                 "inbox": self.inbox.stats.as_dict() if self.inbox is not None else None,
                 "sensor_flags": self.consistency.flags()}
+
+    def _identity_stats(self) -> dict | None:
+        """Cooperative targets: spare sensor rows in use, refused reports, tracks identified, identities flagged."""
+        check = getattr(self.stage, "identity", None)
+        if check is None and self.coop is None:
+            return None
+        out: dict = dict(check.stats) if check is not None else {}
+        if self.coop is not None:
+            out.update(slots=len(self.coop.slots), slots_in_use=sum(1 for r in self.coop.slots
+                                                                      if r in self.coop.last_heard),
+                       refused_full=self.coop.full)
+        return out
 
     def _tracker_stats(self) -> dict | None:
         """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
