@@ -58,6 +58,8 @@ class LinkConfig:
     false_update_s: float = 90.0  # confirmed time after the crash that false updates add (tuned: kyiv-night seed 7)
     time_tolerance_s: float = 120.0  # clock differences between the recovery log and the tracks
     none_density_per_km2: float = 0.01  # density of the "untracked drone" hypothesis
+    p_recovered: float = 0.5  # prior probability that a candidate track's drone left a debris item in the file
+    joint: bool = True  # associate all debris items jointly (one wreck per track)
     min_p: float = 1e-3
     max_candidates: int = 10
     n_samples: int = 256
@@ -143,8 +145,9 @@ def build_anchors(hist: TrackHistories, cfg: LinkConfig) -> Anchors:
                    log_w=np.concatenate(weights), xyz=xyz)
 
 
-def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | None = None) -> list[LinkResult]:
-    """Candidate tracks and their probabilities for each debris item (see the module docstring)."""
+def debris_likelihoods(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | None = None
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per debris item: (candidate track indices, density of its recovery point under each, per m^2)."""
     cfg = cfg or LinkConfig()
     tau, gfrac = _fall_samples(cfg)
     t_end = hist.t[hist.end_row]
@@ -152,8 +155,7 @@ def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | No
     tree = cKDTree(an.xyz)
     reach = float(np.max(an.speed, initial=0.0)) * cfg.coast_max_s * (1 + 3 * cfg.speed_sigma_frac) + \
         cfg.glide_max_m + 6 * float(np.sqrt(np.max(an.var0, initial=0.0))) + 1000.0
-    none_density = cfg.none_density_per_km2 * 1e-6
-    out: list[LinkResult] = []
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     for d in debris:
         la, lo = np.radians(d.lat), np.radians(d.lon)
         q = np.array([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
@@ -161,7 +163,7 @@ def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | No
         if idx.size:
             idx = idx[t_end[an.track[idx]] <= d.t + cfg.time_tolerance_s]
         if idx.size == 0:
-            out.append(LinkResult(d.id, [], [], 1.0))
+            out.append((np.zeros(0, int), np.zeros(0)))
             continue
         az, _, dist = WGS84.inv(an.lon[idx], an.lat[idx], np.full(idx.size, d.lon), np.full(idx.size, d.lat))
         rel = np.radians(np.asarray(az)) - an.heading[idx]
@@ -174,10 +176,78 @@ def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | No
             2 * np.pi * np.sqrt(var_along * var_cross))
         per_anchor = dens.mean(axis=1) * np.exp(an.log_w[idx])
         cand, inv = np.unique(an.track[idx], return_inverse=True)
-        lik = np.bincount(inv, weights=per_anchor, minlength=cand.size)
-        p = lik / (lik.sum() + none_density)
-        order = np.argsort(-p)[: cfg.max_candidates]
-        keep = [int(i) for i in order if p[i] >= cfg.min_p]
-        out.append(LinkResult(d.id, [int(cand[i]) for i in keep], [float(p[i]) for i in keep],
-                              float(max(0.0, 1.0 - sum(p[i] for i in keep)))))
+        out.append((cand, np.bincount(inv, weights=per_anchor, minlength=cand.size)))
+    return out
+
+
+def association_marginals(w: np.ndarray, n_iter: int = 200, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Marginal probabilities of a one-to-one association of debris (rows) to tracks (columns), by loopy belief
+    propagation (Williams & Lau, "Approximate evaluation of marginal association probabilities with belief
+    propagation", IEEE Trans. AES 50(4), 2014).
+
+    ``w[i, k]`` is the likelihood ratio of "debris i came from track k" against "debris i is from no track in the
+    file and track k left no debris in it" (0: impossible). Each debris item comes from at most one track and each
+    track's drone left at most one debris item. Returns (P (n, K): P[i, k] = P(i from k), p_none (n,)).
+    """
+    n, k = w.shape
+    if n == 0 or k == 0:
+        return np.zeros((n, k)), np.ones(n)
+    nu = np.ones((n, k))  # track -> debris messages
+    for _ in range(n_iter):
+        wn = w * nu
+        mu = w / (1.0 + wn.sum(axis=1, keepdims=True) - wn)  # debris -> track
+        nu_new = 1.0 / (1.0 + mu.sum(axis=0, keepdims=True) - mu)
+        done = np.max(np.abs(nu_new - nu)) < tol
+        nu = nu_new
+        if done:
+            break
+    wn = w * nu
+    z = 1.0 + wn.sum(axis=1)
+    return wn / z[:, None], 1.0 / z
+
+
+def map_assignment(w: np.ndarray) -> np.ndarray:
+    """The most probable joint assignment (Hungarian method on log likelihood ratios, scipy's
+    linear_sum_assignment): track index of each debris item, or -1 for none."""
+    from scipy.optimize import linear_sum_assignment
+
+    n, k = w.shape
+    out = np.full(n, -1)
+    if n == 0 or k == 0:
+        return out
+    big = 1e6
+    cost = np.full((n, k + n), big)
+    with np.errstate(divide="ignore"):
+        cost[:, :k] = np.where(w > 0, -np.log(np.maximum(w, 1e-300)), big)
+    cost[np.arange(n), k + np.arange(n)] = 0.0  # "none" for debris i: the reference hypothesis
+    rows, cols = linear_sum_assignment(cost)
+    for r, c in zip(rows, cols, strict=True):
+        if c < k and cost[r, c] < big:
+            out[r] = c
+    return out
+
+
+def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | None = None) -> list[LinkResult]:
+    """Candidate tracks and their probabilities for each debris item (see the module docstring).
+
+    The debris items are associated jointly: a track's drone left one wreck, so when several drones came down
+    together the track is given to the debris that explains it best and the others' probabilities move to their
+    other candidates or to "none" (marginals by belief propagation, :func:`association_marginals`).
+    """
+    cfg = cfg or LinkConfig()
+    liks = debris_likelihoods(hist, debris, cfg)
+    cols = np.unique(np.concatenate([c for c, _ in liks])) if liks else np.zeros(0, int)
+    w = np.zeros((len(debris), cols.size))
+    none_density = cfg.none_density_per_km2 * 1e-6
+    odds = cfg.p_recovered / (1.0 - cfg.p_recovered)
+    for i, (cand, lik) in enumerate(liks):
+        w[i, np.searchsorted(cols, cand)] = odds * lik / none_density
+    # P(i from k); "none" keeps the rest of each row's mass (p_none below: 1 - the listed probabilities)
+    P = association_marginals(w)[0] if cfg.joint else w / (1.0 + w.sum(axis=1, keepdims=True))
+    out: list[LinkResult] = []
+    for i, d in enumerate(debris):
+        order = np.argsort(-P[i])[: cfg.max_candidates]
+        keep = [int(j) for j in order if P[i, j] >= cfg.min_p]
+        out.append(LinkResult(d.id, [int(cols[j]) for j in keep], [float(P[i, j]) for j in keep],
+                              float(max(0.0, 1.0 - sum(P[i, j] for j in keep)))))
     return out
