@@ -37,6 +37,7 @@ from skytrace.forensics.inputs import Debris
 from skytrace.forensics.tracks import TrackHistories
 
 WGS84 = Geod(ellps="WGS84")
+IMPOSSIBLE = 1e9  # assignment cost of a pair that cannot be (no likelihood)
 EARTH_R_M = 6_371_000.0
 
 
@@ -59,7 +60,7 @@ class LinkConfig:
     time_tolerance_s: float = 120.0  # clock differences between the recovery log and the tracks
     none_density_per_km2: float = 0.01  # density of the "untracked drone" hypothesis
     p_recovered: float = 0.5  # prior probability that a candidate track's drone left a debris item in the file
-    joint: bool = True  # associate all debris items jointly (one wreck per track)
+    joint: str = "map"  # "map": Hungarian max-marginals; "bp": belief-propagation marginals; "": item by item
     min_p: float = 1e-3
     max_candidates: int = 10
     n_samples: int = 256
@@ -206,25 +207,66 @@ def association_marginals(w: np.ndarray, n_iter: int = 200, tol: float = 1e-9) -
     return wn / z[:, None], 1.0 / z
 
 
-def map_assignment(w: np.ndarray) -> np.ndarray:
-    """The most probable joint assignment (Hungarian method on log likelihood ratios, scipy's
-    linear_sum_assignment): track index of each debris item, or -1 for none."""
+def _min_cost(cost: np.ndarray) -> float:
+    """Cost of the cheapest assignment of every row (the matrix has a zero-cost "none" column per row)."""
     from scipy.optimize import linear_sum_assignment
 
+    if cost.shape[0] == 0:
+        return 0.0
+    r, c = linear_sum_assignment(cost)
+    return float(cost[r, c].sum())
+
+
+def _cost_matrix(logw: np.ndarray) -> np.ndarray:
+    """Debris x (tracks + one "none" column per debris item); impossible pairs cost IMPOSSIBLE."""
+    n, k = logw.shape
+    cost = np.full((n, k + n), IMPOSSIBLE)
+    cost[:, :k] = np.where(np.isfinite(logw), -logw, IMPOSSIBLE)
+    cost[np.arange(n), k + np.arange(n)] = 0.0
+    return cost
+
+
+def map_max_marginals(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Joint association by the Hungarian method (scipy's linear_sum_assignment on log likelihood ratios), with
+    max-marginal probabilities.
+
+    ``w`` as for :func:`association_marginals`. For each debris item i and each of its candidates k (and "none"),
+    the best joint assignment that contains i -> k is found (the rest re-solved without row i and column k); its
+    weight is the max-marginal M[i, k], and P[i, k] = M[i, k] / (sum_k M[i, k] + M[i, none]). The item's most
+    probable entry is then exactly its part of the most probable joint assignment (the MAP), and the others are
+    scored by how much worse the best joint explanation that gives i to them is. The max-marginal (max-product)
+    approximation of the marginals: C. Bishop, *Pattern Recognition and Machine Learning* (2006), sec. 8.4.5;
+    assignment: Kuhn-Munkres as in D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE
+    Trans. AES 52(4), 2016 (scipy's implementation). Debris items that share no candidate are solved separately.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n, k = w.shape
-    out = np.full(n, -1)
+    P = np.zeros((n, k))
+    p_none = np.ones(n)
     if n == 0 or k == 0:
-        return out
-    big = 1e6
-    cost = np.full((n, k + n), big)
+        return P, p_none
     with np.errstate(divide="ignore"):
-        cost[:, :k] = np.where(w > 0, -np.log(np.maximum(w, 1e-300)), big)
-    cost[np.arange(n), k + np.arange(n)] = 0.0  # "none" for debris i: the reference hypothesis
-    rows, cols = linear_sum_assignment(cost)
-    for r, c in zip(rows, cols, strict=True):
-        if c < k and cost[r, c] < big:
-            out[r] = c
-    return out
+        logw = np.where(w > 0, np.log(np.maximum(w, 1e-300)), -np.inf)
+    adj = csr_matrix(np.block([[np.zeros((n, n)), w > 0], [(w > 0).T, np.zeros((k, k))]]))
+    _, label = connected_components(adj, directed=False)
+    for comp in np.unique(label[:n]):
+        rows = np.flatnonzero(label[:n] == comp)
+        cols = np.flatnonzero(label[n:] == comp)
+        lw = logw[np.ix_(rows, cols)]
+        scores = np.full((rows.size, cols.size + 1), -np.inf)  # last column: none
+        for a in range(rows.size):
+            others = np.delete(np.arange(rows.size), a)
+            scores[a, -1] = -_min_cost(_cost_matrix(lw[others]))
+            for b in np.flatnonzero(np.isfinite(lw[a])):
+                rest = np.delete(lw[others], b, axis=1)
+                scores[a, b] = lw[a, b] - _min_cost(_cost_matrix(rest))
+        m = np.exp(scores - scores.max(axis=1, keepdims=True))
+        m /= m.sum(axis=1, keepdims=True)
+        P[np.ix_(rows, cols)] = m[:, :-1]
+        p_none[rows] = m[:, -1]
+    return P, p_none
 
 
 def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | None = None) -> list[LinkResult]:
@@ -243,7 +285,12 @@ def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | No
     for i, (cand, lik) in enumerate(liks):
         w[i, np.searchsorted(cols, cand)] = odds * lik / none_density
     # P(i from k); "none" keeps the rest of each row's mass (p_none below: 1 - the listed probabilities)
-    P = association_marginals(w)[0] if cfg.joint else w / (1.0 + w.sum(axis=1, keepdims=True))
+    if cfg.joint == "map":
+        P = map_max_marginals(w)[0]
+    elif cfg.joint == "bp":
+        P = association_marginals(w)[0]
+    else:
+        P = w / (1.0 + w.sum(axis=1, keepdims=True))
     out: list[LinkResult] = []
     for i, d in enumerate(debris):
         order = np.argsort(-P[i])[: cfg.max_candidates]
