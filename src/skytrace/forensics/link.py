@@ -60,6 +60,7 @@ class LinkConfig:
     time_tolerance_s: float = 120.0  # clock differences between the recovery log and the tracks
     none_density_per_km2: float = 0.01  # density of the "untracked drone" hypothesis
     p_recovered: float = 0.5  # prior probability that a candidate track's drone left a debris item in the file
+    end_at_support: bool = True  # anchors end at the last row with a sensor update (TrackHistories.support_row)
     joint: str = "map"  # "map": Hungarian max-marginals; "bp": belief-propagation marginals; "": item by item
     min_p: float = 1e-3
     max_candidates: int = 10
@@ -111,7 +112,7 @@ def build_anchors(hist: TrackHistories, cfg: LinkConfig) -> Anchors:
     rows, weights = [], []
     for k in range(len(hist)):
         sl = hist.rows(k)
-        e = int(hist.end_row[k])
+        e = int(hist.support_row[k] if cfg.end_at_support else hist.end_row[k])
         idx = np.arange(sl.start, e + 1)
         idx = idx[hist.t[idx] >= hist.t[e] - cfg.window_s]
         conf = hist.confirmed[idx]
