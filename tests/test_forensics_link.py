@@ -16,7 +16,7 @@ from skytrace.errors import FormatError
 from skytrace.forensics.inputs import Debris, read_debris, read_launch_areas
 from skytrace.forensics.link import LinkConfig, association_marginals, link_debris, map_max_marginals
 from skytrace.forensics.linkrun import link_files
-from skytrace.forensics.origin import launch_area_probabilities, smooth_first_states
+from skytrace.forensics.origin import launch_area_probabilities, predecessors, smooth_first_states
 from skytrace.forensics.tracks import TrackHistories
 from skytrace.model import TrackPoint
 
@@ -256,3 +256,25 @@ def test_bad_tracks_and_areas_are_one_line_errors(tmp_path: Path) -> None:
         read_launch_areas(tmp_path / "a.json")
     with pytest.raises(FormatError, match="not found"):
         read_debris(tmp_path / "missing.jsonl")
+
+
+def test_stitching_finds_the_earlier_track_of_the_same_drone() -> None:
+    """A drone lost for 60 s and found again by a new track: the new track's predecessor is the old one (so the
+    back-projection starts at the first detection); a track crossing there at right angles is not."""
+    whole = _track("W", 51.3, 35.0, [(250.0, 3000.0)])
+
+    def renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
+        return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve,
+                           vn=p.vn, vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
+
+    old = renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 1500], "T-old")
+    tail = renamed([p for p in whole if p.t >= T0 + 1560], "T-new")
+    mid = tail[0]
+    cross = _track("T-cross", *GEOD.fwd(mid.lon, mid.lat, 160.0, 50.0 * 600)[1::-1], [(340.0, 590.0)],
+                   t0=T0 + 960)
+    hist = TrackHistories.from_points(old + tail + cross)
+    k = hist.ids.index("T-new")
+    assert [hist.ids[j] for j in predecessors(hist, k)] == ["T-old"]
+    first = smooth_first_states(hist, [k])[0]
+    assert abs(first.t - T0) < 1.0  # starts where T-old started
+    assert predecessors(hist, hist.ids.index("T-old")) == []
