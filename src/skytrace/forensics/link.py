@@ -18,10 +18,20 @@ Model (per debris item at recovery point x, recovered at time t_rec):
   flown, and a speed error growing with tau;
 - the density of x under track k is the weighted sum over anchors of the Monte Carlo average over ``n_samples``
   draws of (tau, g) of that Gaussian (common random numbers: the same draws for every track);
-- "none of these tracks" (an untracked drone) has the constant density ``none_density_per_km2``.
+- the anchors end at the track's last *sensor-supported* state (``TrackHistories.support_row``: the last row where
+  the position sigma fell, i.e. an update), not at its last "confirmed" row, which the tracker predicts on for a
+  while after the last update;
+- "none of these tracks" (an untracked drone) has the constant density ``none_density_per_km2``; a track's drone
+  left a debris item in the file with prior probability ``p_recovered``.
 
-Probabilities are the normalised densities (equal prior per candidate); the list holds every candidate above
-``min_p``, and p_none is the remaining mass. Gating and the "none" hypothesis follow the probabilistic data
+Debris items are associated *jointly*: each track's drone left one wreck, and when many drones came down
+together (a dozen within a few km of Kyiv's centre) the item-by-item answer names the same track for several of
+them. The likelihood ratios w[i, k] = (p_recovered / (1 - p_recovered)) x density / none-density go into a
+one-to-one assignment: by default (``joint="map"``) the Hungarian method finds the most probable joint assignment
+and, for every item and candidate, the best joint assignment that contains that pair (max-marginals), so each item's
+top entry is its part of the joint optimum; ``joint="bp"`` gives belief-propagation marginals instead (Williams &
+Lau 2014), ``joint=""`` the item-by-item densities. The list holds every candidate above ``min_p``, and p_none is
+the remaining mass. Gating and the "none" hypothesis follow the probabilistic data
 association: Y. Bar-Shalom, P. Willett, X. Tian, *Tracking and Data Fusion* (YBS, 2011), ch. 2 and 3.
 """
 
