@@ -60,6 +60,10 @@ def serve(
                                                                       "can then inject drones)."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Also serve this Host name (e.g. the reverse "
                                                                   "proxy's public name); repeatable."),
+    evidence: Path | None = typer.Option(None, "--evidence", help="Evidence vault (skytrace forensics init): serve "
+                                                                  "its registry under /api/v1/forensics and the "
+                                                                  "page /forensics.html; read-only unless "
+                                                                  "SKYTRACE_EVIDENCE_KEY is set."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
@@ -129,9 +133,17 @@ def serve(
     mode = ("signed batches only (" + str(keys) + ")" if verifier is not None else
             "UNSIGNED ACCEPTED (--insecure-demo)" if insecure_demo else "closed (no --keys)")
     typer.echo("HTTP ingest: " + mode + (", token required" if token else ""))
+    routers = ()
+    if evidence is not None:
+        from skytrace.forensics.api import forensics_router
+
+        ev_key = os.environ.get("SKYTRACE_EVIDENCE_KEY") or None
+        # the registry lives in the store given with --db (shared with `skytrace forensics --db`), else the vault's
+        routers = (forensics_router(evidence, db, ev_key),)
+        typer.echo(f"evidence registry: {evidence} ({'writes with key' if ev_key else 'read-only'})")
     run_server(create_app(service, ingest, ingest_token=token, verifier=verifier, insecure_demo=insecure_demo,
                           allowed_hosts=(*conf.service.allowed_hosts, *allow_host),
-                          allowed_origins=tuple(conf.service.allowed_origins)), port)
+                          allowed_origins=tuple(conf.service.allowed_origins), routers=routers), port)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, an o
 - ``GET  /history/states``               stored track states in [t0, t1] (the map's timeline)
 - ``POST /detections``, ``POST /sightings``  reports over HTTP (same JSON as MQTT; sightings: position sensors)
 - ``WS   /ws``                           stream of ``tracks``, ``alerts`` and ``status`` messages (JSON text)
+- ``/forensics/...``                     the evidence registry, with ``serve --evidence`` (skytrace.forensics.api)
 
 Everything from a client is hostile: bodies are size-capped and validated exactly like MQTT payloads; query
 arguments are range-checked; user errors are 4xx with a one-line ``detail``, never a traceback.
@@ -213,8 +214,11 @@ def places_json() -> bytes:
 
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
-               allowed_origins: tuple[str, ...] = (), durable: bool = True) -> FastAPI:
+               allowed_origins: tuple[str, ...] = (), durable: bool = True, routers: tuple = ()) -> FastAPI:
     """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
+
+    ``routers``: further FastAPI routers served under the same guard (e.g. the evidence registry's,
+    :func:`skytrace.forensics.api.forensics_router`, added by ``skytrace serve --evidence``).
 
     HTTP ingest: with ``verifier`` (:class:`skytrace.security.signing.Verifier`) only signed batches are accepted;
     without one, ingest is refused (403) unless ``insecure_demo`` (a local demo on loopback) accepts plain
@@ -458,6 +462,8 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+    for router in routers:
+        app.include_router(router)
     @app.get("/docs", include_in_schema=False)
     @app.get("/redoc", include_in_schema=False)
     def api_reference() -> Response:
