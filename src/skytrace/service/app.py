@@ -41,7 +41,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections, open_signed
-from skytrace.service.core import ENCODER, LiveService, snapshot_message
+from skytrace.service.core import ENCODER, LiveService
 from skytrace.store.base import StoreError
 
 MAX_HISTORY_WINDOW_S = 24 * 3600.0
@@ -121,11 +121,15 @@ def zones_geojson(service: LiveService, tolerance_deg: float = 0.005) -> dict:
     """Zone polygons for the map, simplified (topology-preserving) to keep the page light on a phone."""
     if service.zones is None:
         return {"type": "FeatureCollection", "features": []}
+    cached = getattr(service.zones, "_map_geojson", None)
+    if cached is not None and cached[0] == tolerance_deg:  # a demo round serves the same zones again
+        return cached[1]
     doc = service.zones.to_geojson()
     from shapely.geometry import mapping, shape
 
     for f in doc["features"]:
         f["geometry"] = mapping(shape(f["geometry"]).simplify(tolerance_deg, preserve_topology=True))
+    service.zones._map_geojson = (tolerance_deg, doc)
     return doc
 
 
@@ -238,7 +242,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         snap = service.snapshot
         if snap is None:
             return _json({"type": "tracks", "t": None, "track": []})
-        return _json(snapshot_message(snap, service.stats.n_in, None))
+        return _json(service.tracks_message(snap))
 
     @app.get("/api/v1/alerts", summary="Active alerts, or stored alert periods since a time",
              response_model=list[AlertOut])
@@ -336,8 +340,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         try:
             # the current picture first, so a new client does not wait for the next step
             if service.snapshot is not None:
-                await websocket.send_text(ENCODER.encode(snapshot_message(service.snapshot, service.stats.n_in,
-                                                                          None)).decode())
+                await websocket.send_text(ENCODER.encode(service.tracks_message(service.snapshot)).decode())
             await websocket.send_text(ENCODER.encode(service.alerts_message(service.clock())).decode())
             while True:
                 blob = await q.get()

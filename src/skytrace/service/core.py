@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.io.identity import Identity, IdentityMap
 from skytrace.io.mqtt import DecodeStats
 from skytrace.model import Alert, Detection
 from skytrace.pipeline import Pipeline, StepResult
@@ -40,14 +41,30 @@ log = logging.getLogger(__name__)
 ENCODER = msgspec.json.Encoder()
 
 
-def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None) -> dict:
-    """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s)."""
-    return {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
-            "track": snap.track, "status": snap.status,
-            "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
-            "alt_m": np.round(snap.alt_m, 1).tolist(), "ve": np.round(snap.ve, 2).tolist(),
-            "vn": np.round(snap.vn, 2).tolist(), "vu": np.round(snap.vu, 2).tolist(),
-            "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist()}
+def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None,
+                     identities: IdentityMap | None = None) -> dict:
+    """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s).
+
+    With ``identities`` (sensor id -> cooperative identity, :mod:`skytrace.io.identity`), the ``cls`` and
+    ``target_id`` columns say which tracks are cooperative: ``manned`` (ADS-B) or ``cooperative-uav`` (Remote ID),
+    taken from the sensors that updated the track (a cooperative target reports as its own sensor); null for a
+    non-cooperative track, which the map draws as a possible threat."""
+    msg = {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
+           "track": snap.track, "status": snap.status,
+           "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
+           "alt_m": np.round(snap.alt_m, 1).tolist(), "ve": np.round(snap.ve, 2).tolist(),
+           "vn": np.round(snap.vn, 2).tolist(), "vu": np.round(snap.vu, 2).tolist(),
+           "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist()}
+    if identities:
+        cls: list[str | None] = [None] * len(snap)
+        target: list[str | None] = [None] * len(snap)
+        for i in range(len(snap)):
+            for s in snap.sensors_of(i) or ():
+                if (ident := identities.by_sensor.get(s)) is not None:
+                    cls[i], target[i] = ident.cls, ident.target_id
+                    break
+        msg["cls"], msg["target_id"] = cls, target
+    return msg
 
 
 class _Sink:
@@ -147,6 +164,7 @@ class LiveService:
         self._unstored: list[DetectionBatch] = []
         self._alerts_to_store: list[Alert] = []
         self.rollup: dict[str, str] = {}
+        self.identities = IdentityMap()  # cooperative targets (ADS-B, Remote ID) seen in the reports, by sensor
         self.store.put_sensors(self.table.records)
         # the service's outputs are the pipeline's sinks: publish first, then store
         self.stage.sinks.extend([_Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
@@ -158,6 +176,9 @@ class LiveService:
             return
         if not getattr(self.clock, "anchored", True):  # a scaled clock starts with the feed
             self.clock.anchor(min(d.t if d.t_arrival is None else d.t_arrival for d in dets))
+        for d in dets:  # a cooperative report says who it is: its sensor is that target (skytrace.io.identity)
+            if d.target_id is not None and d.sensor not in self.identities.by_sensor:
+                self.identities.by_sensor[d.sensor] = Identity(d.cls, d.target_id)
         with self._lock:
             self._pending.extend(dets)
             self.stats.n_in += len(dets)
@@ -201,7 +222,7 @@ class LiveService:
                 self.alert_detail[str(d["zone"])] = d
                 self._cap(ev)
         t_newest = float(np.max(res.detections.t)) if res.detections is not None and len(res.detections) else None
-        msgs = [snapshot_message(res.tracks, self._step_n_in, t_newest)]
+        msgs = [self.tracks_message(res.tracks, self._step_n_in, t_newest)]
         if res.assessed:
             alerts = [as_alert(a, t_now) for a in (res.active_alerts or [])]
             if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
@@ -259,6 +280,10 @@ class LiveService:
             return
         self._cap_seq += 1
         self.cap_messages.append((self._cap_seq, float(ev.t), str(ev.zone), str(ev.kind), xml))
+
+    def tracks_message(self, snap: TrackSnapshot, n_in: int | None = None, t_newest_in: float | None = None) -> dict:
+        """The ``tracks`` message of a snapshot, with the class of cooperative tracks."""
+        return snapshot_message(snap, self.stats.n_in if n_in is None else n_in, t_newest_in, self.identities)
 
     def alerts_message(self, t_now: float) -> dict:
         active = []
