@@ -271,3 +271,74 @@ def test_history_playback_mid_wave_shows_the_drones_and_alerts_of_that_time(kyiv
         page.wait_for_function(f"{ST}.mode === 'live' && {ST}.activeAlerts[0].zone === 'UA-KV'", timeout=5_000)
         page.close()
     assert outside == []
+
+
+def _tile_xy(lat: float, lon: float, z: int) -> tuple[int, int]:
+    """XYZ tile of a position (Web Mercator, as Leaflet and OpenStreetMap number them)."""
+    n = 2 ** z
+    y = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n
+    return int((lon + 180) / 360 * n), int(y)
+
+
+def test_operator_tiles_from_a_directory_or_mbtiles_are_served_by_skytrace(tmp_path, browser):  # noqa: F811
+    """Rivers and roads come from tiles the operator supplies: a z/x/y directory (drawn under the map, every
+    request to 127.0.0.1) or an MBTiles file (TMS rows flipped); bad settings are one-line errors."""
+    import io
+    import json
+    import sqlite3
+    import urllib.error
+    import urllib.request
+
+    from PIL import Image
+
+    from skytrace.errors import SkytraceError
+    from skytrace.service.tiles import TileSource
+
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), (40, 90, 160)).save(buf, "PNG")
+    png = buf.getvalue()
+    z = 8
+    (x0, y0), (x1, y1) = _tile_xy(51.2, 29.5, z), _tile_xy(49.7, 31.6, z)
+    for x in range(x0, x1 + 1):
+        for y in range(y0, y1 + 1):
+            (tmp_path / "tiles" / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "tiles" / str(z) / str(x) / f"{y}.png").write_bytes(png)
+    mb = tmp_path / "region.mbtiles"
+    with sqlite3.connect(mb) as db:
+        db.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
+        db.execute("CREATE TABLE tiles (zoom_level INT, tile_column INT, tile_row INT, tile_data BLOB)")
+        db.executemany("INSERT INTO metadata VALUES (?, ?)", [("format", "png"), ("maxzoom", "12"),
+                                                             ("attribution", "© test tiles")])
+        db.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x0, 2 ** z - 1 - y0, png))
+    table = SensorTable.from_sensors([Sensor(id="ac0", kind="acoustic", lat=50.45, lon=30.52, alt_m=150.0,
+                                             bearing_sigma_deg=3.0, max_range_m=6000.0, sound_speed_mps=343.0)])
+
+    def service() -> LiveService:
+        return LiveService(table=table, zones=None, stage=FixedPicture(
+            TrackSnapshot(t=T0, track=[], status=[], lat=np.zeros(0), lon=np.zeros(0), alt_m=np.zeros(0),
+                          ve=np.zeros(0), vn=np.zeros(0), vu=np.zeros(0), pos_sigma_m=np.zeros(0)), []),
+            store=open_store(None), step_s=0.25, clock=lambda: T0)
+
+    with ServerThread(create_app(service(), tiles=str(mb))) as server:
+        with urllib.request.urlopen(f"{server.url}/tiles/{z}/{x0}/{y0}", timeout=10) as r:
+            assert r.read() == png and r.headers["content-type"] == "image/png"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{server.url}/tiles/{z}/{x0}/{2 ** z - 1 - y0}", timeout=10)  # unflipped row
+        assert err.value.code == 404
+        with urllib.request.urlopen(server.url + "/api/v1/map", timeout=10) as r:
+            assert json.loads(r.read())["tiles"] == {"url": "tiles/{z}/{x}/{y}", "max_zoom": 12,
+                                                       "attribution": "© test tiles", "local": True}
+    with ServerThread(create_app(service(), tiles=str(tmp_path / "tiles"))) as server:
+        page = browser.new_page(viewport={"width": 800, "height": 600})
+        outside = _no_external_requests(page, server.url)
+        page.goto(server.url + "/")
+        page.wait_for_function(f"{ST} && {ST}.tiles && {ST}.sensorsLoaded > 0", timeout=30_000)
+        page.evaluate(f"() => {{ {ST}.map.setView([50.45, 30.52], {z}, {{animate: false}}); }}")
+        page.wait_for_function(f"{ST}.tilesLoaded >= 4", timeout=15_000)
+        page.close()
+    assert outside == []
+    for bad in ("ftp://tiles.example/{z}/{x}/{y}.png", "https://tiles.example/tile.png", str(tmp_path / "none")):
+        with pytest.raises(SkytraceError):
+            TileSource.from_setting(bad)
+    assert TileSource.from_setting("") is None
+    assert TileSource.from_setting("https://tiles.lan/{z}/{x}/{y}.png").client()["local"] is False

@@ -42,6 +42,9 @@ def serve(
                                                                       "can then inject drones)."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Also serve this Host name (e.g. the reverse "
                                                                   "proxy's public name); repeatable."),
+    tiles: str | None = typer.Option(None, "--tiles", help="Base-map tiles under the map: a z/x/y tile directory or "
+                                     "an .mbtiles file served by skytrace, or an http(s) URL template (default: "
+                                     "[service] map_tiles; none: fully offline)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
@@ -97,7 +100,8 @@ def serve(
     typer.echo("HTTP ingest: " + mode + (", token required" if token else ""))
     run_server(create_app(service, ingest, ingest_token=token, verifier=verifier, insecure_demo=insecure_demo,
                           allowed_hosts=(*conf.service.allowed_hosts, *allow_host),
-                          allowed_origins=tuple(conf.service.allowed_origins)), port)
+                          allowed_origins=tuple(conf.service.allowed_origins),
+                          tiles=conf.service.map_tiles if tiles is None else tiles), port)
 
 
 def register(app: typer.Typer) -> None:

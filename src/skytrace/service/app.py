@@ -195,7 +195,7 @@ def places_json() -> bytes:
 
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
-               allowed_origins: tuple[str, ...] = ()) -> FastAPI:
+               allowed_origins: tuple[str, ...] = (), tiles: str = "") -> FastAPI:
     """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
 
     HTTP ingest: with ``verifier`` (:class:`skytrace.security.signing.Verifier`) only signed batches are accepted;
@@ -221,6 +221,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
                   description="Early warning against one-way attack drones: live tracks, alerts and history. "
                               "Times are UNIX seconds UTC, positions WGS84, altitudes metres above the ellipsoid.")
     zones_doc = zones_geojson(service)
+    from skytrace.service.tiles import TileSource
+
+    tile_source = TileSource.from_setting(tiles)  # [service] map_tiles; none by default (fully offline)
     guard_counts: dict[str, int] = {}
     if verifier is not None:
         service.auth = verifier
@@ -256,6 +259,18 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     @app.get("/api/v1/places", summary="Towns for the offline base map (GeoNames, population >= 5,000)")
     def places() -> Response:
         return Response(places_json(), media_type="application/json")
+
+    @app.get("/api/v1/map", summary="Base-map settings of the web map (optional tiles; none: fully offline)")
+    def map_settings() -> Response:
+        return _json({"tiles": tile_source.client() if tile_source is not None else None})
+
+    @app.get("/tiles/{z}/{x}/{y}", summary="A base-map tile from the configured directory or MBTiles file",
+             include_in_schema=False)
+    def tile(z: int, x: int, y: int) -> Response:
+        found = tile_source.get(z, x, y) if tile_source is not None else None
+        if found is None:
+            raise HTTPException(404, "no such tile")
+        return Response(found[0], media_type=found[1], headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/api/v1/cap", summary="CAP 1.2 feed: index of the latest alert messages (newest first)")
     def cap_index(request: Request, limit: int = Query(100, ge=1, le=1000)) -> Response:

@@ -72,7 +72,7 @@
   // An oblast alerted itself is filled with its level's style; an oblast with alerted cells (the roll-up) gets
   // the level's outline when zoomed out (so one alerted cell does not look like a whole alerted oblast).
   function oblastStyle(id) {
-    const base = { color: "#52657a", weight: 1, dashArray: null, fillColor: "#1a2633", fillOpacity: 0.75 };
+    const base = { color: "#52657a", weight: 1, dashArray: null, fillColor: "#1a2633", fillOpacity: st.tiles ? 0.12 : 0.75 };
     const own = st.zoneLevel.get(id);
     if (own === "imminent") return { ...base, color: COL.imminent, weight: 3, fillColor: HATCH, fillOpacity: 0.55 };
     if (own) return { ...base, color: COL.warning, weight: 2.5, dashArray: "8 5", fillColor: "#3d3518", fillOpacity: 0.85 };
@@ -98,6 +98,19 @@
     st.cellsTotal = cells.size;
     refreshZones();
     rerenderAlerts();  // names and roll-up need the zones
+  });
+  // Optional base tiles (rivers, roads, terrain) chosen by the operator ([service] map_tiles): from skytrace itself
+  // (a tile directory or MBTiles file) or the operator's tile server. None by default: nothing leaves the service.
+  fetch("api/v1/map").then((r) => r.ok ? r.json() : {}).then((cfg) => {
+    if (!cfg.tiles) return;
+    st.tiles = cfg.tiles; st.tilesLoaded = 0; st.tilesFailed = 0;
+    const layer = L.tileLayer(cfg.tiles.url, { maxNativeZoom: cfg.tiles.max_zoom, maxZoom: 20, opacity: 0.85 });
+    layer.on("tileload", () => st.tilesLoaded++).on("tileerror", () => st.tilesFailed++).addTo(map);
+    for (const [id, l] of oblasts) l.setStyle(oblastStyle(id));  // the land becomes a tint over the tiles
+    if (cfg.tiles.attribution) {
+      const a = document.createElement("div"); a.className = "attribution"; a.textContent = cfg.tiles.attribution;
+      document.body.appendChild(a);
+    }
   });
   function cellBounds(f) {
     if (!f._b) f._b = L.geoJSON(f).getBounds();
