@@ -97,3 +97,36 @@ def test_the_replay_clock_stops_when_the_night_ends():
     assert clock.stop() == 5600.0
     wall[0] += 100.0
     assert clock() == 5600.0 and clock.stop() == 5600.0  # stopped for good, idempotent
+
+
+def test_a_busy_machine_slows_the_replay_instead_of_freezing_the_map():
+    """A step that runs long halves the replay's speed (the next step has less to digest); quick steps bring it
+    back to the wanted speed. Driven by hand: no timing of this machine is involved."""
+    from types import SimpleNamespace
+
+    from skytrace.service.clock import ScaledClock
+    from skytrace.service.live_demo import ReplayGovernor
+
+    wall = [0.0]
+    clock = ScaledClock(60.0, t_anchor=1000.0, wall=lambda: wall[0])
+    stats = SimpleNamespace(n_steps=0, step_started=None, step_ms_last=0.0)
+    said: list[str] = []
+    gov = ReplayGovernor(clock, stats, step_s=0.25, speed=60.0, echo=said.append, min_speed=2.0)
+    stats.step_started = 100.0  # a step began at monotonic 100 s and is still running
+    assert gov.check(now=100.5) == 60.0  # half a second: nothing yet
+    assert gov.check(now=101.5) == 30.0 and gov.check(now=102.0) == 15.0
+    assert said == ["[live] the machine is busy: replay slowed to 30x to keep the map live",
+                    "[live] the machine is busy: replay slowed to 15x to keep the map live"]
+    wall[0] = 10.0
+    assert clock() == 1000.0 + 10.0 * 15.0  # the scenario time runs on continuously at the new speed
+    for _ in range(6):
+        gov.check(now=103.0)
+    assert clock.speed == 2.0  # never below min_speed
+    stats.step_started = None
+    speeds = []
+    for k in range(200):  # quick steps (20 ms each)
+        stats.n_steps += 1
+        stats.step_ms_last = 20.0
+        speeds.append(gov.check(now=200.0 + k))
+    assert speeds == sorted(speeds) and speeds[-1] == 60.0 and said[-1] == "[live] replay back at 60x"
+    assert gov.speed_min_seen == 2.0

@@ -93,6 +93,7 @@ class ServiceStats:
     t_last_step: float | None = None
     step_ms_last: float = 0.0
     step_ms_max: float = 0.0
+    step_started: float | None = None  # time.monotonic() when the step in progress began; None between steps
     errors: int = 0
     dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
 
@@ -190,24 +191,32 @@ class LiveService:
         feed, websocket) and then store. Returns the step's messages."""
         with self._step_lock:
             t_start = time.perf_counter()
-            if not getattr(self.clock, "anchored", True):
-                # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
-                # clock hours ahead of the recorded reports, and it would drop them all as late
-                return [self.status_message(self.clock())]
-            t_now = self.clock() if t_now is None else t_now
-            with self._lock:
-                dets, self._pending = self._pending, []
-                self._step_n_in = self.stats.n_in
-            batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
-            self._step_msgs = []
-            self.stage.push(batch, t_clock=t_now)
-            self.stage.step(t_now)
-            msgs = self._step_msgs
-            self.stats.n_steps += 1
-            self.stats.t_last_step = t_now
-            self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
-            self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
-            return msgs
+            self.stats.step_started = time.monotonic()
+            try:
+                return self._step_locked(t_now, t_start)
+            finally:
+                self.stats.step_started = None
+
+    def _step_locked(self, t_now: float | None, t_start: float) -> list[dict]:
+        """The body of :meth:`step_once` (holding the step lock)."""
+        if not getattr(self.clock, "anchored", True):
+            # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
+            # clock hours ahead of the recorded reports, and it would drop them all as late
+            return [self.status_message(self.clock())]
+        t_now = self.clock() if t_now is None else t_now
+        with self._lock:
+            dets, self._pending = self._pending, []
+            self._step_n_in = self.stats.n_in
+        batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
+        self._step_msgs = []
+        self.stage.push(batch, t_clock=t_now)
+        self.stage.step(t_now)
+        msgs = self._step_msgs
+        self.stats.n_steps += 1
+        self.stats.t_last_step = t_now
+        self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
+        self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
+        return msgs
 
     # ------------------------------------------------------------------------------------------------- sinks
     def _on_step_publish(self, res: StepResult) -> None:
@@ -306,6 +315,7 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
+                "clock_speed": float(getattr(self.clock, "speed", 1.0)),
                 "dropped": self.stats.dropped, "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],

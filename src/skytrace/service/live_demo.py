@@ -74,6 +74,51 @@ class DetectionTail:
         return self._decode(lines)
 
 
+class ReplayGovernor:
+    """Keeps the map live on a machine that cannot track the night at the wanted speed.
+
+    When a pipeline step runs longer than a second, the replay's clock is slowed by half (the next step then has
+    less of the night to digest); after ten quick steps in a row it speeds up by half again, up to ``speed``.
+    Without it a busy machine falls into ever longer steps, each carrying more of the night than the last, and
+    the map freezes for minutes (measured: one step of 18 min at 60x with the machine's 2 cores overloaded)."""
+
+    def __init__(self, clock: ScaledClock, stats, step_s: float, speed: float, echo: Callable[[str], None],
+                 min_speed: float = 1.0):
+        self.clock, self.stats, self.step_s, self.speed, self.echo = clock, stats, step_s, speed, echo
+        self.min_speed = min_speed
+        self.seen_steps = stats.n_steps
+        self.quick = 0
+        self.told = speed
+        self.speed_min_seen = speed
+
+    def check(self, now: float | None = None) -> float:
+        """Look at the service's step timing once (``now``: ``time.monotonic()``); returns the clock's speed."""
+        st, clock = self.stats, self.clock
+        now = time.monotonic() if now is None else now
+        busy_s = now - st.step_started if st.step_started is not None else 0.0
+        new_steps = st.n_steps != self.seen_steps
+        self.seen_steps = st.n_steps
+        speed = clock.speed
+        if (busy_s > 1.0 or (new_steps and st.step_ms_last > 1000.0)) and speed > self.min_speed:
+            clock.set_speed(max(self.min_speed, speed / 2))
+            self.quick = 0
+        elif new_steps and st.step_ms_last < 1000.0 * self.step_s:
+            self.quick += 1
+            if self.quick >= 10 and speed < self.speed:
+                clock.set_speed(min(self.speed, speed * 1.5))
+                self.quick = 0
+        self.speed_min_seen = min(self.speed_min_seen, clock.speed)
+        if clock.speed <= self.told / 2 or (clock.speed == self.speed and self.told != self.speed):
+            self.told = clock.speed
+            self.echo(f"[live] the machine is busy: replay slowed to {self.told:g}x to keep the map live"
+                      if self.told < self.speed else f"[live] replay back at {self.told:g}x")
+        return clock.speed
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            self.check()
+
+
 class LiveDemo:
     """The live replay as a background service: :meth:`start` serves the map at once (while the caller does its
     batch work), :meth:`wait` blocks until the night has played (or forever on a kept-up map), :meth:`close`
@@ -100,6 +145,9 @@ class LiveDemo:
         self.dets = list(formats.iter_detections(self.tail.path, self.table)) if self.complete else []
         self._follower: threading.Thread | None = None
         self._stop_follow = threading.Event()
+        self._stop_govern = threading.Event()
+        self.min_speed = max(1.0, speed / 30.0)
+        self.governor: ReplayGovernor | None = None
         self.db = self.out_dir / "skytrace.db"
         self.rounds = 0
         self.url: str | None = None
@@ -131,6 +179,11 @@ class LiveDemo:
         self.port = self._server.port  # a loop round serves on the same port
         self.url = self._server.url
         self.feed = InProcessFeed(self.svc, self.dets, complete=self.complete).start()
+        self.governor = ReplayGovernor(self.svc.clock, self.svc.stats, self.svc.step_s, self.speed, self.echo,
+                                       self.min_speed)
+        self._stop_govern = threading.Event()
+        threading.Thread(target=self.governor.run, args=(self._stop_govern,), name="skytrace-demo-governor",
+                         daemon=True).start()
         if not self.complete and self._follower is None:
             self._follower = threading.Thread(target=self._follow, name="skytrace-demo-tail", daemon=True)
             self._follower.start()
@@ -191,11 +244,13 @@ class LiveDemo:
                 "alerts": len(svc.store.alerts()), "step_ms_max": round(svc.stats.step_ms_max, 1),
                 "tracker_late_dropped": (svc.status().get("tracker") or {}).get("late_dropped"),
                 "rejected_at_edge": svc.stage.stats["rejected_old"] + svc.stage.stats["rejected_future"],
-                "unreadable_lines": self.tail.bad}
+                "unreadable_lines": self.tail.bad, "replay_speed_min":
+                    round(self.governor.speed_min_seen, 2) if self.governor is not None else self.speed}
 
     def close(self) -> None:
         """Stop the feed and the server (the service finishes its step), count, close the store."""
         self._stop_follow.set()
+        self._stop_govern.set()
         if self.feed is not None:
             self.feed.stop()
         if self.svc is not None:

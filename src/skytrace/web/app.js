@@ -379,7 +379,8 @@
     if (m.t) setClock(m.t);
   }
   function setClock(t) {
-    $("clock").textContent = `${fmtTime(t)} ${dayFmt.format(new Date(t * 1000))}`;
+    const sp = st.lastStatus && st.lastStatus.clock_speed;  // an accelerated replay says how fast it plays
+    $("clock").textContent = `${fmtTime(t)} ${dayFmt.format(new Date(t * 1000))}` + (sp && sp !== 1 ? ` · ${sp.toFixed(sp < 10 ? 1 : 0)}x` : "");
     $("clock").title = `${fmtUtc(t)} (shown in ${TZ})`;
   }
   // a click near a drone: its details (the label shows the essentials already); it wins over the zone under it
