@@ -114,13 +114,18 @@ def test_a_busy_machine_slows_the_replay_instead_of_freezing_the_map():
     gov = ReplayGovernor(clock, stats, step_s=0.25, speed=60.0, echo=said.append, min_speed=2.0)
     stats.step_started = 100.0  # a step began at monotonic 100 s and is still running
     assert gov.check(now=100.5) == 60.0  # half a second: nothing yet
-    assert gov.check(now=101.5) == 30.0 and gov.check(now=102.0) == 15.0
+    assert gov.check(now=101.5) == 30.0 and gov.check(now=102.0) == 30.0  # one halving per doubling of the wait
+    assert gov.check(now=102.5) == 15.0 and gov.check(now=104.0) == 15.0 and gov.check(now=104.5) == 7.5
     assert said == ["[live] the machine is busy: replay slowed to 30x to keep the map live",
-                    "[live] the machine is busy: replay slowed to 15x to keep the map live"]
+                    "[live] the machine is busy: replay slowed to 15x to keep the map live",
+                    "[live] the machine is busy: replay slowed to 7.5x to keep the map live"]
     wall[0] = 10.0
-    assert clock() == 1000.0 + 10.0 * 15.0  # the scenario time runs on continuously at the new speed
-    for _ in range(6):
-        gov.check(now=103.0)
+    assert clock() == 1000.0 + 10.0 * 7.5  # the scenario time runs on continuously at the new speed
+    for k in range(6):  # slow steps, one after the other
+        stats.n_steps += 1
+        stats.step_ms_last = 3000.0
+        stats.step_started = 110.0 + k
+        gov.check(now=110.2 + k)
     assert clock.speed == 2.0  # never below min_speed
     stats.step_started = None
     speeds = []

@@ -78,7 +78,8 @@ class ReplayGovernor:
     """Keeps the map live on a machine that cannot track the night at the wanted speed.
 
     When a pipeline step runs longer than a second, the replay's clock is slowed by half (the next step then has
-    less of the night to digest); after ten quick steps in a row it speeds up by half again, up to ``speed``.
+    less of the night to digest), and again at 2, 4, 8 ... s if that step still runs, and after each step that
+    took over a second; after ten quick steps in a row it speeds up by half again, up to ``speed``.
     Without it a busy machine falls into ever longer steps, each carrying more of the night than the last, and
     the map freezes for minutes (measured: one step of 18 min at 60x with the machine's 2 cores overloaded)."""
 
@@ -88,6 +89,7 @@ class ReplayGovernor:
         self.min_speed = min_speed
         self.seen_steps = stats.n_steps
         self.quick = 0
+        self.next_halving_s = 1.0  # busy time of the running step at which the speed is halved (again)
         self.told = speed
         self.speed_min_seen = speed
 
@@ -99,7 +101,13 @@ class ReplayGovernor:
         new_steps = st.n_steps != self.seen_steps
         self.seen_steps = st.n_steps
         speed = clock.speed
-        if (busy_s > 1.0 or (new_steps and st.step_ms_last > 1000.0)) and speed > self.min_speed:
+        if new_steps or busy_s == 0.0:
+            self.next_halving_s = 1.0
+        slow_step = new_steps and st.step_ms_last > 1000.0
+        if busy_s > self.next_halving_s:
+            self.next_halving_s *= 2
+            slow_step = True
+        if slow_step and speed > self.min_speed:
             clock.set_speed(max(self.min_speed, speed / 2))
             self.quick = 0
         elif new_steps and st.step_ms_last < 1000.0 * self.step_s:
