@@ -69,7 +69,8 @@ def test_demo_on_a_short_copy_of_kyiv_night(tmp_path):
 
 
 def test_demo_serves_the_map_before_the_batch_work(tmp_path):
-    """The map is up right after the simulation; the offline chain runs while the night plays."""
+    """The map is up as soon as the sensors are placed; the offline chain runs (in its own process) while the
+    night plays; the live half stores every report it was fed."""
     sc = _scenario(tmp_path, "bench2d", lambda t: t.replace("n_targets = 50", "n_targets = 5")
                    .replace("duration_s = 300", "duration_s = 60"))
     with socket.socket() as s:
@@ -81,6 +82,8 @@ def test_demo_serves_the_map_before_the_batch_work(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     first_map = next(i for i, ln in enumerate(lines) if f"http://127.0.0.1:{port}/" in ln)
+    # the map comes while the simulation runs (before its summary line), the offline chain after it
+    assert first_map < next(i for i, ln in enumerate(lines) if "seen by" in ln)
     assert first_map < next(i for i, ln in enumerate(lines) if ln.startswith("[2/5]"))
     live = json.loads((out / "summary.json").read_text())["live"]
     assert live["detections_in"] == live["detections_stored"] > 0

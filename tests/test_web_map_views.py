@@ -186,6 +186,20 @@ def test_coverage_layer_shows_what_the_sensors_reach_and_toggles(fixed_service, 
     assert outside == []
 
 
+def test_classes_and_coverage_on_a_phone(fixed_service, browser):  # noqa: F811
+    """On a phone the layer switches sit in the bottom sheet; a tap turns coverage on; the classes draw the same."""
+    server, svc = fixed_service
+    page, outside = _open(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    _settle(page, 50.44, 30.68, 9)
+    assert page.evaluate(f"{ST}.classDrawn") == {"drone": 2, "manned": 1, "cooperative-uav": 1}
+    page.locator("#layer-coverage").scroll_into_view_if_needed()
+    page.tap("#layer-coverage")
+    page.wait_for_function(f"{ST}.coverageDrawn > 0", timeout=5_000)
+    page.screenshot(path=str(ARTIFACTS / "map-phone-classes.png"))
+    page.close()
+    assert outside == []
+
+
 def _compare(shot: Path, ref: Path) -> tuple[float, float]:
     """(share of pixels differing by more than 40 in some channel, mean absolute difference) of two images."""
     from PIL import Image
