@@ -8,6 +8,7 @@ output lines are time-stamped to split the run into phases (simulating, offline 
 
     python bench/bench_demo.py --out bench/out/bench_demo.json            # kyiv-night, 60x (~6 min)
     python bench/bench_demo.py --speed 120 --out bench/out/bench_demo.json
+    python bench/bench_demo.py --attach http://127.0.0.1:8080 --duration 60   # a demo already running
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ def main() -> None:
     ap.add_argument("--scenario", default="kyiv-night")
     ap.add_argument("--speed", type=float, default=60.0)
     ap.add_argument("--out", type=Path, default=Path("bench/out/bench_demo.json"))
+    ap.add_argument("--attach", default="", help="listen to the map of a demo already running at this URL")
+    ap.add_argument("--duration", type=float, default=60.0, help="with --attach: seconds to listen")
     args = ap.parse_args()
+    if args.attach:
+        attach(args.attach.rstrip("/"), args.duration, args.out)
+        return
     from websockets.sync.client import connect
 
     port = _free_port()
@@ -117,6 +123,36 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "demo_output"}, indent=1))
+
+
+def attach(url: str, duration_s: float, out: Path) -> None:
+    """Listen to a running demo's websocket for ``duration_s``: step durations, gaps between messages, the replay
+    speed (the status's ``clock_speed``) and what the status says the offline side is doing."""
+    from websockets.sync.client import connect
+
+    msgs: list[tuple[float, str, float | None, float | None]] = []
+    t0 = time.monotonic()
+    with connect(url.replace("http", "ws") + "/api/v1/ws", open_timeout=10) as ws:
+        while (now := time.monotonic() - t0) < duration_s:
+            try:
+                m = json.loads(ws.recv(timeout=max(0.1, duration_s - now)))
+            except TimeoutError:
+                break
+            msgs.append((time.monotonic() - t0, m["type"], m.get("step_ms_last"), m.get("clock_speed")))
+    ts = [m[0] for m in msgs]
+    gaps = np.diff(ts) * 1e3 if len(ts) > 1 else np.zeros(0)
+    steps = [m[2] for m in msgs if m[1] == "status" and m[2] is not None]
+    speeds = [m[3] for m in msgs if m[1] == "status" and m[3] is not None]
+    with urllib.request.urlopen(url + "/api/v1/status", timeout=10) as r:
+        status = json.loads(r.read())
+    result = {"url": url, "duration_s": duration_s, "messages": len(msgs), "step_ms": _stats(steps),
+              "ws_gap_ms": _stats(gaps.tolist()), "ws_gaps_over_1s": int((gaps > 1000).sum()),
+              "ws_gaps_over_5s": int((gaps > 5000).sum()),
+              "clock_speed": _stats(speeds), "step_ms_max_since_start": status.get("step_ms_max"),
+              "detections_in": status.get("n_in")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
