@@ -119,7 +119,7 @@ def main() -> None:
                                   "ws_gap_ms": _stats(gaps.tolist()),
                                   "ws_gaps_over_1s": int((gaps > 1000).sum()),
                                   "ws_gaps_over_5s": int((gaps > 5000).sum())}
-    result["demo_output"] = [f"{t:.1f}s {ln}" for t, ln in lines]
+    result["demo_output"] = [f"{t:.1f}s {ln}".replace(str(work / "d"), "<out>") for t, ln in lines]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "demo_output"}, indent=1))
