@@ -64,6 +64,9 @@ def serve(
                                                                   "its registry under /api/v1/forensics and the "
                                                                   "page /forensics.html; read-only unless "
                                                                   "SKYTRACE_EVIDENCE_KEY is set."),
+    tiles: str | None = typer.Option(None, "--tiles", help="Base-map tiles under the map: a z/x/y tile directory or "
+                                     "an .mbtiles file served by skytrace, or an http(s) URL template (default: "
+                                     "[service] map_tiles; none: fully offline)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
@@ -143,7 +146,8 @@ def serve(
         typer.echo(f"evidence registry: {evidence} ({'writes with key' if ev_key else 'read-only'})")
     run_server(create_app(service, ingest, ingest_token=token, verifier=verifier, insecure_demo=insecure_demo,
                           allowed_hosts=(*conf.service.allowed_hosts, *allow_host),
-                          allowed_origins=tuple(conf.service.allowed_origins), routers=routers), port)
+                          allowed_origins=tuple(conf.service.allowed_origins), routers=routers,
+                          tiles=conf.service.map_tiles if tiles is None else tiles), port)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
-from skytrace.io.identity import SLOT_PREFIX
+from skytrace.io.identity import SLOT_PREFIX, Identity, IdentityMap
 from skytrace.io.mqtt import DecodeStats
 from skytrace.model import Alert, Detection
 from skytrace.pipeline import Pipeline, StepResult
@@ -41,18 +41,32 @@ log = logging.getLogger(__name__)
 ENCODER = msgspec.json.Encoder()
 
 
-def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None) -> dict:
+def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None,
+                     identities: IdentityMap | None = None) -> dict:
     """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s); ``class``,
-    ``target_id`` and ``identity_flag`` (cooperative identities, null where none) when the pipeline annotates them."""
+    ``target_id`` and ``identity_flag`` (cooperative identities, null where none).
+
+    The pipeline's identity check annotates the snapshot when it runs (:mod:`skytrace.alerting.identity`); otherwise,
+    with ``identities`` (sensor id -> cooperative identity, :mod:`skytrace.io.identity`), a track takes the class of
+    the first cooperative sensor that updated it (a cooperative target reports as its own sensor): ``manned`` (ADS-B)
+    or ``cooperative-uav`` (Remote ID); null for a non-cooperative track, which the map draws as a possible threat."""
     n = len(snap)
+    cls, target = snap.cls, snap.target_id
+    if cls is None and identities:
+        cls, target = [None] * n, [None] * n
+        for i in range(n):
+            for s in snap.sensors_of(i) or ():
+                if (ident := identities.by_sensor.get(s)) is not None:
+                    cls[i], target[i] = ident.cls, ident.target_id
+                    break
     return {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
             "track": snap.track, "status": snap.status,
             "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
             "alt_m": np.round(snap.alt_m, 1).tolist(), "ve": np.round(snap.ve, 2).tolist(),
             "vn": np.round(snap.vn, 2).tolist(), "vu": np.round(snap.vu, 2).tolist(),
             "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist(),
-            "class": snap.cls if snap.cls is not None else [None] * n,
-            "target_id": snap.target_id if snap.target_id is not None else [None] * n,
+            "class": cls if cls is not None else [None] * n,
+            "target_id": target if target is not None else [None] * n,
             "identity_flag": snap.identity_flag if snap.identity_flag is not None else [None] * n}
 
 
@@ -82,6 +96,7 @@ class ServiceStats:
     t_last_step: float | None = None
     step_ms_last: float = 0.0
     step_ms_max: float = 0.0
+    step_started: float | None = None  # time.monotonic() when the step in progress began; None between steps
     errors: int = 0
     dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
     shed: dict[str, int] = field(default_factory=dict)  # reports shed from tracking under overload, per kind
@@ -165,6 +180,7 @@ class LiveService:
         from skytrace.security.consistency import SensorConsistency
 
         self.consistency = SensorConsistency(self.table)
+        self.identities = IdentityMap()  # cooperative targets (ADS-B, Remote ID) seen in the reports, by sensor
         # the service's outputs are the pipeline's sinks: publish first, then store
         self.stage.sinks.extend([self.consistency, _Sink(self._on_step_publish, "publish"),
                                  _Sink(self._on_step_store, "store")])
@@ -176,6 +192,9 @@ class LiveService:
             return
         if not getattr(self.clock, "anchored", True):  # a scaled clock starts with the feed
             self.clock.anchor(min(d.t if d.t_arrival is None else d.t_arrival for d in dets))
+        for d in dets:  # a cooperative report says who it is: its sensor is that target (skytrace.io.identity)
+            if d.target_id is not None and d.sensor not in self.identities.by_sensor:
+                self.identities.by_sensor[d.sensor] = Identity(d.cls, d.target_id)
         with self._lock:
             self._pending.extend(dets)
             self.stats.n_in += len(dets)
@@ -207,24 +226,32 @@ class LiveService:
         feed, websocket) and then store. Returns the step's messages."""
         with self._step_lock:
             t_start = time.perf_counter()
-            if not getattr(self.clock, "anchored", True):
-                # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
-                # clock hours ahead of the recorded reports, and it would drop them all as late
-                return [self.status_message(self.clock())]
-            t_now = self.clock() if t_now is None else t_now
-            with self._lock:
-                dets, self._pending = self._pending, []
-                self._step_n_in = self.stats.n_in
-            batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
-            self._step_msgs = []
-            self.stage.push(batch, t_clock=t_now)
-            self.stage.step(t_now)
-            msgs = self._step_msgs
-            self.stats.n_steps += 1
-            self.stats.t_last_step = t_now
-            self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
-            self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
-            return msgs
+            self.stats.step_started = time.monotonic()
+            try:
+                return self._step_locked(t_now, t_start)
+            finally:
+                self.stats.step_started = None
+
+    def _step_locked(self, t_now: float | None, t_start: float) -> list[dict]:
+        """The body of :meth:`step_once` (holding the step lock)."""
+        if not getattr(self.clock, "anchored", True):
+            # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
+            # clock hours ahead of the recorded reports, and it would drop them all as late
+            return [self.status_message(self.clock())]
+        t_now = self.clock() if t_now is None else t_now
+        with self._lock:
+            dets, self._pending = self._pending, []
+            self._step_n_in = self.stats.n_in
+        batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
+        self._step_msgs = []
+        self.stage.push(batch, t_clock=t_now)
+        self.stage.step(t_now)
+        msgs = self._step_msgs
+        self.stats.n_steps += 1
+        self.stats.t_last_step = t_now
+        self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
+        self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
+        return msgs
 
     # ------------------------------------------------------------------------------------------------- sinks
     def _on_step_publish(self, res: StepResult) -> None:
@@ -253,7 +280,7 @@ class LiveService:
                 self.alert_detail[str(d["zone"])] = d
                 self._cap(ev)
         t_newest = float(np.max(res.detections.t)) if res.detections is not None and len(res.detections) else None
-        msgs = [snapshot_message(res.tracks, self._step_n_in, t_newest)]
+        msgs = [self.tracks_message(res.tracks, self._step_n_in, t_newest)]
         if alerts_changed:
             rollup = getattr(self.stage.alerts, "rollup", None)
             self.rollup = rollup() if callable(rollup) else {}
@@ -320,6 +347,10 @@ class LiveService:
         self._cap_seq += 1
         self.cap_messages.append((self._cap_seq, float(ev.t), str(ev.zone), str(ev.kind), xml))
 
+    def tracks_message(self, snap: TrackSnapshot, n_in: int | None = None, t_newest_in: float | None = None) -> dict:
+        """The ``tracks`` message of a snapshot, with the class of cooperative tracks."""
+        return snapshot_message(snap, self.stats.n_in if n_in is None else n_in, t_newest_in, self.identities)
+
     def alerts_message(self, t_now: float) -> dict:
         active = []
         for a in self.alerts:
@@ -341,6 +372,7 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
+                "clock_speed": float(getattr(self.clock, "speed", 1.0)),
                 "dropped": self.stats.dropped, "shed": dict(self.stats.shed), "queued_max": self.stats.queued_max,
                 "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
