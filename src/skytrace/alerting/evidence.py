@@ -804,17 +804,21 @@ class EvidencePolicy(AlertPolicy):
                 continue
             if s >= keep:
                 st.below_since = None
+                # CAP Updates only for what a recipient must act on: stronger certainty, or the threat becoming
+                # imminent. Weaker certainty or a receding threat changes the state (map, alerts.jsonl) without
+                # re-sending the zone's alert (alert fatigue: ~half of all messages were such downgrades).
                 changed = False
                 if c < st.certainty:  # stronger evidence: confirm at once (CAP Update)
                     st.certainty, st.weaker_since, changed = c, None, True
                 elif c > st.certainty:  # weaker: only after it stayed weaker for clear_after_s (no flicker)
                     st.weaker_since = st.weaker_since if st.weaker_since is not None else t
                     if t - st.weaker_since >= cfg.clear_after_s:
-                        st.certainty, st.weaker_since, changed = c, None, True
+                        st.certainty, st.weaker_since = c, None
                 else:
                     st.weaker_since = None
                 if level != st.level:
-                    st.level, changed = level, True
+                    changed = changed or level == "imminent"
+                    st.level = level
                     st.max_level = "imminent" if level == "imminent" else st.max_level
                 if changed:
                     st.tracks = ev.why(zi, names) or st.tracks
