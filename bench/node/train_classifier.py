@@ -39,9 +39,7 @@ def collect(n_per_kind: int, dur_s: float, seed: int = 11) -> tuple[np.ndarray, 
         for i in range(n_per_kind * 2):
             jobs.append((kind, [-12.0, -6.0, 0.0, 10.0][i % 4]))
     for kind in scenes.CONFUSERS_TRAIN:
-        # steady harmonic machines (generator, fan) pass the detector every frame: more of them
-        for i in range(n_per_kind * (3 if kind in ("generator", "fan") else 2 if kind in ("chainsaw", "voice", "moped")
-                                     else 1)):
+        for i in range(n_per_kind * (2 if kind in ("chainsaw", "voice", "moped") else 1)):
             jobs.append((kind, [0.0, 10.0, 20.0][i % 3]))
     for _ in range(n_per_kind):
         jobs.append((None, 0.0))
