@@ -11,6 +11,7 @@ Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, an o
 - ``GET  /history/states``               stored track states in [t0, t1] (the map's timeline)
 - ``POST /detections``, ``POST /sightings``  reports over HTTP (same JSON as MQTT; sightings: position sensors)
 - ``WS   /ws``                           stream of ``tracks``, ``alerts`` and ``status`` messages (JSON text)
+- ``/forensics/...``                     the evidence registry, with ``serve --evidence`` (skytrace.forensics.api)
 
 Everything from a client is hostile: bodies are size-capped and validated exactly like MQTT payloads; query
 arguments are range-checked; user errors are 4xx with a one-line ``detail``, never a traceback.
@@ -41,7 +42,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, decode_detections, open_signed_batch
-from skytrace.service.core import ENCODER, LiveService, snapshot_message
+from skytrace.service.core import ENCODER, LiveService
 from skytrace.store.base import StoreError
 
 MAX_HISTORY_WINDOW_S = 24 * 3600.0
@@ -143,11 +144,15 @@ def zones_geojson(service: LiveService, tolerance_deg: float = 0.005) -> dict:
     """Zone polygons for the map, simplified (topology-preserving) to keep the page light on a phone."""
     if service.zones is None:
         return {"type": "FeatureCollection", "features": []}
+    cached = getattr(service.zones, "_map_geojson", None)
+    if cached is not None and cached[0] == tolerance_deg:  # a demo round serves the same zones again
+        return cached[1]
     doc = service.zones.to_geojson()
     from shapely.geometry import mapping, shape
 
     for f in doc["features"]:
         f["geometry"] = mapping(shape(f["geometry"]).simplify(tolerance_deg, preserve_topology=True))
+    service.zones._map_geojson = (tolerance_deg, doc)
     return doc
 
 
@@ -213,8 +218,12 @@ def places_json() -> bytes:
 
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
-               allowed_origins: tuple[str, ...] = (), durable: bool = True) -> FastAPI:
+               allowed_origins: tuple[str, ...] = (), durable: bool = True, routers: tuple = (),
+               tiles: str = "") -> FastAPI:
     """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
+
+    ``routers``: further FastAPI routers served under the same guard (e.g. the evidence registry's,
+    :func:`skytrace.forensics.api.forensics_router`, added by ``skytrace serve --evidence``).
 
     HTTP ingest: with ``verifier`` (:class:`skytrace.security.signing.Verifier`) only signed batches are accepted;
     without one, ingest is refused (403) unless ``insecure_demo`` (a local demo on loopback) accepts plain
@@ -234,10 +243,14 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     async def lifespan(app: FastAPI):
         if mqtt is not None:
             await asyncio.to_thread(mqtt.start)
+        for inp in service.inputs:  # live feeds (ASTERIX, SBS, aircraft.json, Remote ID): skytrace.interop.live
+            await asyncio.to_thread(inp.start)
         service.start()
         try:
             yield
         finally:
+            for inp in service.inputs:
+                await asyncio.to_thread(inp.stop)
             if mqtt is not None:
                 await asyncio.to_thread(mqtt.stop)
             await service.stop()
@@ -246,6 +259,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
                   description="Early warning against one-way attack drones: live tracks, alerts and history. "
                               "Times are UNIX seconds UTC, positions WGS84, altitudes metres above the ellipsoid.")
     zones_doc = zones_geojson(service)
+    from skytrace.service.tiles import TileSource
+
+    tile_source = TileSource.from_setting(tiles)  # [service] map_tiles; none by default (fully offline)
     guard_counts: dict[str, int] = {}
     if verifier is not None:
         service.auth = verifier
@@ -267,7 +283,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         snap = service.snapshot
         if snap is None:
             return _json({"type": "tracks", "t": None, "track": []})
-        return _json(snapshot_message(snap, service.stats.n_in, None))
+        return _json(service.tracks_message(snap))
 
     @app.get("/api/v1/alerts", summary="Active alerts, or stored alert periods since a time",
              response_model=list[AlertOut], responses=QUERY_ERRORS)
@@ -281,6 +297,18 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     @app.get("/api/v1/places", summary="Towns for the offline base map (GeoNames, population >= 5,000)")
     def places() -> Response:
         return Response(places_json(), media_type="application/json")
+
+    @app.get("/api/v1/map", summary="Base-map settings of the web map (optional tiles; none: fully offline)")
+    def map_settings() -> Response:
+        return _json({"tiles": tile_source.client() if tile_source is not None else None})
+
+    @app.get("/tiles/{z}/{x}/{y}", summary="A base-map tile from the configured directory or MBTiles file",
+             include_in_schema=False)
+    def tile(z: int, x: int, y: int) -> Response:
+        found = tile_source.get(z, x, y) if tile_source is not None else None
+        if found is None:
+            raise HTTPException(404, "no such tile")
+        return Response(found[0], media_type=found[1], headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/api/v1/cap", summary="CAP 1.2 feed: index of the latest alert messages (newest first)")
     def cap_index(request: Request, limit: int = Query(100, ge=1, le=1000)) -> Response:
@@ -428,7 +456,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         try:
             # the current picture first, so a new client does not wait for the next step
             if service.snapshot is not None:
-                await send(ENCODER.encode(snapshot_message(service.snapshot, service.stats.n_in, None)).decode())
+                await send(ENCODER.encode(service.tracks_message(service.snapshot)).decode())
             await send(ENCODER.encode(service.alerts_message(service.clock())).decode())
             while (blob := await q.get()) is not None:
                 await send(blob.decode())
@@ -454,6 +482,8 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+    for router in routers:
+        app.include_router(router)
     @app.get("/docs", include_in_schema=False)
     @app.get("/redoc", include_in_schema=False)
     def api_reference() -> Response:

@@ -161,28 +161,50 @@ class InProcessFeed:
     For accelerated demos (``skytrace demo``): run the service with a :class:`~skytrace.service.clock.ScaledClock`
     anchored at the scenario start, start this feed, and the pipeline sees the reports exactly as a live
     network would deliver them, ``speed`` times faster. Runs in its own thread; ``stop()`` ends it.
+
+    A feed may start before all its reports exist (``complete=False``): the demo plays the night while the
+    simulator is still writing it. :meth:`extend` adds reports as they are read; an unanchored clock is anchored
+    at the first report's arrival; :attr:`done` waits for ``extend(..., complete=True)``.
     """
 
-    def __init__(self, service, detections: list[Detection], poll_s: float = 0.05):
+    def __init__(self, service, detections: list[Detection], poll_s: float = 0.05, complete: bool = True):
         import threading
 
         import numpy as np
 
-        if not getattr(service.clock, "anchored", True):
+        clock = service.clock
+        if complete and not getattr(clock, "anchored", True):
             raise ValueError("anchor the service's ScaledClock (e.g. at the first arrival time) before feeding")
+        if not complete and not hasattr(clock, "anchor"):
+            raise ValueError("a growing feed needs an anchorable clock (ScaledClock)")
         self.service = service
-        ta = np.array([_arrival(d) for d in detections])
-        order = np.argsort(ta, kind="stable")
-        self.dets = [detections[i] for i in order]
-        self.ta = ta[order]
+        self.dets: list[Detection] = []
+        self.ta = np.zeros(0)
+        self.complete = False
         self.poll_s = poll_s
         self.k = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="skytrace-feed", daemon=True)
+        self.extend(detections, complete=complete)
+
+    def extend(self, detections: list[Detection], complete: bool = False) -> None:
+        """Add reports (any order); ``complete`` says no more will come."""
+        import numpy as np
+
+        with self._lock:
+            if detections:
+                ta = np.array([_arrival(d) for d in detections])
+                dets = self.dets[self.k:] + list(detections)
+                ta = np.concatenate([self.ta[self.k:], ta])
+                order = np.argsort(ta, kind="stable")  # unsent reports only: what was submitted stays submitted
+                self.dets = self.dets[:self.k] + [dets[i] for i in order]
+                self.ta = np.concatenate([self.ta[:self.k], ta[order]])
+            self.complete = self.complete or complete
 
     @property
     def done(self) -> bool:
-        return self.k >= len(self.dets)
+        return self.complete and self.k >= len(self.dets)
 
     def pump(self, t_now: float | None = None) -> int:
         """Submit every report that has arrived by ``t_now`` (default: the service's clock); returns how many.
@@ -190,12 +212,18 @@ class InProcessFeed:
         The feed thread calls this every ``poll_s``; tests call it directly under a virtual clock."""
         import numpy as np
 
-        t = self.service.clock() if t_now is None else t_now
-        k1 = int(np.searchsorted(self.ta, t, side="right"))
-        n = k1 - self.k
-        if n > 0:
-            self.service.submit(self.dets[self.k:k1])
-            self.k = k1
+        with self._lock:
+            clock = self.service.clock
+            if not getattr(clock, "anchored", True):
+                if not len(self.ta):
+                    return 0
+                clock.anchor(float(self.ta[0]))  # the night starts with its first report
+            t = clock() if t_now is None else t_now
+            k1 = self.k + int(np.searchsorted(self.ta[self.k:], t, side="right"))  # the unsent part is sorted
+            n = k1 - self.k
+            if n > 0:
+                self.service.submit(self.dets[self.k:k1])
+                self.k = k1
         return max(n, 0)
 
     def _run(self) -> None:
