@@ -38,7 +38,9 @@ def run_server(app, port: int, log_level: str = "warning") -> None:
 class ServerThread:
     """Run the app in a background thread (benchmarks, tests, ``demo``); a context manager, 127.0.0.1 only."""
 
-    def __init__(self, app, port: int = 0, log_level: str = "warning"):
+    def __init__(self, app, port: int = 0, log_level: str = "warning", stop_timeout_s: float = 600.0):
+        """``stop_timeout_s``: how long leaving the context waits for the service to stop; its last step stores
+        every accepted report, which takes long on a loaded machine (a step of a busy night can take 30 s)."""
         import socket
 
         if port == 0:
@@ -50,6 +52,7 @@ class ServerThread:
         self.server = uvicorn.Server(uvicorn.Config(app, host=BIND_HOST, port=port, log_level=log_level,
                                                     lifespan="on", ws_ping_interval=None))
         self._thread = None
+        self.stop_timeout_s = stop_timeout_s
 
     def __enter__(self) -> ServerThread:
         import threading
@@ -69,4 +72,9 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         if self._thread is not None:
-            self._thread.join(30)
+            self._thread.join(self.stop_timeout_s)
+            if self._thread.is_alive():
+                import logging
+
+                logging.getLogger(__name__).warning("the service on %s did not stop within %.0f s", self.url,
+                                                    self.stop_timeout_s)
