@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -18,6 +19,9 @@ def serve(
     db: str = typer.Option("", "--db", help="Store: a SQLite path, sqlite:///path or postgresql://... "
                                             "(default: skytrace.db in DIRECTORY)."),
     mqtt: str = typer.Option("", "--mqtt", help="MQTT broker host:port to subscribe to (default: none)."),
+    mqtt_client_id: str = typer.Option("skytrace-service", "--mqtt-client-id",
+                                       help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
+                                            "messages queued while the service is down); one per service."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -56,6 +60,13 @@ def serve(
                                                                       "can then inject drones)."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Also serve this Host name (e.g. the reverse "
                                                                   "proxy's public name); repeatable."),
+    evidence: Path | None = typer.Option(None, "--evidence", help="Evidence vault (skytrace forensics init): serve "
+                                                                  "its registry under /api/v1/forensics and the "
+                                                                  "page /forensics.html; read-only unless "
+                                                                  "SKYTRACE_EVIDENCE_KEY is set."),
+    tiles: str | None = typer.Option(None, "--tiles", help="Base-map tiles under the map: a z/x/y tile directory or "
+                                     "an .mbtiles file served by skytrace, or an http(s) URL template (default: "
+                                     "[service] map_tiles; none: fully offline)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
@@ -96,10 +107,17 @@ def serve(
         sc = conf.service
         verifier = make_verifier(keys, service.table, max_future_s=sc.signed_max_future_s,
                                  max_age_s=sc.signed_max_age_s, replay_window=sc.replay_window)
+        # the replay windows survive a restart: batches stored before are replays, not new reports
+        verifier.seed(service.store.recent_batch_seqs(sc.replay_window))
+    if (n_open := service.store.close_open_alerts(time.time())):
+        typer.echo(f"closed {n_open} alert period(s) left open by a previous run (re-raised if still threatened)")
+    # reports are acknowledged (HTTP 202, MQTT PUBACK) only once stored
+    inbox = service.use_inbox(conf.service.inbox_max_queued)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
-        ingest = MqttIngest(service.table, service.submit, host, mport, verifier=verifier,
+        ingest = MqttIngest(service.table, service.submit, host, mport, client_id=mqtt_client_id, verifier=verifier,
+                            inbox=inbox,
                             username=os.environ.get("SKYTRACE_MQTT_USER") or None,
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
@@ -118,9 +136,18 @@ def serve(
     mode = ("signed batches only (" + str(keys) + ")" if verifier is not None else
             "UNSIGNED ACCEPTED (--insecure-demo)" if insecure_demo else "closed (no --keys)")
     typer.echo("HTTP ingest: " + mode + (", token required" if token else ""))
+    routers = ()
+    if evidence is not None:
+        from skytrace.forensics.api import forensics_router
+
+        ev_key = os.environ.get("SKYTRACE_EVIDENCE_KEY") or None
+        # the registry lives in the store given with --db (shared with `skytrace forensics --db`), else the vault's
+        routers = (forensics_router(evidence, db, ev_key),)
+        typer.echo(f"evidence registry: {evidence} ({'writes with key' if ev_key else 'read-only'})")
     run_server(create_app(service, ingest, ingest_token=token, verifier=verifier, insecure_demo=insecure_demo,
                           allowed_hosts=(*conf.service.allowed_hosts, *allow_host),
-                          allowed_origins=tuple(conf.service.allowed_origins)), port)
+                          allowed_origins=tuple(conf.service.allowed_origins), routers=routers,
+                          tiles=conf.service.map_tiles if tiles is None else tiles), port)
 
 
 def register(app: typer.Typer) -> None:
