@@ -64,6 +64,10 @@ def forged_run(table: SensorTable, dets: list[Detection], heartbeats: bool) -> d
         pipe.heartbeat(np.repeat(np.arange(len(table)), beat_t.size), np.tile(beat_t, len(table)))
     confirmed: set[str] = set()
     raised: list = []
+    from skytrace.security.consistency import SensorConsistency
+
+    consistency = SensorConsistency(table)  # the service's check: bearings that point at no confirmed track
+    pipe.sinks.append(consistency)
 
     def on_step(res) -> None:
         confirmed.update(tid for tid, st in zip(res.tracks.track, res.tracks.status, strict=True)
@@ -79,7 +83,8 @@ def forged_run(table: SensorTable, dets: list[Detection], heartbeats: bool) -> d
             "raises_on_tracks": sum(1 for e in raised if any(not _lone(k) for k in e.tracks)),
             "raises_on_lone_reports": sum(1 for e in raised if e.tracks and all(_lone(k) for k in e.tracks)),
             "levels": sorted({f"{e.level}/{e.certainty}" for e in raised}),
-            "zones_alerted": sorted({e.zone for e in raised})[:10]}
+            "zones_alerted": sorted({e.zone for e in raised})[:10],
+            "flagged_sensors": sorted(consistency.flags())}
 
 
 def _lone(key: str) -> bool:

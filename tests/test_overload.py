@@ -89,7 +89,8 @@ def test_websocket_clients_that_stop_reading_give_their_slot_to_a_new_one(monkey
                       step_s=0.05)
     with ServerThread(app_module.create_app(svc, durable=False)) as server:
         url = server.url.replace("http", "ws") + "/api/v1/ws"
-        idle = [connect(url, max_queue=1, open_timeout=30) for _ in range(3)]  # connect, then never read
+        # connect, then never read (and send no pings: a client whose own pings time out would leave by itself)
+        idle = [connect(url, max_queue=1, open_timeout=30, ping_interval=None) for _ in range(3)]
 
         def status() -> dict:
             import urllib.request

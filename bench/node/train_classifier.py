@@ -95,7 +95,9 @@ def main() -> None:
     ap.add_argument("--scenes-per-kind", type=int, default=6)
     ap.add_argument("--dur", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=ROOT / "src/skytrace/node/classifier.json")
-    ap.add_argument("--drop", default="", help="comma-separated features to leave out (zero weight)")
+    ap.add_argument("--drop", default="odd_even,hf_extent,low_share",
+                    help="comma-separated features to leave out (zero weight); default: the spectral-shape features "
+                    "that depend on blade count, cylinder layout and atmospheric absorption")
     ap.add_argument("--cache", type=Path, help="features .npz: reuse if present, else write (refits are quick)")
     args = ap.parse_args()
     if args.cache and args.cache.exists():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -158,10 +159,16 @@ def forensics_router(vault_root: str | Path, db: str = "", write_key: str | None
     def media_one(sha256: str = PathParam(..., pattern=SHA_PATTERN)) -> dict:
         return one("media", sha256)
 
+    verifying = threading.Lock()  # a verification hashes every original: one at a time, however many clients ask
+
     @router.get("/custody", summary="Verification of the custody log, originals, timestamps and registry rows")
     def custody() -> dict:
         from skytrace.forensics.custody import verify_vault
 
+        with verifying:
+            return _custody(verify_vault)
+
+    def _custody(verify_vault) -> dict:
         try:
             findings, n = verify_vault(root)
             problems = [str(f) for f in findings]
