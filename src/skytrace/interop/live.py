@@ -422,6 +422,7 @@ class RemoteIdMqttInput(LiveInput):
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.subscribed = threading.Event()
 
     def start(self, timeout_s: float = 10.0) -> None:
@@ -448,7 +449,12 @@ class RemoteIdMqttInput(LiveInput):
         with self.stats.lock:
             self.stats.connected = True
             self.stats.connects += 1
-        self.subscribed.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            self.failed(f"MQTT subscription refused: {reason_codes[0]}")
+            return
+        self.subscribed.set()  # the broker has the subscription (SUBACK): frames published from now on arrive
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
