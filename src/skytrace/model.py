@@ -243,6 +243,7 @@ class TrackPoint(msgspec.Struct, omit_defaults=True):
     covariance: list[float] | None = None
     sensors: list[str] | None = None
     target_id: str | None = None  # identity of a cooperative target (from the reports that updated the track)
+    identity_flag: str | None = None  # why the identity claimed by the target's transmitter is not believed
 
     def __post_init__(self) -> None:
         for name in ("t", "ve", "vn", "vu"):

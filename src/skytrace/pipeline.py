@@ -129,13 +129,18 @@ class Pipeline:
         A :class:`TrackSource`; default a new :class:`skytrace.tracking.Tracker` on ``sensors``.
     sinks
         Outputs, called in this order after every step.
+    identity
+        Cooperative identities (:class:`skytrace.alerting.identity.IdentityCheck`): tags every snapshot with the
+        class and identity cooperative targets claim, and hides believed manned aircraft (and, by policy,
+        identified Remote ID drones) and their reports from the alert policy. None: no identities.
     """
 
     def __init__(self, sensors: SensorTable, zones: ZoneSet | None = None, tracker_config: Any = None,
                  alert_policy: Any = None, frame: Any = None, *, config: PipelineConfig | None = None,
                  policy: Any = None, tracker: TrackSource | None = None, sinks: Sequence[Sink] = (),
-                 assess_config: Any = None):
+                 assess_config: Any = None, identity: Any = None):
         self.sensors = sensors
+        self.identity = identity
         self.config = config or PipelineConfig()
         if tracker is None:
             from skytrace.tracking import Tracker
@@ -215,6 +220,8 @@ class Pipeline:
         dets = DetectionBatch.concat(self._step_dets) if self._step_dets else DetectionBatch.empty()
         self._step_dets = []
         tracks = self.tracker.advance(t_now)
+        if self.identity is not None:
+            tracks = self.identity.annotate(t_now, tracks, dets)
         res = StepResult(t_now, tracks, [], dets)
         if self.alerts is not None:
             if len(dets):
@@ -223,7 +230,9 @@ class Pipeline:
                 seen = DetectionBatch.concat(self._since_alert) if self._since_alert else DetectionBatch.empty()
                 self._since_alert = []
                 try:
-                    res.events = list(self.alerts.update(t_now, tracks, seen))
+                    a_tracks, a_seen = (tracks, seen) if self.identity is None else \
+                        self.identity.alert_view(tracks, seen)
+                    res.events = list(self.alerts.update(t_now, a_tracks, a_seen))
                     res.assessed = True
                     res.active_alerts = list(self.alerts.active()) if hasattr(self.alerts, "active") else None
                 except Exception:
@@ -424,7 +433,8 @@ def with_heartbeats(pipeline: Pipeline, batches: Iterable[DetectionBatch],
 
 def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: float = 1.0,
                 config: Any = None, skip_bad: bool = False, progress: bool = False,
-                pipeline_config: Any = None, heartbeats_path: Path | None = None) -> dict:
+                pipeline_config: Any = None, heartbeats_path: Path | None = None,
+                identity_config: Any = None) -> dict:
     """Run the pipeline (tracker only) over a detections file (file order = arrival order); write every reported
     track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``. ``heartbeats_path``: the
     sensors' heartbeats.jsonl, if any (only sensors known to be alive have their silence used)."""
@@ -435,8 +445,13 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
     table = SensorTable.from_sensors(formats.read_sensors(sensors_path))
     pcfg = pipeline_config or PipelineConfig()
     identities = IdentityMap.scan(detections_path)  # cooperative targets (ADS-B, Remote ID) tag their tracks
-    sink = TrackFileSink(out, tag=identities.tag if identities else None)
-    pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink])
+    identity = None
+    if identities:
+        from skytrace.alerting.identity import IdentityCheck
+
+        identity = IdentityCheck(table, identities, identity_config)  # tags tracks, flags contradicted claims
+    sink = TrackFileSink(out)
+    pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink], identity=identity)
     stats = formats.ReadStats()
     batches = formats.iter_detection_batches(detections_path, table, batch_size=20_000,
                                              on_error="skip" if skip_bad else "raise", stats=stats)

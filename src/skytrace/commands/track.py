@@ -41,7 +41,8 @@ def track(
     if heartbeats is None and (detections.parent / "heartbeats.jsonl").is_file():
         heartbeats = detections.parent / "heartbeats.jsonl"
     res = track_files(sensors, detections, out, every, cfg, skip_bad, pipeline_config=conf.pipeline,
-                      heartbeats_path=heartbeats)
+                      heartbeats_path=heartbeats,
+                      identity_config=conf.identity)
     st, ps = res["tracker"], res["pipeline"]
     typer.echo(res["read"].summary())
     if heartbeats is not None:

@@ -94,7 +94,7 @@ class TrackerConfig:
     existence_min: float = 0.1  # tracks below are deleted (pd 0.9: after 3 missed looks, tentative after 2)
     # negative information from silent bearing sensors (skytrace.tracking.silence): an alive acoustic node (or
     # camera) that should hear the track at its estimated position but reports nothing lowers its existence
-    silence: bool = True
+    silence: bool = True  # use that silence (negative information) in the existence of tracks
     alive_timeout_s: float = 300.0  # s; a sensor with no report or heartbeat for this long is offline: no silence
     silence_look_s: float = 2.0  # s; one look of a bearing node (its reporting interval while it hears something)
     silence_margin_db: float = 4.0  # dB of SNR removed from the sensor's law (quieter sources, noisier nights)
