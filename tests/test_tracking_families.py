@@ -135,7 +135,7 @@ def test_a_scanning_sensor_that_stops_seeing_a_target_deletes_it_in_a_few_scans(
     last_seen = max(s.t for s in near) - T0
     assert 100 <= last_seen <= 100 + 6 * 4.0 + 2  # gone after ~5 missed scans (not the 240 s timeout)
     assert tr.pd[0] == pytest.approx(0.8)  # no "pd" in sensors.json: the kind's default
-    cfg = TrackerConfig(lag_s=0.0, existence_min=0.0)
+    cfg = TrackerConfig(lag_s=0.0, existence_min=0.0, existence_report_min=0.0)
     _, snaps3, _, _ = _radar_run([radar], [(0, 100)], 200, cfg)
     assert max(s.t for s in snaps3 if len(s) == 2) - T0 > last_seen + 20  # existence off: it coasts longer
 

@@ -45,7 +45,7 @@ from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.errors import SkytraceError
 from skytrace.sensors import registry
 from skytrace.sensors.family import DEFAULT_REACH_M
-from skytrace.tracking import imm, initiation, motion
+from skytrace.tracking import imm, initiation, motion, score
 from skytrace.tracking.measurement import SensorGeometry, innovation, measured_dof, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
@@ -91,7 +91,10 @@ class TrackerConfig:
     # existence from negative information: each missed look of a scanning sensor (sensors.json ``pd``, radars by
     # default) since the track's last update lowers its existence probability (IPDA-style, reset on detection)
     existence_after_update: float = 0.99  # of a confirmed track just updated (a tentative one: 0.8)
-    existence_min: float = 0.1  # tracks below are deleted (pd 0.9: after 3 missed looks, tentative after 2)
+    existence_min: float = 0.01  # tracks below are deleted (pd 0.9: after 5 missed looks, tentative after 3)
+    # below existence_report_min a track is hidden (pd 0.9: after 3 missed looks) but kept until existence_min:
+    # a plot in the next looks brings it back at once instead of a new track that must be confirmed again
+    existence_report_min: float = 0.1  # tracks below are not reported (kept, hidden, until existence_min)
     single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
     max_pos_sigma_m: float = 4000.0  # m; a track whose position sigma grows beyond this is deleted
     init_vel_sigma_mps: float = 45.0  # m/s; horizontal velocity sigma of a new track (Shahed-class speeds 30-50 m/s)
@@ -228,6 +231,8 @@ class Tracker:
                         else np.zeros(S, dtype=bool))
         self.pd = sensors.pd.copy() if sensors.pd is not None else np.full(S, np.nan)
         self.sensor_last_t = np.full(S, -np.inf)  # time of each sensor's latest processed report
+        self.sensor_look_s = np.full(S, np.nan)  # each sensor's look interval, learnt over its tracks
+        self.clutter_density = score.ClutterDensity(S)  # unexplained plots per m^2 per s (track score)
         self.models = _motion_models(self.cfg)
         self.use_imm = len(self.models) > 1
         self._clutter_kinds = registry.codes_where("bearing_clutter_map")
@@ -248,6 +253,8 @@ class Tracker:
         self.clutter_map = np.zeros((len(sensors), self.n_bins))
         self.clutter_map_t = -np.inf
         self._frame_suppressed = np.zeros(0, dtype=bool)
+        self._frame_radius = np.zeros(0)
+        self._hit_d2 = np.zeros(0)
         self._tentative_taker = np.zeros(0, dtype=bool)
         self.lost = TrackArrays()  # recently deleted confirmed tracks, for re-acquisition (bounded by the window)
         self.lost.mu, self.lost.xm, self.lost.Pm = self.tracks.mu, self.tracks.xm, self.tracks.Pm
@@ -301,8 +308,10 @@ class Tracker:
         suppressed, bins = self._clutter_lookup(m, t_end)
         self._frame_suppressed = suppressed
         self._tentative_taker = np.zeros(len(m), dtype=bool)
+        centre, radius = self._gate_regions(m)
+        self._frame_radius = radius
         if len(self.tracks):
-            ti, dj, cost = self._gate(m, t_end)
+            ti, dj, cost = self._gate(m, t_end, centre, radius)
             keep = ~(suppressed[dj] & ~self.tracks.confirmed[ti])
             ti, dj, cost = ti[keep], dj[keep], cost[keep]
             if ti.size:
@@ -312,6 +321,7 @@ class Tracker:
                     self._update_rounds(at, ad, m)
                     assigned[ad] = True
                     self.stats["assigned"] += int(ad.size)
+        self._observe_clutter_density(m, centre, ~assigned | self._tentative_taker)
         # the map learns from bearings nothing confirmed explains (unassigned, or taken by a tentative track)
         unexplained = (~assigned | self._tentative_taker) & self._clutter_kinds[m.kind]
         if unexplained.any():
@@ -335,14 +345,24 @@ class Tracker:
         self.stats["clutter_suppressed"] = self.stats.get("clutter_suppressed", 0) + int(suppressed.sum())
         return suppressed, bins
 
-    def _gate(self, m: MeasBatch, t_ref: float):
-        tr = self.tracks
-        pe, var_h = self._predict_horizontal(np.maximum(t_ref - tr.t, 0.0))
-        sig_tr = np.sqrt(np.maximum(var_h, 0.0))
+    def _gate_regions(self, m: MeasBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Horizontal discs (centres, radii) that hold every track that could have produced each detection."""
         centre = np.zeros((len(m), 2))
         radius = np.zeros(len(m))
         for family, rows in registry.groups(m.kind):
             centre[rows], radius[rows] = family.gate_region(m.z[rows], m.R[rows], m.sensor[rows], self.geom)
+        return centre, radius
+
+    def _observe_clutter_density(self, m: MeasBatch, centre: np.ndarray, unexplained: np.ndarray) -> None:
+        """Feed the per-sensor density of plots no confirmed track explains (the track score's pf)."""
+        plots = self._plot_kinds[m.kind]
+        if plots.any():
+            self.clutter_density.observe(m.sensor[plots], m.t[plots], centre[plots], unexplained[plots])
+
+    def _gate(self, m: MeasBatch, t_ref: float, centre: np.ndarray, radius: np.ndarray):
+        tr = self.tracks
+        pe, var_h = self._predict_horizontal(np.maximum(t_ref - tr.t, 0.0))
+        sig_tr = np.sqrt(np.maximum(var_h, 0.0))
         # tracks in tiers of position uncertainty, each with its own KD-tree and slack: one coasting track with a
         # wide sigma no longer widens every detection's query (the pair count drives the cost of a frame)
         tiers = np.digitize(sig_tr, GATE_SIGMA_TIERS_M)
@@ -462,6 +482,7 @@ class Tracker:
         for r in range(int(rank.max()) + 1):
             sel = rank == r
             ti, dj = at[sel], ad[sel]
+            _, var_pred = self.models[0].predict_horizontal(tr.x[ti], tr.P[ti], np.maximum(m.t[dj] - tr.t[ti], 0.0))
             if self.use_imm:
                 self._imm_update(ti, dj, m)
             else:
@@ -492,20 +513,53 @@ class Tracker:
             gap = t_upd - st
             first = ~np.isfinite(sdt)
             upd = mine & (gap > 0.5 * self.cfg.frame_s) & np.isfinite(st)
+            # the sensor's look interval on this track; a track's first gap is read with the sensor's own look
+            # interval (learnt over all its tracks), so that a tentative track fed twice 10 looks apart counts
+            # the 9 looks it missed in between
+            ref = np.where(first, self.sensor_look_s[np.maximum(seen, 0)], sdt)
+            known = upd & np.isfinite(ref)
+            missed = np.where(known, np.maximum(np.round(gap / np.where(known, ref, 1.0)) - 1, 0), 0.0)
             # SPRT: this hit, and the looks of the same sensor missed since its previous hit
             pd = np.where(seen >= 0, self.pd[np.maximum(seen, 0)], np.nan)
             scanning = mine & np.isfinite(pd)
             if scanning.any():
-                pf = self.cfg.sprt_false_continuation
                 pdc = np.clip(np.where(scanning, pd, 0.5), 1e-3, 0.999)
-                missed = np.where(upd & ~first, np.maximum(np.round(gap / np.where(upd & ~first, sdt, 1.0)) - 1, 0),
-                                  0.0)
-                step = np.log(pdc / pf) + missed * np.log((1 - pdc) / (1 - pf))
+                hit, miss = self._track_score(m, dj, var_pred, np.where(np.isfinite(ref), ref, gap), pdc)
+                step = hit + missed * miss
                 tr.llr[ti] += np.sum(np.where(scanning, step, 0.0), axis=1)
-            sdt[upd & first] = gap[upd & first]
-            sdt[upd & ~first] = 0.7 * sdt[upd & ~first] + 0.3 * np.minimum(gap[upd & ~first], 3 * sdt[upd & ~first])
+            # the look interval: the gap since this sensor's previous hit over the looks it spans (missed looks
+            # must not stretch the interval, or the misses that follow would be undercounted)
+            per_look = gap / (missed + 1.0)
+            sdt[upd & first] = per_look[upd & first]
+            est = upd & ~first
+            sdt[est] = 0.7 * sdt[est] + 0.3 * np.minimum(per_look[est], 3 * sdt[est])
+            if est.any():
+                self._learn_look_interval(seen[est], per_look[est])
             st[mine] = t_upd[mine]
             tr.seen_t[ti], tr.seen_dt[ti] = st, sdt
+
+    def _learn_look_interval(self, sensor: np.ndarray, per_look: np.ndarray) -> None:
+        """Each sensor's look interval (its scan period or reporting cadence), averaged over its tracks."""
+        S = len(self.sensor_look_s)
+        cnt = np.bincount(sensor, minlength=S)
+        mean = np.bincount(sensor, weights=per_look, minlength=S) / np.maximum(cnt, 1)
+        ok = cnt > 0
+        old = self.sensor_look_s[ok]
+        self.sensor_look_s[ok] = np.where(np.isfinite(old), 0.9 * old + 0.1 * mean[ok], mean[ok])
+
+    def _track_score(self, m: MeasBatch, dj: np.ndarray, var_pred: np.ndarray, look_s: np.ndarray, pd: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Log-likelihood ratios of each hit and of each missed look, per row (hit) and sensor slot (columns):
+        the plot's likelihood against the sensor's clutter density, and (1 - pd) / (1 - pf) with pf the chance
+        that a false track finds clutter in this gate (:mod:`skytrace.tracking.score`); with the fixed
+        ``sprt_false_continuation`` until the sensor's clutter density is known."""
+        var_h = (var_pred + (self._frame_radius[dj] / 4.0) ** 2)[:, None]  # + the plot's horizontal variance
+        lam = self.clutter_density.density(m.sensor[dj])[:, None]
+        look = np.where(np.isfinite(look_s) & (look_s > 0), look_s, np.nan)
+        fallback = self.cfg.sprt_false_continuation
+        pf = score.false_continuation(lam, look, var_h, self.gate[2], fallback)
+        hit = score.hit_llr(pd, self._hit_d2[:, None], var_h, lam * look, fallback)
+        return hit, np.log((1 - pd) / (1 - np.minimum(pf, 0.5 * (1 + pd))))
 
     def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray, likelihood: bool = True):
         """EKF update of predicted pairs; returns x, P (Joseph form, symmetrised) and the log-likelihood (or None
@@ -516,11 +570,12 @@ class Tracker:
         x = x + np.einsum("nij,nj->ni", K, nu)
         IKH = np.eye(6)[None] - K @ H
         P = IKH @ P @ np.swapaxes(IKH, 1, 2) + K @ m.R[dj] @ np.swapaxes(K, 1, 2)
+        # padded rows (H = 0, nu = 0, S = R = 1) add nothing to the distance or the log-likelihood
+        maha = np.einsum("ni,ni->n", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
+        self._hit_d2 = maha  # the hits' squared Mahalanobis distances (track score)
         if not likelihood:
             return x, 0.5 * (P + np.swapaxes(P, 1, 2)), None
-        # padded rows (H = 0, nu = 0, S = R = 1) add nothing to the log-likelihood
         _, logdet = np.linalg.slogdet(S)
-        maha = np.einsum("ni,ni->n", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
         return x, 0.5 * (P + np.swapaxes(P, 1, 2)), -0.5 * (maha + logdet)
 
     def _imm_update(self, ti: np.ndarray, dj: np.ndarray, m: MeasBatch) -> None:
@@ -529,9 +584,12 @@ class Tracker:
         dt = np.maximum(m.t[dj] - tr.t[ti], 0.0)
         c, x0, P0 = imm.mix(tr.mu[ti], tr.xm[ti], tr.Pm[ti], dt, np.asarray(cfg.imm_sojourn_s))
         xm, Pm, ll = np.empty_like(x0), np.empty_like(P0), np.empty(c.shape)
+        d2 = None
         for k, model in enumerate(self.models):
             xk, Pk = model.predict(x0[:, k], P0[:, k], dt)
             xm[:, k], Pm[:, k], ll[:, k] = self._kalman_update(xk, Pk, m, dj)
+            d2 = self._hit_d2 if d2 is None else d2
+        self._hit_d2 = d2  # the first (cruise) model's distances
         mu = imm.posterior_probabilities(c, ll)
         tr.mu[ti], tr.xm[ti], tr.Pm[ti] = mu, xm, Pm
         tr.x[ti], tr.P[ti] = imm.combine(mu, xm, Pm)
@@ -601,7 +659,7 @@ class Tracker:
                 | (self.existence(t_now) < cfg.existence_min))
         self._bound_altitude()
         sprt = tr.llr >= np.log((1 - 0.01) / cfg.sprt_alpha)
-        promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated() & (
+        promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated(sprt) & (
             sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
             speed <= cfg.confirm_max_speed_mps)
         tr.confirmed[promote] = True
@@ -683,16 +741,21 @@ class Tracker:
             return r0
         heard_until = np.minimum(self.sensor_last_t[slot], t_now)
         span = heard_until - tr.last_update[:, None]
-        k = np.where(usable & (span > 0), np.floor(span / np.where(usable, tr.seen_dt, 1.0) - 0.25), 0.0)
+        k = np.where(usable & (span > 0), np.floor(span / np.where(usable, tr.seen_dt, 1.0) + 0.05), 0.0)
         logL = np.sum(np.where(k > 0, k * np.log1p(-np.where(usable, np.minimum(pd, 0.999), 0.0)), 0.0), axis=1)
         L = np.exp(logL)
         return r0 * L / (r0 * L + 1 - r0)
 
-    def _corroborated(self) -> np.ndarray:
+    def _corroborated(self, sprt: np.ndarray | None = None) -> np.ndarray:
         """Tracks supported by ``confirm_min_sensors`` distinct sensors, or by one trusted sensor, each with at
-        least ``confirm_hits_per_sensor`` updates (anti-spoofing: an untrusted sensor never confirms alone)."""
+        least ``confirm_hits_per_sensor`` updates (anti-spoofing: an untrusted sensor never confirms alone). A
+        scanning sensor of a track that passed the sequential test needs two hits only: its hits' fit against
+        its own clutter density is already in the test (one plot never confirms anything)."""
         tr, cfg = self.tracks, self.cfg
         solid = (tr.seen >= 0) & (tr.seen_hits >= cfg.confirm_hits_per_sensor)
+        if sprt is not None:
+            scanning = (tr.seen >= 0) & np.isfinite(self.pd[np.maximum(tr.seen, 0)])
+            solid |= sprt[:, None] & scanning & (tr.seen_hits >= 2)
         trusted = solid & self.trusted[np.maximum(tr.seen, 0)]
         return (solid.sum(axis=1) >= cfg.confirm_min_sensors) | trusted.any(axis=1)
 
@@ -744,6 +807,8 @@ class Tracker:
         shown = tr.confirmed.copy()
         if cfg.report_tentative:
             shown |= tr.hits >= cfg.report_tentative_min_hits
+        if len(tr) and cfg.existence_report_min > 0:
+            shown &= self.existence(t_now) >= cfg.existence_report_min
         sel = np.flatnonzero(shown)
         if sel.size:
             x, P = self._predict(sel, np.maximum(t_now - tr.t[sel], 0.0))
