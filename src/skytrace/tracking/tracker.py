@@ -34,9 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
@@ -45,7 +42,7 @@ from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.errors import SkytraceError
 from skytrace.sensors import registry
 from skytrace.sensors.family import DEFAULT_REACH_M
-from skytrace.tracking import imm, initiation, motion, score
+from skytrace.tracking import assignment, imm, initiation, motion, score
 from skytrace.tracking.measurement import SensorGeometry, innovation, measured_dof, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
@@ -254,6 +251,7 @@ class Tracker:
         self.clutter_map_t = -np.inf
         self._frame_suppressed = np.zeros(0, dtype=bool)
         self._frame_radius = np.zeros(0)
+        self._managed_t = -np.inf  # time of the latest track management
         self._hit_d2 = np.zeros(0)
         self._tentative_taker = np.zeros(0, dtype=bool)
         self.lost = TrackArrays()  # recently deleted confirmed tracks, for re-acquisition (bounded by the window)
@@ -295,7 +293,9 @@ class Tracker:
                 for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(m)], strict=True):
                     self._process_frame(m.take(slice(int(lo), int(hi))), float(start + k[lo] * fs))
         if cutoff > self.t_processed:
-            self._manage(cutoff, merge=False)
+            # the last frame was managed at its end; within a twentieth of a frame of that, nothing can change
+            if cutoff - self._managed_t > 0.05 * self.cfg.frame_s:
+                self._manage(cutoff, merge=False)
             self.t_processed = cutoff
         return self.snapshot(t_now)
 
@@ -330,6 +330,7 @@ class Tracker:
         if un.size:
             self._initiate(m.take(un), t_end)
         self._manage(t_end)
+        self._managed_t = t_end
 
     def _clutter_lookup(self, m: MeasBatch, t_now: float) -> tuple[np.ndarray, np.ndarray]:
         """Decay the bearing clutter map to ``t_now``; which bearings (of families with a clutter map) fall in a
@@ -423,7 +424,8 @@ class Tracker:
         return d2, logdet, measured_dof(m.kind[dj], m.has_el[dj])
 
     def _associate(self, ti, dj, cost, m: MeasBatch):
-        """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
+        """GNN: one detection per (track, sensor), one track per detection; uncontested pairs directly, the
+        contested ones in one sparse LAP."""
         row_key = ti * len(self.sensors) + m.sensor[dj]
         rk, row = np.unique(row_key, return_inverse=True)
         n_r, n_c = rk.size, len(m)
@@ -433,43 +435,10 @@ class Tracker:
         at = [ti[simple]]
         ad = [dj[simple]]
         hard = np.flatnonzero(~simple)
-        if hard.size:
-            g = coo_matrix((np.ones(hard.size), (row[hard], n_r + dj[hard])), shape=(n_r + n_c, n_r + n_c))
-            _, lab = connected_components(g, directed=False)
-            comp = lab[row[hard]]
-            # components with a single row (one track-sensor, several detections) or a single detection
-            # (several tracks) are solved by taking the cheapest pair, vectorised; the rest go to the LAP
-            rows_per = np.zeros(lab.max() + 1, np.int64)
-            cols_per = np.zeros(lab.max() + 1, np.int64)
-            ur = np.unique(np.column_stack([comp, row[hard]]), axis=0)
-            uc = np.unique(np.column_stack([comp, dj[hard]]), axis=0)
-            np.add.at(rows_per, ur[:, 0], 1)
-            np.add.at(cols_per, uc[:, 0], 1)
-            star = (rows_per[comp] == 1) | (cols_per[comp] == 1)
-            if star.any():
-                hs = hard[star]
-                order = np.lexsort((cost[hs], comp[star]))
-                hs_sorted, comp_sorted = hs[order], comp[star][order]
-                first = np.concatenate([[True], comp_sorted[1:] != comp_sorted[:-1]])
-                at.append(ti[hs_sorted[first]])
-                ad.append(dj[hs_sorted[first]])
-            hard, comp = hard[~star], comp[~star]
-            order = np.argsort(comp, kind="stable")
-            hs, cs = hard[order], comp[order]
-            bounds = np.flatnonzero(np.diff(cs)) + 1
-            for grp in (np.split(hs, bounds) if hs.size else []):
-                r_u, r_i = np.unique(row[grp], return_inverse=True)
-                c_u, c_i = np.unique(dj[grp], return_inverse=True)
-                C = np.full((r_u.size, c_u.size), 1e9)
-                C[r_i, c_i] = cost[grp]
-                rr, cc = linear_sum_assignment(C)
-                good = C[rr, cc] < 1e8
-                where = np.full((r_u.size, c_u.size), -1, dtype=np.int64)
-                where[r_i, c_i] = grp
-                pick = where[rr[good], cc[good]]
-                if pick.size:
-                    at.append(ti[pick])
-                    ad.append(dj[pick])
+        if hard.size:  # contested pairs: one sparse LAP over all components (assignment.py)
+            pick = hard[assignment.assign(row[hard], dj[hard], cost[hard])]
+            at.append(ti[pick])
+            ad.append(dj[pick])
         return np.concatenate(at), np.concatenate(ad)
 
     def _update_rounds(self, at: np.ndarray, ad: np.ndarray, m: MeasBatch) -> None:
