@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from skytrace import geo
+from skytrace import geo, target_classes
 from skytrace.model import DEFAULT_SOUND_SPEED_MPS, SENSOR_KINDS, Detection, Sensor
 from skytrace.sensors import registry
 
@@ -96,6 +96,7 @@ class DetectionBatch:
     t_arrival: np.ndarray
     source: np.ndarray | None = None  # simulation only: index of the true emitter, -1 for false alarms
     bearing_sigma_deg: np.ndarray | None = None  # per-report bearing sigma (acoustic nodes); NaN = sensor nominal
+    target_class: np.ndarray | None = None  # int16 code of the reported ``class`` (skytrace.target_classes), -1 none
 
     FLOAT_FIELDS = ("t", "bearing_deg", "elevation_deg", "range_m", "lat", "lon", "alt_m", "pos_sigma_m",
                     "alt_sigma_m", "snr_db", "t_arrival", "bearing_sigma_deg")
@@ -103,6 +104,8 @@ class DetectionBatch:
     def __post_init__(self) -> None:
         if self.bearing_sigma_deg is None:
             self.bearing_sigma_deg = np.full(self.t.shape[0], np.nan)
+        if self.target_class is None:
+            self.target_class = np.full(self.t.shape[0], -1, dtype=np.int16)
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -122,6 +125,7 @@ class DetectionBatch:
             arr = np.fromiter(((v if (v := getattr(d, name)) is not None else np.nan) for d in dets),
                               dtype=float, count=n)
             setattr(out, name, arr)
+        out.target_class = np.fromiter((target_classes.code(d.cls) for d in dets), dtype=np.int16, count=n)
         return out
 
     def to_records(self, table: SensorTable) -> list[Detection]:
@@ -129,6 +133,8 @@ class DetectionBatch:
         out: list[Detection] = []
         for i in range(len(self)):
             kw = {name: float(c[i]) for name, c in cols.items() if np.isfinite(c[i]) and name != "t"}
+            if self.target_class[i] >= 0:
+                kw["cls"] = target_classes.by_code(int(self.target_class[i])).name
             out.append(Detection(t=float(self.t[i]), sensor=table.ids[int(self.sensor[i])], **kw))
         return out
 

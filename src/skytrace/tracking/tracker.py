@@ -37,7 +37,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
-from skytrace import geo
+from skytrace import geo, target_classes
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.errors import SkytraceError
 from skytrace.sensors import registry
@@ -169,13 +169,14 @@ class TrackArrays:
     llr: np.ndarray = field(default_factory=lambda: np.zeros(0))  # SPRT log-likelihood ratio (scanning sensors)
     last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
+    cls: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # target class (-1: unclassified)
     mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # IMM model probabilities
     xm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6)))  # IMM model-conditioned states
     Pm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6, 6)))
 
     FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "seen_t",
               "seen_dt", "llr", "last_sensor",
-              "last_cross", "mu", "xm", "Pm")
+              "last_cross", "cls", "mu", "xm", "Pm")
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -367,10 +368,12 @@ class Tracker:
         # tracks in tiers of position uncertainty, each with its own KD-tree and slack: one coasting track with a
         # wide sigma no longer widens every detection's query (the pair count drives the cost of a frame)
         tiers = np.digitize(sig_tr, GATE_SIGMA_TIERS_M)
+        speed = np.maximum(np.hypot(tr.x[:, 3], tr.x[:, 4]), 60.0)  # reports up to a frame (+1 s) off t_ref
         ti_parts, dj_parts = [], []
         for tier in np.unique(tiers):
             members = np.flatnonzero(tiers == tier)
-            slack = min(4.0 * float(np.max(sig_tr[members])), 20_000.0) + 60.0 * (self.cfg.frame_s + 1.0)
+            slack = (min(4.0 * float(np.max(sig_tr[members])), 20_000.0)
+                     + float(np.max(speed[members])) * (self.cfg.frame_s + 1.0))
             hits = cKDTree(pe[members]).query_ball_point(centre, radius + slack, return_sorted=False)
             lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
             if lens.sum():
@@ -458,6 +461,8 @@ class Tracker:
                 x, P = self._pair_predict(ti, m.t[dj])
                 tr.x[ti], tr.P[ti], _ = self._kalman_update(x, P, m, dj, likelihood=False)
             tr.t[ti] = m.t[dj]
+            classified = m.cls[dj] >= 0  # the latest classified report gives the track its class
+            tr.cls[ti[classified]] = m.cls[dj][classified]
             # a bearing from a confuser direction updates the state but does not keep the track alive
             live = ~self._frame_suppressed[dj] if len(self._frame_suppressed) == len(m) else np.ones(dj.size, bool)
             tr.hits[ti[live]] += 1
@@ -564,7 +569,8 @@ class Tracker:
         tr.x[ti], tr.P[ti] = imm.combine(mu, xm, Pm)
 
     # ------------------------------------------------------------------------------------------- initiation
-    def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray) -> None:
+    def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray,
+                    cls: np.ndarray | None = None) -> None:
         n = x.shape[0]
         if n == 0:
             return
@@ -574,6 +580,7 @@ class Tracker:
                           seen_t=np.where(seen >= 0, t[:, None], -np.inf), seen_dt=np.full(seen.shape, np.nan),
                           llr=self._first_llr(seen),
                           last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
+                          cls=np.full(n, -1, np.int16) if cls is None else cls.astype(np.int16),
                           # IMM model states only when the IMM is on (zero models otherwise: nothing to copy)
                           mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.use_imm
                           else np.zeros((n, 0)),
@@ -594,11 +601,11 @@ class Tracker:
             x[:, :3] = pos
             P = np.zeros((n, 6, 6))
             P[:, :3, :3] = cov
-            P[:, 3, 3] = P[:, 4, 4] = cfg.init_vel_sigma_mps**2
+            P[:, 3, 3] = P[:, 4, 4] = self._class_limits(d.cls)["init_vel_sigma_mps"] ** 2
             P[:, 5, 5] = cfg.init_vu_sigma_mps**2
             seen = np.full((n, 4), -1)
             seen[:, 0] = d.sensor
-            self._new_tracks(x, P, d.t.copy(), np.ones(n), seen)
+            self._new_tracks(x, P, d.t.copy(), np.ones(n), seen, d.cls)
         ac = self._bearing_kinds[m.kind]
         if ac.any():
             self.pool = self.pool.add(m.take(np.flatnonzero(ac)), self.M, self.sensor_pos)
@@ -623,19 +630,20 @@ class Tracker:
         _, var_h = self._predict_horizontal(np.maximum(t_now - tr.t, 0.0))
         sig = np.sqrt(np.maximum(var_h, 0.0))
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
+        lim = self._class_limits(tr.cls)
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
-                | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps)
+                | (sig > cfg.max_pos_sigma_m) | (speed > lim["delete_speed_mps"])
                 | (self.existence(t_now) < cfg.existence_min))
         self._bound_altitude()
         sprt = tr.llr >= np.log((1 - 0.01) / cfg.sprt_alpha)
         promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated(sprt) & (
-            sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
-            speed <= cfg.confirm_max_speed_mps)
+            sig < cfg.confirm_max_sigma_m) & self._moving_enough(lim["min_speed_mps"], speed) & (
+            speed <= lim["max_speed_mps"])
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
         if promote.any() and len(self.lost):
             self._reacquire(np.flatnonzero(promote), t_now)
-        lost = dead & tr.confirmed & (speed <= cfg.confirm_max_speed_mps)  # not duplicates (merged below)
+        lost = dead & tr.confirmed & (speed <= lim["max_speed_mps"])  # not duplicates (merged below)
         if merge:
             dead |= self._duplicates(t_now, dead)
         if dead.any():
@@ -648,6 +656,24 @@ class Tracker:
             for i in tr.id[dead]:
                 self._names.pop(int(i), None)
             tr.keep(~dead)
+
+    def _moving_enough(self, min_speed: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """The minimum-speed rule of confirmation. A track of a class that cannot hover (a Shahed) must show its
+        speed beyond its velocity uncertainty (speed - sigma_v >= the class minimum: the noisy early estimate of
+        a hovering object does not pass); an unclassified track must reach ``confirm_min_speed_mps`` (a still
+        "track" is a confuser) — only a report's class (a multirotor) lets a track hover."""
+        tr = self.tracks
+        sig_v = np.sqrt(np.maximum(0.5 * (tr.P[:, 3, 3] + tr.P[:, 4, 4]), 0.0))
+        return np.where(tr.cls >= 0, speed - sig_v >= min_speed, speed >= min_speed)
+
+    def _class_limits(self, cls: np.ndarray) -> dict[str, np.ndarray]:
+        """Motion limits of tracks or reports of class codes ``cls`` (skytrace.target_classes); unclassified
+        ones (-1) get the tracker's own settings."""
+        cfg = self.cfg
+        return target_classes.limits(cls, {
+            "min_speed_mps": cfg.confirm_min_speed_mps, "max_speed_mps": cfg.confirm_max_speed_mps,
+            "delete_speed_mps": cfg.max_speed_mps, "init_vel_sigma_mps": cfg.init_vel_sigma_mps,
+            "max_agl_m": cfg.max_agl_m})
 
     def _first_llr(self, seen: np.ndarray) -> np.ndarray:
         """SPRT log-likelihood ratio of new tracks: one hit of each scanning sensor that started them."""
@@ -734,11 +760,12 @@ class Tracker:
         tr = self.tracks
         # height above the ellipsoid, spherical-Earth approximation (metres off at hundreds of km: enough here)
         alt = self.frame.alt0_m + tr.x[:, 2] + (tr.x[:, 0] ** 2 + tr.x[:, 1] ** 2) / (2 * geo.EARTH_RADIUS_M)
-        lo, hi = self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m
+        lo = self.ground_alt_m + self.cfg.min_agl_m
+        hi = self.ground_alt_m + self._class_limits(tr.cls)["max_agl_m"]
         np.clip(tr.x[:, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.x[:, 5])
         bad = (alt < lo) | (alt > hi)
         if bad.any():
-            target = np.clip(alt[bad], lo + 50.0, hi - 50.0)
+            target = np.clip(alt[bad], lo + 50.0, hi[bad] - 50.0)
             tr.x[bad, 2] += target - alt[bad]
             tr.x[bad, 5] = 0.0
             tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
@@ -788,7 +815,8 @@ class Tracker:
             return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
         lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
-        alt = np.clip(alt, self.ground_alt_m + cfg.min_agl_m, self.ground_alt_m + cfg.max_agl_m)
+        alt = np.clip(alt, self.ground_alt_m + cfg.min_agl_m,
+                      self.ground_alt_m + self._class_limits(tr.cls[sel])["max_agl_m"])
         v = self.frame.vector_from_local(lat, lon, x[:, 3:])
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
         coast = (t_now - tr.last_update[sel]) > cfg.coast_status_s
