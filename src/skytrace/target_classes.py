@@ -70,6 +70,13 @@ def code(name: str | None) -> int:
     return _BY_NAME.get(name.lower(), -1)
 
 
+def from_detection_codes(cls_code: np.ndarray, detection_classes: tuple[str, ...]) -> np.ndarray:
+    """Target-class codes (int16, -1 none) of reports whose ``class`` is coded as an index into
+    ``detection_classes`` (skytrace.batch.DetectionBatch.cls_code: -1 none, -2 a name not listed)."""
+    lut = np.array([code(n) for n in detection_classes] + [-1, -1], dtype=np.int16)  # [-2] and [-1]: none
+    return lut[np.asarray(cls_code, dtype=np.int64)]
+
+
 def by_code(c: int) -> TargetClass:
     return _CLASSES[c]
 

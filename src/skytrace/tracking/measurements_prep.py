@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skytrace import geo
-from skytrace.batch import DetectionBatch, SensorTable
+from skytrace import geo, target_classes
+from skytrace.batch import DETECTION_CLASSES, DetectionBatch, SensorTable
 from skytrace.sensors import registry
 
 
@@ -53,4 +53,4 @@ def prepare(batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame) 
     for family, rows in registry.groups(kind):
         z[rows], R[rows], has_el[rows] = family.prepare(batch.take(rows) if rows.size < n else batch, sensors, frame)
     return MeasBatch(batch.t.copy(), batch.sensor.astype(np.int32), kind.astype(np.int8), z, R, has_el,
-                     batch.target_class.astype(np.int16))
+                     target_classes.from_detection_codes(batch.cls_code, DETECTION_CLASSES))
