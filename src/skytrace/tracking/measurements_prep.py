@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skytrace import geo
-from skytrace.batch import DetectionBatch, SensorTable
+from skytrace import geo, target_classes
+from skytrace.batch import DETECTION_CLASSES, DetectionBatch, SensorTable
 from skytrace.sensors import registry
 
 
@@ -21,12 +21,18 @@ class MeasBatch:
     z: np.ndarray
     R: np.ndarray
     has_el: np.ndarray
+    cls: np.ndarray | None = None  # int16 target-class code of each report (skytrace.target_classes), -1 none
+
+    def __post_init__(self) -> None:
+        if self.cls is None:
+            self.cls = np.full(self.t.shape[0], -1, dtype=np.int16)
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
 
     def take(self, idx) -> MeasBatch:
-        return MeasBatch(self.t[idx], self.sensor[idx], self.kind[idx], self.z[idx], self.R[idx], self.has_el[idx])
+        return MeasBatch(self.t[idx], self.sensor[idx], self.kind[idx], self.z[idx], self.R[idx], self.has_el[idx],
+                         self.cls[idx])
 
     @classmethod
     def concat(cls, parts: list[MeasBatch]) -> MeasBatch:
@@ -34,7 +40,7 @@ class MeasBatch:
             return cls(np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros((0, 3)),
                        np.zeros((0, 3, 3)), np.zeros(0, bool))
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                     ("t", "sensor", "kind", "z", "R", "has_el")))
+                     ("t", "sensor", "kind", "z", "R", "has_el", "cls")))
 
 
 def prepare(batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame) -> MeasBatch:
@@ -46,4 +52,5 @@ def prepare(batch: DetectionBatch, sensors: SensorTable, frame: geo.LocalFrame) 
     has_el = np.zeros(n, dtype=bool)
     for family, rows in registry.groups(kind):
         z[rows], R[rows], has_el[rows] = family.prepare(batch.take(rows) if rows.size < n else batch, sensors, frame)
-    return MeasBatch(batch.t.copy(), batch.sensor.astype(np.int32), kind.astype(np.int8), z, R, has_el)
+    return MeasBatch(batch.t.copy(), batch.sensor.astype(np.int32), kind.astype(np.int8), z, R, has_el,
+                     target_classes.from_detection_codes(batch.cls_code, DETECTION_CLASSES))

@@ -34,18 +34,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.stats import chi2
 
-from skytrace import geo
+from skytrace import geo, target_classes
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.errors import SkytraceError
 from skytrace.sensors import registry
 from skytrace.sensors.family import DEFAULT_REACH_M
-from skytrace.tracking import imm, initiation, motion, silence
+from skytrace.tracking import assignment, imm, initiation, motion, score, silence
 from skytrace.tracking.measurement import SensorGeometry, innovation, measured_dof, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
@@ -91,7 +88,10 @@ class TrackerConfig:
     # existence from negative information: each missed look of a scanning sensor (sensors.json ``pd``, radars by
     # default) since the track's last update lowers its existence probability (IPDA-style, reset on detection)
     existence_after_update: float = 0.99  # of a confirmed track just updated (a tentative one: 0.8)
-    existence_min: float = 0.1  # tracks below are deleted (pd 0.9: after 3 missed looks, tentative after 2)
+    existence_min: float = 0.01  # tracks below are deleted (pd 0.9: after 5 missed looks, tentative after 3)
+    # below existence_report_min a track is hidden (pd 0.9: after 3 missed looks) but kept until existence_min:
+    # a plot in the next looks brings it back at once instead of a new track that must be confirmed again
+    existence_report_min: float = 0.1  # tracks below are not reported (kept, hidden, until existence_min)
     # negative information from silent bearing sensors (skytrace.tracking.silence): an alive acoustic node (or
     # camera) that should hear the track at its estimated position but reports nothing lowers its existence
     silence: bool = True  # use that silence (negative information) in the existence of tracks
@@ -185,6 +185,7 @@ class TrackArrays:
     llr: np.ndarray = field(default_factory=lambda: np.zeros(0))  # SPRT log-likelihood ratio (scanning sensors)
     last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
+    cls: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # target class (-1: unclassified)
     silence: np.ndarray = field(default_factory=lambda: np.zeros(0))  # log-likelihood of silent sensors (<= 0)
     silence_power: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nats the silence test could bring
     mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # IMM model probabilities
@@ -193,7 +194,7 @@ class TrackArrays:
 
     FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "seen_t",
               "seen_dt", "llr", "last_sensor",
-              "last_cross", "silence", "silence_power", "mu", "xm", "Pm")
+              "last_cross", "cls", "silence", "silence_power", "mu", "xm", "Pm")
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -246,6 +247,8 @@ class Tracker:
                         else np.zeros(S, dtype=bool))
         self.pd = sensors.pd.copy() if sensors.pd is not None else np.full(S, np.nan)
         self.sensor_last_t = np.full(S, -np.inf)  # time of each sensor's latest processed report
+        self.sensor_look_s = np.full(S, np.nan)  # each sensor's look interval, learnt over its tracks
+        self.clutter_density = score.ClutterDensity(S)  # unexplained plots per m^2 per s (track score)
         self.models = _motion_models(self.cfg)
         self.use_imm = len(self.models) > 1
         self._clutter_kinds = registry.codes_where("bearing_clutter_map")
@@ -271,6 +274,9 @@ class Tracker:
         self.clutter_map = np.zeros((len(sensors), self.n_bins))
         self.clutter_map_t = -np.inf
         self._frame_suppressed = np.zeros(0, dtype=bool)
+        self._frame_radius = np.zeros(0)
+        self._managed_t = -np.inf  # time of the latest track management
+        self._hit_d2 = np.zeros(0)
         self._tentative_taker = np.zeros(0, dtype=bool)
         self.lost = TrackArrays()  # recently deleted confirmed tracks, for re-acquisition (bounded by the window)
         self.lost.mu, self.lost.xm, self.lost.Pm = self.tracks.mu, self.tracks.xm, self.tracks.Pm
@@ -320,7 +326,9 @@ class Tracker:
                 for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(m)], strict=True):
                     self._process_frame(m.take(slice(int(lo), int(hi))), float(start + k[lo] * fs))
         if cutoff > self.t_processed:
-            self._manage(cutoff, merge=False)
+            # the last frame was managed at its end; within a twentieth of a frame of that, nothing can change
+            if cutoff - self._managed_t > 0.05 * self.cfg.frame_s:
+                self._manage(cutoff, merge=False)
             self.t_processed = cutoff
         return self.snapshot(t_now)
 
@@ -335,8 +343,10 @@ class Tracker:
         suppressed, bins = self._clutter_lookup(m, t_end)
         self._frame_suppressed = suppressed
         self._tentative_taker = np.zeros(len(m), dtype=bool)
+        centre, radius = self._gate_regions(m)
+        self._frame_radius = radius
         if len(self.tracks):
-            ti, dj, cost = self._gate(m, t_end)
+            ti, dj, cost = self._gate(m, t_end, centre, radius)
             self._note_heard(ti, dj, m, t_end)
             keep = ~(suppressed[dj] & ~self.tracks.confirmed[ti])
             ti, dj, cost = ti[keep], dj[keep], cost[keep]
@@ -348,6 +358,7 @@ class Tracker:
                     self._silence_hits(at, m.sensor[ad])
                     assigned[ad] = True
                     self.stats["assigned"] += int(ad.size)
+        self._observe_clutter_density(m, centre, ~assigned | self._tentative_taker)
         # the map learns from bearings nothing confirmed explains (unassigned, or taken by a tentative track)
         unexplained = (~assigned | self._tentative_taker) & self._clutter_kinds[m.kind]
         if unexplained.any():
@@ -357,6 +368,7 @@ class Tracker:
             self._initiate(m.take(un), t_end)
         self._silence_update(t_end)
         self._manage(t_end)
+        self._managed_t = t_end
 
     def _silence_hits(self, at: np.ndarray, sensor: np.ndarray) -> None:
         """Detections cancel silence: each gives back ``silence_hit_nats``; a hit of a scanning sensor (one with a
@@ -413,21 +425,33 @@ class Tracker:
         self.stats["clutter_suppressed"] = self.stats.get("clutter_suppressed", 0) + int(suppressed.sum())
         return suppressed, bins
 
-    def _gate(self, m: MeasBatch, t_ref: float):
-        tr = self.tracks
-        pe, var_h = self._predict_horizontal(np.maximum(t_ref - tr.t, 0.0))
-        sig_tr = np.sqrt(np.maximum(var_h, 0.0))
+    def _gate_regions(self, m: MeasBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Horizontal discs (centres, radii) that hold every track that could have produced each detection."""
         centre = np.zeros((len(m), 2))
         radius = np.zeros(len(m))
         for family, rows in registry.groups(m.kind):
             centre[rows], radius[rows] = family.gate_region(m.z[rows], m.R[rows], m.sensor[rows], self.geom)
+        return centre, radius
+
+    def _observe_clutter_density(self, m: MeasBatch, centre: np.ndarray, unexplained: np.ndarray) -> None:
+        """Feed the per-sensor density of plots no confirmed track explains (the track score's pf)."""
+        plots = self._plot_kinds[m.kind]
+        if plots.any():
+            self.clutter_density.observe(m.sensor[plots], m.t[plots], centre[plots], unexplained[plots])
+
+    def _gate(self, m: MeasBatch, t_ref: float, centre: np.ndarray, radius: np.ndarray):
+        tr = self.tracks
+        pe, var_h = self._predict_horizontal(np.maximum(t_ref - tr.t, 0.0))
+        sig_tr = np.sqrt(np.maximum(var_h, 0.0))
         # tracks in tiers of position uncertainty, each with its own KD-tree and slack: one coasting track with a
         # wide sigma no longer widens every detection's query (the pair count drives the cost of a frame)
         tiers = np.digitize(sig_tr, GATE_SIGMA_TIERS_M)
+        speed = np.maximum(np.hypot(tr.x[:, 3], tr.x[:, 4]), 60.0)  # reports up to a frame (+1 s) off t_ref
         ti_parts, dj_parts = [], []
         for tier in np.unique(tiers):
             members = np.flatnonzero(tiers == tier)
-            slack = min(4.0 * float(np.max(sig_tr[members])), 20_000.0) + 60.0 * (self.cfg.frame_s + 1.0)
+            slack = (min(4.0 * float(np.max(sig_tr[members])), 20_000.0)
+                     + float(np.max(speed[members])) * (self.cfg.frame_s + 1.0))
             hits = cKDTree(pe[members]).query_ball_point(centre, radius + slack, return_sorted=False)
             lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
             if lens.sum():
@@ -481,7 +505,8 @@ class Tracker:
         return d2, logdet, measured_dof(m.kind[dj], m.has_el[dj])
 
     def _associate(self, ti, dj, cost, m: MeasBatch):
-        """GNN: one detection per (track, sensor), one track per detection; LAP on contested components."""
+        """GNN: one detection per (track, sensor), one track per detection; uncontested pairs directly, the
+        contested ones in one sparse LAP."""
         row_key = ti * len(self.sensors) + m.sensor[dj]
         rk, row = np.unique(row_key, return_inverse=True)
         n_r, n_c = rk.size, len(m)
@@ -491,43 +516,10 @@ class Tracker:
         at = [ti[simple]]
         ad = [dj[simple]]
         hard = np.flatnonzero(~simple)
-        if hard.size:
-            g = coo_matrix((np.ones(hard.size), (row[hard], n_r + dj[hard])), shape=(n_r + n_c, n_r + n_c))
-            _, lab = connected_components(g, directed=False)
-            comp = lab[row[hard]]
-            # components with a single row (one track-sensor, several detections) or a single detection
-            # (several tracks) are solved by taking the cheapest pair, vectorised; the rest go to the LAP
-            rows_per = np.zeros(lab.max() + 1, np.int64)
-            cols_per = np.zeros(lab.max() + 1, np.int64)
-            ur = np.unique(np.column_stack([comp, row[hard]]), axis=0)
-            uc = np.unique(np.column_stack([comp, dj[hard]]), axis=0)
-            np.add.at(rows_per, ur[:, 0], 1)
-            np.add.at(cols_per, uc[:, 0], 1)
-            star = (rows_per[comp] == 1) | (cols_per[comp] == 1)
-            if star.any():
-                hs = hard[star]
-                order = np.lexsort((cost[hs], comp[star]))
-                hs_sorted, comp_sorted = hs[order], comp[star][order]
-                first = np.concatenate([[True], comp_sorted[1:] != comp_sorted[:-1]])
-                at.append(ti[hs_sorted[first]])
-                ad.append(dj[hs_sorted[first]])
-            hard, comp = hard[~star], comp[~star]
-            order = np.argsort(comp, kind="stable")
-            hs, cs = hard[order], comp[order]
-            bounds = np.flatnonzero(np.diff(cs)) + 1
-            for grp in (np.split(hs, bounds) if hs.size else []):
-                r_u, r_i = np.unique(row[grp], return_inverse=True)
-                c_u, c_i = np.unique(dj[grp], return_inverse=True)
-                C = np.full((r_u.size, c_u.size), 1e9)
-                C[r_i, c_i] = cost[grp]
-                rr, cc = linear_sum_assignment(C)
-                good = C[rr, cc] < 1e8
-                where = np.full((r_u.size, c_u.size), -1, dtype=np.int64)
-                where[r_i, c_i] = grp
-                pick = where[rr[good], cc[good]]
-                if pick.size:
-                    at.append(ti[pick])
-                    ad.append(dj[pick])
+        if hard.size:  # contested pairs: one sparse LAP over all components (assignment.py)
+            pick = hard[assignment.assign(row[hard], dj[hard], cost[hard])]
+            at.append(ti[pick])
+            ad.append(dj[pick])
         return np.concatenate(at), np.concatenate(ad)
 
     def _update_rounds(self, at: np.ndarray, ad: np.ndarray, m: MeasBatch) -> None:
@@ -540,12 +532,15 @@ class Tracker:
         for r in range(int(rank.max()) + 1):
             sel = rank == r
             ti, dj = at[sel], ad[sel]
+            _, var_pred = self.models[0].predict_horizontal(tr.x[ti], tr.P[ti], np.maximum(m.t[dj] - tr.t[ti], 0.0))
             if self.use_imm:
                 self._imm_update(ti, dj, m)
             else:
                 x, P = self._pair_predict(ti, m.t[dj])
                 tr.x[ti], tr.P[ti], _ = self._kalman_update(x, P, m, dj, likelihood=False)
             tr.t[ti] = m.t[dj]
+            classified = m.cls[dj] >= 0  # the latest classified report gives the track its class
+            tr.cls[ti[classified]] = m.cls[dj][classified]
             # a bearing from a confuser direction updates the state but does not keep the track alive
             live = ~self._frame_suppressed[dj] if len(self._frame_suppressed) == len(m) else np.ones(dj.size, bool)
             tr.hits[ti[live]] += 1
@@ -570,20 +565,53 @@ class Tracker:
             gap = t_upd - st
             first = ~np.isfinite(sdt)
             upd = mine & (gap > 0.5 * self.cfg.frame_s) & np.isfinite(st)
+            # the sensor's look interval on this track; a track's first gap is read with the sensor's own look
+            # interval (learnt over all its tracks), so that a tentative track fed twice 10 looks apart counts
+            # the 9 looks it missed in between
+            ref = np.where(first, self.sensor_look_s[np.maximum(seen, 0)], sdt)
+            known = upd & np.isfinite(ref)
+            missed = np.where(known, np.maximum(np.round(gap / np.where(known, ref, 1.0)) - 1, 0), 0.0)
             # SPRT: this hit, and the looks of the same sensor missed since its previous hit
             pd = np.where(seen >= 0, self.pd[np.maximum(seen, 0)], np.nan)
             scanning = mine & np.isfinite(pd)
             if scanning.any():
-                pf = self.cfg.sprt_false_continuation
                 pdc = np.clip(np.where(scanning, pd, 0.5), 1e-3, 0.999)
-                missed = np.where(upd & ~first, np.maximum(np.round(gap / np.where(upd & ~first, sdt, 1.0)) - 1, 0),
-                                  0.0)
-                step = np.log(pdc / pf) + missed * np.log((1 - pdc) / (1 - pf))
+                hit, miss = self._track_score(m, dj, var_pred, np.where(np.isfinite(ref), ref, gap), pdc)
+                step = hit + missed * miss
                 tr.llr[ti] += np.sum(np.where(scanning, step, 0.0), axis=1)
-            sdt[upd & first] = gap[upd & first]
-            sdt[upd & ~first] = 0.7 * sdt[upd & ~first] + 0.3 * np.minimum(gap[upd & ~first], 3 * sdt[upd & ~first])
+            # the look interval: the gap since this sensor's previous hit over the looks it spans (missed looks
+            # must not stretch the interval, or the misses that follow would be undercounted)
+            per_look = gap / (missed + 1.0)
+            sdt[upd & first] = per_look[upd & first]
+            est = upd & ~first
+            sdt[est] = 0.7 * sdt[est] + 0.3 * np.minimum(per_look[est], 3 * sdt[est])
+            if est.any():
+                self._learn_look_interval(seen[est], per_look[est])
             st[mine] = t_upd[mine]
             tr.seen_t[ti], tr.seen_dt[ti] = st, sdt
+
+    def _learn_look_interval(self, sensor: np.ndarray, per_look: np.ndarray) -> None:
+        """Each sensor's look interval (its scan period or reporting cadence), averaged over its tracks."""
+        S = len(self.sensor_look_s)
+        cnt = np.bincount(sensor, minlength=S)
+        mean = np.bincount(sensor, weights=per_look, minlength=S) / np.maximum(cnt, 1)
+        ok = cnt > 0
+        old = self.sensor_look_s[ok]
+        self.sensor_look_s[ok] = np.where(np.isfinite(old), 0.9 * old + 0.1 * mean[ok], mean[ok])
+
+    def _track_score(self, m: MeasBatch, dj: np.ndarray, var_pred: np.ndarray, look_s: np.ndarray, pd: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Log-likelihood ratios of each hit and of each missed look, per row (hit) and sensor slot (columns):
+        the plot's likelihood against the sensor's clutter density, and (1 - pd) / (1 - pf) with pf the chance
+        that a false track finds clutter in this gate (:mod:`skytrace.tracking.score`); with the fixed
+        ``sprt_false_continuation`` until the sensor's clutter density is known."""
+        var_h = (var_pred + (self._frame_radius[dj] / 4.0) ** 2)[:, None]  # + the plot's horizontal variance
+        lam = self.clutter_density.density(m.sensor[dj])[:, None]
+        look = np.where(np.isfinite(look_s) & (look_s > 0), look_s, np.nan)
+        fallback = self.cfg.sprt_false_continuation
+        pf = score.false_continuation(lam, look, var_h, self.gate[2], fallback)
+        hit = score.hit_llr(pd, self._hit_d2[:, None], var_h, lam * look, fallback)
+        return hit, np.log((1 - pd) / (1 - np.minimum(pf, 0.5 * (1 + pd))))
 
     def _kalman_update(self, x: np.ndarray, P: np.ndarray, m: MeasBatch, dj: np.ndarray, likelihood: bool = True):
         """EKF update of predicted pairs; returns x, P (Joseph form, symmetrised) and the log-likelihood (or None
@@ -594,11 +622,12 @@ class Tracker:
         x = x + np.einsum("nij,nj->ni", K, nu)
         IKH = np.eye(6)[None] - K @ H
         P = IKH @ P @ np.swapaxes(IKH, 1, 2) + K @ m.R[dj] @ np.swapaxes(K, 1, 2)
+        # padded rows (H = 0, nu = 0, S = R = 1) add nothing to the distance or the log-likelihood
+        maha = np.einsum("ni,ni->n", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
+        self._hit_d2 = maha  # the hits' squared Mahalanobis distances (track score)
         if not likelihood:
             return x, 0.5 * (P + np.swapaxes(P, 1, 2)), None
-        # padded rows (H = 0, nu = 0, S = R = 1) add nothing to the log-likelihood
         _, logdet = np.linalg.slogdet(S)
-        maha = np.einsum("ni,ni->n", nu, np.linalg.solve(S, nu[:, :, None])[:, :, 0])
         return x, 0.5 * (P + np.swapaxes(P, 1, 2)), -0.5 * (maha + logdet)
 
     def _imm_update(self, ti: np.ndarray, dj: np.ndarray, m: MeasBatch) -> None:
@@ -607,15 +636,19 @@ class Tracker:
         dt = np.maximum(m.t[dj] - tr.t[ti], 0.0)
         c, x0, P0 = imm.mix(tr.mu[ti], tr.xm[ti], tr.Pm[ti], dt, np.asarray(cfg.imm_sojourn_s))
         xm, Pm, ll = np.empty_like(x0), np.empty_like(P0), np.empty(c.shape)
+        d2 = None
         for k, model in enumerate(self.models):
             xk, Pk = model.predict(x0[:, k], P0[:, k], dt)
             xm[:, k], Pm[:, k], ll[:, k] = self._kalman_update(xk, Pk, m, dj)
+            d2 = self._hit_d2 if d2 is None else d2
+        self._hit_d2 = d2  # the first (cruise) model's distances
         mu = imm.posterior_probabilities(c, ll)
         tr.mu[ti], tr.xm[ti], tr.Pm[ti] = mu, xm, Pm
         tr.x[ti], tr.P[ti] = imm.combine(mu, xm, Pm)
 
     # ------------------------------------------------------------------------------------------- initiation
-    def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray) -> None:
+    def _new_tracks(self, x: np.ndarray, P: np.ndarray, t: np.ndarray, hits: np.ndarray, seen: np.ndarray,
+                    cls: np.ndarray | None = None) -> None:
         n = x.shape[0]
         if n == 0:
             return
@@ -626,6 +659,7 @@ class Tracker:
                           llr=self._first_llr(seen),
                           last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(), silence=np.zeros(n),
                           silence_power=np.zeros(n),
+                          cls=np.full(n, -1, np.int16) if cls is None else cls.astype(np.int16),
                           # IMM model states only when the IMM is on (zero models otherwise: nothing to copy)
                           mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.use_imm
                           else np.zeros((n, 0)),
@@ -646,11 +680,11 @@ class Tracker:
             x[:, :3] = pos
             P = np.zeros((n, 6, 6))
             P[:, :3, :3] = cov
-            P[:, 3, 3] = P[:, 4, 4] = cfg.init_vel_sigma_mps**2
+            P[:, 3, 3] = P[:, 4, 4] = self._class_limits(d.cls)["init_vel_sigma_mps"] ** 2
             P[:, 5, 5] = cfg.init_vu_sigma_mps**2
             seen = np.full((n, 4), -1)
             seen[:, 0] = d.sensor
-            self._new_tracks(x, P, d.t.copy(), np.ones(n), seen)
+            self._new_tracks(x, P, d.t.copy(), np.ones(n), seen, d.cls)
         ac = self._bearing_kinds[m.kind]
         if ac.any():
             self.pool = self.pool.add(m.take(np.flatnonzero(ac)), self.M, self.sensor_pos)
@@ -676,14 +710,18 @@ class Tracker:
         _, var_h = self._predict_horizontal(np.maximum(t_now - tr.t, 0.0))
         sig = np.sqrt(np.maximum(var_h, 0.0))
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
+        lim = self._class_limits(tr.cls)
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
-                | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps)
-                | (r_exist < cfg.existence_min))
+                | (sig > cfg.max_pos_sigma_m) | (speed > lim["delete_speed_mps"])
+                | (r_exist < cfg.existence_min)
+                # refuted by silent bearing nodes: deleted when no longer reported (no plot will bring it back)
+                | ((r_exist < cfg.existence_report_min) & (tr.silence < 0.0)))
         self._bound_altitude()
         sprt = tr.llr >= np.log((1 - 0.01) / cfg.sprt_alpha)
-        promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated() & (
-            sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
-            speed <= cfg.confirm_max_speed_mps) & (r_exist >= cfg.confirm_min_existence) & self._silence_tested(t_now)
+        plausible = self._moving_enough(lim["min_speed_mps"], speed) & (speed <= lim["max_speed_mps"])
+        promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated(sprt) & (
+            sig < cfg.confirm_max_sigma_m) & plausible & (r_exist >= cfg.confirm_min_existence) & self._silence_tested(
+            t_now)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
         if promote.any() and len(self.lost):
@@ -693,13 +731,13 @@ class Tracker:
         # trusted one), instead of waiting for full confirmation: the gap in the picture is shorter
         early = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.reacquire_min_hits) & (
             (tr.n_sensors(1) >= 2) | (self.trusted[np.maximum(tr.seen, 0)] & (tr.seen >= 0)).any(axis=1)) & (
-            sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
-            speed <= cfg.confirm_max_speed_mps) & (r_exist >= cfg.confirm_min_existence) & self._silence_tested(t_now)
+            sig < cfg.confirm_max_sigma_m) & plausible & (r_exist >= cfg.confirm_min_existence) & self._silence_tested(
+            t_now)
         if early.any() and len(self.lost) and cfg.reacquire_min_hits > 0:
             back = self._reacquire(np.flatnonzero(early), t_now)
             tr.confirmed[back] = True
             self.stats["tracks_reacquired_early"] = self.stats.get("tracks_reacquired_early", 0) + int(back.size)
-        lost = dead & tr.confirmed & (speed <= cfg.confirm_max_speed_mps)  # not duplicates (merged below)
+        lost = dead & tr.confirmed & (speed <= lim["max_speed_mps"])  # not duplicates (merged below)
         lost &= ~((r_exist < cfg.existence_min) & (tr.silence < np.log(0.1)))  # refuted by silence: not lost, gone
         if merge:
             dead |= self._duplicates(t_now, dead)
@@ -713,6 +751,24 @@ class Tracker:
             for i in tr.id[dead]:
                 self._names.pop(int(i), None)
             tr.keep(~dead)
+
+    def _moving_enough(self, min_speed: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """The minimum-speed rule of confirmation. A track of a class that cannot hover (a Shahed) must show its
+        speed beyond its velocity uncertainty (speed - sigma_v >= the class minimum: the noisy early estimate of
+        a hovering object does not pass); an unclassified track must reach ``confirm_min_speed_mps`` (a still
+        "track" is a confuser) — only a report's class (a multirotor) lets a track hover."""
+        tr = self.tracks
+        sig_v = np.sqrt(np.maximum(0.5 * (tr.P[:, 3, 3] + tr.P[:, 4, 4]), 0.0))
+        return np.where(tr.cls >= 0, speed - sig_v >= min_speed, speed >= min_speed)
+
+    def _class_limits(self, cls: np.ndarray) -> dict[str, np.ndarray]:
+        """Motion limits of tracks or reports of class codes ``cls`` (skytrace.target_classes); unclassified
+        ones (-1) get the tracker's own settings."""
+        cfg = self.cfg
+        return target_classes.limits(cls, {
+            "min_speed_mps": cfg.confirm_min_speed_mps, "max_speed_mps": cfg.confirm_max_speed_mps,
+            "delete_speed_mps": cfg.max_speed_mps, "init_vel_sigma_mps": cfg.init_vel_sigma_mps,
+            "max_agl_m": cfg.max_agl_m})
 
     def _silence_tested(self, t_now: float) -> np.ndarray:
         """Tracks that may be confirmed as far as silence goes: supported by a scanning or trusted sensor, or the
@@ -790,17 +846,22 @@ class Tracker:
             return r0 * L / (r0 * L + 1 - r0)
         heard_until = np.minimum(self.sensor_last_t[slot], t_now)
         span = heard_until - tr.last_update[:, None]
-        k = np.where(usable & (span > 0), np.floor(span / np.where(usable, tr.seen_dt, 1.0) - 0.25), 0.0)
+        k = np.where(usable & (span > 0), np.floor(span / np.where(usable, tr.seen_dt, 1.0) + 0.05), 0.0)
         logL = np.sum(np.where(k > 0, k * np.log1p(-np.where(usable, np.minimum(pd, 0.999), 0.0)), 0.0), axis=1)
         logL += tr.silence
         L = np.exp(logL)
         return r0 * L / (r0 * L + 1 - r0)
 
-    def _corroborated(self) -> np.ndarray:
+    def _corroborated(self, sprt: np.ndarray | None = None) -> np.ndarray:
         """Tracks supported by ``confirm_min_sensors`` distinct sensors, or by one trusted sensor, each with at
-        least ``confirm_hits_per_sensor`` updates (anti-spoofing: an untrusted sensor never confirms alone)."""
+        least ``confirm_hits_per_sensor`` updates (anti-spoofing: an untrusted sensor never confirms alone). A
+        scanning sensor of a track that passed the sequential test needs two hits only: its hits' fit against
+        its own clutter density is already in the test (one plot never confirms anything)."""
         tr, cfg = self.tracks, self.cfg
         solid = (tr.seen >= 0) & (tr.seen_hits >= cfg.confirm_hits_per_sensor)
+        if sprt is not None:
+            scanning = (tr.seen >= 0) & np.isfinite(self.pd[np.maximum(tr.seen, 0)])
+            solid |= sprt[:, None] & scanning & (tr.seen_hits >= 2)
         trusted = solid & self.trusted[np.maximum(tr.seen, 0)]
         return (solid.sum(axis=1) >= cfg.confirm_min_sensors) | trusted.any(axis=1)
 
@@ -810,11 +871,12 @@ class Tracker:
         tr = self.tracks
         # height above the ellipsoid, spherical-Earth approximation (metres off at hundreds of km: enough here)
         alt = self.frame.alt0_m + tr.x[:, 2] + (tr.x[:, 0] ** 2 + tr.x[:, 1] ** 2) / (2 * geo.EARTH_RADIUS_M)
-        lo, hi = self.ground_alt_m + self.cfg.min_agl_m, self.ground_alt_m + self.cfg.max_agl_m
+        lo = self.ground_alt_m + self.cfg.min_agl_m
+        hi = self.ground_alt_m + self._class_limits(tr.cls)["max_agl_m"]
         np.clip(tr.x[:, 5], -self.cfg.max_vu_mps, self.cfg.max_vu_mps, out=tr.x[:, 5])
         bad = (alt < lo) | (alt > hi)
         if bad.any():
-            target = np.clip(alt[bad], lo + 50.0, hi - 50.0)
+            target = np.clip(alt[bad], lo + 50.0, hi[bad] - 50.0)
             tr.x[bad, 2] += target - alt[bad]
             tr.x[bad, 5] = 0.0
             tr.P[bad, 2, 2] = np.maximum(tr.P[bad, 2, 2], self.cfg.init_alt_sigma_m**2)
@@ -852,6 +914,8 @@ class Tracker:
         shown = tr.confirmed.copy()
         if cfg.report_tentative:
             shown |= tr.hits >= cfg.report_tentative_min_hits
+        if len(tr) and cfg.existence_report_min > 0:
+            shown &= self.existence(t_now) >= cfg.existence_report_min
         sel = np.flatnonzero(shown)
         if sel.size:
             x, P = self._predict(sel, np.maximum(t_now - tr.t[sel], 0.0))
@@ -862,7 +926,8 @@ class Tracker:
             return TrackSnapshot(float(t_now), [], [], z, z, z, z, z, z, z)
         lat, lon, alt = self.frame.to_geodetic(x[:, 0], x[:, 1], x[:, 2])
         lat, lon, alt = np.atleast_1d(lat), np.atleast_1d(lon), np.atleast_1d(alt)
-        alt = np.clip(alt, self.ground_alt_m + cfg.min_agl_m, self.ground_alt_m + cfg.max_agl_m)
+        alt = np.clip(alt, self.ground_alt_m + cfg.min_agl_m,
+                      self.ground_alt_m + self._class_limits(tr.cls[sel])["max_agl_m"])
         v = self.frame.vector_from_local(lat, lon, x[:, 3:])
         sig = np.sqrt(P[:, 0, 0] + P[:, 1, 1])
         coast = (t_now - tr.last_update[sel]) > cfg.coast_status_s
