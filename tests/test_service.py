@@ -108,9 +108,13 @@ def test_truth_replay_streams_the_truth_and_keeps_history(kyiv_short):
         assert alerts and alerts[-1]["active"][0]["zone"] == zone
         status = [m for m in msgs if m["type"] == "status"]
         assert status and status[-1]["feed_stalled"] is False
-        time.sleep(1.2)  # track states are stored once a second
-        t_now = time.time()
-        states = client.get("/api/v1/history/states", params={"t0": t_now - 60, "t1": t_now}).json()
+        deadline = time.monotonic() + 30  # track states are stored once a second (wait for some, however loaded)
+        while True:
+            t_now = time.time()
+            states = client.get("/api/v1/history/states", params={"t0": t_now - 60, "t1": t_now}).json()
+            if states or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert states and {s["track"] for s in states} <= set(stage.target.tolist())
         s0 = states[0]
         near = client.get("/api/v1/history/near", params={"lat": s0["lat"], "lon": s0["lon"], "radius_m": 2000,
@@ -343,7 +347,8 @@ def test_a_failing_store_loses_no_alert(kyiv_short):
     msgs = svc.step_once(t0 + 1)
     assert len(svc.cap_messages) == 1 and b"<alert" in svc.cap_messages[0][4]
     assert [m["active"][0]["zone"] for m in msgs if m["type"] == "alerts"] == [zone]
-    assert svc.stats.errors == 1 and svc.stats.n_stored == 0  # the report waits for the store to come back
+    # two failed writes: the alert period (written ahead of publication) and the store sink; published anyway
+    assert svc.stats.errors == 2 and svc.stats.n_stored == 0  # the report waits for the store to come back
 
 
 def test_the_demo_plays_a_night_while_it_is_being_written(kyiv_short, tmp_path):

@@ -220,3 +220,68 @@ def test_alerts_narrow_by_update_when_a_track_confirms_a_lone_report(zones):
     upd = [e for e in ev if e.zone == cell]
     assert upd and upd[0].kind == "update" and upd[0].certainty == "Observed"
     assert pol.certainty_of(cell) == "Observed"
+
+
+def _grid_of_nodes(spacing_m: float = 2500.0, half_km: float = 45.0) -> list[Sensor]:
+    """Acoustic nodes every ``spacing_m`` around the test node (dense coverage, as around Kyiv)."""
+    out = []
+    n = int(half_km * 1000 / spacing_m)
+    for i in range(-n, n + 1):
+        for j in range(-n, n + 1):
+            if i == 0 and j == 0:
+                continue
+            out.append(Sensor(id=f"g-{i:+03d}{j:+03d}", kind="acoustic", lat=NODE_LAT + i * spacing_m / M_PER_DEG,
+                              lon=NODE_LON + j * spacing_m / (M_PER_DEG * np.cos(np.radians(NODE_LAT))),
+                              alt_m=150.0, bearing_sigma_deg=2.5, max_range_m=3000.0))
+    return out
+
+
+def _heard_then_silence(zones, negative_info: bool) -> tuple[EvidencePolicy, float, list]:
+    table = _sensors(*_grid_of_nodes())
+    cfg = EvidenceAlertConfig(negative_info=negative_info)
+    pol = EvidencePolicy(zones, table, cfg)
+    t = T0
+    events = []
+    for k in range(7):  # a minute of quiet, then the node hears an engine east of it for half a minute
+        t = T0 + 10.0 * k
+        rows = [{"sensor": "ac-1", "t": t - dt, "bearing_deg": 90.0, "snr_db": 10.0} for dt in (1.0, 4.0, 7.0)]
+        events += pol.update(t, _empty(t), _dets(table, rows if k >= 4 else []))
+    t_heard = t
+    assert pol.active(), "the lone node's sector is alerted"
+    while t < t_heard + 420.0:  # every node (the dense coverage all around) hears nothing for 7 minutes
+        t += 10.0
+        events += pol.update(t, _empty(t), _dets(table, []))
+    return pol, t_heard, events
+
+
+def test_silent_nodes_exclude_a_lone_reports_drone_and_its_alerts_expire_early(zones):
+    # with negative information: nodes within audible range of every place the drone could be heard nothing,
+    # so no plausible path remains: the hypothesis dies and its cells clear long before the report memory
+    pol, t_heard, events = _heard_then_silence(zones, negative_info=True)
+    assert pol.hyps == {}
+    assert pol.active() == []
+    assert sum(e.kind == "raise" for e in events) == sum(e.kind == "clear" for e in events) > 0
+    # without it, the same silence leaves the hypothesis flying (and alerting) for its whole memory
+    pol2, _, _ = _heard_then_silence(zones, negative_info=False)
+    assert pol2.hyps and pol2.active()
+
+
+def test_weaker_evidence_does_not_resend_the_alert(zones):
+    pol = EvidencePolicy(zones, _sensors())
+    lat, lon, ve, vn = 50.9, 31.6, -40.0, -25.0
+    events = []
+    t = T0
+    for k in range(40):  # a confirmed track, then (after a minute) only coasting: Observed -> Likely
+        t = T0 + 10.0 * k
+        dt = 10.0 * k
+        events += pol.update(t, _track(t, lat + vn * dt / M_PER_DEG,
+                                       lon + ve * dt / (M_PER_DEG * np.cos(np.radians(lat))), ve, vn,
+                                       status="confirmed" if k < 6 else "coasting"), None)
+    raised = {e.zone for e in events if e.kind == "raise"}
+    held = [z for z in raised if pol.certainty_of(z) is not None and any(
+        e.zone == z and e.kind == "raise" and e.certainty == "Observed" for e in events)]
+    assert held, "cells raised by the confirmed track are still under alert"
+    # the state follows the evidence (Likely after clear_after_s weaker) but no CAP Update was sent for it: the
+    # only Updates are for the threat becoming imminent
+    assert any(pol.certainty_of(z) == "Likely" for z in held)
+    assert all(e.level == "imminent" for e in events if e.kind == "update" and e.certainty != "Observed")

@@ -58,6 +58,8 @@ class ServiceConfig:
     stale_after_s: float = 15.0  # s; no report for this long marks the feed as stalled on the map
     cap_status: str = "Exercise"  # CAP status: "Actual" only for real operations, so a replay never alerts for real
     max_pending: int = 2_000_000  # reports kept while the store fails (oldest dropped beyond, counted)
+    max_queued_reports: int = 100_000  # reports waiting for one step; beyond, acoustic then sightings shed (counted)
+    inbox_max_queued: int = 20_000  # messages waiting for their commit; beyond, HTTP gets 503, MQTT waits in the broker
     keys: str = ""  # path of the sensor key registry (skytrace keys); set: HTTP and MQTT accept only signed batches
     allowed_hosts: list[str] = field(default_factory=lambda: list(LOCAL_HOSTS))  # Host names served; others: 400
     allowed_origins: list[str] = field(default_factory=list)  # extra browser Origins (scheme://host:port of a proxy)
@@ -75,6 +77,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "alerting": ("skytrace.alerting.policy", "DEFAULT_POLICY"),  # the policy named by [alerting] policy
     "zones": ("skytrace.config", "ZonesConfig"),
     "service": ("skytrace.config", "ServiceConfig"),
+    "identity": ("skytrace.alerting.identity", "IdentityCheckConfig"),
 }
 
 

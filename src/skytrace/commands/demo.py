@@ -189,7 +189,8 @@ def offline_chain(out: Path, scenario: str, seed: int, res: dict, progress: bool
     if res["n_sensors"] == 1:  # single-sensor data (bench2d): one sensor must be enough to confirm a track
         tracker_conf = dataclasses.replace(tracker_conf, confirm_min_sensors=1)
     tr = track_files(out / "sensors.json", out / "detections.jsonl", out / "tracks.jsonl", 1.0, tracker_conf,
-                     progress=progress, pipeline_config=conf.pipeline)
+                     progress=progress, pipeline_config=conf.pipeline,
+                     heartbeats_path=out / "heartbeats.jsonl" if (out / "heartbeats.jsonl").is_file() else None)
     st = tr["tracker"]
     typer.echo(f"      {st['processed']:,} detections used ({tr['cpu_s']:.1f} s CPU); "
                f"{st['late_dropped']:,} arrived later than the tracker's {tracker_conf.lag_s:g} s lag and were "

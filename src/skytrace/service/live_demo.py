@@ -184,7 +184,9 @@ class LiveDemo:
         """Serve the map and start feeding the night (returns at once)."""
         self.svc = self._service()
         self._closed = False
-        self._server = ServerThread(create_app(self.svc, tiles=self.conf.service.map_tiles), port=self.port).__enter__()
+        # the demo feeds the service in-process (no sender waits for an acknowledgement): stored by the step
+        self._server = ServerThread(create_app(self.svc, durable=False, tiles=self.conf.service.map_tiles),
+                                    port=self.port).__enter__()
         self.port = self._server.port  # a loop round serves on the same port
         self.url = self._server.url
         self.feed = InProcessFeed(self.svc, self.dets, complete=self.complete).start()

@@ -367,7 +367,7 @@
       Object.assign(tr, { lat: m.lat[i], lon: m.lon[i], alt: m.alt_m[i], ve: m.ve[i], vn: m.vn[i],
                           vu: m.vu ? m.vu[i] : 0, speed: Math.hypot(m.ve[i], m.vn[i]),
                           sigma: m.pos_sigma_m ? m.pos_sigma_m[i] : 0, status: m.status ? m.status[i] : "confirmed",
-                          cls: m.cls ? m.cls[i] : null, targetId: m.target_id ? m.target_id[i] : null, t: m.t });
+                          cls: m["class"] ? m["class"][i] : null, targetId: m.target_id ? m.target_id[i] : null, t: m.t });
       if (!keepTrails) tr.trail.length = 0;
       tr.trail.push([tr.lat, tr.lon]);
       if (tr.trail.length > TRAIL_POINTS) tr.trail.shift();
