@@ -92,7 +92,8 @@ def _live_demo(out: Path, scenario: str, sc, seed: int, speed: float, port: int,
 
         threading.Thread(target=announce, name="skytrace-offline-watch", daemon=True).start()
         live_demo.wait(keep_up=not headless)
-        chain.join()
+        if not live_demo.interrupted:  # headless: the run ends when both halves have
+            chain.join()
     except KeyboardInterrupt:
         pass
     finally:

@@ -156,6 +156,7 @@ class LiveDemo:
         self._stop_govern = threading.Event()
         self.min_speed = max(1.0, speed / 30.0)
         self.governor: ReplayGovernor | None = None
+        self.interrupted = False  # wait() ended on Ctrl-C
         self.db = self.out_dir / "skytrace.db"
         self.rounds = 0
         self.url: str | None = None
@@ -244,6 +245,7 @@ class LiveDemo:
                         time.sleep(1)
                 return
         except KeyboardInterrupt:
+            self.interrupted = True
             return
 
     def summary(self) -> dict:
