@@ -85,8 +85,12 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         page.wait_for_function("Math.max(...[...window.skytrace.tracks.values()].map(t => t.trail.length)) >= 3",
                                timeout=15_000)
         page.screenshot(path=str(ARTIFACTS / "map-alert.png"))
-        # timeline: 3 s back shows the stored states of that instant, then back to live
-        page.evaluate("() => { const s = document.getElementById('scrub'); s.value = -3; "
+        # timeline: 5 s back (the slider's step) shows the stored states of that instant, then back to live (first
+        # wait until the store holds states older than that: a fast page may get here within 5 s of the start)
+        deadline = time.monotonic() + 30
+        while not svc.store.track_states(time.time() - 30, time.time() - 6, 1) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page.evaluate("() => { const s = document.getElementById('scrub'); s.value = -5; "
                       "s.dispatchEvent(new Event('change')); }")
         page.wait_for_selector("#feed.history", timeout=5_000)
         page.wait_for_function("window.skytrace.historyShown > 0", timeout=10_000)
