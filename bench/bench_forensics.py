@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skytrace.forensics.inputs import read_launch_areas
+from skytrace.forensics.inputs import read_debris, read_launch_areas
+from skytrace.forensics.link import LinkConfig, link_debris
 from skytrace.forensics.tracks import read_track_histories
 from skytrace.io.formats import iter_jsonl
 from skytrace.model import TruthPoint
@@ -136,11 +137,22 @@ def main() -> None:
                      "answer": answer, "true_area": true_area, "rank": ranked.index(true_area) + 1})
     n = len(rows)
     with_track = [r for r in rows if r["tracked_at_end"]]
+    # the same link scored with each association mode (the CLI uses the default, "map")
+    by_mode = {}
+    items = read_debris(run / "debris.jsonl")
+    for mode, name in (("map", "joint_map"), ("bp", "joint_bp"), ("", "item_by_item")):
+        ok = 0
+        for lk in link_debris(hist, items, LinkConfig(joint=mode)):
+            mine = tracks_of.get(drone_of[lk.debris]["target"], set())
+            best = hist.ids[lk.tracks[0]] if lk.tracks and lk.p[0] >= lk.p_none else None
+            ok += (best in mine) if mine else best is None
+        by_mode[name] = round(ok / max(n, 1), 4)
     res = {
         "scenario": args.scenario, "seed": args.seed, "duration_s": args.duration, "debris": n,
         "tracks_in_file": len(hist), "debris_tracked_at_end": len(with_track),
         "link_correct": round(sum(r["correct"] for r in rows) / max(n, 1), 4),
         "link_correct_tracked_at_end": round(sum(r["correct"] for r in with_track) / max(len(with_track), 1), 4),
+        "link_correct_by_association": by_mode,
         "area_top1": round(sum(r["rank"] == 1 for r in rows) / max(n, 1), 4),
         "area_top3": round(sum(r["rank"] <= 3 for r in rows) / max(n, 1), 4),
         "area_top1_tracked_at_end": round(sum(r["rank"] == 1 for r in with_track) / max(len(with_track), 1), 4),

@@ -90,7 +90,7 @@ class Fleet:
 
 
 def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets: int, db: str | None,
-             frame_s: float = 1.0, with_alerts: bool = False) -> dict:
+             frame_s: float = 1.0, with_alerts: bool = False, max_queued: int | None = None) -> dict:
     from skytrace.tracking.tracker import TrackerConfig
 
     table = SensorTable.from_sensors(sensors())
@@ -101,6 +101,12 @@ def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets
                                  wall0=0.0)
     store = open_store(db)
     svc = LiveService(table=table, zones=None, stage=stage, store=store, step_s=0.1)
+    if max_queued:
+        svc.max_queued_reports = max_queued
+    import psutil
+
+    proc_mem = psutil.Process()
+    rss_mb: list[float] = []
     ingest = MqttIngest(table, svc.submit, "127.0.0.1", port, client_id=f"bench-svc-{time.time_ns()}")
     ingest.stats = svc.ingest_stats
     fleet = Fleet(n_targets)
@@ -154,6 +160,8 @@ def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets
                 batch_t.append(np.full(len(dets), time.time()))
             pub_times.append(np.concatenate(batch_t))
             n_pub[0] += per_tick
+            if k % (per_tick * 10) == 0:
+                rss_mb.append(proc_mem.memory_info().rss / 2**20)
             next_t += tick
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -170,6 +178,8 @@ def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets
         th.join(15)
         stored = store.count_detections()
         step_max = svc.stats.step_ms_max
+        final = svc.status()
+        rss_mb.append(proc_mem.memory_info().rss / 2**20)
         n_tracks = len(svc.snapshot) if svc.snapshot is not None else 0
     store.close()
     pt = np.concatenate(pub_times)
@@ -188,7 +198,10 @@ def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets
             "latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 1) if lat_ms.size else None,
             "latency_ms_max": round(float(lat_ms.max()), 1) if lat_ms.size else None,
             "latency_measured": int(lat_ms.size), "step_ms_max": round(step_max, 1), "tracks_at_end": n_tracks,
-            "wall_s": round(wall, 1)}
+            "wall_s": round(wall, 1), "shed": final["shed"], "queued_max": final["queued_max"],
+            "inbox": {k: final["inbox"][k] for k in ("commits", "commit_ms_max", "queued_max", "duplicates")},
+            "rss_mb_start": round(rss_mb[0], 1) if rss_mb else None, "rss_mb_max": round(max(rss_mb), 1),
+            "rss_mb_end": round(rss_mb[-1], 1)}
 
 
 def run_browser(n_tracks: int, seconds: float) -> dict:
@@ -236,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frame-s", type=float, default=1.0, help="tracker processing frame (s of sensor time)")
     ap.add_argument("--alerts", action="store_true", help="run assessment + alerting on the 27 oblasts too")
     ap.add_argument("--db", default=None, help="store URL (default: a temporary SQLite file)")
+    ap.add_argument("--max-queued", type=int, default=None, help="bound of the report queue (default: config)")
+    ap.add_argument("--out", default="bench/out/bench_live.json")
     ap.add_argument("--browser", action="store_true")
     ap.add_argument("--browser-tracks", type=int, default=1000)
     ap.add_argument("--browser-seconds", type=float, default=20.0)
@@ -245,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for rate in args.rates:
             db = args.db or str(tmp / f"bench-{rate}.db")
-            r = run_rate(rate, args.duration, port, args.stage, args.targets, db, args.frame_s, args.alerts)
+            r = run_rate(rate, args.duration, port, args.stage, args.targets, db, args.frame_s, args.alerts,
+                         args.max_queued)
             out["live"].append(r)
             print(json.dumps(r), flush=True)
     finally:
@@ -255,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.browser:
         out["browser"] = run_browser(args.browser_tracks, args.browser_seconds)
         print(json.dumps(out["browser"]), flush=True)
-    Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/bench_live.json").write_text(json.dumps(out, indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
     return 0
 
 

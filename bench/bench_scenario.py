@@ -131,7 +131,9 @@ def main() -> None:
     out_tracks = d / args.tracks_name
     wall0 = time.perf_counter()
     cfg = TrackerConfig(lag_s=args.lag, **overrides)
-    res = track_files(d / "sensors.json", d / "detections.jsonl", out_tracks, args.every, cfg)
+    hb = d / "heartbeats.jsonl"
+    res = track_files(d / "sensors.json", d / "detections.jsonl", out_tracks, args.every, cfg,
+                      heartbeats_path=hb if hb.is_file() else None)
     wall = time.perf_counter() - wall0
     det = formats.read_detections(d / "detections.jsonl", table)
     truth = formats.read_truth(d / "truth.jsonl")

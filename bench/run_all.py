@@ -29,6 +29,7 @@ QUICK: dict[str, list[str] | None] = {
     "bench_scenario.py": None,  # needs a simulated directory: python bench/bench_scenario.py DIR
     "bench_store.py": None,  # needs PostgreSQL: python bench/bench_store.py --pg URL
     "bench_live.py": None,  # needs Mosquitto: python bench/bench_live.py --help
+    "bench_durability.py": ["--kills", "2", "--every", "50"],
 }
 
 

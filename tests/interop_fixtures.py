@@ -20,3 +20,21 @@ def sample_tracks(t0: float = 1_790_000_000.0) -> list[TrackPoint]:
                               alt_m=1500.0, ve=70.0, vn=0.0, vu=0.0, pos_sigma_m=20.0, cls="manned",
                               target_id="icao:508035"))
     return pts
+
+
+def cat048_blocks(plots: list[dict], sac: int = 7, sic: int = 9) -> list[bytes]:
+    """Test data: one CAT048 data block per plot, built with libasterix (an encoder, not skytrace's code)."""
+    import asterix.generated as gen
+
+    C = gen.Cat_048_1_32
+    out = []
+    for p in plots:
+        items = {"010": (("SAC", sac), ("SIC", sic)), "140": (p["tod"], "s"),
+                 "020": ((("TYP", 1), 0, 0, 0, 0, None),),
+                 "040": (("RHO", (p["range_m"] / 1852.0, "NM")), ("THETA", (p["az"], "°")))}
+        if "h_ft" in p:
+            items["110"] = (0, ("3DH", (p["h_ft"], "ft")))
+        if "addr" in p:
+            items["220"] = p["addr"]
+        out.append(C.create([C.cv_record.create(items)]).unparse().to_bytes())
+    return out

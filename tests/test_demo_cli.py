@@ -69,7 +69,8 @@ def test_demo_on_a_short_copy_of_kyiv_night(tmp_path):
 
 
 def test_demo_serves_the_map_before_the_batch_work(tmp_path):
-    """The map is up right after the simulation; the offline chain runs while the night plays."""
+    """The map is up as soon as the sensors are placed; the offline chain runs (in its own process) while the
+    night plays; the live half stores every report it was fed."""
     sc = _scenario(tmp_path, "bench2d", lambda t: t.replace("n_targets = 50", "n_targets = 5")
                    .replace("duration_s = 300", "duration_s = 60"))
     with socket.socket() as s:
@@ -81,6 +82,8 @@ def test_demo_serves_the_map_before_the_batch_work(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     first_map = next(i for i, ln in enumerate(lines) if f"http://127.0.0.1:{port}/" in ln)
+    # the map comes while the simulation runs (before its summary line), the offline chain after it
+    assert first_map < next(i for i, ln in enumerate(lines) if "seen by" in ln)
     assert first_map < next(i for i, ln in enumerate(lines) if ln.startswith("[2/5]"))
     live = json.loads((out / "summary.json").read_text())["live"]
     assert live["detections_in"] == live["detections_stored"] > 0
@@ -97,3 +100,41 @@ def test_the_replay_clock_stops_when_the_night_ends():
     assert clock.stop() == 5600.0
     wall[0] += 100.0
     assert clock() == 5600.0 and clock.stop() == 5600.0  # stopped for good, idempotent
+
+
+def test_a_busy_machine_slows_the_replay_instead_of_freezing_the_map():
+    """A step that runs long halves the replay's speed (the next step has less to digest); quick steps bring it
+    back to the wanted speed. Driven by hand: no timing of this machine is involved."""
+    from types import SimpleNamespace
+
+    from skytrace.service.clock import ScaledClock
+    from skytrace.service.live_demo import ReplayGovernor
+
+    wall = [0.0]
+    clock = ScaledClock(60.0, t_anchor=1000.0, wall=lambda: wall[0])
+    stats = SimpleNamespace(n_steps=0, step_started=None, step_ms_last=0.0)
+    said: list[str] = []
+    gov = ReplayGovernor(clock, stats, step_s=0.25, speed=60.0, echo=said.append, min_speed=2.0)
+    stats.step_started = 100.0  # a step began at monotonic 100 s and is still running
+    assert gov.check(now=100.5) == 60.0  # half a second: nothing yet
+    assert gov.check(now=101.5) == 30.0 and gov.check(now=102.0) == 30.0  # one halving per doubling of the wait
+    assert gov.check(now=102.5) == 15.0 and gov.check(now=104.0) == 15.0 and gov.check(now=104.5) == 7.5
+    assert said == ["[live] the machine is busy: replay slowed to 30x to keep the map live",
+                    "[live] the machine is busy: replay slowed to 15x to keep the map live",
+                    "[live] the machine is busy: replay slowed to 7.5x to keep the map live"]
+    wall[0] = 10.0
+    assert clock() == 1000.0 + 10.0 * 7.5  # the scenario time runs on continuously at the new speed
+    for k in range(6):  # slow steps, one after the other
+        stats.n_steps += 1
+        stats.step_ms_last = 3000.0
+        stats.step_started = 110.0 + k
+        gov.check(now=110.2 + k)
+    assert clock.speed == 2.0  # never below min_speed
+    stats.step_started = None
+    speeds = []
+    for k in range(200):  # quick steps (20 ms each)
+        stats.n_steps += 1
+        stats.step_ms_last = 20.0
+        speeds.append(gov.check(now=200.0 + k))
+    assert speeds == sorted(speeds) and speeds[-1] == 60.0 and said[-1] == "[live] replay back at 60x"
+    assert gov.speed_min_seen == 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from pyproj import Geod
 
 from skytrace.errors import FormatError
 from skytrace.forensics.inputs import Debris, read_debris, read_launch_areas
-from skytrace.forensics.link import link_debris
+from skytrace.forensics.link import LinkConfig, association_marginals, link_debris, map_max_marginals
 from skytrace.forensics.linkrun import link_files
-from skytrace.forensics.origin import launch_area_probabilities, smooth_first_states
+from skytrace.forensics.origin import launch_area_probabilities, predecessors, smooth_first_states
 from skytrace.forensics.tracks import TrackHistories
 from skytrace.model import TrackPoint
 
@@ -104,6 +105,49 @@ def test_ambiguous_debris_splits_probability(scene: list[TrackPoint]) -> None:
     # and a debris item next to the twin's end picks the twin
     r = link_debris(hist, [_debris_near(eb, "twin", along_m=100.0, cross_m=-100.0)])[0]
     assert hist.ids[r.tracks[0]] == "T-twin" and r.p[0] > 0.8
+
+
+def _joint_hypotheses(w: np.ndarray):
+    """Every one-to-one assignment of debris (rows) to tracks or none (-1), with its weight (brute force)."""
+    n, k = w.shape
+    for choice in itertools.product(range(-1, k), repeat=n):
+        used = [c for c in choice if c >= 0]
+        if len(used) == len(set(used)):
+            yield choice, float(np.prod([w[i, c] if c >= 0 else 1.0 for i, c in enumerate(choice)]))
+
+
+def test_joint_association_matches_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n, k = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        w = np.exp(rng.normal(0.0, 2.0, (n, k))) * (rng.uniform(size=(n, k)) < 0.8)
+        hyps = list(_joint_hypotheses(w))
+        best = max(hyps, key=lambda h: h[1])[0]
+        P, p_none = map_max_marginals(w)
+        top = [int(np.argmax(P[i])) if P[i].size and P[i].max() > p_none[i] else -1 for i in range(n)]
+        assert top == list(best)  # each item's most probable entry is its part of the MAP assignment
+        assert np.allclose(P.sum(axis=1) + p_none, 1.0)
+        # belief propagation: close to the exact marginals on these small problems
+        z = sum(h[1] for h in hyps)
+        exact = np.array([[sum(h[1] for h in hyps if h[0][i] == c) / z for c in range(k)] for i in range(n)])
+        bp, bp_none = association_marginals(w)
+        assert np.allclose(bp.sum(axis=1) + bp_none, 1.0)
+        assert np.max(np.abs(bp - exact)) < 0.15
+
+
+def test_drones_down_together_one_wreck_per_track(scene: list[TrackPoint]) -> None:
+    """Two wrecks near T-a's end, the second from a drone no track followed: T-a goes to the closer one, and the
+    other gets "none" rather than T-a a second time (item by item, both would name T-a)."""
+    hist = TrackHistories.from_points(scene)
+    end_a = _end([p for p in scene if p.track == "T-a"])
+    mine = _debris_near(end_a, "mine", along_m=300.0, cross_m=50.0)
+    other = _debris_near(end_a, "other", along_m=1500.0, cross_m=-400.0)
+    alone = {r.debris: r for r in link_debris(hist, [mine, other], LinkConfig(joint=""))}
+    assert hist.ids[alone["other"].tracks[0]] == "T-a" and alone["other"].p[0] > alone["other"].p_none
+    for joint in ("map", "bp"):
+        res = {r.debris: r for r in link_debris(hist, [mine, other], LinkConfig(joint=joint))}
+        assert hist.ids[res["mine"].tracks[0]] == "T-a" and res["mine"].p[0] > 0.5
+        assert res["other"].p_none > max(res["other"].p, default=0.0)
 
 
 def test_back_projection_prefers_the_area_behind_the_track() -> None:
@@ -212,3 +256,25 @@ def test_bad_tracks_and_areas_are_one_line_errors(tmp_path: Path) -> None:
         read_launch_areas(tmp_path / "a.json")
     with pytest.raises(FormatError, match="not found"):
         read_debris(tmp_path / "missing.jsonl")
+
+
+def test_stitching_finds_the_earlier_track_of_the_same_drone() -> None:
+    """A drone lost for 60 s and found again by a new track: the new track's predecessor is the old one (so the
+    back-projection starts at the first detection); a track crossing there at right angles is not."""
+    whole = _track("W", 51.3, 35.0, [(250.0, 3000.0)])
+
+    def renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
+        return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve,
+                           vn=p.vn, vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
+
+    old = renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 1500], "T-old")
+    tail = renamed([p for p in whole if p.t >= T0 + 1560], "T-new")
+    mid = tail[0]
+    cross = _track("T-cross", *GEOD.fwd(mid.lon, mid.lat, 160.0, 50.0 * 600)[1::-1], [(340.0, 590.0)],
+                   t0=T0 + 960)
+    hist = TrackHistories.from_points(old + tail + cross)
+    k = hist.ids.index("T-new")
+    assert [hist.ids[j] for j in predecessors(hist, k)] == ["T-old"]
+    first = smooth_first_states(hist, [k])[0]
+    assert abs(first.t - T0) < 1.0  # starts where T-old started
+    assert predecessors(hist, hist.ids.index("T-old")) == []

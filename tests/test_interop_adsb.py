@@ -201,6 +201,11 @@ def test_manned_tracks_raise_no_alert_but_would_untagged(adsb_runs, run, tmp_pat
     res = runner.invoke(app, ["alerts", "--tracks", str(d / "tracks.jsonl"), "--out", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
     assert formats.read_alerts(tmp_path / "a" / "alerts.jsonl") == []
+    # with the reports too: the aircraft's own position reports do not alert as lone trusted reports
+    res = runner.invoke(app, ["alerts", "--tracks", str(d / "tracks.jsonl"), "--sensors", str(d / "sensors.json"),
+                              "--detections", str(d / "detections.jsonl"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert formats.read_alerts(tmp_path / "r" / "alerts.jsonl") == []
     # the same tracks without the tag do raise alerts: the policy, not the geometry, keeps them quiet
     tracks = formats.read_tracks(d / "tracks.jsonl")
     for p in tracks:

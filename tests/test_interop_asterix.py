@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from interop_fixtures import sample_tracks
+from interop_fixtures import cat048_blocks, sample_tracks
 from skytrace import geo
 from skytrace.cli import app
 from skytrace.errors import FormatError
@@ -31,24 +31,6 @@ LSB_DEG = 180.0 / 2**25
 SITE = asterix.RadarSite(50.45, 30.52, 180.0)
 DAY = "2026-03-14"
 MIDNIGHT = datetime(2026, 3, 14, tzinfo=UTC).timestamp()
-
-
-def cat048_blocks(plots: list[dict], sac: int = 7, sic: int = 9) -> list[bytes]:
-    """Test data: one CAT048 data block per plot, built with libasterix (an encoder, not skytrace's code)."""
-    import asterix.generated as gen
-
-    C = gen.Cat_048_1_32
-    out = []
-    for p in plots:
-        items = {"010": (("SAC", sac), ("SIC", sic)), "140": (p["tod"], "s"),
-                 "020": ((("TYP", 1), 0, 0, 0, 0, None),),
-                 "040": (("RHO", (p["range_m"] / 1852.0, "NM")), ("THETA", (p["az"], "°")))}
-        if "h_ft" in p:
-            items["110"] = (0, ("3DH", (p["h_ft"], "ft")))
-        if "addr" in p:
-            items["220"] = p["addr"]
-        out.append(C.create([C.cv_record.create(items)]).unparse().to_bytes())
-    return out
 
 
 def final_records(blocks: list[bytes]) -> bytes:

@@ -151,6 +151,24 @@ def test_a_target_reacquired_after_a_gap_keeps_its_track_id():
     assert len(ids_near) == 1  # the same id before and after the 60 s gap
 
 
+def test_early_reacquisition_gives_the_lost_id_back_before_full_confirmation():
+    radar = _node("r1", 0.0, 0.0, kind="radar")
+    back = []
+    for hits in (3, 0):  # 0: early re-acquisition off
+        tr, snaps, p0, v = _radar_run([radar], [(0, 80), (140, 240)], 240,
+                                      TrackerConfig(lag_s=0.0, reacquire_min_hits=hits))
+        ids, first = set(), None
+        for s in snaps:
+            if s.t > T0 + 140 and len(s):
+                d = np.linalg.norm(_enu(s)[:, :2] - _truth(np.array([s.t]), p0, v)[0, :2], axis=1)
+                ids |= {s.track[i] for i in np.flatnonzero(d < 1000)}
+                first = first if first is not None or not (d < 1000).any() else s.t - T0
+        back.append(first)
+        assert len(ids) == 1  # the id of before the gap
+    assert tr.stats.get("tracks_reacquired_early", 0) == 0
+    assert back[0] <= back[1] - 4.0  # at least one 4 s scan sooner
+
+
 def test_sprt_confirms_a_scanning_sensors_track_after_fewer_hits():
     radar = _node("r1", 0.0, 0.0, kind="radar", pd=0.95)
     times = []

@@ -47,8 +47,12 @@ def alerted_service(kyiv_short):
                 Alert(zone=imm, start=t_mid - 60, end=None, level="imminent", tracks=["D0003"]),
                 Alert(zone=cher, start=t_mid - 1200, end=None, level="warning", tracks=["D0004"])]
     table = formats.load_sensor_table(kyiv_short / "sensors.json")
-    stage = TruthReplayStage(truth, recorded, wall0=time.time(), t0=t_mid, speed=1.0, hold_s=3600.0)
-    svc = LiveService(table=table, zones=zones, stage=stage, store=open_store(None), step_s=0.25)
+    wall0 = time.time()
+    stage = TruthReplayStage(truth, recorded, wall0=wall0, t0=t_mid, speed=1.0, hold_s=3600.0)
+    # a still picture (the service's clock does not run): nothing a test clicks on moves, no result depends on
+    # when a step happens to fall
+    svc = LiveService(table=table, zones=zones, stage=stage, store=open_store(None), step_s=0.25,
+                      clock=lambda: wall0)
     svc.alert_detail = {
         imm: {"probability": 0.93, "eta_s": 240.0, "certainty": "Likely", "reason": "track D0003 heading here"},
         kyiv: {"probability": 0.71, "eta_s": 900.0, "certainty": "Possible", "reason": "two tracks within 40 km"},
@@ -122,9 +126,8 @@ def test_drones_are_labelled_on_the_map_and_layers_toggle(alerted_service, brows
     st = "window.skytrace"
     # zoom to the drones: arrow, label (id, speed, altitude) drawn on the map itself, not on hover
     page.evaluate(f"""() => {{ const ts = [...{st}.tracks.values()];
-        {st}.map.fitBounds(L.latLngBounds(ts.map(t => [t.lat, t.lon])).pad(0.1)); }}""")
-    page.wait_for_timeout(1500)
-    assert page.evaluate(f"{st}.labelsDrawn") > 0
+        {st}.map.fitBounds(L.latLngBounds(ts.map(t => [t.lat, t.lon])).pad(0.1), {{animate: false}}); }}""")
+    page.wait_for_function(f"{st}.labelsDrawn > 0", timeout=5_000)
     assert page.evaluate(f"{st}.placesDrawn") > 0
     tr = page.evaluate(f"(() => {{ const t = [...{st}.tracks.values()][0]; "
                        "return {id: t.id, status: t.status, sigma: t.sigma, speed: t.speed}; })()")

@@ -16,7 +16,7 @@ import numpy as np
 from skytrace.node import synth
 
 DRONES = {"engine": "uav-engine", "multirotor": "uav-multirotor"}
-CONFUSERS_TRAIN = ("moped", "chainsaw", "generator", "voice", "siren", "car", "helicopter", "jet")
+CONFUSERS_TRAIN = ("moped", "chainsaw", "generator", "fan", "voice", "siren", "car", "helicopter", "jet")
 CONFUSERS_HELDOUT = ("lawnmower", "vacuum", "birds")
 BACKGROUNDS_TRAIN = ("diffuse", "wind", "traffic")
 BACKGROUNDS_HELDOUT = ("rain", "thunder")
@@ -47,7 +47,9 @@ def source_signal(kind: str, rng: np.random.Generator, dur_s: float, fs: int, sp
             return synth.multirotor(rng, dur_s, fs, rotor_hz=rng.uniform(110, 150), n_rotors=6, blades=3)
         return synth.multirotor(rng, dur_s, fs, rotor_hz=rng.uniform(60, 110), n_rotors=4, blades=2)
     params = {"moped": {"f0_hz": rng.uniform(50, 150)}, "chainsaw": {"f0_hz": rng.uniform(150, 220)},
-              "generator": {"f0_hz": rng.choice([25.0, 30.0])}, "voice": {"f0_hz": rng.uniform(90, 250)},
+              "generator": {"f0_hz": rng.choice([25.0, 30.0])},
+              "fan": {"shaft_hz": rng.uniform(15, 50), "blades": int(rng.integers(5, 10))},
+              "voice": {"f0_hz": rng.uniform(90, 250)},
               "car": {"f0_hz": rng.uniform(40, 90)}, "lawnmower": {"f0_hz": rng.uniform(45, 60)},
               "vacuum": {"motor_hz": rng.uniform(300, 550)}}.get(kind, {})
     return synth.SOURCES[kind](rng, dur_s, fs, **params)

@@ -60,10 +60,13 @@ def collect(n_per_kind: int, dur_s: float, seed: int = 11) -> tuple[np.ndarray, 
     return np.asarray(X), np.asarray(y)
 
 
-def fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, other_weight: float = 2.0) -> Classifier:
-    """Class-balanced, with `other` weighted ``other_weight`` x more: a false drone costs more than a late one."""
+def fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, other_weight: float = 2.0,
+        drop: tuple[str, ...] = ()) -> Classifier:
+    """Class-balanced, with `other` weighted ``other_weight`` x more: a false drone costs more than a late one.
+    Features in ``drop`` get zero weight (they are kept in the weights file so that the feature list is fixed)."""
     mean, scale = X.mean(0), X.std(0) + 1e-6
     Z = (X - mean) / scale
+    Z[:, [FEATURES.index(f) for f in drop]] = 0.0
     k, d = len(CLASSES), Z.shape[1]
     counts = np.bincount(y, minlength=k).astype(float)
     w_cls = np.where(counts > 0, counts.sum() / (k * np.maximum(counts, 1)), 0.0)
@@ -92,6 +95,7 @@ def main() -> None:
     ap.add_argument("--scenes-per-kind", type=int, default=6)
     ap.add_argument("--dur", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=ROOT / "src/skytrace/node/classifier.json")
+    ap.add_argument("--drop", default="", help="comma-separated features to leave out (zero weight)")
     ap.add_argument("--cache", type=Path, help="features .npz: reuse if present, else write (refits are quick)")
     args = ap.parse_args()
     if args.cache and args.cache.exists():
@@ -101,7 +105,7 @@ def main() -> None:
         X, y = collect(args.scenes_per_kind, args.dur)
         if args.cache:
             np.savez(args.cache, X=X, y=y)
-    clf = fit(X, y)
+    clf = fit(X, y, drop=tuple(f for f in args.drop.split(",") if f))
     pred = np.array([np.argmax(clf.predict_proba(x)) for x in X])
     print("training samples per class:", dict(zip(CLASSES, np.bincount(y, minlength=4).tolist(), strict=True)))
     print("training accuracy per class:",

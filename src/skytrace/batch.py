@@ -17,6 +17,11 @@ from skytrace.sensors import registry
 # codes of the built-in kinds (skytrace.sensors.registry assigns them; families registered later get the next ones)
 KIND_CODE: dict[str, int] = {k: registry.code(k) for k in SENSOR_KINDS}
 ACOUSTIC, RADAR, OPTICAL, POSITION = (KIND_CODE[k] for k in SENSOR_KINDS)
+# the ``class`` a report may carry, as codes of DetectionBatch.cls_code (-1: none, -2: a class not listed here):
+# the acoustic node's classes (skytrace.node.classify), the simulator's target kinds, the cooperative classes
+DETECTION_CLASSES = ("uav-engine", "uav-multirotor", "aircraft", "other", "shahed", "jet", "decoy", "manned",
+                     "cooperative-uav")
+DETECTION_CLASS_CODE = {c: i for i, c in enumerate(DETECTION_CLASSES)}
 
 
 @dataclass
@@ -96,6 +101,7 @@ class DetectionBatch:
     t_arrival: np.ndarray
     source: np.ndarray | None = None  # simulation only: index of the true emitter, -1 for false alarms
     bearing_sigma_deg: np.ndarray | None = None  # per-report bearing sigma (acoustic nodes); NaN = sensor nominal
+    cls_code: np.ndarray | None = None  # int8 code of the report's ``class`` in DETECTION_CLASSES; -1 none, -2 other
 
     FLOAT_FIELDS = ("t", "bearing_deg", "elevation_deg", "range_m", "lat", "lon", "alt_m", "pos_sigma_m",
                     "alt_sigma_m", "snr_db", "t_arrival", "bearing_sigma_deg")
@@ -103,6 +109,8 @@ class DetectionBatch:
     def __post_init__(self) -> None:
         if self.bearing_sigma_deg is None:
             self.bearing_sigma_deg = np.full(self.t.shape[0], np.nan)
+        if self.cls_code is None:
+            self.cls_code = np.full(self.t.shape[0], -1, dtype=np.int8)
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -122,6 +130,8 @@ class DetectionBatch:
             arr = np.fromiter(((v if (v := getattr(d, name)) is not None else np.nan) for d in dets),
                               dtype=float, count=n)
             setattr(out, name, arr)
+        out.cls_code = np.fromiter((-1 if d.cls is None else DETECTION_CLASS_CODE.get(d.cls, -2) for d in dets),
+                                   dtype=np.int8, count=n)
         return out
 
     def to_records(self, table: SensorTable) -> list[Detection]:
@@ -169,6 +179,12 @@ class TrackSnapshot:
     sensors: list[list[str]] | None = None  # ids of (up to 4) sensors that contributed to each track
     sensor_rows: np.ndarray | None = None  # or, lazily: (N, 4) rows into sensor_names, -1 for none
     sensor_names: list[str] | None = None
+    # identity of cooperative targets (skytrace.alerting.identity), None when not annotated: per track the class
+    # (``manned``, ``cooperative-uav``), the identity its transmitter claims (``icao:4b43ac``, ``rid:...``) and why
+    # that claim is not believed (None: believed or no claim)
+    cls: list[str | None] | None = None
+    target_id: list[str | None] | None = None
+    identity_flag: list[str | None] | None = None
 
     def sensors_of(self, i: int) -> list[str] | None:
         if self.sensors is not None:
@@ -189,7 +205,10 @@ class TrackSnapshot:
             vu=self.vu[idx], pos_sigma_m=self.pos_sigma_m[idx],
             sensors=[self.sensors[i] for i in idx] if self.sensors is not None else None,
             sensor_rows=self.sensor_rows[idx] if self.sensor_rows is not None else None,
-            sensor_names=self.sensor_names)
+            sensor_names=self.sensor_names,
+            cls=[self.cls[i] for i in idx] if self.cls is not None else None,
+            target_id=[self.target_id[i] for i in idx] if self.target_id is not None else None,
+            identity_flag=[self.identity_flag[i] for i in idx] if self.identity_flag is not None else None)
 
     def with_status(self, *statuses: str) -> TrackSnapshot:
         """Only the tracks whose status is one of ``statuses`` (e.g. ``"confirmed", "coasting"``)."""
@@ -216,5 +235,7 @@ class TrackSnapshot:
         return [TrackPoint(t=self.t, track=self.track[i], status=self.status[i], lat=float(self.lat[i]),
                            lon=float(self.lon[i]), alt_m=float(self.alt_m[i]), ve=float(self.ve[i]),
                            vn=float(self.vn[i]), vu=float(self.vu[i]), pos_sigma_m=float(self.pos_sigma_m[i]),
-                           sensors=self.sensors_of(i))
+                           sensors=self.sensors_of(i), cls=self.cls[i] if self.cls is not None else None,
+                           target_id=self.target_id[i] if self.target_id is not None else None,
+                           identity_flag=self.identity_flag[i] if self.identity_flag is not None else None)
                 for i in range(len(self))]

@@ -58,12 +58,15 @@ class ServiceConfig:
     stale_after_s: float = 15.0  # s; no report for this long marks the feed as stalled on the map
     cap_status: str = "Exercise"  # CAP status: "Actual" only for real operations, so a replay never alerts for real
     max_pending: int = 2_000_000  # reports kept while the store fails (oldest dropped beyond, counted)
+    max_queued_reports: int = 100_000  # reports waiting for one step; beyond, acoustic then sightings shed (counted)
+    inbox_max_queued: int = 20_000  # messages waiting for their commit; beyond, HTTP gets 503, MQTT waits in the broker
     keys: str = ""  # path of the sensor key registry (skytrace keys); set: HTTP and MQTT accept only signed batches
     allowed_hosts: list[str] = field(default_factory=lambda: list(LOCAL_HOSTS))  # Host names served; others: 400
     allowed_origins: list[str] = field(default_factory=list)  # extra browser Origins (scheme://host:port of a proxy)
     signed_max_future_s: float = 5.0  # s; a signed batch sent further ahead of our clock is rejected (out_of_window)
     signed_max_age_s: float = 120.0  # s; a signed batch sent longer ago is rejected: bounds replay after a restart
     replay_window: int = 1024  # sequence numbers remembered per sensor for reordered QoS 1 delivery; older = replayed
+    map_tiles: str = ""  # base-map tiles: "" none (offline); a z/x/y tile directory or .mbtiles; or an http(s) URL
 
 
 # section name -> (module, class); lazily imported so that ``skytrace --help`` stays fast
@@ -74,6 +77,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "alerting": ("skytrace.alerting.policy", "DEFAULT_POLICY"),  # the policy named by [alerting] policy
     "zones": ("skytrace.config", "ZonesConfig"),
     "service": ("skytrace.config", "ServiceConfig"),
+    "identity": ("skytrace.alerting.identity", "IdentityCheckConfig"),
 }
 
 

@@ -156,6 +156,22 @@ class Detection(msgspec.Struct, omit_defaults=True):
         _positive("bearing_sigma_deg", self.bearing_sigma_deg)
 
 
+class Heartbeat(msgspec.Struct, omit_defaults=True):
+    """A sensor saying "alive, heard nothing" (a line of heartbeats.jsonl): only an alive sensor's silence is
+    negative information for the tracker (docs/tracking.md, "Silence")."""
+
+    t: float
+    sensor: str
+    t_arrival: float | None = None
+
+    def __post_init__(self) -> None:
+        _in_range("t", self.t, T_MIN_S, T_MAX_S)
+        if not self.sensor:
+            raise ValueError("`sensor` must be a non-empty string")
+        _text("sensor", self.sensor, MAX_ID_CHARS)
+        _in_range("t_arrival", self.t_arrival, T_MIN_S, T_MAX_S)
+
+
 def _registry():
     """The sensor-family registry, imported on first use (it imports numpy; this module stays light)."""
     global _REGISTRY
@@ -227,6 +243,7 @@ class TrackPoint(msgspec.Struct, omit_defaults=True):
     covariance: list[float] | None = None
     sensors: list[str] | None = None
     target_id: str | None = None  # identity of a cooperative target (from the reports that updated the track)
+    identity_flag: str | None = None  # why the identity claimed by the target's transmitter is not believed
 
     def __post_init__(self) -> None:
         for name in ("t", "ve", "vn", "vu"):

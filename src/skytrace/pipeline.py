@@ -129,13 +129,18 @@ class Pipeline:
         A :class:`TrackSource`; default a new :class:`skytrace.tracking.Tracker` on ``sensors``.
     sinks
         Outputs, called in this order after every step.
+    identity
+        Cooperative identities (:class:`skytrace.alerting.identity.IdentityCheck`): tags every snapshot with the
+        class and identity cooperative targets claim, and hides believed manned aircraft (and, by policy,
+        identified Remote ID drones) and their reports from the alert policy. None: no identities.
     """
 
     def __init__(self, sensors: SensorTable, zones: ZoneSet | None = None, tracker_config: Any = None,
                  alert_policy: Any = None, frame: Any = None, *, config: PipelineConfig | None = None,
                  policy: Any = None, tracker: TrackSource | None = None, sinks: Sequence[Sink] = (),
-                 assess_config: Any = None):
+                 assess_config: Any = None, identity: Any = None):
         self.sensors = sensors
+        self.identity = identity
         self.config = config or PipelineConfig()
         if tracker is None:
             from skytrace.tracking import Tracker
@@ -195,6 +200,18 @@ class Pipeline:
             self._step_dets.append(batch)
         return len(batch)
 
+    def heartbeat(self, sensor_rows: np.ndarray, t: np.ndarray) -> int:
+        """Sensors ``sensor_rows`` (rows of the sensor table) were alive at ``t`` and heard nothing: their silence
+        then counts as negative information in the tracker (docs/tracking.md, "Silence"). Returns how many were passed
+        on (0 when the tracker does not use heartbeats)."""
+        beat = getattr(self.tracker, "heartbeat", None)
+        if beat is None:
+            return 0
+        rows = np.asarray(sensor_rows, dtype=np.int64).ravel()
+        t = np.broadcast_to(np.asarray(t, dtype=float), rows.shape)
+        beat(rows, t)
+        return int(rows.size)
+
     # ------------------------------------------------------------------------------------------------- step
     def step(self, t_now: float, batch: DetectionBatch | None = None, force_alerts: bool = False) -> StepResult:
         """Advance to ``t_now`` (after pushing ``batch``): tracks, alerts when due, then every sink."""
@@ -203,6 +220,8 @@ class Pipeline:
         dets = DetectionBatch.concat(self._step_dets) if self._step_dets else DetectionBatch.empty()
         self._step_dets = []
         tracks = self.tracker.advance(t_now)
+        if self.identity is not None:
+            tracks = self.identity.annotate(t_now, tracks, dets)
         res = StepResult(t_now, tracks, [], dets)
         if self.alerts is not None:
             if len(dets):
@@ -211,7 +230,9 @@ class Pipeline:
                 seen = DetectionBatch.concat(self._since_alert) if self._since_alert else DetectionBatch.empty()
                 self._since_alert = []
                 try:
-                    res.events = list(self.alerts.update(t_now, tracks, seen))
+                    a_tracks, a_seen = (tracks, seen) if self.identity is None else \
+                        self.identity.alert_view(tracks, seen)
+                    res.events = list(self.alerts.update(t_now, a_tracks, a_seen))
                     res.assessed = True
                     res.active_alerts = list(self.alerts.active()) if hasattr(self.alerts, "active") else None
                 except Exception:
@@ -383,11 +404,40 @@ def run(pipeline: Pipeline, batches: Iterable[DetectionBatch], step_s: float | N
     return n
 
 
+def with_heartbeats(pipeline: Pipeline, batches: Iterable[DetectionBatch],
+                    heartbeats: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Iterator[DetectionBatch]:
+    """Pass ``batches`` through, first handing the pipeline the heartbeats (sensor rows, t, t_arrival arrays, in
+    arrival order) that arrived by the last arrival of each batch: both streams stay in step, memory bounded."""
+    hb_iter = iter(heartbeats)
+    rows, t, arr = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    done = False
+    for b in batches:
+        t_hi = float(np.max(np.where(np.isfinite(b.t_arrival), b.t_arrival, b.t))) if len(b) else -math.inf
+        while not done and (arr.size == 0 or arr[-1] <= t_hi):
+            nxt = next(hb_iter, None)
+            if nxt is None:
+                done = True
+                break
+            r, tt, aa = nxt
+            rows, t, arr = np.r_[rows, r], np.r_[t, tt], np.r_[arr, np.where(np.isfinite(aa), aa, tt)]
+        now = arr <= t_hi
+        if now.any():
+            pipeline.heartbeat(rows[now], t[now])
+            rows, t, arr = rows[~now], t[~now], arr[~now]
+        yield b
+    for r, tt, _ in hb_iter:
+        rows, t = np.r_[rows, r], np.r_[t, tt]
+    if rows.size:
+        pipeline.heartbeat(rows, t)
+
+
 def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: float = 1.0,
                 config: Any = None, skip_bad: bool = False, progress: bool = False,
-                pipeline_config: Any = None) -> dict:
+                pipeline_config: Any = None, heartbeats_path: Path | None = None,
+                identity_config: Any = None) -> dict:
     """Run the pipeline (tracker only) over a detections file (file order = arrival order); write every reported
-    track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``."""
+    track (confirmed, coasting, tentative with its status) at each multiple of ``every_s``. ``heartbeats_path``: the
+    sensors' heartbeats.jsonl, if any (only sensors known to be alive have their silence used)."""
     from skytrace.batch import SensorTable
     from skytrace.io import formats
     from skytrace.io.identity import IdentityMap
@@ -395,8 +445,13 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
     table = SensorTable.from_sensors(formats.read_sensors(sensors_path))
     pcfg = pipeline_config or PipelineConfig()
     identities = IdentityMap.scan(detections_path)  # cooperative targets (ADS-B, Remote ID) tag their tracks
-    sink = TrackFileSink(out, tag=identities.tag if identities else None)
-    pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink])
+    identity = None
+    if identities:
+        from skytrace.alerting.identity import IdentityCheck
+
+        identity = IdentityCheck(table, identities, identity_config)  # tags tracks, flags contradicted claims
+    sink = TrackFileSink(out)
+    pipe = Pipeline(table, zones=None, tracker_config=config, config=pcfg, sinks=[sink], identity=identity)
     stats = formats.ReadStats()
     batches = formats.iter_detection_batches(detections_path, table, batch_size=20_000,
                                              on_error="skip" if skip_bad else "raise", stats=stats)
@@ -418,6 +473,9 @@ def track_files(sensors_path: Path, detections_path: Path, out: Path, every_s: f
                 prog.update(task, completed=stats.lines)
 
         batches = counted(batches)
+    if heartbeats_path is not None:
+        batches = with_heartbeats(pipe, batches, formats.iter_heartbeat_batches(
+            heartbeats_path, table, batch_size=20_000, on_error="skip" if skip_bad else "raise"))
     try:
         steps = run(pipe, batches, every_s)
     finally:

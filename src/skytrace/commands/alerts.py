@@ -35,6 +35,26 @@ def _load_reports(sensors_path: Path | None, detections_path: Path | None) -> tu
     return table, det.take(order), ta[order]
 
 
+def _not_quiet_cooperative(det, table, detections_path: Path, recs: list, alert_cooperative: bool):
+    """Mask of the reports that are not from believed cooperative transmitters that may not alert (their reports
+    would otherwise alert as lone trusted reports); a transmitter whose track the tracker flagged
+    (``identity_flag``) keeps its reports."""
+    import numpy as np
+
+    from skytrace.io.identity import IdentityMap, may_alert
+
+    identities = IdentityMap.scan(detections_path)
+    if not identities:
+        return np.ones(len(det), bool)
+    flagged = {r.target_id for r in recs if r.identity_flag and r.target_id}
+    quiet = np.zeros(len(table), bool)
+    for sid, ident in identities.by_sensor.items():
+        row = table.index.get(sid)
+        if row is not None and ident.target_id not in flagged and not may_alert(ident.cls, alert_cooperative):
+            quiet[row] = True
+    return ~quiet[det.sensor]
+
+
 def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, policy: Any = None,
                write_cap: bool = True, cap_status: str = "Exercise", sensors_path: Path | None = None,
                detections_path: Path | None = None, policy_name: str | None = None,
@@ -61,7 +81,8 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     if not recs:
         raise SkytraceError(f"{tracks_path}: no track points")
     table, det, det_ta = _load_reports(sensors_path, detections_path)
-    source = RecordedTracks([r for r in recs if may_alert(r.cls, alert_cooperative)])
+    # a claim the tracker flagged (identity_flag: spoofed transponder) is not believed: that track alerts
+    source = RecordedTracks([r for r in recs if r.identity_flag or may_alert(r.cls, alert_cooperative)])
     source.times = np.array(sorted({float(r.t) for r in recs}))  # the clock keeps every instant of the file
     out.mkdir(parents=True, exist_ok=True)
     periods, events = AlertPeriodSink(out / "alerts.jsonl"), EventFileSink(out / "events.jsonl")
@@ -69,6 +90,9 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
     cap = CapFileSink(zones, out / "cap", status=cap_status) if write_cap else None
     if cap is not None:
         sinks.insert(0, cap)
+    if det is not None and detections_path is not None:
+        keep = _not_quiet_cooperative(det, table, detections_path, recs, alert_cooperative)
+        det, det_ta = det.take(keep), det_ta[keep]
     table = table if table is not None else SensorTable.from_sensors([])
     engine = create_policy(policy_name, zones, table, policy, assess_config=assess_config)
     pipe = Pipeline(table, zones, tracker=source, policy=engine, sinks=sinks,

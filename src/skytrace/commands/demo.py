@@ -21,6 +21,150 @@ def demo(
 ) -> None:
     """Simulate kyiv-night and serve its live replay on the web map at once; meanwhile track every drone offline,
     score the tracks, raise zone alerts (CAP) and draw the picture (Ctrl-C to stop)."""
+    from skytrace.sim.scenario import load_scenario
+
+    if speed <= 0 or not 0 < port < 65536:
+        raise typer.BadParameter("--speed must be > 0 and --port in 1..65535")
+    sc = load_scenario(scenario)
+    if not live:
+        from skytrace.sim.engine import simulate as run_simulation
+
+        typer.echo(f"[1/5] simulating {sc.name}: {sc.description}")
+        res = _sim_info(run_simulation(sc, out, seed=seed, progress=True))
+        _echo_sim(res, sc.type)
+        offline_chain(out, scenario, seed, res)
+        return
+    _live_demo(out, scenario, sc, seed, speed, port, headless, loop)
+
+
+def _live_demo(out: Path, scenario: str, sc, seed: int, speed: float, port: int, headless: bool,
+               loop: bool) -> None:
+    """The live demo: the map is served as soon as the simulator has placed the sensors; the simulation and then
+    the offline chain run in their own processes, so that their CPU-bound Python never holds the map's process
+    (one interpreter lock: a batch run in the same process stalled the map's steps for tens of seconds)."""
+    import multiprocessing
+    import threading
+    import time
+
+    from skytrace.errors import SkytraceError
+    from skytrace.service.live_demo import LiveDemo
+    from skytrace.service.runner import ensure_port_free
+
+    ensure_port_free(port)  # a busy port is reported now, not after minutes of work
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("sensors.json", "detections.jsonl", "truth.jsonl", "summary.json"):  # never replay an old night
+        (out / name).unlink(missing_ok=True)
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    sim = ctx.Process(target=_sim_worker, args=(scenario, str(out), seed, results), name="skytrace-simulate")
+    t0 = time.monotonic()
+    typer.echo(f"[1/5] simulating {sc.name} in the background: {sc.description}")
+    sim.start()
+    from skytrace.config import load_config, load_zones
+
+    zones = load_zones(load_config())  # meanwhile: the map's zones (the simulator is still starting)
+    while not _sensors_ready(out / "sensors.json") and sim.exitcode is None:
+        time.sleep(0.1)
+    if sim.exitcode not in (None, 0) or not _sensors_ready(out / "sensors.json"):
+        sim.join()
+        raise SkytraceError(f"the simulation of {sc.name} failed (exit code {sim.exitcode}); see above")
+    live_demo = LiveDemo(out, speed=speed, port=port, echo=typer.echo, loop=loop,
+                         source_done=lambda: sim.exitcode is not None, zones=zones)
+    live_demo.start()
+    length = f" ({sc.duration_s / 3600:.1f} h in ~{sc.duration_s / speed / 60:.0f} min)" if sc.type == "wave" else ""
+    typer.echo(f"[live] map: {live_demo.url}/  up {time.monotonic() - t0:.1f} s after start; the night plays at "
+               f"{speed:g}x while it is being simulated{length}")
+    chain = None
+    try:
+        sim.join()
+        if sim.exitcode != 0:
+            raise SkytraceError(f"the simulation of {sc.name} failed (exit code {sim.exitcode}); see above")
+        res = results.get(timeout=30)
+        _echo_sim(res, sc.type)
+        typer.echo("      steps 2-5 (tracking, scoring, alerts, drawing) run in a separate process; the map stays live")
+        chain = ctx.Process(target=_chain_worker, args=(str(out), scenario, seed, res), name="skytrace-offline")
+        chain.start()
+
+        def announce() -> None:
+            chain.join()
+            if chain.exitcode == 0:
+                typer.echo(f"[live] offline chain done; the map is at {live_demo.url}/ (Ctrl-C to stop)")
+
+        threading.Thread(target=announce, name="skytrace-offline-watch", daemon=True).start()
+        live_demo.wait(keep_up=not headless)
+        chain.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live_demo.close()
+        for proc in (sim, chain):
+            if proc is not None and proc.is_alive():
+                proc.terminate()
+                proc.join(10)
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary["live"] = live_demo.last_summary
+    summary_path.write_text(json.dumps(summary, indent=1, default=str))
+    typer.echo(f"[live] {live_demo.last_summary}")
+    if chain is not None and chain.exitcode not in (0, None, -15):
+        raise SkytraceError(f"the offline chain failed (exit code {chain.exitcode}); see above")
+
+
+def _sensors_ready(path: Path) -> bool:
+    """sensors.json written completely (the simulator writes it first, in one piece)."""
+    try:
+        return bool(json.loads(path.read_bytes())["sensors"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _sim_info(res) -> dict:
+    """What the demo needs of a SimResult (plain data: it crosses a process boundary)."""
+    return {"n_drones": res.n_drones, "n_sensors": res.n_sensors, "n_detections": res.n_detections,
+            "detections_by_kind": res.detections_by_kind, "wall_s": res.wall_s, "t_start": res.t_start,
+            "t_end": res.t_end}
+
+
+def _echo_sim(res: dict, sc_type: str) -> None:
+    what = "drones (incl. decoys and jets)" if sc_type == "wave" else "targets"
+    typer.echo(f"      {res['n_drones']} {what} seen by {res['n_sensors']} sensors, which "
+               f"reported {res['n_detections']:,} detections {res['detections_by_kind']} ({res['wall_s']:.1f} s)")
+
+
+def _worker(fn, *args) -> None:
+    """A child process's body: a SkytraceError is one line and exit code 2, Ctrl-C exits quietly."""
+    import sys
+
+    from skytrace.errors import SkytraceError
+
+    sys.stdout.reconfigure(line_buffering=True)  # its lines reach the user (or a pipe) as they are printed
+    try:
+        fn(*args)
+    except SkytraceError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _sim_worker(scenario: str, out: str, seed: int, results) -> None:
+    def run() -> None:
+        from skytrace.sim.engine import simulate as run_simulation
+        from skytrace.sim.scenario import load_scenario
+
+        results.put(_sim_info(run_simulation(load_scenario(scenario), Path(out), seed=seed, progress=False)))
+
+    _worker(run)
+
+
+def _chain_worker(out: str, scenario: str, seed: int, res: dict) -> None:
+    _worker(offline_chain, Path(out), scenario, seed, res, False)
+
+
+def offline_chain(out: Path, scenario: str, seed: int, res: dict, progress: bool = True) -> dict:
+    """Steps 2-5 of the demo on a simulated night in ``out``: track, score against truth, alert, draw.
+
+    Writes tracks.jsonl, alerts/, summary.json and overview.png; returns the summary."""
     import dataclasses
 
     import numpy as np
@@ -34,41 +178,18 @@ def demo(
     from skytrace.io import formats
     from skytrace.pipeline import track_files
     from skytrace.plot import overview_png
-    from skytrace.sim.engine import simulate as run_simulation
     from skytrace.sim.scenario import load_scenario
     from skytrace.zones import builtin_oblasts, read_zones
 
     conf = load_config()
-    if speed <= 0 or not 0 < port < 65536:
-        raise typer.BadParameter("--speed must be > 0 and --port in 1..65535")
     sc = load_scenario(scenario)
-    if live:  # a busy port is reported now, not after minutes of batch work
-        from skytrace.service.runner import ensure_port_free
-
-        ensure_port_free(port)
-    typer.echo(f"[1/5] simulating {sc.name}: {sc.description}")
-    res = run_simulation(sc, out, seed=seed, progress=True)
-    what = "drones (incl. decoys and jets)" if sc.type == "wave" else "targets"
-    typer.echo(f"      {res.n_drones} {what} seen by {res.n_sensors} sensors, which "
-               f"reported {res.n_detections:,} detections {res.detections_by_kind} ({res.wall_s:.1f} s)")
-    live_demo = None
-    if live:
-        from skytrace.service.live_demo import LiveDemo
-
-        live_demo = LiveDemo(out, speed=speed, port=port, echo=typer.echo, loop=loop)
-        if live_demo.dets:
-            live_demo.start()
-            hours = (res.t_end - res.t_start) / 3600
-            typer.echo(f"[live] map: {live_demo.url}/  replaying {hours:.1f} h of the night at {speed:g}x "
-                       f"(~{hours * 60 / speed:.0f} min) while the offline chain below runs")
-        else:
-            live_demo = None
     typer.echo("[2/5] tracking (skytrace track)")
     tracker_conf = conf.tracker
-    if res.n_sensors == 1:  # single-sensor data (bench2d): one sensor must be enough to confirm a track
+    if res["n_sensors"] == 1:  # single-sensor data (bench2d): one sensor must be enough to confirm a track
         tracker_conf = dataclasses.replace(tracker_conf, confirm_min_sensors=1)
     tr = track_files(out / "sensors.json", out / "detections.jsonl", out / "tracks.jsonl", 1.0, tracker_conf,
-                     progress=True, pipeline_config=conf.pipeline)
+                     progress=progress, pipeline_config=conf.pipeline,
+                     heartbeats_path=out / "heartbeats.jsonl" if (out / "heartbeats.jsonl").is_file() else None)
     st = tr["tracker"]
     typer.echo(f"      {st['processed']:,} detections used ({tr['cpu_s']:.1f} s CPU); "
                f"{st['late_dropped']:,} arrived later than the tracker's {tracker_conf.lag_s:g} s lag and were "
@@ -140,16 +261,7 @@ def demo(
                        f"zones that were alerted)", bbox=bbox,
                        alerted=alerted, alert_zones=zones)
     typer.echo(f"wrote {out}/tracks.jsonl, {out}/alerts/ (alerts.jsonl, cap/), {out}/summary.json, {png}")
-    if live_demo is not None:
-        typer.echo(f"[live] the map is at {live_demo.url}/ (Ctrl-C to stop)")
-        try:
-            live_demo.wait(keep_up=not headless)
-        finally:
-            live_demo.close()
-        live_summary = live_demo.last_summary
-        summary["live"] = live_summary
-        (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-        typer.echo(f"[live] {live_summary}")
+    return summary
 
 
 def _fmt(value, spec: str) -> str:

@@ -68,11 +68,19 @@ def verify(vault: Path = VAULT_OPT, db: str = DB_OPT,
            trusted_key: list[str] = typer.Option([], "--trusted-key", help="Trusted public key(s), hex; default: "
                                                                           "keys/trusted.pub of the vault."),
            head: str | None = typer.Option(None, "--head", help="Last entry hash recorded earlier (detects "
-                                                                 "truncation).")) -> None:
-    """Check the custody log (edits, deletions, insertions, reordering, keys) and every stored original."""
-    from skytrace.forensics.custody import verify_vault
+                                                                 "truncation)."),
+           tsa_ca: Path | None = typer.Option(None, "--tsa-ca", help="CA certificate (PEM) of the time-stamping "
+                                                                    "authority: RFC 3161 tokens must chain to it.")
+           ) -> None:
+    """Check the custody log (edits, deletions, insertions, reordering, keys), every stored original and every
+    RFC 3161 timestamp token."""
+    from skytrace.forensics.custody import CustodyError, verify_vault
 
-    findings, n = verify_vault(vault, trusted_key or None, head)
+    try:
+        ca_pem = tsa_ca.read_bytes() if tsa_ca else None
+    except OSError as exc:
+        raise CustodyError(f"cannot read --tsa-ca {tsa_ca}: {exc.strerror}") from None
+    findings, n = verify_vault(vault, trusted_key or None, head, ca_pem)
     problems = [str(f) for f in findings]
     if (vault / "skytrace.db").exists() or db:
         _, reg = _open(vault, db)
@@ -85,6 +93,24 @@ def verify(vault: Path = VAULT_OPT, db: str = DB_OPT,
 
     count, h = Vault.open(vault).head()
     typer.echo(f"intact: {n} entries, all originals present and unchanged; head {h}")
+
+
+@forensics_app.command("timestamp")
+def timestamp(tsa: str = typer.Option(..., "--tsa", help="URL of an RFC 3161 time-stamping authority."),
+              tsa_ca: Path | None = typer.Option(None, "--tsa-ca", help="The TSA's CA certificate (PEM) to check "
+                                                                      "the reply against."),
+              vault: Path = VAULT_OPT, actor: str = ACTOR_OPT, key: Path | None = KEY_OPT) -> None:
+    """Have a time-stamping authority (RFC 3161) sign the custody log's head hash; store and log the token."""
+    from skytrace.forensics.custody import CustodyError, Vault
+    from skytrace.forensics.timestamp import timestamp_head
+
+    try:
+        ca_pem = tsa_ca.read_bytes() if tsa_ca else None
+    except OSError as exc:
+        raise CustodyError(f"cannot read --tsa-ca {tsa_ca}: {exc.strerror}") from None
+    path, info = timestamp_head(Vault.open(vault, key), tsa, actor, ca_pem)
+    typer.echo(f"head {info.digest_hex} timestamped {info.gen_time} by {info.tsa_subject} (serial {info.serial})"
+               f" -> {path}")
 
 
 @forensics_app.command("add-incident")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -18,6 +19,9 @@ def serve(
     db: str = typer.Option("", "--db", help="Store: a SQLite path, sqlite:///path or postgresql://... "
                                             "(default: skytrace.db in DIRECTORY)."),
     mqtt: str = typer.Option("", "--mqtt", help="MQTT broker host:port to subscribe to (default: none)."),
+    mqtt_client_id: str = typer.Option("skytrace-service", "--mqtt-client-id",
+                                       help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
+                                            "messages queued while the service is down); one per service."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -37,11 +41,32 @@ def serve(
     cat062: str = typer.Option("", "--cat062", help="Send system tracks as ASTERIX CAT062 over UDP to host:port."),
     webhook: str = typer.Option("", "--webhook", help="POST every alert event to this URL, signed with HMAC-SHA256 "
                                                        "(secret from SKYTRACE_WEBHOOK_SECRET)."),
+    asterix_udp: str = typer.Option("", "--asterix-udp", help="Listen for ASTERIX CAT048/CAT015 radar plots on UDP "
+                                                               "HOST:PORT (e.g. 127.0.0.1:8600); each radar is a "
+                                                               "sensor cat048-<SAC>-<SIC> of sensors.json."),
+    sbs: str = typer.Option("", "--sbs", help="Read ADS-B from a BaseStation (SBS) feed, HOST[:PORT] (port 30003 "
+                                              "of dump1090/readsb); reconnects with backoff."),
+    aircraft_json: str = typer.Option("", "--aircraft-json", help="Poll readsb/dump1090 aircraft.json at this "
+                                                                  "http(s):// URL (every --aircraft-json-every-s)."),
+    aircraft_json_every_s: float = typer.Option(1.0, "--aircraft-json-every-s", help="aircraft.json poll period (s)."),
+    remote_id_mqtt: str = typer.Option("", "--remote-id-mqtt", help="Subscribe to Remote ID frames forwarded by "
+                                                                    "receivers on skytrace/v1/remote-id/<receiver> "
+                                                                    "at this MQTT broker HOST:PORT."),
+    cooperative_slots: int = typer.Option(2048, "--cooperative-slots", help="Most ADS-B aircraft and Remote ID "
+                                                                            "drones followed at once (reports of "
+                                                                            "more are refused and counted)."),
     insecure_demo: bool = typer.Option(False, "--insecure-demo", help="Accept unsigned HTTP reports (a local "
                                                                       "demonstration only: anyone on this machine "
                                                                       "can then inject drones)."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Also serve this Host name (e.g. the reverse "
                                                                   "proxy's public name); repeatable."),
+    evidence: Path | None = typer.Option(None, "--evidence", help="Evidence vault (skytrace forensics init): serve "
+                                                                  "its registry under /api/v1/forensics and the "
+                                                                  "page /forensics.html; read-only unless "
+                                                                  "SKYTRACE_EVIDENCE_KEY is set."),
+    tiles: str | None = typer.Option(None, "--tiles", help="Base-map tiles under the map: a z/x/y tile directory or "
+                                     "an .mbtiles file served by skytrace, or an http(s) URL template (default: "
+                                     "[service] map_tiles; none: fully offline)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.
@@ -53,7 +78,7 @@ def serve(
     from skytrace.config import load_config
     from skytrace.io.mqtt import MqttIngest
     from skytrace.service.app import create_app
-    from skytrace.service.build import add_output_sinks, build_service, parse_hostport
+    from skytrace.service.build import add_live_inputs, add_output_sinks, build_service, parse_hostport
     from skytrace.service.runner import BIND_HOST, ensure_port_free, run_server
 
     conf = load_config()
@@ -66,7 +91,12 @@ def serve(
     if cap_status is not None and cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
         raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
     service = build_service(directory, db or str(Path(directory) / "skytrace.db"), truth_replay, speed, step_s,
-                            tracker_frame_s=tracker_frame_s, cap_status=cap_status, zones=zones, config=conf)
+                            tracker_frame_s=tracker_frame_s, cap_status=cap_status, zones=zones, config=conf,
+                            cooperative_slots=cooperative_slots if (sbs or aircraft_json or remote_id_mqtt) else 0)
+    inputs = add_live_inputs(service, asterix_udp or None, sbs or None, aircraft_json or None,
+                             remote_id_mqtt or None, aircraft_json_every_s,
+                             os.environ.get("SKYTRACE_MQTT_USER") or None,
+                             os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
     outputs = add_output_sinks(service, cot or None, cat062 or None, webhook or None,
                                (os.environ.get("SKYTRACE_WEBHOOK_SECRET") or "").encode() or None)
     verifier = None
@@ -77,27 +107,47 @@ def serve(
         sc = conf.service
         verifier = make_verifier(keys, service.table, max_future_s=sc.signed_max_future_s,
                                  max_age_s=sc.signed_max_age_s, replay_window=sc.replay_window)
+        # the replay windows survive a restart: batches stored before are replays, not new reports
+        verifier.seed(service.store.recent_batch_seqs(sc.replay_window))
+    if (n_open := service.store.close_open_alerts(time.time())):
+        typer.echo(f"closed {n_open} alert period(s) left open by a previous run (re-raised if still threatened)")
+    # reports are acknowledged (HTTP 202, MQTT PUBACK) only once stored
+    inbox = service.use_inbox(conf.service.inbox_max_queued)
     ingest = None
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
-        ingest = MqttIngest(service.table, service.submit, host, mport, verifier=verifier,
+        ingest = MqttIngest(service.table, service.submit, host, mport, client_id=mqtt_client_id, verifier=verifier,
+                            inbox=inbox,
                             username=os.environ.get("SKYTRACE_MQTT_USER") or None,
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
-    typer.echo(f"skytrace serving {len(service.table)} sensors, "
+    spare = len(service.coop.slots) if service.coop is not None else 0
+    typer.echo(f"skytrace serving {len(service.table) - spare} sensors"
+               + (f" (+{spare} spare rows for ADS-B aircraft and Remote ID drones)" if spare else "") + ", "
                f"{len(service.zones) if service.zones else 0} zones; store {service.store.url}")
     typer.echo(f"map: http://{BIND_HOST}:{port}/   API: http://{BIND_HOST}:{port}/docs")
     if outputs:
         typer.echo("outputs: " + ", ".join(type(s).__name__ for s in outputs))
+    if inputs:
+        typer.echo("inputs: " + ", ".join(i.name for i in inputs))
     token = os.environ.get("SKYTRACE_INGEST_TOKEN") or None
     if token is not None and len(token) < 16:
         raise typer.BadParameter("SKYTRACE_INGEST_TOKEN must be at least 16 characters")
     mode = ("signed batches only (" + str(keys) + ")" if verifier is not None else
             "UNSIGNED ACCEPTED (--insecure-demo)" if insecure_demo else "closed (no --keys)")
     typer.echo("HTTP ingest: " + mode + (", token required" if token else ""))
+    routers = ()
+    if evidence is not None:
+        from skytrace.forensics.api import forensics_router
+
+        ev_key = os.environ.get("SKYTRACE_EVIDENCE_KEY") or None
+        # the registry lives in the store given with --db (shared with `skytrace forensics --db`), else the vault's
+        routers = (forensics_router(evidence, db, ev_key),)
+        typer.echo(f"evidence registry: {evidence} ({'writes with key' if ev_key else 'read-only'})")
     run_server(create_app(service, ingest, ingest_token=token, verifier=verifier, insecure_demo=insecure_demo,
                           allowed_hosts=(*conf.service.allowed_hosts, *allow_host),
-                          allowed_origins=tuple(conf.service.allowed_origins)), port)
+                          allowed_origins=tuple(conf.service.allowed_origins), routers=routers,
+                          tiles=conf.service.map_tiles if tiles is None else tiles), port)
 
 
 def register(app: typer.Typer) -> None:

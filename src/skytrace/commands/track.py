@@ -20,6 +20,10 @@ def track(
                                                 "single-sensor data such as the bench2d scenario)."),
     use_imm: bool | None = typer.Option(None, "--imm/--no-imm", help="IMM of a cruise and a manoeuvring model."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad lines instead of stopping."),
+    heartbeats: Path | None = typer.Option(None, "--heartbeats",
+                                           help="heartbeats.jsonl of the sensors (as written by `skytrace simulate`): "
+                                                "alive sensors' silence lowers the existence of tracks they should "
+                                                "hear. Default: heartbeats.jsonl next to the detections, if present."),
 ) -> None:
     """Track every drone: fuse all sensors' detections into 3-D tracks (tracks.jsonl)."""
     import dataclasses
@@ -34,9 +38,15 @@ def track(
     cfg = dataclasses.replace(conf.tracker, **over)
     from skytrace.pipeline import track_files
 
-    res = track_files(sensors, detections, out, every, cfg, skip_bad, pipeline_config=conf.pipeline)
+    if heartbeats is None and (detections.parent / "heartbeats.jsonl").is_file():
+        heartbeats = detections.parent / "heartbeats.jsonl"
+    res = track_files(sensors, detections, out, every, cfg, skip_bad, pipeline_config=conf.pipeline,
+                      heartbeats_path=heartbeats,
+                      identity_config=conf.identity)
     st, ps = res["tracker"], res["pipeline"]
     typer.echo(res["read"].summary())
+    if heartbeats is not None:
+        typer.echo(f"heartbeats: {st.get('heartbeats', 0)} from {heartbeats} (alive sensors' silence used)")
     rejected = ps["rejected_future"] + ps["rejected_old"]
     typer.echo(f"tracker: {st['processed']} detections processed, {st['assigned']} assigned to tracks, "
                f"{st['late_dropped']} arrived later than the {cfg.lag_s:g} s lag, {rejected} rejected as "

@@ -41,7 +41,7 @@ from pathlib import Path
 from skytrace.errors import SkytraceError
 
 GENESIS = "0" * 64
-ACTIONS = ("init", "ingest", "access", "derive", "register", "decision", "export", "note")
+ACTIONS = ("init", "ingest", "access", "derive", "register", "decision", "export", "note", "timestamp")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 
@@ -290,8 +290,11 @@ class Finding:
 
 
 def verify_vault(root: str | os.PathLike, trusted_keys: list[str] | None = None,
-                 expected_head: str | None = None) -> tuple[list[Finding], int]:
+                 expected_head: str | None = None, tsa_ca_pem: bytes | None = None) -> tuple[list[Finding], int]:
     """Check the whole vault; returns (findings, number of entries). No findings: intact.
+
+    RFC 3161 tokens in ``timestamps/`` are verified against the entries they name (and the TSA's CA certificate
+    ``tsa_ca_pem`` when given); a token that a ``timestamp`` entry logged but that is missing is reported too.
 
     ``trusted_keys`` (hex public keys) default to ``keys/trusted.pub`` of the vault; pass them from outside the
     vault (the report, a colleague) to detect a vault whose log and key list were both replaced.
@@ -307,6 +310,8 @@ def verify_vault(root: str | os.PathLike, trusted_keys: list[str] | None = None,
     prev_hash = GENESIS
     expected_seq = 0
     objects: dict[str, str] = {}  # sha -> where it was ingested
+    hashes_by_seq: dict[int, str] = {}
+    tokens: dict[str, str] = {}  # token file name -> where it was logged
     n = 0
     with v.log_path.open("rb") as fh:
         lines = fh.read().split(b"\n")
@@ -353,6 +358,10 @@ def verify_vault(root: str | os.PathLike, trusted_keys: list[str] | None = None,
                                            "the signing key was swapped"))
         if e.get("action") == "ingest" and isinstance(e.get("object"), str):
             objects.setdefault(e["object"], where)
+        if e.get("action") == "timestamp" and isinstance(e.get("details"), dict):
+            tokens[str(e["details"].get("token", ""))] = where
+        if isinstance(seq, int) and isinstance(e.get("hash"), str) and _SHA.match(e["hash"]):
+            hashes_by_seq[seq] = e["hash"]
         prev_hash = e.get("hash")
     if expected_head is not None and prev_hash != expected_head:
         findings.append(Finding("custody.jsonl end", f"last entry hash {str(prev_hash)[:16]}... is not the recorded "
@@ -373,4 +382,12 @@ def verify_vault(root: str | os.PathLike, trusted_keys: list[str] | None = None,
             if p.is_file() and p.name not in objects:
                 findings.append(Finding(str(p.relative_to(v.root)), "file in the object store that no entry "
                                                                     "registered (inserted)"))
+    if tokens or (v.root / "timestamps").is_dir():
+        from skytrace.forensics.timestamp import verify_timestamps
+
+        problems, _ = verify_timestamps(v.root, hashes_by_seq, tsa_ca_pem)
+        findings.extend(Finding(w, p) for w, p in problems)
+        for name, where in tokens.items():
+            if not (v.root / "timestamps" / name).is_file():
+                findings.append(Finding(f"timestamps/{name}", f"timestamp token is missing (logged at {where})"))
     return findings, n

@@ -18,10 +18,20 @@ Model (per debris item at recovery point x, recovered at time t_rec):
   flown, and a speed error growing with tau;
 - the density of x under track k is the weighted sum over anchors of the Monte Carlo average over ``n_samples``
   draws of (tau, g) of that Gaussian (common random numbers: the same draws for every track);
-- "none of these tracks" (an untracked drone) has the constant density ``none_density_per_km2``.
+- the anchors end at the track's last *sensor-supported* state (``TrackHistories.support_row``: the last row where
+  the position sigma fell, i.e. an update), not at its last "confirmed" row, which the tracker predicts on for a
+  while after the last update;
+- "none of these tracks" (an untracked drone) has the constant density ``none_density_per_km2``; a track's drone
+  left a debris item in the file with prior probability ``p_recovered``.
 
-Probabilities are the normalised densities (equal prior per candidate); the list holds every candidate above
-``min_p``, and p_none is the remaining mass. Gating and the "none" hypothesis follow the probabilistic data
+Debris items are associated *jointly*: each track's drone left one wreck, and when many drones came down
+together (a dozen within a few km of Kyiv's centre) the item-by-item answer names the same track for several of
+them. The likelihood ratios w[i, k] = (p_recovered / (1 - p_recovered)) x density / none-density go into a
+one-to-one assignment: by default (``joint="map"``) the Hungarian method finds the most probable joint assignment
+and, for every item and candidate, the best joint assignment that contains that pair (max-marginals), so each item's
+top entry is its part of the joint optimum; ``joint="bp"`` gives belief-propagation marginals instead (Williams &
+Lau 2014), ``joint=""`` the item-by-item densities. The list holds every candidate above ``min_p``, and p_none is
+the remaining mass. Gating and the "none" hypothesis follow the probabilistic data
 association: Y. Bar-Shalom, P. Willett, X. Tian, *Tracking and Data Fusion* (YBS, 2011), ch. 2 and 3.
 """
 
@@ -37,6 +47,7 @@ from skytrace.forensics.inputs import Debris
 from skytrace.forensics.tracks import TrackHistories
 
 WGS84 = Geod(ellps="WGS84")
+IMPOSSIBLE = 1e9  # assignment cost of a pair that cannot be (no likelihood)
 EARTH_R_M = 6_371_000.0
 
 
@@ -58,6 +69,9 @@ class LinkConfig:
     false_update_s: float = 90.0  # confirmed time after the crash that false updates add (tuned: kyiv-night seed 7)
     time_tolerance_s: float = 120.0  # clock differences between the recovery log and the tracks
     none_density_per_km2: float = 0.01  # density of the "untracked drone" hypothesis
+    p_recovered: float = 0.5  # prior probability that a candidate track's drone left a debris item in the file
+    end_at_support: bool = True  # anchors end at the last row with a sensor update (TrackHistories.support_row)
+    joint: str = "map"  # "map": Hungarian max-marginals; "bp": belief-propagation marginals; "": item by item
     min_p: float = 1e-3
     max_candidates: int = 10
     n_samples: int = 256
@@ -108,7 +122,7 @@ def build_anchors(hist: TrackHistories, cfg: LinkConfig) -> Anchors:
     rows, weights = [], []
     for k in range(len(hist)):
         sl = hist.rows(k)
-        e = int(hist.end_row[k])
+        e = int(hist.support_row[k] if cfg.end_at_support else hist.end_row[k])
         idx = np.arange(sl.start, e + 1)
         idx = idx[hist.t[idx] >= hist.t[e] - cfg.window_s]
         conf = hist.confirmed[idx]
@@ -143,8 +157,9 @@ def build_anchors(hist: TrackHistories, cfg: LinkConfig) -> Anchors:
                    log_w=np.concatenate(weights), xyz=xyz)
 
 
-def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | None = None) -> list[LinkResult]:
-    """Candidate tracks and their probabilities for each debris item (see the module docstring)."""
+def debris_likelihoods(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | None = None
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per debris item: (candidate track indices, density of its recovery point under each, per m^2)."""
     cfg = cfg or LinkConfig()
     tau, gfrac = _fall_samples(cfg)
     t_end = hist.t[hist.end_row]
@@ -152,8 +167,7 @@ def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | No
     tree = cKDTree(an.xyz)
     reach = float(np.max(an.speed, initial=0.0)) * cfg.coast_max_s * (1 + 3 * cfg.speed_sigma_frac) + \
         cfg.glide_max_m + 6 * float(np.sqrt(np.max(an.var0, initial=0.0))) + 1000.0
-    none_density = cfg.none_density_per_km2 * 1e-6
-    out: list[LinkResult] = []
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     for d in debris:
         la, lo = np.radians(d.lat), np.radians(d.lon)
         q = np.array([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
@@ -161,7 +175,7 @@ def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | No
         if idx.size:
             idx = idx[t_end[an.track[idx]] <= d.t + cfg.time_tolerance_s]
         if idx.size == 0:
-            out.append(LinkResult(d.id, [], [], 1.0))
+            out.append((np.zeros(0, int), np.zeros(0)))
             continue
         az, _, dist = WGS84.inv(an.lon[idx], an.lat[idx], np.full(idx.size, d.lon), np.full(idx.size, d.lat))
         rel = np.radians(np.asarray(az)) - an.heading[idx]
@@ -174,10 +188,124 @@ def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | No
             2 * np.pi * np.sqrt(var_along * var_cross))
         per_anchor = dens.mean(axis=1) * np.exp(an.log_w[idx])
         cand, inv = np.unique(an.track[idx], return_inverse=True)
-        lik = np.bincount(inv, weights=per_anchor, minlength=cand.size)
-        p = lik / (lik.sum() + none_density)
-        order = np.argsort(-p)[: cfg.max_candidates]
-        keep = [int(i) for i in order if p[i] >= cfg.min_p]
-        out.append(LinkResult(d.id, [int(cand[i]) for i in keep], [float(p[i]) for i in keep],
-                              float(max(0.0, 1.0 - sum(p[i] for i in keep)))))
+        out.append((cand, np.bincount(inv, weights=per_anchor, minlength=cand.size)))
+    return out
+
+
+def association_marginals(w: np.ndarray, n_iter: int = 200, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Marginal probabilities of a one-to-one association of debris (rows) to tracks (columns), by loopy belief
+    propagation (Williams & Lau, "Approximate evaluation of marginal association probabilities with belief
+    propagation", IEEE Trans. AES 50(4), 2014).
+
+    ``w[i, k]`` is the likelihood ratio of "debris i came from track k" against "debris i is from no track in the
+    file and track k left no debris in it" (0: impossible). Each debris item comes from at most one track and each
+    track's drone left at most one debris item. Returns (P (n, K): P[i, k] = P(i from k), p_none (n,)).
+    """
+    n, k = w.shape
+    if n == 0 or k == 0:
+        return np.zeros((n, k)), np.ones(n)
+    nu = np.ones((n, k))  # track -> debris messages
+    for _ in range(n_iter):
+        wn = w * nu
+        mu = w / (1.0 + wn.sum(axis=1, keepdims=True) - wn)  # debris -> track
+        nu_new = 1.0 / (1.0 + mu.sum(axis=0, keepdims=True) - mu)
+        done = np.max(np.abs(nu_new - nu)) < tol
+        nu = nu_new
+        if done:
+            break
+    wn = w * nu
+    z = 1.0 + wn.sum(axis=1)
+    return wn / z[:, None], 1.0 / z
+
+
+def _min_cost(cost: np.ndarray) -> float:
+    """Cost of the cheapest assignment of every row (the matrix has a zero-cost "none" column per row)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if cost.shape[0] == 0:
+        return 0.0
+    r, c = linear_sum_assignment(cost)
+    return float(cost[r, c].sum())
+
+
+def _cost_matrix(logw: np.ndarray) -> np.ndarray:
+    """Debris x (tracks + one "none" column per debris item); impossible pairs cost IMPOSSIBLE."""
+    n, k = logw.shape
+    cost = np.full((n, k + n), IMPOSSIBLE)
+    cost[:, :k] = np.where(np.isfinite(logw), -logw, IMPOSSIBLE)
+    cost[np.arange(n), k + np.arange(n)] = 0.0
+    return cost
+
+
+def map_max_marginals(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Joint association by the Hungarian method (scipy's linear_sum_assignment on log likelihood ratios), with
+    max-marginal probabilities.
+
+    ``w`` as for :func:`association_marginals`. For each debris item i and each of its candidates k (and "none"),
+    the best joint assignment that contains i -> k is found (the rest re-solved without row i and column k); its
+    weight is the max-marginal M[i, k], and P[i, k] = M[i, k] / (sum_k M[i, k] + M[i, none]). The item's most
+    probable entry is then exactly its part of the most probable joint assignment (the MAP), and the others are
+    scored by how much worse the best joint explanation that gives i to them is. The max-marginal (max-product)
+    approximation of the marginals: C. Bishop, *Pattern Recognition and Machine Learning* (2006), sec. 8.4.5;
+    assignment: Kuhn-Munkres as in D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE
+    Trans. AES 52(4), 2016 (scipy's implementation). Debris items that share no candidate are solved separately.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, k = w.shape
+    P = np.zeros((n, k))
+    p_none = np.ones(n)
+    if n == 0 or k == 0:
+        return P, p_none
+    with np.errstate(divide="ignore"):
+        logw = np.where(w > 0, np.log(np.maximum(w, 1e-300)), -np.inf)
+    adj = csr_matrix(np.block([[np.zeros((n, n)), w > 0], [(w > 0).T, np.zeros((k, k))]]))
+    _, label = connected_components(adj, directed=False)
+    for comp in np.unique(label[:n]):
+        rows = np.flatnonzero(label[:n] == comp)
+        cols = np.flatnonzero(label[n:] == comp)
+        lw = logw[np.ix_(rows, cols)]
+        scores = np.full((rows.size, cols.size + 1), -np.inf)  # last column: none
+        for a in range(rows.size):
+            others = np.delete(np.arange(rows.size), a)
+            scores[a, -1] = -_min_cost(_cost_matrix(lw[others]))
+            for b in np.flatnonzero(np.isfinite(lw[a])):
+                rest = np.delete(lw[others], b, axis=1)
+                scores[a, b] = lw[a, b] - _min_cost(_cost_matrix(rest))
+        m = np.exp(scores - scores.max(axis=1, keepdims=True))
+        m /= m.sum(axis=1, keepdims=True)
+        P[np.ix_(rows, cols)] = m[:, :-1]
+        p_none[rows] = m[:, -1]
+    return P, p_none
+
+
+def link_debris(hist: TrackHistories, debris: list[Debris], cfg: LinkConfig | None = None) -> list[LinkResult]:
+    """Candidate tracks and their probabilities for each debris item (see the module docstring).
+
+    The debris items are associated jointly: a track's drone left one wreck, so when several drones came down
+    together the track is given to the debris that explains it best and the others' probabilities move to their
+    other candidates or to "none" (marginals by belief propagation, :func:`association_marginals`).
+    """
+    cfg = cfg or LinkConfig()
+    liks = debris_likelihoods(hist, debris, cfg)
+    cols = np.unique(np.concatenate([c for c, _ in liks])) if liks else np.zeros(0, int)
+    w = np.zeros((len(debris), cols.size))
+    none_density = cfg.none_density_per_km2 * 1e-6
+    odds = cfg.p_recovered / (1.0 - cfg.p_recovered)
+    for i, (cand, lik) in enumerate(liks):
+        w[i, np.searchsorted(cols, cand)] = odds * lik / none_density
+    # P(i from k); "none" keeps the rest of each row's mass (p_none below: 1 - the listed probabilities)
+    if cfg.joint == "map":
+        P = map_max_marginals(w)[0]
+    elif cfg.joint == "bp":
+        P = association_marginals(w)[0]
+    else:
+        P = w / (1.0 + w.sum(axis=1, keepdims=True))
+    out: list[LinkResult] = []
+    for i, d in enumerate(debris):
+        order = np.argsort(-P[i])[: cfg.max_candidates]
+        keep = [int(j) for j in order if P[i, j] >= cfg.min_p]
+        out.append(LinkResult(d.id, [int(cols[j]) for j in keep], [float(P[i, j]) for j in keep],
+                              float(max(0.0, 1.0 - sum(P[i, j] for j in keep)))))
     return out

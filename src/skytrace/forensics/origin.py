@@ -40,6 +40,13 @@ class OriginConfig:
     heading_kernel_deg: float = 12.0  # kernel on the heading there (added to the smoothed heading's sigma)
     checkpoint_fractions: tuple[float, ...] = (0.33, 0.66)  # further points of the smoothed path to pass
     seed: int = 20221017
+    # track stitching: earlier tracks of the same drone (the tracker lost it and started a new track)
+    stitch: bool = True
+    stitch_gap_s: float = 600.0  # longest gap between a predecessor's last update and the track's first state
+    stitch_gate_m: float = 2000.0  # position gate at the track's start, plus stitch_gate_frac x distance flown
+    stitch_gate_frac: float = 0.2
+    stitch_heading_deg: float = 35.0
+    stitch_max: int = 10
 
 
 @dataclass
@@ -60,19 +67,73 @@ def _aeqd(lat0: float, lon0: float) -> tuple[Transformer, Transformer]:
             Transformer.from_crs(proj, "EPSG:4326", always_xy=True))
 
 
+def _track_rows(hist: TrackHistories, k: int) -> np.ndarray:
+    sl = hist.rows(k)
+    conf = hist.confirmed[sl]
+    return sl.start + (np.flatnonzero(conf) if conf.any() else np.arange(sl.stop - sl.start))
+
+
+def predecessors(hist: TrackHistories, k: int, cfg: OriginConfig | None = None) -> list[int]:
+    """Earlier tracks of the same drone, latest first: track stitching (track-segment association).
+
+    A tracker that loses a drone (a gap in coverage, a turn) starts a new track when it finds it again; the
+    launch area is better seen from the first of them. A predecessor's last sensor-supported state, predicted
+    straight on to the track's first state, must land within ``stitch_gate_m`` + ``stitch_gate_frac`` x the
+    distance flown in the gap, heading within ``stitch_heading_deg`` and speed within a factor 1.6; of those,
+    the closest is taken, and so on backwards (the gating of track-to-track association: Y. Bar-Shalom, P.
+    Willett, X. Tian, *Tracking and Data Fusion*, 2011, ch. 9).
+    """
+    cfg = cfg or OriginConfig()
+    first = np.array([_track_rows(hist, j)[0] for j in range(len(hist))])
+    last = hist.support_row
+    chain: list[int] = []
+    seen = {k}
+    cur = k
+    for _ in range(cfg.stitch_max):
+        r0 = first[cur]
+        t0 = hist.t[r0]
+        gap = t0 - hist.t[last]
+        ok = (gap > 0) & (gap <= cfg.stitch_gap_s) & (hist.t[first] < t0)
+        ok[list(seen)] = False
+        cand = np.flatnonzero(ok)
+        if cand.size == 0:
+            break
+        v_end = hist.vel_enu[last[cand], :2]
+        v0 = hist.vel_enu[r0, :2]
+        sp_end, sp0 = np.hypot(*v_end.T), float(np.hypot(*v0))
+        # predicted position of each candidate at t0, in metres east/north of the track's first state
+        cos0 = np.cos(np.radians(hist.lat[r0]))
+        de = np.radians(hist.lon[last[cand]] - hist.lon[r0]) * 6_371_000.0 * cos0 + v_end[:, 0] * gap[cand]
+        dn = np.radians(hist.lat[last[cand]] - hist.lat[r0]) * 6_371_000.0 + v_end[:, 1] * gap[cand]
+        miss = np.hypot(de, dn)
+        dh = np.degrees(np.abs(np.angle(np.exp(1j * (np.arctan2(v_end[:, 0], v_end[:, 1]) -
+                                                      np.arctan2(v0[0], v0[1]))))))
+        ratio = np.maximum(sp_end, 1.0) / max(sp0, 1.0)
+        good = ((miss <= cfg.stitch_gate_m + cfg.stitch_gate_frac * sp_end * gap[cand])
+                & (dh <= cfg.stitch_heading_deg) & (ratio <= 1.6) & (ratio >= 1 / 1.6))
+        if not good.any():
+            break
+        cur = int(cand[good][np.argmin(miss[good])])
+        chain.append(cur)
+        seen.add(cur)
+    return chain
+
+
 def smooth_first_states(hist: TrackHistories, track_rows: list[int], cfg: OriginConfig | None = None
                         ) -> list[FirstState]:
-    """RTS-smoothed first states of the given tracks (indices into ``hist``), batched over tracks."""
+    """RTS-smoothed first states of the given tracks (indices into ``hist``), batched over tracks; with
+    ``cfg.stitch`` each track is first joined to its :func:`predecessors`."""
     cfg = cfg or OriginConfig()
     b = len(track_rows)
     if b == 0:
         return []
     series = []
     for k in track_rows:
-        sl = hist.rows(k)
-        conf = hist.confirmed[sl]
-        idx = np.flatnonzero(conf) if conf.any() else np.arange(sl.stop - sl.start)
-        rows = sl.start + idx
+        parts = [_track_rows(hist, k)]
+        if cfg.stitch:
+            for j in predecessors(hist, k, cfg):
+                parts.append(_track_rows(hist, j)[hist.t[_track_rows(hist, j)] < hist.t[parts[-1][0]]])
+        rows = np.concatenate(parts[::-1])
         series.append(rows)
     # one projection per track, centred at its first point: grid cells of dt_s, last report of each cell
     n_steps = max(int((hist.t[r[-1]] - hist.t[r[0]]) // cfg.dt_s) + 1 for r in series)

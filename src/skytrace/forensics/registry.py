@@ -147,21 +147,33 @@ class Registry:
                               {"kind": kind, "id": str(row.get("id") or row.get("sha256") or row.get("component"))})
         return row
 
-    def list(self, kind: str, where: dict | None = None) -> list[dict]:
+    def _where(self, kind: str, where: dict | None) -> tuple[str, list[str], str, tuple]:
         if kind not in KINDS:
             raise RegistryError(f"unknown kind {kind!r} (one of {', '.join(KINDS)})")
         table = KINDS[kind]
         cols = list(TABLES[table])
-        sql = f"SELECT {', '.join(cols)} FROM {table}"
-        args: tuple = ()
+        sql, args = "", ()
         if where:
             for c in where:
                 if c not in cols:
                     raise RegistryError(f"unknown field {c!r} of {kind}")
-            sql += " WHERE " + " AND ".join(f"{c} = ?" for c in where)
+            sql = " WHERE " + " AND ".join(f"{c} = ?" for c in where)
             args = tuple(where.values())
+        return table, cols, sql, args
+
+    def list(self, kind: str, where: dict | None = None, limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Records of ``kind`` whose fields equal ``where``'s values, in id order; a page with ``limit``."""
+        table, cols, cond, args = self._where(kind, where)
         order = "id" if "id" in cols else cols[0]
-        return [dict(zip(cols, r, strict=True)) for r in self._rows(sql + f" ORDER BY {order}", args)]
+        sql = f"SELECT {', '.join(cols)} FROM {table}{cond} ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args = (*args, int(limit), int(offset))
+        return [dict(zip(cols, r, strict=True)) for r in self._rows(sql, args)]
+
+    def count(self, kind: str, where: dict | None = None) -> int:
+        table, _, cond, args = self._where(kind, where)
+        return int(self._rows(f"SELECT COUNT(*) FROM {table}{cond}", args)[0][0])
 
     def get(self, kind: str, rec_id: str) -> dict:
         rows = self.list(kind, {"id": rec_id})

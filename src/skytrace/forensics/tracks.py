@@ -19,12 +19,17 @@ class TrackHistories:
     ``end_row[k]`` is the row of the track's last *updated* state: its last ``confirmed`` point (a coasting
     track is only predicted, and a drone that crashed is coasted on past its crash point until deletion);
     tracks that never were confirmed use their last non-deleted point.
+
+    ``support_row[k]`` is the last row up to ``end_row[k]`` that shows a sensor update: the position sigma fell
+    since the previous row (a prediction only grows it). The tracker keeps a track "confirmed" for a while after
+    its last update, predicting it on, so the rows after ``support_row`` are extrapolations, not evidence.
     """
 
     ids: list[str]
     start: np.ndarray
     stop: np.ndarray
     end_row: np.ndarray
+    support_row: np.ndarray
     t: np.ndarray
     lat: np.ndarray
     lon: np.ndarray
@@ -78,7 +83,13 @@ class TrackHistories:
                     break
             else:
                 end_row[k] = b - 1
-        return cls(ids=[str(x) for x in names[start]], start=start, stop=stop, end_row=end_row, t=t, lat=lat,
+        support_row = end_row.copy()
+        for k, (a, e) in enumerate(zip(start, end_row, strict=True)):
+            fell = np.flatnonzero(sig[a + 1:e + 1] < sig[a:e])
+            if fell.size:
+                support_row[k] = a + 1 + fell[-1]
+        return cls(ids=[str(x) for x in names[start]], start=start, stop=stop, end_row=end_row,
+                   support_row=support_row, t=t, lat=lat,
                    lon=lon, alt_m=alt, vel_enu=vel, pos_sigma_m=sig, confirmed=confirmed, vel_cov=vcov)
 
 

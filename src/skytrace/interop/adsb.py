@@ -75,6 +75,31 @@ def _sbs_time(day: str, tod: str) -> float:
     raise ValueError(f"date/time {text[:40]!r} is not YYYY/MM/DD HH:MM:SS[.fff]")
 
 
+def sbs_line(res: ImportResult, line: str) -> None:
+    """One SBS line into ``res``: a ``MSG,3`` line with a position adds a detection, other lines are counted as
+    skipped (with the reason); a malformed line raises ValueError (or IndexError)."""
+    f = line.split(",")
+    if f[0] not in ("MSG", "SEL", "ID", "AIR", "STA", "CLK"):
+        raise ValueError(f"unknown message type {f[0][:20]!r}")
+    if f[0] != "MSG":
+        res.skipped[f"{f[0]} lines"] += 1
+        return
+    if len(f) < 16:
+        raise ValueError(f"MSG line has {len(f)} fields, at least 16 needed")
+    if f[1].strip() != "3":
+        res.skipped[f"MSG,{f[1].strip()[:3]} lines (only MSG,3 carries a position)"] += 1
+        return
+    addr = _hex_address(f[4])
+    lat, lon = _float(f[14]), _float(f[15])
+    if lat is None or lon is None:
+        res.skipped["MSG,3 lines without a position"] += 1
+        return
+    t = _sbs_time(f[6], f[7])
+    alt_ft = _float(f[11])
+    _add(res, addr, t, lat, lon, alt_ft * FT_M if alt_ft is not None else None, BARO_ALT_SIGMA_M,
+         DEFAULT_POS_SIGMA_M, MANNED)
+
+
 def read_sbs(path: str, on_error: str = "raise") -> ImportResult:
     """SBS lines -> detections; MSG type 3 (airborne position) lines make detections, others are counted.
 
@@ -93,26 +118,7 @@ def read_sbs(path: str, on_error: str = "raise") -> ImportResult:
             if not line:
                 continue
             try:
-                f = line.split(",")
-                if f[0] not in ("MSG", "SEL", "ID", "AIR", "STA", "CLK"):
-                    raise ValueError(f"unknown message type {f[0][:20]!r}")
-                if f[0] != "MSG":
-                    res.skipped[f"{f[0]} lines"] += 1
-                    continue
-                if len(f) < 16:
-                    raise ValueError(f"MSG line has {len(f)} fields, at least 16 needed")
-                if f[1].strip() != "3":
-                    res.skipped[f"MSG,{f[1].strip()[:3]} lines (only MSG,3 carries a position)"] += 1
-                    continue
-                addr = _hex_address(f[4])
-                lat, lon = _float(f[14]), _float(f[15])
-                if lat is None or lon is None:
-                    res.skipped["MSG,3 lines without a position"] += 1
-                    continue
-                t = _sbs_time(f[6], f[7])
-                alt_ft = _float(f[11])
-                _add(res, addr, t, lat, lon, alt_ft * FT_M if alt_ft is not None else None, BARO_ALT_SIGMA_M,
-                     DEFAULT_POS_SIGMA_M, MANNED)
+                sbs_line(res, line)
             except (ValueError, IndexError) as exc:
                 if on_error == "raise":
                     raise FormatError(path, str(exc), n) from None
@@ -163,48 +169,55 @@ def read_aircraft_json(path: str, on_error: str = "raise") -> ImportResult:
     t = ``now - seen_pos``; a position repeated by successive polls (same aircraft, same t) is taken once.
     """
     res = ImportResult()
-    seen: set[tuple[str, float]] = set()
+    last_t: dict[str, float] = {}
     for n, doc in _aircraft_polls(path):
         try:
-            if not isinstance(doc, dict) or not isinstance(doc.get("aircraft"), list):
-                raise ValueError("not an aircraft.json document (needs an `aircraft` list)")
-            now = doc.get("now")
-            if not isinstance(now, int | float) or not math.isfinite(now):
-                raise ValueError("`now` must be a number (UNIX seconds)")
-        except ValueError as exc:
-            raise FormatError(path, str(exc), n if n > 1 else None) from None
-        for k, ac in enumerate(doc["aircraft"]):
-            try:
-                if not isinstance(ac, dict):
-                    raise ValueError("aircraft entry is not an object")
-                if "lat" not in ac or "lon" not in ac:
-                    res.skipped["aircraft without a position"] += 1
-                    continue
-                addr = _hex_address(str(ac.get("hex", "")))
-                lat, lon = float(ac["lat"]), float(ac["lon"])
-                seen_pos = float(ac.get("seen_pos", 0.0))
-                if not (math.isfinite(seen_pos) and 0 <= seen_pos <= 3600):
-                    raise ValueError(f"seen_pos {seen_pos} is outside [0, 3600] s")
-                t = round(float(now) - seen_pos, 3)
-                if (addr, t) in seen:
-                    res.skipped["positions repeated by later polls"] += 1
-                    continue
-                seen.add((addr, t))
-                geom = ac.get("alt_geom")
-                baro = ac.get("alt_baro")
-                if isinstance(geom, int | float):
-                    alt_m, alt_sig = float(geom) * FT_M, GEOM_ALT_SIGMA_M
-                elif isinstance(baro, int | float):
-                    alt_m, alt_sig = float(baro) * FT_M, BARO_ALT_SIGMA_M
-                else:  # "ground" or absent
-                    alt_m, alt_sig = None, BARO_ALT_SIGMA_M
-                nacp = ac.get("nac_p")
-                pos_sigma = (NACP_EPU_M[nacp] / SIGMA_PER_95_2D if isinstance(nacp, int) and nacp in NACP_EPU_M
-                             else DEFAULT_POS_SIGMA_M)
-                cls = COOPERATIVE_UAV if str(ac.get("category", "")).upper() == "B6" else MANNED
-                _add(res, addr, t, lat, lon, alt_m, alt_sig, pos_sigma, cls)
-            except (ValueError, TypeError) as exc:
-                if on_error == "raise":
-                    raise FormatError(path, f"aircraft {k}: {exc}", n if n > 1 else None) from None
-                res.skipped["bad aircraft entries"] += 1
+            aircraft_poll(res, doc, last_t, on_error)
+        except FormatError as exc:
+            raise FormatError(path, exc.message, n if n > 1 else None) from None
     return res
+
+
+def aircraft_poll(res: ImportResult, doc: object, last_t: dict[str, float], on_error: str = "raise") -> None:
+    """One aircraft.json document into ``res``. ``last_t`` (ICAO address -> time of its newest position taken)
+    makes a position repeated by a later poll count once; a malformed document raises FormatError, a malformed
+    aircraft entry too (``on_error="raise"``) or is counted (``"skip"``)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("aircraft"), list):
+        raise FormatError("<aircraft.json>", "not an aircraft.json document (needs an `aircraft` list)")
+    now = doc.get("now")
+    if not isinstance(now, int | float) or isinstance(now, bool) or not math.isfinite(now):
+        raise FormatError("<aircraft.json>", "`now` must be a number (UNIX seconds)")
+    for k, ac in enumerate(doc["aircraft"]):
+        try:
+            if not isinstance(ac, dict):
+                raise ValueError("aircraft entry is not an object")
+            if "lat" not in ac or "lon" not in ac:
+                res.skipped["aircraft without a position"] += 1
+                continue
+            addr = _hex_address(str(ac.get("hex", "")))
+            lat, lon = float(ac["lat"]), float(ac["lon"])
+            seen_pos = float(ac.get("seen_pos", 0.0))
+            if not (math.isfinite(seen_pos) and 0 <= seen_pos <= 3600):
+                raise ValueError(f"seen_pos {seen_pos} is outside [0, 3600] s")
+            t = round(float(now) - seen_pos, 3)
+            if t <= last_t.get(addr, -math.inf):
+                res.skipped["positions repeated by later polls"] += 1
+                continue
+            geom = ac.get("alt_geom")
+            baro = ac.get("alt_baro")
+            if isinstance(geom, int | float) and not isinstance(geom, bool):
+                alt_m, alt_sig = float(geom) * FT_M, GEOM_ALT_SIGMA_M
+            elif isinstance(baro, int | float) and not isinstance(baro, bool):
+                alt_m, alt_sig = float(baro) * FT_M, BARO_ALT_SIGMA_M
+            else:  # "ground" or absent
+                alt_m, alt_sig = None, BARO_ALT_SIGMA_M
+            nacp = ac.get("nac_p")
+            pos_sigma = (NACP_EPU_M[nacp] / SIGMA_PER_95_2D if isinstance(nacp, int) and nacp in NACP_EPU_M
+                         else DEFAULT_POS_SIGMA_M)
+            cls = COOPERATIVE_UAV if str(ac.get("category", "")).upper() == "B6" else MANNED
+            _add(res, addr, t, lat, lon, alt_m, alt_sig, pos_sigma, cls)
+            last_t[addr] = t
+        except (ValueError, TypeError) as exc:
+            if on_error == "raise":
+                raise FormatError("<aircraft.json>", f"aircraft {k}: {exc}") from None
+            res.skipped["bad aircraft entries"] += 1

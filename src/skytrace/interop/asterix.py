@@ -22,9 +22,11 @@ import math
 import re
 import socket
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+
+import numpy as np
 
 from skytrace.errors import FormatError
 from skytrace.interop import require
@@ -145,6 +147,23 @@ def _uint(item, path: tuple[str, ...] = ()) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------------- time of day
+class NearestDayClock:
+    """Live: a time of day is taken on the UTC day that puts it nearest to ``now()`` (a report from just before
+    midnight, received just after, stays on its own day)."""
+
+    def __init__(self, now: Callable[[], float]):
+        self.now = now
+
+    def __call__(self, tod_s: float) -> float:
+        now = self.now()
+        t = math.floor(now / DAY_S) * DAY_S + tod_s
+        if t - now > DAY_S / 2:
+            t -= DAY_S
+        elif now - t > DAY_S / 2:
+            t += DAY_S
+        return t
+
+
 class DayClock:
     """Turns ASTERIX times of day into UNIX times, starting on ``day`` and rolling over at midnight."""
 
@@ -180,6 +199,8 @@ class RadarImportConfig:
     elevation_sigma_deg: float = 1.0
     pos_sigma_m: float = 50.0
     assume_alt_m: float | None = None  # height of 2-D plots (no I048/110 or I048/090); None: skip them
+    site_of: Callable[[str], RadarSite | None] | None = None  # live: each radar's site by its sensor id (sensors.json)
+    clock: Callable[[float], float] | None = None  # time of day -> UNIX time; default a DayClock on ``day``
 
 
 @dataclass
@@ -200,26 +221,40 @@ class ImportResult:
 
 def elevation_from_height(site: RadarSite, slant_m: float, alt_m: float, azimuth_deg: float = 0.0) -> float | None:
     """Elevation (deg) at which a target of height ``alt_m`` (WGS-84) lies at slant range ``slant_m`` (no
-    refraction): a spherical-Earth start refined by Newton steps on the ellipsoid (skytrace.geo), to < 1 cm."""
+    refraction); None when no elevation puts it there. See :func:`elevations_from_heights`."""
+    el = elevations_from_heights(site, np.array([slant_m]), np.array([alt_m]), np.array([azimuth_deg]))[0]
+    return None if not np.isfinite(el) else float(el)
+
+
+def elevations_from_heights(site: RadarSite, slant_m: np.ndarray, alt_m: np.ndarray, azimuth_deg: np.ndarray
+                            ) -> np.ndarray:
+    """Elevations (deg) of many plots of one radar, vectorised: a spherical-Earth start refined by Newton steps on
+    the ellipsoid (skytrace.geo), to < 1 cm; NaN where the height is impossible at the range."""
     from skytrace import geo
 
+    slant = np.asarray(slant_m, dtype=float)
+    alt = np.asarray(alt_m, dtype=float)
     rs = EARTH_RADIUS_M + site.alt_m
-    rt = EARTH_RADIUS_M + alt_m
-    s = (rt * rt - rs * rs - slant_m * slant_m) / (2.0 * slant_m * rs)
-    if not -1.0 <= s <= 1.0:
-        return None
-    el = math.asin(s)
-    az = math.radians(azimuth_deg)
+    rt = EARTH_RADIUS_M + alt
+    s = (rt * rt - rs * rs - slant * slant) / (2.0 * slant * rs)
+    ok = np.abs(s) <= 1.0
+    el = np.where(ok, np.arcsin(np.clip(s, -1.0, 1.0)), np.nan)
+    az = np.radians(np.asarray(azimuth_deg, dtype=float))
+    todo = ok.copy()
     for _ in range(4):
-        ce, se = math.cos(el), math.sin(el)
-        _, _, h = geo.enu_to_geodetic(slant_m * ce * math.sin(az), slant_m * ce * math.cos(az), slant_m * se,
-                                      site.lat, site.lon, site.alt_m)
-        err = float(h) - alt_m
-        if abs(err) < 0.005:
+        if not todo.any():
             break
-        el -= err / (slant_m * max(ce, 0.05))
-        el = max(-math.pi / 2, min(math.pi / 2, el))
-    return math.degrees(el)
+        ce, se = np.cos(el[todo]), np.sin(el[todo])
+        r = slant[todo]
+        _, _, h = geo.enu_to_geodetic(r * ce * np.sin(az[todo]), r * ce * np.cos(az[todo]), r * se,
+                                      site.lat, site.lon, site.alt_m)
+        err = np.asarray(h, dtype=float) - alt[todo]
+        step = np.abs(err) >= 0.005
+        idx = np.flatnonzero(todo)
+        el[idx[step]] = np.clip(el[idx[step]] - err[step] / (r[step] * np.maximum(ce[step], 0.05)),
+                                -math.pi / 2, math.pi / 2)
+        todo[idx[~step]] = False
+    return np.degrees(el)
 
 
 def _radar_sensor(sid: str, site: RadarSite, cfg: RadarImportConfig, bearing_sigma=None, range_sigma=None,
@@ -231,6 +266,12 @@ def _radar_sensor(sid: str, site: RadarSite, cfg: RadarImportConfig, bearing_sig
 
 
 def _require_site(cfg: RadarImportConfig, sid: str, seen: dict, source: str) -> RadarSite:
+    if cfg.site_of is not None:
+        site = cfg.site_of(sid)
+        if site is None:
+            raise FormatError(source, f"radar {sid} is not a radar of sensors.json (declare it there, with its "
+                                      "position, under this id)")
+        return site
     if cfg.site is None:
         raise FormatError(source, f"radar {sid} reports polar plots; give its position with --site LAT,LON,ALT_M")
     seen.setdefault("radars", set()).add(sid)
@@ -259,8 +300,9 @@ def decode_cat048(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
     """
     C = _gen().Cat_048_1_32
     res = ImportResult()
-    clock = DayClock(cfg.day or datetime.now(UTC).date())
+    clock = cfg.clock or DayClock(cfg.day or datetime.now(UTC).date())
     seen: dict = {}
+    plots: dict[str, tuple[RadarSite, list]] = {}  # radar -> its site and plots (t, azimuth, range, height, address)
     for rec in _category_records(blocks, C, res, source):
         i010 = rec.get_item("010")
         pol = rec.get_item("040")
@@ -281,16 +323,18 @@ def decode_cat048(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
         if alt is None:
             res.skipped["2-D plots without height (give --assume-alt-m)"] += 1
             continue
-        el = elevation_from_height(site, rho_m, alt, theta)
-        if el is None:
-            res.skipped["plots whose height is impossible at their range"] += 1
-            continue
-        res.sensors.setdefault(sid, _radar_sensor(sid, site, cfg))
-        addr = _uint(rec.get_item("220"))
-        det = Detection(t=clock(tod), sensor=sid, bearing_deg=theta, elevation_deg=el, range_m=rho_m,
-                        target_id=f"icao:{addr:06x}" if addr is not None else None,
-                        cls=MANNED if addr is not None else None)
-        res.detections.append(det)
+        plots.setdefault(sid, (site, []))[1].append((clock(tod), theta, rho_m, alt, _uint(rec.get_item("220"))))
+    for sid, (site, rows) in plots.items():  # the elevations of each radar's plots in one vectorised solve
+        t, theta, rho, alt = (np.array([r[k] for r in rows], dtype=float) for k in range(4))
+        els = elevations_from_heights(site, rho, alt, theta)
+        for (_t, _th, _r, _a, addr), ti, th, rr, el in zip(rows, t, theta, rho, els, strict=True):
+            if not np.isfinite(el):
+                res.skipped["plots whose height is impossible at their range"] += 1
+                continue
+            res.sensors.setdefault(sid, _radar_sensor(sid, site, cfg))
+            res.detections.append(Detection(t=float(ti), sensor=sid, bearing_deg=float(th), elevation_deg=float(el),
+                                            range_m=float(rr), target_id=f"icao:{addr:06x}" if addr is not None
+                                            else None, cls=MANNED if addr is not None else None))
     return res
 
 
@@ -304,7 +348,7 @@ def decode_cat015(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
     """
     C = _gen().Cat_015_1_2
     res = ImportResult()
-    clock = DayClock(cfg.day or datetime.now(UTC).date())
+    clock = cfg.clock or DayClock(cfg.day or datetime.now(UTC).date())
     seen: dict = {}
     for rec in _category_records(blocks, C, res, source):
         i010 = rec.get_item("010")
@@ -320,7 +364,8 @@ def decode_cat015(blocks: Iterable[tuple[int, bytes]], cfg: RadarImportConfig, s
         gh = _q(rec.get_item("601"), ("GH",), "m")
         r_m = _q(rng, ("R",), "m")
         az_deg = _q(az, ("AZ",), "°")
-        if cfg.site is not None and r_m is not None and az_deg is not None and r_m > 0:
+        known = cfg.site is not None or (cfg.site_of is not None and cfg.site_of(base) is not None)
+        if known and r_m is not None and az_deg is not None and r_m > 0:
             site = _require_site(cfg, base, seen, source)
             el = _q(el_item, ("EL",), "°")
             if el is None and gh is not None:

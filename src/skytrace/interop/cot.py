@@ -37,6 +37,7 @@ from skytrace.io.identity import COOPERATIVE_UAV, MANNED
 from skytrace.model import TrackPoint
 
 UNKNOWN_AIR = "a-u-A"
+SUSPECT_AIR = "a-s-A"  # affiliation suspect: a cooperative identity claim contradicted by the evidence
 HOSTILE_UAV = "a-h-A-M-F-Q"
 HOSTILE_CLASSES = frozenset({"shahed", "owa-uav", "uav", "drone", "hostile", "hostile-uav", "jet", "decoy"})
 COT_TYPE_BY_CLASS = {MANNED: "a-n-A-C", COOPERATIVE_UAV: "a-n-A-C-F-q"}
@@ -76,7 +77,10 @@ def alt_sigma_m(p) -> float | None:
 
 def track_event(s: TrackPoint, stale_s: float, uid_prefix: str = "skytrace") -> etree._Element:
     """The CoT event of one track update (a TrackPoint: tracks.jsonl's record, or a row of a TrackSnapshot)."""
-    ev = etree.Element("event", version="2.0", uid=f"{uid_prefix}.{s.track}", type=cot_type(s.cls),
+    flag = getattr(s, "identity_flag", None)
+    # a claimed identity the other evidence contradicts (a spoofed transponder): suspect air, never neutral
+    ev = etree.Element("event", version="2.0", uid=f"{uid_prefix}.{s.track}",
+                       type=SUSPECT_AIR if flag else cot_type(s.cls),
                        how="m-f", time=cot_time(s.t), start=cot_time(s.t), stale=cot_time(s.t + stale_s))
     le = alt_sigma_m(s)
     le = le if le is not None else UNKNOWN_ERROR
@@ -91,6 +95,8 @@ def track_event(s: TrackPoint, stale_s: float, uid_prefix: str = "skytrace") -> 
         remarks += f", class {s.cls}"
     if s.target_id:
         remarks += f", {s.target_id}"
+    if flag:
+        remarks += f" (claimed identity not believed: {flag})"
     etree.SubElement(det, "remarks").text = remarks
     return ev
 

@@ -38,7 +38,9 @@ def tracks_by_id(points: list[TrackPoint]) -> dict[str, list[TrackPoint]]:
 def _track_props(tid: str, pts: list[TrackPoint]) -> dict:
     cls = next((p.cls for p in reversed(pts) if p.cls), None)
     target = next((p.target_id for p in reversed(pts) if p.target_id), None)
-    return {"kind": "track", "track": tid, "class": cls, "target_id": target, "start": pts[0].t, "end": pts[-1].t,
+    flag = next((p.identity_flag for p in pts if p.identity_flag), None)  # once flagged, the claim is not believed
+    return {"kind": "track", "track": tid, "class": cls, "target_id": target, "identity_flag": flag,
+            "start": pts[0].t, "end": pts[-1].t,
             "start_iso": iso(pts[0].t), "end_iso": iso(pts[-1].t), "points": len(pts), "status": pts[-1].status,
             "max_pos_sigma_m": max(p.pos_sigma_m for p in pts)}
 

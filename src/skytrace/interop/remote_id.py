@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from skytrace.errors import FormatError
@@ -290,33 +291,57 @@ def _resolve_time(tenths: int, ref: float) -> float:
     return t
 
 
+class RemoteIdDecoder:
+    """Stateful decoding of frames from many transmitters: each source's latest Basic ID (its UAS ID) and System
+    time are kept to name and time its Location messages. At most ``max_sources`` sources are remembered (the
+    least recently heard is forgotten first): a flood of forged source keys cannot grow memory without bound."""
+
+    def __init__(self, max_sources: int = 10_000):
+        self.drones: OrderedDict[str, _Drone] = OrderedDict()
+        self.max_sources = max_sources
+
+    def feed(self, res: ImportResult, t_rx: float | None, source: str, frame: bytes) -> None:
+        """One frame (a message or a Message Pack) of ``source`` received at ``t_rx`` (None: unknown) into
+        ``res``; a malformed frame raises RemoteIdError (nothing of it is used)."""
+        msgs = decode_frame(frame)
+        dr = self.drones.pop(source, None) or _Drone()
+        self.drones[source] = dr
+        while len(self.drones) > self.max_sources:
+            self.drones.popitem(last=False)
+        for m in msgs:  # identity first: a pack's Basic ID names the Location that follows it
+            if isinstance(m, BasicId) and m.uas_id and (dr.uas_id is None or m.id_type in (1, 2)):
+                dr.uas_id = m.uas_id
+            elif isinstance(m, System) and m.timestamp is not None:
+                dr.system_time = m.timestamp
+            elif isinstance(m, OperatorId):
+                dr.operator_id = m.operator_id
+            elif isinstance(m, Other):
+                res.skipped[f"message type 0x{m.msg_type:X} (not used)"] += 1
+        for m in msgs:
+            if isinstance(m, Location):
+                _location(res, m, dr, source, t_rx)
+
+    def feed_line(self, res: ImportResult, line: str, default_t: float | None = None,
+                  default_source: str = "-") -> None:
+        """One captured line ``[T [SOURCE]] HEX`` (see module docstring); blank and ``#`` lines are ignored.
+        A line without a receive time (source key) takes ``default_t`` (``default_source``)."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return
+        if len(line) > MAX_LINE_CHARS:
+            raise RemoteIdError(f"line of {len(line)} characters is over the {MAX_LINE_CHARS} limit")
+        t_rx, source, frame = _parse_line(line)
+        self.feed(res, default_t if t_rx is None else t_rx, default_source if source == "-" else source, frame)
+
+
 def read_remote_id(path: str, on_error: str = "raise") -> ImportResult:
     """A file of captured frames (see module docstring) -> position detections tagged with the drones' IDs."""
     res = ImportResult()
-    drones: dict[str, _Drone] = {}
+    dec = RemoteIdDecoder()
     with open(path, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
             try:
-                if len(line) > MAX_LINE_CHARS:
-                    raise RemoteIdError(f"line of {len(line)} characters is over the {MAX_LINE_CHARS} limit")
-                t_rx, source, frame = _parse_line(line)
-                msgs = decode_frame(frame)
-                dr = drones.setdefault(source, _Drone())
-                for m in msgs:  # identity first: a pack's Basic ID names the Location that follows it
-                    if isinstance(m, BasicId) and m.uas_id and (dr.uas_id is None or m.id_type in (1, 2)):
-                        dr.uas_id = m.uas_id
-                    elif isinstance(m, System) and m.timestamp is not None:
-                        dr.system_time = m.timestamp
-                    elif isinstance(m, OperatorId):
-                        dr.operator_id = m.operator_id
-                    elif isinstance(m, Other):
-                        res.skipped[f"message type 0x{m.msg_type:X} (not used)"] += 1
-                for m in msgs:
-                    if isinstance(m, Location):
-                        _location(res, m, dr, source, t_rx)
+                dec.feed_line(res, line)
             except (RemoteIdError, ValueError) as exc:
                 if on_error == "raise":
                     raise FormatError(path, str(exc), n) from None

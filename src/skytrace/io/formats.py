@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import msgspec
+import numpy as np
 
 from skytrace.batch import DetectionBatch, SensorTable
 from skytrace.errors import FormatError
@@ -23,6 +24,7 @@ from skytrace.model import (
     REQUIRED_DETECTION_FIELDS,
     Alert,
     Detection,
+    Heartbeat,
     Sensor,
     SensorsFile,
     TrackPoint,
@@ -248,6 +250,34 @@ def iter_detection_batches(path: str | os.PathLike, table: SensorTable, batch_si
 def read_detections(path: str | os.PathLike, table: SensorTable, on_error: OnError = "raise",
                     stats: ReadStats | None = None) -> DetectionBatch:
     return DetectionBatch.concat(list(iter_detection_batches(path, table, on_error=on_error, stats=stats)))
+
+
+def iter_heartbeat_batches(path: str | os.PathLike, table: SensorTable, batch_size: int = 50_000,
+                           on_error: OnError = "raise", stats: ReadStats | None = None
+                           ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Stream a heartbeats.jsonl (``{"t", "sensor"[, "t_arrival"]}`` a line, arrival order) as arrays
+    (sensor rows, t, t_arrival with NaN where absent) of at most ``batch_size`` rows."""
+    stats = stats if stats is not None else ReadStats()
+    rows: list[int] = []
+    ts: list[float] = []
+    arr: list[float] = []
+    for lineno, hb in iter_jsonl(path, Heartbeat, on_error, stats):
+        row = table.index.get(hb.sensor)
+        if row is None:
+            err = _format_error(str(path), lineno, ValueError(f"`sensor`: unknown sensor id {hb.sensor!r}"))
+            if on_error == "raise":
+                raise err from None
+            stats.records -= 1
+            stats.note(err)
+            continue
+        rows.append(row)
+        ts.append(hb.t)
+        arr.append(hb.t_arrival if hb.t_arrival is not None else np.nan)
+        if len(rows) >= batch_size:
+            yield np.array(rows, np.int64), np.array(ts), np.array(arr)
+            rows, ts, arr = [], [], []
+    if rows:
+        yield np.array(rows, np.int64), np.array(ts), np.array(arr)
 
 
 # ------------------------------------------------------------------------------------------ truth, tracks, alerts

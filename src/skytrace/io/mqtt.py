@@ -146,15 +146,22 @@ def check_detections(dets: list[Detection], table: SensorTable, stats: DecodeSta
 def open_signed(verifier, payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None,
                 source: str, allowed_kinds: tuple[str, ...] | None = None) -> list[Detection]:
     """Detections of a signed batch (:mod:`skytrace.security.signing`) that pass every check; else [] (counted)."""
+    return open_signed_batch(verifier, payload, table, stats, topic_sensor, source, allowed_kinds)[0]
+
+
+def open_signed_batch(verifier, payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None,
+                      source: str, allowed_kinds: tuple[str, ...] | None = None
+                      ) -> tuple[list[Detection], tuple[str, int] | None]:
+    """As :func:`open_signed`, plus the batch id (sensor, seq) of an authentic fresh batch (else None)."""
     if not _count_and_size_ok(payload, stats, source):
-        return []
-    dets, reason = verifier.open(payload, topic_sensor)
+        return [], None
+    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor)
     if reason is not None:
         with stats.lock:
             stats.rejected_messages += 1
         stats.reject(f"{source}: signed batch rejected: {reason}")
-        return []
-    return check_detections(dets, table, stats, topic_sensor, source, allowed_kinds)
+        return [], None
+    return check_detections(dets, table, stats, topic_sensor, source, allowed_kinds), batch_id
 
 
 class MqttIngest:
@@ -162,11 +169,15 @@ class MqttIngest:
 
     Runs paho's network loop in its own thread; ``on_detections`` is called from that thread and must be quick
     (the service puts the detections on a queue). Reconnects on its own after a broker restart.
+
+    With ``inbox`` (a :class:`skytrace.service.inbox.DurableInbox`), every QoS 1 message is acknowledged only after
+    the store has committed it (manual PUBACK from the inbox's writer, in arrival order); a full inbox blocks this
+    thread, so the broker keeps what the service cannot take yet. Without one, paho acknowledges on receipt.
     """
 
     def __init__(self, table: SensorTable, on_detections: Callable[[list[Detection]], None], host: str = "127.0.0.1",
                  port: int = 1883, client_id: str = "skytrace-service", username: str | None = None,
-                 password: str | None = None, verifier=None, tls_ca: str | None = None):
+                 password: str | None = None, verifier=None, tls_ca: str | None = None, inbox=None):
         import paho.mqtt.client as mqtt
 
         self.table = table
@@ -174,7 +185,9 @@ class MqttIngest:
         self.stats = DecodeStats()
         self.connected = threading.Event()
         self.host, self.port = host, port
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.inbox = inbox
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                                  manual_ack=inbox is not None)
         self.verifier = verifier  # a skytrace.security.signing.Verifier: then only signed batches are accepted
         if username:
             self.client.username_pw_set(username, password)
@@ -184,6 +197,11 @@ class MqttIngest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+
+    def use_inbox(self, inbox) -> None:
+        """Acknowledge messages only once ``inbox`` has stored them (call before :meth:`start`)."""
+        self.inbox = inbox
+        self.client.manual_ack_set(True)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -198,6 +216,8 @@ class MqttIngest:
         log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
+        dets: list[Detection] = []
+        batch_id = None
         try:
             topic_sensor = msg.topic[len(TOPIC_PREFIX):] if msg.topic.startswith(TOPIC_PREFIX) else None
             if topic_sensor is None or "/" in topic_sensor:
@@ -205,9 +225,9 @@ class MqttIngest:
                     self.stats.messages += 1
                     self.stats.rejected_messages += 1
                 self.stats.reject(f"mqtt: unexpected topic {msg.topic!r}")
-                return
-            if self.verifier is not None:
-                dets = open_signed(self.verifier, msg.payload, self.table, self.stats, topic_sensor, "mqtt")
+            elif self.verifier is not None:
+                dets, batch_id = open_signed_batch(self.verifier, msg.payload, self.table, self.stats, topic_sensor,
+                                                   "mqtt")
             else:
                 dets = decode_detections(msg.payload, self.table, self.stats, topic_sensor,
                                          source=f"mqtt {msg.topic}")
@@ -215,6 +235,11 @@ class MqttIngest:
                 self.on_detections(dets)
         except Exception:  # a bug here must not kill paho's network thread
             log.exception("MQTT message handling failed")
+        if self.inbox is not None and msg.qos > 0:
+            mid, qos = msg.mid, msg.qos
+            sensor, seq = batch_id if batch_id is not None else (None, None)
+            # a rejected message is acknowledged in its turn too (an empty item keeps the order of PUBACKs)
+            self.inbox.put(sensor, seq, dets, lambda _fresh: client.ack(mid, qos), block=True)
 
     def start(self, timeout_s: float = 10.0) -> None:
         from skytrace.errors import SkytraceError
@@ -229,6 +254,8 @@ class MqttIngest:
             raise SkytraceError(f"MQTT broker at {self.host}:{self.port} did not accept the connection")
 
     def stop(self) -> None:
+        if self.inbox is not None:  # let the queued messages be committed and their PUBACKs sent while connected
+            self.inbox.drain()
         self.client.disconnect()
         self.client.loop_stop()
 

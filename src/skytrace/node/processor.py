@@ -153,8 +153,7 @@ class NodeProcessor:
         pw = (X.real**2 + X.imag**2)
         power = pw.mean(axis=(0, 1))
         seg_power = pw.mean(axis=1)  # (S, B)
-        busy = [tr.f0_hz for tr in self._tracks if tr.cls_p is not None and self._is_uav(tr.cls_p)]
-        cands, z = self.detector.detect(power, busy)
+        cands, z = self.detector.detect(power)
         self.frames += 1
         meas = []
         for c in cands:

@@ -148,6 +148,18 @@ def vacuum(rng, dur_s, fs, motor_hz=400.0):
     return sig + 1.0 * pink(rng, n, 0.3)
 
 
+def fan(rng, dur_s, fs, shaft_hz=30.0, blades=7):
+    """Ventilation / air-conditioning fan: a single governed electric motor, blade-pass series (blades x shaft
+    rate) over weak shaft orders and air hiss; rock steady (a confuser for an electric multirotor)."""
+    n = int(dur_s * fs)
+    f = shaft_hz * (1 + 0.002 * _smooth_noise(rng, n, fs, 0.5))
+    ph = 2 * np.pi * np.cumsum(f) / fs
+    bp = _harmonic_series(blades * ph, np.arange(1, 13, dtype=float) ** -1.2, blades * f, fs, rng)
+    shaft = _harmonic_series(ph, 0.2 * np.exp(-np.arange(20) / 6.0), f, fs, rng)
+    sig = bp / bp.std() + 0.3 * shaft / (shaft.std() + 1e-12)
+    return sig / sig.std() + rng.uniform(0.3, 1.0) * pink(rng, n, 0.5)
+
+
 def voice(rng, dur_s, fs, f0_hz=140.0):
     """Speech-like: gliding f0 (+-20 %), formant-shaped harmonics, syllables at ~4 Hz with pauses."""
     n = int(dur_s * fs)
@@ -227,7 +239,7 @@ def jet(rng, dur_s, fs):
 
 
 SOURCES = {"engine": engine, "multirotor": multirotor, "moped": moped, "chainsaw": chainsaw,
-           "generator": generator, "lawnmower": lawnmower, "vacuum": vacuum, "voice": voice, "siren": siren,
+           "generator": generator, "fan": fan, "lawnmower": lawnmower, "vacuum": vacuum, "voice": voice, "siren": siren,
            "birds": birds, "helicopter": helicopter, "jet": jet, "car": car}
 
 

@@ -220,6 +220,17 @@ def _detections(data: bytes, workdir: Path, _table_cache: list = []) -> None:  #
         DetectionBatch.from_records(recs, table)
 
 
+HEARTBEATS_SEED = b'{"t":1.5,"sensor":"ac-1","t_arrival":1.9}\n{"t":121.5,"sensor":"rad-1"}\n'
+
+
+def _heartbeats(data: bytes, workdir: Path, _table_cache: list = []) -> None:  # noqa: B006 - a cache
+    from skytrace.io import formats
+
+    if not _table_cache:
+        _table_cache.append(_table())
+    list(formats.iter_heartbeat_batches(_file(workdir, "heartbeats.jsonl", data), _table_cache[0]))
+
+
 def _sensors(data: bytes, workdir: Path) -> None:
     from skytrace.batch import SensorTable
     from skytrace.io import formats
@@ -271,6 +282,7 @@ def payload_seeds() -> list[bytes]:
 
 TARGETS: dict[str, Target] = {
     "detections": Target("detections", [DETECTIONS_SEED], _detections),
+    "heartbeats": Target("heartbeats", [HEARTBEATS_SEED], _heartbeats),
     "sensors": Target("sensors", [SENSORS_SEED], _sensors),
     "tracks": Target("tracks", [TRACKS_SEED], _tracks),
     "zones": Target("zones", [ZONES_SEED], _zones),

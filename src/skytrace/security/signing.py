@@ -147,32 +147,53 @@ class Verifier:
             per[reason] = per.get(reason, 0) + 1
         return reason
 
+    def seed(self, seen: dict[str, list[int]]) -> None:
+        """Restore the replay windows from the store's record of batches (:meth:`Store.recent_batch_seqs`), so
+        that a restart does not open a replay window: a batch stored before is ``replayed``, a newer one fresh."""
+        with self.lock:
+            for sensor, seqs in seen.items():
+                win = self.windows.setdefault(sensor, ReplayWindow(self.replay_window))
+                for seq in seqs:
+                    win.check_and_mark(int(seq))
+
+    def forget(self, sensor: str, seq: int) -> None:
+        """Un-see an accepted batch that could not be taken after all (refused for overload): it may come again."""
+        with self.lock:
+            if (win := self.windows.get(sensor)) is not None:
+                win.seen.discard(seq)
+
     def open(self, payload: bytes, topic_sensor: str | None = None) -> tuple[list[Detection], str | None]:
         """The detections of a valid signed batch and None, or ([], the rejection reason) (counted)."""
+        dets, reason, _ = self.open_batch(payload, topic_sensor)
+        return dets, reason
+
+    def open_batch(self, payload: bytes, topic_sensor: str | None = None
+                   ) -> tuple[list[Detection], str | None, tuple[str, int] | None]:
+        """As :meth:`open`, plus the accepted batch's id (sensor, seq) for exactly-once storage."""
         try:
             batch = _BATCH_DECODER.decode(payload)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
             try:
                 probe = _PROBE_DECODER.decode(payload)
             except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
-                return [], self._count(topic_sensor or "", "malformed")
+                return [], self._count(topic_sensor or "", "malformed"), None
             signed_looking = isinstance(probe, dict) and "sig" in probe
-            return [], self._count(topic_sensor or "", "malformed" if signed_looking else "unsigned")
+            return [], self._count(topic_sensor or "", "malformed" if signed_looking else "unsigned"), None
         sensor = batch.sensor
         if topic_sensor is not None and sensor != topic_sensor:
-            return [], self._count(topic_sensor, "sensor_mismatch")
+            return [], self._count(topic_sensor, "sensor_mismatch"), None
         keys = self.registry.sensors.get(sensor)
         if not keys:
-            return [], self._count(sensor, "unknown_sensor")
+            return [], self._count(sensor, "unknown_sensor"), None
         entry = self.registry.lookup(sensor, batch.key)
         if entry is None:
-            return [], self._count(sensor, "unknown_key")
+            return [], self._count(sensor, "unknown_key"), None
         if entry.status != "active":
-            return [], self._count(sensor, f"{entry.status}_key")
+            return [], self._count(sensor, f"{entry.status}_key"), None
         try:
             sig = base64.b64decode(batch.sig, validate=True)
         except ValueError:
-            return [], self._count(sensor, "bad_signature")
+            return [], self._count(sensor, "bad_signature"), None
         pub = self._pub.get(entry.key_id)
         if pub is None:
             pub = self._pub[entry.key_id] = self._ed25519.Ed25519PublicKey.from_public_bytes(entry.public_key)
@@ -180,23 +201,23 @@ class Verifier:
         try:
             pub.verify(sig, msg)  # type: ignore[attr-defined]
         except Exception:  # cryptography raises InvalidSignature (and ValueError for a wrong length)
-            return [], self._count(sensor, "bad_signature")
+            return [], self._count(sensor, "bad_signature"), None
         # authentic from here on: what remains is whether it is fresh and consistent
         if batch.v != 1 or any(d.sensor != sensor for d in batch.detections):
-            return [], self._count(sensor, "sensor_mismatch")
+            return [], self._count(sensor, "sensor_mismatch"), None
         now = self.clock()
         if not (now - self.max_age_s <= batch.t_sent <= now + self.max_future_s) or not 0 <= batch.seq <= MAX_SEQ:
-            return [], self._count(sensor, "out_of_window")
+            return [], self._count(sensor, "out_of_window"), None
         with self.lock:
             win = self.windows.get(sensor)
             if win is None:
                 win = self.windows[sensor] = ReplayWindow(self.replay_window)
             fresh = win.check_and_mark(batch.seq)
         if not fresh:
-            return [], self._count(sensor, "replayed")
+            return [], self._count(sensor, "replayed"), None
         with self.lock:
             self.accepted[sensor] = self.accepted.get(sensor, 0) + 1
-        return batch.detections, None
+        return batch.detections, None, (sensor, batch.seq)
 
     def rejected_total(self, reason: str | None = None) -> int:
         with self.lock:

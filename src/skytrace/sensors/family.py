@@ -71,6 +71,11 @@ class SensorFamily:
     # (a radar's scan, a plot feed); None: its silence says nothing (bearing nodes report only what they hear,
     # sightings are volunteered). Enables negative information: missed looks lower a track's existence
     default_pd: ClassVar[float | None] = None
+    # silence as negative information for sensors that report only what they detect (skytrace.tracking.silence):
+    # the name of a detection law there ("acoustic": the engine SNR law anchored at max_range_m; "range": a
+    # logistic around half the nominal range), or None: this family's silence is never used
+    silence_law: ClassVar[str | None] = None
+    sound_delay: ClassVar[bool] = False  # what the sensor senses now left the source range / c earlier
     # physical plausibility at the edge (sensors.json is hostile input): the largest max_range_m a sensor of this
     # family can honestly declare; a radar declaring 1e308 m must be refused, not crash the tracker
     max_plausible_range_m: ClassVar[float] = 1_000_000.0

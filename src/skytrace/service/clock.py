@@ -36,6 +36,17 @@ class ScaledClock:
     def anchored(self) -> bool:
         return self.t_anchor is not None
 
+    def set_speed(self, speed: float) -> None:
+        """Run on from the current time at ``speed`` (the demo slows its replay when the machine cannot keep up)."""
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        with self._lock:
+            if self.t_anchor is not None and self.stopped_at is None:
+                now = self._wall()
+                self.t_anchor += (now - self.wall_anchor) * self.speed
+                self.wall_anchor = now
+            self.speed = float(speed)
+
     def stop(self) -> float:
         """Stop the clock where it is (a replay that has ended: its time must not run on); returns that time."""
         with self._lock:

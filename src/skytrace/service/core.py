@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 
 from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
+from skytrace.io.identity import SLOT_PREFIX, Identity, IdentityMap
 from skytrace.io.mqtt import DecodeStats
 from skytrace.model import Alert, Detection
 from skytrace.pipeline import Pipeline, StepResult
@@ -40,14 +41,33 @@ log = logging.getLogger(__name__)
 ENCODER = msgspec.json.Encoder()
 
 
-def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None) -> dict:
-    """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s)."""
+def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None,
+                     identities: IdentityMap | None = None) -> dict:
+    """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s); ``class``,
+    ``target_id`` and ``identity_flag`` (cooperative identities, null where none).
+
+    The pipeline's identity check annotates the snapshot when it runs (:mod:`skytrace.alerting.identity`); otherwise,
+    with ``identities`` (sensor id -> cooperative identity, :mod:`skytrace.io.identity`), a track takes the class of
+    the first cooperative sensor that updated it (a cooperative target reports as its own sensor): ``manned`` (ADS-B)
+    or ``cooperative-uav`` (Remote ID); null for a non-cooperative track, which the map draws as a possible threat."""
+    n = len(snap)
+    cls, target = snap.cls, snap.target_id
+    if cls is None and identities:
+        cls, target = [None] * n, [None] * n
+        for i in range(n):
+            for s in snap.sensors_of(i) or ():
+                if (ident := identities.by_sensor.get(s)) is not None:
+                    cls[i], target[i] = ident.cls, ident.target_id
+                    break
     return {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
             "track": snap.track, "status": snap.status,
             "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
             "alt_m": np.round(snap.alt_m, 1).tolist(), "ve": np.round(snap.ve, 2).tolist(),
             "vn": np.round(snap.vn, 2).tolist(), "vu": np.round(snap.vu, 2).tolist(),
-            "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist()}
+            "pos_sigma_m": np.round(snap.pos_sigma_m, 1).tolist(),
+            "class": cls if cls is not None else [None] * n,
+            "target_id": target if target is not None else [None] * n,
+            "identity_flag": snap.identity_flag if snap.identity_flag is not None else [None] * n}
 
 
 class _Sink:
@@ -76,8 +96,11 @@ class ServiceStats:
     t_last_step: float | None = None
     step_ms_last: float = 0.0
     step_ms_max: float = 0.0
+    step_started: float | None = None  # time.monotonic() when the step in progress began; None between steps
     errors: int = 0
     dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
+    shed: dict[str, int] = field(default_factory=dict)  # reports shed from tracking under overload, per kind
+    queued_max: int = 0  # most reports waiting for one step
 
 
 @dataclass
@@ -114,12 +137,16 @@ class LiveService:
     track_store_every_s: float = 1.0
     stale_after_s: float = 15.0
     max_pending: int = 2_000_000
+    max_queued_reports: int = 100_000  # reports waiting for the next step; beyond, shed (skytrace.service.shedding)
     cap_status: str = "Exercise"
     clock: Callable[[], float] = time.time
     replay_done: bool = False  # a replay (demo) whose feed has ended: the map says so instead of "stalled"
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
     auth: Any = None  # a skytrace.security.signing.Verifier when reports must be signed: its counts go in the status
+    inbox: Any = None  # a skytrace.service.inbox.DurableInbox: reports are stored (and acknowledged) at ingest
+    inputs: list = field(default_factory=list)  # live feeds (skytrace.interop.live), started and stopped by the app
+    coop: Any = None  # skytrace.io.identity.CooperativeSensors: rows of ADS-B / Remote ID transmitters met live
 
     def __post_init__(self) -> None:
         self._pending: list[Detection] = []
@@ -147,9 +174,16 @@ class LiveService:
         self._unstored: list[DetectionBatch] = []
         self._alerts_to_store: list[Alert] = []
         self.rollup: dict[str, str] = {}
-        self.store.put_sensors(self.table.records)
+        # the spare rows of cooperative transmitters are stored under their real names when first used
+        self.store.put_sensors([s for s in self.table.records if not s.id.startswith(SLOT_PREFIX)])
+        # sensors whose bearings point at nothing are flagged in the status (never dropped)
+        from skytrace.security.consistency import SensorConsistency
+
+        self.consistency = SensorConsistency(self.table)
+        self.identities = IdentityMap()  # cooperative targets (ADS-B, Remote ID) seen in the reports, by sensor
         # the service's outputs are the pipeline's sinks: publish first, then store
-        self.stage.sinks.extend([_Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
+        self.stage.sinks.extend([self.consistency, _Sink(self._on_step_publish, "publish"),
+                                 _Sink(self._on_step_store, "store")])
 
     # ------------------------------------------------------------------------------------------------- ingest
     def submit(self, dets: list[Detection]) -> None:
@@ -158,10 +192,33 @@ class LiveService:
             return
         if not getattr(self.clock, "anchored", True):  # a scaled clock starts with the feed
             self.clock.anchor(min(d.t if d.t_arrival is None else d.t_arrival for d in dets))
+        for d in dets:  # a cooperative report says who it is: its sensor is that target (skytrace.io.identity)
+            if d.target_id is not None and d.sensor not in self.identities.by_sensor:
+                self.identities.by_sensor[d.sensor] = Identity(d.cls, d.target_id)
         with self._lock:
             self._pending.extend(dets)
             self.stats.n_in += len(dets)
             self.stats.t_last_detection = self.clock()
+            self.stats.queued_max = max(self.stats.queued_max, len(self._pending))
+            if len(self._pending) > self.max_queued_reports:  # overload: shed the least valuable (docstring there)
+                from skytrace.service.shedding import thin_reports
+
+                self._pending, shed = thin_reports(self._pending, self.table, int(self.max_queued_reports * 0.8))
+                for kind, n in shed.items():
+                    self.stats.shed[kind] = self.stats.shed.get(kind, 0) + n
+
+    def use_inbox(self, max_queued: int = 20_000):
+        """Store and acknowledge reports at ingest (:class:`~skytrace.service.inbox.DurableInbox`); returns it."""
+        from skytrace.service.inbox import DurableInbox
+
+        if self.inbox is None:
+            self.inbox = DurableInbox(self.store, self.table, max_queued=max_queued)
+            self.inbox.on_stored = self._count_stored
+        return self.inbox
+
+    def _count_stored(self, n: int) -> None:
+        with self._lock:
+            self.stats.n_stored += n
 
     # --------------------------------------------------------------------------------------------------- step
     def step_once(self, t_now: float | None = None) -> list[dict]:
@@ -169,39 +226,43 @@ class LiveService:
         feed, websocket) and then store. Returns the step's messages."""
         with self._step_lock:
             t_start = time.perf_counter()
-            if not getattr(self.clock, "anchored", True):
-                # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
-                # clock hours ahead of the recorded reports, and it would drop them all as late
-                return [self.status_message(self.clock())]
-            t_now = self.clock() if t_now is None else t_now
-            with self._lock:
-                dets, self._pending = self._pending, []
-                self._step_n_in = self.stats.n_in
-            batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
-            self._step_msgs = []
-            self.stage.push(batch, t_clock=t_now)
-            self.stage.step(t_now)
-            msgs = self._step_msgs
-            self.stats.n_steps += 1
-            self.stats.t_last_step = t_now
-            self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
-            self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
-            return msgs
+            self.stats.step_started = time.monotonic()
+            try:
+                return self._step_locked(t_now, t_start)
+            finally:
+                self.stats.step_started = None
+
+    def _step_locked(self, t_now: float | None, t_start: float) -> list[dict]:
+        """The body of :meth:`step_once` (holding the step lock)."""
+        if not getattr(self.clock, "anchored", True):
+            # a scaled clock waits for the feed: stepping the pipeline on the wall clock now would put its
+            # clock hours ahead of the recorded reports, and it would drop them all as late
+            return [self.status_message(self.clock())]
+        t_now = self.clock() if t_now is None else t_now
+        with self._lock:
+            dets, self._pending = self._pending, []
+            self._step_n_in = self.stats.n_in
+        batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
+        self._step_msgs = []
+        self.stage.push(batch, t_clock=t_now)
+        self.stage.step(t_now)
+        msgs = self._step_msgs
+        self.stats.n_steps += 1
+        self.stats.t_last_step = t_now
+        self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
+        self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
+        return msgs
 
     # ------------------------------------------------------------------------------------------------- sinks
     def _on_step_publish(self, res: StepResult) -> None:
-        """Sink 1 (fast, vital): CAP messages of the step's alert events, then the websocket messages."""
+        """Sink 1 (fast, vital): the alert periods that changed are committed to the store first (write-ahead:
+        an alert that was published is never missing from the history after a crash), then the CAP messages of
+        the step's alert events and the websocket messages go out. A failing store does not hold an alert back:
+        it is published anyway and its record retried by the store sink (counted in ``errors``)."""
         t_now = res.t
         self.snapshot = res.tracks
         self.stats.n_tracks_max = max(self.stats.n_tracks_max, len(res.tracks))
-        for ev in res.events:
-            if dataclasses.is_dataclass(ev):
-                d = dataclasses.asdict(ev)
-                d["probability"] = round(float(d.get("probability", 0.0)), 3)
-                self.alert_detail[str(d["zone"])] = d
-                self._cap(ev)
-        t_newest = float(np.max(res.detections.t)) if res.detections is not None and len(res.detections) else None
-        msgs = [snapshot_message(res.tracks, self._step_n_in, t_newest)]
+        alerts_changed = False
         if res.assessed:
             alerts = [as_alert(a, t_now) for a in (res.active_alerts or [])]
             if res.events or [(a.zone, a.start) for a in alerts] != [(a.zone, a.start) for a in self.alerts]:
@@ -210,13 +271,33 @@ class LiveService:
                                                 tracks=a.tracks) for a in self.alerts if (a.zone, a.start) in ended]
                 self._alerts_to_store += alerts
                 self.alerts = alerts
-                rollup = getattr(self.stage.alerts, "rollup", None)
-                self.rollup = rollup() if callable(rollup) else {}
-                msgs.append(self.alerts_message(t_now))
+                alerts_changed = True
+                self._store_alerts()
+        for ev in res.events:
+            if dataclasses.is_dataclass(ev):
+                d = dataclasses.asdict(ev)
+                d["probability"] = round(float(d.get("probability", 0.0)), 3)
+                self.alert_detail[str(d["zone"])] = d
+                self._cap(ev)
+        t_newest = float(np.max(res.detections.t)) if res.detections is not None and len(res.detections) else None
+        msgs = [self.tracks_message(res.tracks, self._step_n_in, t_newest)]
+        if alerts_changed:
+            rollup = getattr(self.stage.alerts, "rollup", None)
+            self.rollup = rollup() if callable(rollup) else {}
+            msgs.append(self.alerts_message(t_now))
         msgs.append(self.status_message(t_now))
         self._step_msgs = msgs
         if self._loop is not None:  # live: hand to the websocket clients now, before the store is written
             self._loop.call_soon_threadsafe(self.publish, msgs)
+
+    def _store_alerts(self) -> None:
+        """Commit the pending alert periods now; on failure keep them for the store sink (counted, logged)."""
+        try:
+            self.store.put_alerts(self._alerts_to_store)
+            self._alerts_to_store = []
+        except Exception as exc:
+            self.stats.errors += 1
+            log.warning("alert periods not stored yet (%s); published anyway, retried next step", exc)
 
     def _on_step_store(self, res: StepResult) -> None:
         """Sink 2 (slow, fallible): detections, track states and alert periods to the store.
@@ -224,9 +305,13 @@ class LiveService:
         A store failure loses nothing already published and nothing accepted: reports wait in a bounded backlog
         (oldest dropped beyond ``max_pending``, counted) and are written at the next step that succeeds.
         """
-        if res.detections is not None and len(res.detections):
-            self._unstored.append(res.detections)
+        if res.detections is not None and len(res.detections) and self.inbox is None:
+            self._unstored.append(res.detections)  # with an inbox, reports were committed before their ack
+        new_sensors = self.coop.drain_new() if self.coop is not None else []
         try:
+            if new_sensors:
+                self.store.put_sensors(new_sensors)
+                new_sensors = []
             if self._unstored:
                 backlog = DetectionBatch.concat(self._unstored)
                 self.stats.n_stored += self.store.put_detections(backlog, self.table)
@@ -239,6 +324,8 @@ class LiveService:
                 self._alerts_to_store = []
         except Exception:
             self.stats.errors += 1
+            if new_sensors and self.coop is not None:  # not stored: again at the next step
+                self.coop.requeue_new(new_sensors)
             n = sum(len(b) for b in self._unstored)
             if n > self.max_pending:
                 merged = DetectionBatch.concat(self._unstored)
@@ -259,6 +346,10 @@ class LiveService:
             return
         self._cap_seq += 1
         self.cap_messages.append((self._cap_seq, float(ev.t), str(ev.zone), str(ev.kind), xml))
+
+    def tracks_message(self, snap: TrackSnapshot, n_in: int | None = None, t_newest_in: float | None = None) -> dict:
+        """The ``tracks`` message of a snapshot, with the class of cooperative tracks."""
+        return snapshot_message(snap, self.stats.n_in if n_in is None else n_in, t_newest_in, self.identities)
 
     def alerts_message(self, t_now: float) -> dict:
         active = []
@@ -281,10 +372,28 @@ class LiveService:
                 "n_active_alerts": len(self.alerts), "step_ms_last": round(self.stats.step_ms_last, 2),
                 "step_ms_max": round(self.stats.step_ms_max, 2), "step_s": self.step_s,
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
-                "dropped": self.stats.dropped, "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
+                "clock_speed": float(getattr(self.clock, "speed", 1.0)),
+                "dropped": self.stats.dropped, "shed": dict(self.stats.shed), "queued_max": self.stats.queued_max,
+                "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],
-                "auth": self.auth.as_dict() if self.auth is not None else None}
+                "auth": self.auth.as_dict() if self.auth is not None else None,
+                "inputs": {inp.name: inp.stats.as_dict() for inp in self.inputs},
+                "identity": self._identity_stats(),
+                "inbox": self.inbox.stats.as_dict() if self.inbox is not None else None,
+                "sensor_flags": self.consistency.flags()}
+
+    def _identity_stats(self) -> dict | None:
+        """Cooperative targets: spare sensor rows in use, refused reports, tracks identified, identities flagged."""
+        check = getattr(self.stage, "identity", None)
+        if check is None and self.coop is None:
+            return None
+        out: dict = dict(check.stats) if check is not None else {}
+        if self.coop is not None:
+            out.update(slots=len(self.coop.slots), slots_in_use=sum(1 for r in self.coop.slots
+                                                                      if r in self.coop.last_heard),
+                       refused_full=self.coop.full)
+        return out
 
     def _tracker_stats(self) -> dict | None:
         """The tracker's own counters (e.g. ``late_dropped``: reports later than its lag), when it has them."""
@@ -336,6 +445,8 @@ class LiveService:
                 continue
 
     def start(self) -> None:
+        if self.inbox is not None:
+            self.inbox.start()
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self.run())
 
@@ -346,3 +457,5 @@ class LiveService:
                 await self._task
         # drain what is still queued so that nothing accepted is lost at shutdown
         await asyncio.to_thread(self.step_once)
+        if self.inbox is not None:
+            await asyncio.to_thread(self.inbox.stop)

@@ -21,7 +21,7 @@ from scipy.spatial import cKDTree
 from skytrace import geo
 from skytrace.batch import DetectionBatch
 from skytrace.io.formats import JsonlWriter, write_sensors
-from skytrace.model import Detection, TruthPoint
+from skytrace.model import Detection, Heartbeat, TruthPoint
 from skytrace.sensors import acoustic as ac
 from skytrace.sensors import radar as rd
 from skytrace.sim.flight import Fleet, build_fleet
@@ -358,6 +358,26 @@ def truth_points(fleet: Fleet, t0: float, t1: float, interval_s: float) -> list[
             for i in range(dd.size)]
 
 
+def heartbeats(world: World, t0: float, t1: float) -> list[Heartbeat]:
+    """Every acoustic node's "alive" message in [t0, t1), every ``heartbeat_interval_s`` at its own phase, arriving
+    after the mean latency (deterministic: no draw from the scenario's random stream)."""
+    a = world.scenario.acoustic
+    h = a.heartbeat_interval_s
+    n = len(world.net.ids)
+    if h <= 0 or n == 0:
+        return []
+    phase = world.node_phase / a.report_interval_s * h
+    k = np.arange(int(np.floor((t0 - h) / h)), int(np.ceil(t1 / h)) + 1) * h
+    t = (k[:, None] + phase[None, :]).ravel()
+    node = np.tile(np.arange(n), k.size)
+    keep = (t >= t0) & (t < t1)
+    t, node = np.round(t[keep], 3), node[keep]
+    order = np.argsort(t, kind="stable")
+    ids = world.sensor_ids
+    return [Heartbeat(t=float(t[i]), sensor=ids[int(node[i])], t_arrival=round(float(t[i]) + a.latency_s, 3))
+            for i in order]
+
+
 def _records(batch: DetectionBatch, ids: list[str]) -> list[Detection]:
     cols = {
         "bearing_deg": np.round(batch.bearing_deg, 3), "elevation_deg": np.round(batch.elevation_deg, 3),
@@ -412,9 +432,11 @@ def simulate(sc: Scenario, out_dir: str | Path, seed: int = 0, progress: bool = 
         prog.start()
         task = prog.add_task("sim", total=len(chunks), name=sc.name)
     try:
-        with JsonlWriter(out / "detections.jsonl") as det_w, JsonlWriter(out / "truth.jsonl") as truth_w:
+        with JsonlWriter(out / "detections.jsonl") as det_w, JsonlWriter(out / "truth.jsonl") as truth_w, \
+                JsonlWriter(out / "heartbeats.jsonl") as hb_w:
             for c0 in chunks:
                 c1 = min(c0 + sc.chunk_s, t_stop)
+                hb_w.write_many(heartbeats(world, c0, c1))
                 truth = truth_points(world.fleet, c0, c1, sc.truth_interval_s)
                 truth_w.write_many(truth)
                 res.n_truth += len(truth)

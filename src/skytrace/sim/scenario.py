@@ -42,6 +42,7 @@ class Wave:
 class Acoustic:
     count: int = 400
     report_interval_s: float = 2.0
+    heartbeat_interval_s: float = 120.0  # each node's "alive" message (heartbeats.jsonl); 0: none
     city_fraction: float = 0.5
     city_weights: dict[str, float] = field(default_factory=dict)  # default: the targeted cities, equal weights
     city_sigma_km: float = 20.0

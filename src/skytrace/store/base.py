@@ -115,6 +115,26 @@ class Store(ABC):
         """Append raw detections; returns the number of rows written."""
 
     @abstractmethod
+    def put_ingest(self, items: Sequence[tuple[str | None, int | None, Sequence[Detection]]], table: SensorTable,
+                   t_recv: float) -> list[bool]:
+        """Store received reports durably in one transaction, exactly once per signed batch.
+
+        ``items``: (sensor, seq, detections) per received message; a signed batch has its sensor and sequence
+        number and is recorded in ``batches`` (primary key (sensor, seq)): a batch already stored is skipped and
+        its entry in the result is False (a redelivery, not stored twice). Unsigned reports have (None, None) and
+        are always stored. Returns, per item, whether its detections were written. Committed when it returns.
+        """
+
+    @abstractmethod
+    def recent_batch_seqs(self, window: int) -> dict[str, list[int]]:
+        """Per sensor, the stored batch sequence numbers within ``window`` of its highest (the replay window)."""
+
+    @abstractmethod
+    def close_open_alerts(self, t_end: float) -> int:
+        """End every alert period still open (``end`` NULL) at ``t_end``: a previous run stopped without closing
+        it. Returns how many were closed."""
+
+    @abstractmethod
     def put_tracks(self, snap: TrackSnapshot) -> int:
         """Append the track states of one snapshot; returns the number of rows written."""
 
@@ -143,18 +163,30 @@ class Store(ABC):
 
     @abstractmethod
     def _candidates_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
-                         limit: int) -> list[TrackPoint]:
-        """Track states in the time window that may be within ``radius_m`` (back-end specific)."""
+                         limit: int) -> tuple[list[TrackPoint], bool]:
+        """Track states in the time window within ``radius_m`` (back-end specific), reading at most ``limit``
+        rows; and whether that read limit was hit (the answer may then be incomplete)."""
 
     def tracks_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
                     limit: int = MAX_ROWS) -> list[TrackPoint]:
         """Track states within ``radius_m`` (geodesic, horizontal) of (lat, lon) with ``t0 <= t <= t1``."""
-        check_point_query(lat, lon, radius_m, t0, t1)
-        return self._candidates_near(lat, lon, radius_m, t0, t1, limit)
+        return self.tracks_near_bounded(lat, lon, radius_m, t0, t1, limit)[0]
 
-    def track_ids_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float) -> dict[str, dict]:
+    def tracks_near_bounded(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
+                            limit: int = MAX_ROWS) -> tuple[list[TrackPoint], bool]:
+        """As :meth:`tracks_near`, plus whether the read stopped at ``limit`` rows (bounded before reading)."""
+        check_point_query(lat, lon, radius_m, t0, t1)
+        return self._candidates_near(lat, lon, radius_m, t0, t1, min(limit, MAX_ROWS))
+
+    def track_ids_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
+                       limit: int = MAX_ROWS) -> dict[str, dict]:
         """Per track that came within ``radius_m``: first and last time inside, closest distance (m)."""
-        pts = self.tracks_near(lat, lon, radius_m, t0, t1)
+        return self.track_ids_near_bounded(lat, lon, radius_m, t0, t1, limit)[0]
+
+    def track_ids_near_bounded(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
+                               limit: int = MAX_ROWS) -> tuple[dict[str, dict], bool]:
+        """As :meth:`track_ids_near` reading at most ``limit`` track states; and whether that limit was hit."""
+        pts, truncated = self.tracks_near_bounded(lat, lon, radius_m, t0, t1, limit)
         d = geodesic_m(lat, lon, np.array([p.lat for p in pts]), np.array([p.lon for p in pts]))
         out: dict[str, dict] = {}
         for p, dist in zip(pts, d.tolist(), strict=True):
@@ -162,7 +194,7 @@ class Store(ABC):
             o["first_t"] = min(o["first_t"], p.t)
             o["last_t"] = max(o["last_t"], p.t)
             o["closest_m"] = min(o["closest_m"], dist)
-        return out
+        return out, truncated
 
     @abstractmethod
     def alerts(self, t0: float = -math.inf, t1: float = math.inf) -> list[Alert]:

@@ -53,6 +53,9 @@ CREATE INDEX IF NOT EXISTS tracks_geog ON tracks USING gist (geog);
 CREATE TABLE IF NOT EXISTS alerts (
     zone text NOT NULL, start double precision NOT NULL, "end" double precision, level text NOT NULL,
     tracks jsonb NOT NULL, PRIMARY KEY (zone, start));
+CREATE TABLE IF NOT EXISTS batches (
+    sensor text NOT NULL, seq bigint NOT NULL, t_recv double precision NOT NULL, n integer NOT NULL,
+    PRIMARY KEY (sensor, seq));
 """
 
 
@@ -109,6 +112,39 @@ class PostgisStore(Store):
     def put_detections(self, batch: DetectionBatch, table: SensorTable) -> int:
         return self._copy("detections", DETECTION_COLUMNS, detection_rows(batch, table))
 
+    def put_ingest(self, items: Sequence[tuple[str | None, int | None, Sequence[Detection]]], table: SensorTable,
+                   t_recv: float) -> list[bool]:
+        fresh: list[bool] = []
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:  # committed (synchronous_commit) on exit
+            new: list[Detection] = []
+            for sensor, seq, dets in items:
+                ok = True
+                if sensor is not None and seq is not None:
+                    cur.execute("INSERT INTO batches (sensor, seq, t_recv, n) VALUES (%s, %s, %s, %s) "
+                                "ON CONFLICT DO NOTHING", (sensor, seq, t_recv, len(dets)))
+                    ok = cur.rowcount == 1
+                if ok:
+                    new.extend(dets)
+                fresh.append(ok)
+            if new:
+                with cur.copy(f"COPY detections ({', '.join(DETECTION_COLUMNS)}) FROM STDIN") as cp:
+                    for r in detection_rows(DetectionBatch.from_records(new, table), table):
+                        cp.write_row(r)
+        return fresh
+
+    def recent_batch_seqs(self, window: int) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for sensor, seq in self._read("SELECT b.sensor, b.seq FROM batches b JOIN (SELECT sensor, max(seq) AS top "
+                                      "FROM batches GROUP BY sensor) m ON m.sensor = b.sensor "
+                                      "WHERE b.seq > m.top - %s ORDER BY b.sensor, b.seq", (int(window),)):
+            out.setdefault(sensor, []).append(seq)
+        return out
+
+    def close_open_alerts(self, t_end: float) -> int:
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            cur.execute('UPDATE alerts SET "end" = %s WHERE "end" IS NULL', (t_end,))
+            return cur.rowcount
+
     def put_tracks(self, snap: TrackSnapshot) -> int:
         return self._copy("tracks", TRACK_COLUMNS, track_rows(snap))
 
@@ -143,13 +179,13 @@ class PostgisStore(Store):
         return [row_to_trackpoint(r) for r in rows]
 
     def _candidates_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
-                         limit: int) -> list[TrackPoint]:
+                         limit: int) -> tuple[list[TrackPoint], bool]:
         rows = self._read(
             f"SELECT {', '.join(TRACK_COLUMNS)} FROM tracks "
             "WHERE ST_DWithin(geog, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s) "
             "AND t >= %s AND t <= %s ORDER BY t, track LIMIT %s",
             (lon, lat, radius_m, _num(t0), _num(t1), min(limit, MAX_ROWS)))
-        return [row_to_trackpoint(r) for r in rows]
+        return [row_to_trackpoint(r) for r in rows], len(rows) >= min(limit, MAX_ROWS)
 
     def alerts(self, t0: float = -math.inf, t1: float = math.inf) -> list[Alert]:
         rows = self._read('SELECT zone, start, "end", level, tracks::text FROM alerts WHERE start <= %s '

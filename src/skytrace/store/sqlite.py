@@ -46,6 +46,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS tracks_rtree USING rtree(id, t0, t1, lat0, la
 CREATE TABLE IF NOT EXISTS alerts (
     zone TEXT NOT NULL, start REAL NOT NULL, "end" REAL, level TEXT NOT NULL, tracks TEXT NOT NULL,
     PRIMARY KEY (zone, start));
+CREATE TABLE IF NOT EXISTS batches (
+    sensor TEXT NOT NULL, seq INTEGER NOT NULL, t_recv REAL NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (sensor, seq)) WITHOUT ROWID;
 """
 
 
@@ -61,7 +64,9 @@ class SqliteStore(Store):
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a commit is on disk before put_ingest returns, so an acknowledged report survives a kill -9
+            # (NORMAL would survive a process crash but not a power cut); writes are grouped, so fsyncs are few
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from None
@@ -94,6 +99,45 @@ class SqliteStore(Store):
             cols = ", ".join(DETECTION_COLUMNS)
             self._write(f"INSERT INTO detections ({cols}) VALUES ({', '.join('?' * len(DETECTION_COLUMNS))})", rows)
         return len(rows)
+
+    def put_ingest(self, items: Sequence[tuple[str | None, int | None, Sequence[Detection]]], table: SensorTable,
+                   t_recv: float) -> list[bool]:
+        fresh: list[bool] = []
+        cols = ", ".join(DETECTION_COLUMNS)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                new: list[Detection] = []
+                for sensor, seq, dets in items:
+                    ok = True
+                    if sensor is not None and seq is not None:
+                        cur = self._db.execute("INSERT OR IGNORE INTO batches (sensor, seq, t_recv, n) "
+                                               "VALUES (?, ?, ?, ?)", (sensor, seq, t_recv, len(dets)))
+                        ok = cur.rowcount == 1
+                    if ok:
+                        new.extend(dets)
+                    fresh.append(ok)
+                if new:
+                    rows = detection_rows(DetectionBatch.from_records(new, table), table)
+                    self._db.executemany(f"INSERT INTO detections ({cols}) "
+                                         f"VALUES ({', '.join('?' * len(DETECTION_COLUMNS))})", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return fresh
+
+    def recent_batch_seqs(self, window: int) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for sensor, seq in self._read("SELECT b.sensor, b.seq FROM batches b JOIN (SELECT sensor, max(seq) AS top "
+                                      "FROM batches GROUP BY sensor) m ON m.sensor = b.sensor "
+                                      "WHERE b.seq > m.top - ? ORDER BY b.sensor, b.seq", (int(window),)):
+            out.setdefault(sensor, []).append(seq)
+        return out
+
+    def close_open_alerts(self, t_end: float) -> int:
+        with self._lock:
+            return self._db.execute('UPDATE alerts SET "end" = ? WHERE "end" IS NULL', (t_end,)).rowcount
 
     def put_tracks(self, snap: TrackSnapshot) -> int:
         rows = track_rows(snap)
@@ -147,19 +191,23 @@ class SqliteStore(Store):
         return [row_to_trackpoint(r) for r in rows]
 
     def _candidates_near(self, lat: float, lon: float, radius_m: float, t0: float, t1: float,
-                         limit: int) -> list[TrackPoint]:
+                         limit: int) -> tuple[list[TrackPoint], bool]:
         la0, la1, lo0, lo1 = bbox_deg(lat, lon, radius_m)
         cols = ", ".join(f"k.{c}" for c in TRACK_COLUMNS)
+        # no ORDER BY here: the LIMIT then stops the index scan early (a broad query reads at most `limit` rows
+        # instead of the whole box); the rows are ordered afterwards
         rows = self._read(
             f"SELECT {cols} FROM tracks_rtree r JOIN tracks k ON k.id = r.id "
             "WHERE r.t1 >= ? AND r.t0 <= ? AND r.lat1 >= ? AND r.lat0 <= ? AND r.lon1 >= ? AND r.lon0 <= ? "
-            "AND k.t >= ? AND k.t <= ? ORDER BY k.t, k.track",
-            (t0, t1, la0, la1, lo0, lo1, t0, t1))
+            "AND k.t >= ? AND k.t <= ? LIMIT ?",
+            (t0, t1, la0, la1, lo0, lo1, t0, t1, limit))
+        truncated = len(rows) >= limit
         if not rows:
-            return []
+            return [], False
+        rows.sort(key=lambda r: (r[0], r[1]))
         d = geodesic_m(lat, lon, np.array([r[3] for r in rows]), np.array([r[4] for r in rows]))
         keep = np.flatnonzero(d <= radius_m)[:limit]
-        return [row_to_trackpoint(rows[i]) for i in keep]
+        return [row_to_trackpoint(rows[i]) for i in keep], truncated
 
     def alerts(self, t0: float = -math.inf, t1: float = math.inf) -> list[Alert]:
         import json

@@ -45,7 +45,7 @@ from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.errors import SkytraceError
 from skytrace.sensors import registry
 from skytrace.sensors.family import DEFAULT_REACH_M
-from skytrace.tracking import imm, initiation, motion
+from skytrace.tracking import imm, initiation, motion, silence
 from skytrace.tracking.measurement import SensorGeometry, innovation, measured_dof, predict_measurements
 from skytrace.tracking.measurements_prep import MeasBatch, prepare
 
@@ -92,6 +92,21 @@ class TrackerConfig:
     # default) since the track's last update lowers its existence probability (IPDA-style, reset on detection)
     existence_after_update: float = 0.99  # of a confirmed track just updated (a tentative one: 0.8)
     existence_min: float = 0.1  # tracks below are deleted (pd 0.9: after 3 missed looks, tentative after 2)
+    # negative information from silent bearing sensors (skytrace.tracking.silence): an alive acoustic node (or
+    # camera) that should hear the track at its estimated position but reports nothing lowers its existence
+    silence: bool = True  # use that silence (negative information) in the existence of tracks
+    alive_timeout_s: float = 300.0  # s; a sensor with no report or heartbeat for this long is offline: no silence
+    silence_look_s: float = 2.0  # s; one look of a bearing node (its reporting interval while it hears something)
+    silence_margin_db: float = 4.0  # dB of SNR removed from the sensor's law (quieter sources, noisier nights)
+    silence_pd_max: float = 0.9  # cap on the per-look Pd used for silence (looks are not independent)
+    silence_grace_s: float = 6.0  # s; a (track, sensor) pair with a gated detection this recently is not silent
+    silence_hit_nats: float = 0.25  # each detection assigned to a track cancels this much of its silence score
+    silence_memory_s: float = 120.0  # s; time constant with which silence is forgotten
+    confirm_min_existence: float = 0.5  # a track whose existence (silence included) is below this is not confirmed
+    # a track of bearing sensors only is confirmed once the silence test could have refuted it (its power: the
+    # nats the looks of the alive sensors that should hear it could bring) or after confirm_silence_wait_s
+    confirm_silence_power: float = 2.3  # nats (a factor 10 on the odds)
+    confirm_silence_wait_s: float = 20.0  # s after birth: sparse coverage, where no other node could refute it
     single_sensor_hold_s: float = 60.0  # updates from one sensor alone keep a track alive this long at most
     max_pos_sigma_m: float = 4000.0  # m; a track whose position sigma grows beyond this is deleted
     init_vel_sigma_mps: float = 45.0  # m/s; horizontal velocity sigma of a new track (Shahed-class speeds 30-50 m/s)
@@ -117,6 +132,7 @@ class TrackerConfig:
     # prediction within the chi-square gate, similar velocity) takes over the lost track's id
     reacquire_window_s: float = 300.0  # s; a lost confirmed track may be re-acquired (keeps its id) this long
     reacquire_max_dv_mps: float = 25.0  # m/s; largest velocity difference for a re-acquisition
+    reacquire_min_hits: int = 3  # updates a tentative track needs to re-acquire a lost track early (0: off)
     merge_distance_m: float = 250.0  # m; two tracks closer than this ...
     merge_speed_mps: float = 12.0  # m/s; ... with velocities closer than this are one drone: merged
     max_speed_mps: float = 150.0  # m/s; tracks faster than this are deleted (no Shahed-class drone or jet flies faster)
@@ -169,13 +185,15 @@ class TrackArrays:
     llr: np.ndarray = field(default_factory=lambda: np.zeros(0))  # SPRT log-likelihood ratio (scanning sensors)
     last_sensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     last_cross: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last update by a different sensor
+    silence: np.ndarray = field(default_factory=lambda: np.zeros(0))  # log-likelihood of silent sensors (<= 0)
+    silence_power: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nats the silence test could bring
     mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # IMM model probabilities
     xm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6)))  # IMM model-conditioned states
     Pm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 6, 6)))
 
     FIELDS = ("x", "P", "t", "id", "confirmed", "hits", "last_update", "born", "seen", "seen_hits", "seen_t",
               "seen_dt", "llr", "last_sensor",
-              "last_cross", "mu", "xm", "Pm")
+              "last_cross", "silence", "silence_power", "mu", "xm", "Pm")
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -236,6 +254,11 @@ class Tracker:
         self.gate = {d: chi2.ppf(self.cfg.gate_p, d) for d in (1, 2, 3)}
         fixed_alt = sensors.alt_m[fixed] if fixed.any() else np.array([frame.alt0_m])
         self.ground_alt_m = float(np.median(fixed_alt)) - 10.0
+        self.silence = silence.SilenceModel(self.sensor_pos, sensors.max_range_m, sensors.kind,
+                                            sensors.sound_speed_mps, self.ground_alt_m, self.cfg)
+        self._heard_key = np.zeros(0, np.int64)  # (track id * n_sensors + sensor) of recent gated pairs ...
+        self._heard_t = np.zeros(0)  # ... and when
+        self._silence_t = -np.inf
         self.tracks = TrackArrays()
         K = len(self.models) if self.use_imm else 0  # no model-conditioned states to carry without the IMM
         self.tracks.mu, self.tracks.xm, self.tracks.Pm = np.zeros((0, K)), np.zeros((0, K, 6)), np.zeros(
@@ -268,6 +291,15 @@ class Tracker:
         if len(batch):
             self.buffer.append(prepare(batch, self.sensors, self.frame))
 
+    def heartbeat(self, sensor: np.ndarray, t: np.ndarray) -> None:
+        """Heartbeats: sensor rows ``sensor`` were alive (and heard nothing) at times ``t``. Only alive sensors'
+        silence counts as negative information (``alive_timeout_s``); any report also proves its sensor alive."""
+        sensor = np.asarray(sensor, dtype=np.int64).ravel()
+        t = np.broadcast_to(np.asarray(t, dtype=float), sensor.shape)
+        ok = (sensor >= 0) & (sensor < len(self.sensors)) & np.isfinite(t)
+        self.stats["heartbeats"] = self.stats.get("heartbeats", 0) + int(ok.sum())
+        self.silence.add_heartbeats(sensor[ok], t[ok])
+
     def advance(self, t_now: float) -> TrackSnapshot:
         """Process every buffered report with t <= t_now - lag_s; return confirmed tracks predicted to t_now."""
         cutoff = t_now - self.cfg.lag_s
@@ -297,12 +329,15 @@ class Tracker:
         self.stats["frames"] += 1
         self.stats["processed"] += len(m)
         np.maximum.at(self.sensor_last_t, m.sensor, m.t)
+        self.silence.note_reports(m.sensor, m.t)
+        self.silence.apply_heartbeats(t_end)
         assigned = np.zeros(len(m), dtype=bool)
         suppressed, bins = self._clutter_lookup(m, t_end)
         self._frame_suppressed = suppressed
         self._tentative_taker = np.zeros(len(m), dtype=bool)
         if len(self.tracks):
             ti, dj, cost = self._gate(m, t_end)
+            self._note_heard(ti, dj, m, t_end)
             keep = ~(suppressed[dj] & ~self.tracks.confirmed[ti])
             ti, dj, cost = ti[keep], dj[keep], cost[keep]
             if ti.size:
@@ -310,6 +345,7 @@ class Tracker:
                 if at.size:
                     self._tentative_taker[ad] = ~self.tracks.confirmed[at]
                     self._update_rounds(at, ad, m)
+                    self._silence_hits(at, m.sensor[ad])
                     assigned[ad] = True
                     self.stats["assigned"] += int(ad.size)
         # the map learns from bearings nothing confirmed explains (unassigned, or taken by a tentative track)
@@ -319,7 +355,49 @@ class Tracker:
         un = np.flatnonzero(~assigned & ~suppressed)
         if un.size:
             self._initiate(m.take(un), t_end)
+        self._silence_update(t_end)
         self._manage(t_end)
+
+    def _silence_hits(self, at: np.ndarray, sensor: np.ndarray) -> None:
+        """Detections cancel silence: each gives back ``silence_hit_nats``; a hit of a scanning sensor (one with a
+        ``pd``: a radar) clears it, since a radar also sees a target that is quiet (an electric drone) where
+        acoustic nodes, rightly, hear nothing. The score never goes above 0."""
+        sil = self.tracks.silence
+        np.add.at(sil, at, self.cfg.silence_hit_nats)
+        sil[at[np.isfinite(self.pd[sensor])]] = 0.0
+        np.minimum(sil, 0.0, out=sil)
+
+    def _note_heard(self, ti: np.ndarray, dj: np.ndarray, m: MeasBatch, t_end: float) -> None:
+        """Remember the (track, sensor) pairs with a gated detection: for ``silence_grace_s`` they are not silent."""
+        keep = self._heard_t >= t_end - self.cfg.silence_grace_s
+        key = self.tracks.id[ti] * len(self.sensors) + m.sensor[dj]
+        self._heard_key = np.concatenate([self._heard_key[keep], key])
+        self._heard_t = np.concatenate([self._heard_t[keep], np.full(key.size, t_end)])
+
+    def _silence_update(self, t_end: float) -> None:
+        """Forget old silence and add this frame's: alive sensors that should hear a track but did not
+        (:mod:`skytrace.tracking.silence`)."""
+        cfg, tr = self.cfg, self.tracks
+        dt = min(t_end - self._silence_t, 10.0 * cfg.frame_s) if np.isfinite(self._silence_t) else cfg.frame_s
+        self._silence_t = max(self._silence_t, t_end)
+        if not (cfg.silence and len(tr) and len(self.silence)) or dt <= 0:
+            return
+        tr.silence *= np.exp(-dt / cfg.silence_memory_s)
+        t_mid = t_end - 0.5 * dt
+        pe, var_h = self._predict_horizontal(np.maximum(t_mid - tr.t, 0.0))
+        agl = (self.frame.alt0_m + tr.x[:, 2] + (tr.x[:, 0] ** 2 + tr.x[:, 1] ** 2) / (2 * geo.EARTH_RADIUS_M)
+               - self.ground_alt_m)  # as in _bound_altitude (spherical Earth)
+        recent = self._heard_t >= t_end - cfg.silence_grace_s
+        missed, power = self.silence.missed_llr(
+            pe, tr.x[:, 3:5], agl, np.sqrt(np.maximum(var_h, 0.0)), np.sqrt(np.maximum(tr.P[:, 2, 2], 0.0)),
+            tr.id, self._heard_key[recent], t_mid, dt)
+        # a track a scanning sensor (radar) still sees is left to that sensor's own missed looks (existence): it may
+        # be a quiet target that acoustic nodes cannot hear
+        scan = (tr.seen >= 0) & np.isfinite(self.pd[np.maximum(tr.seen, 0)])
+        look = np.where(np.isfinite(tr.seen_dt), 3.0 * tr.seen_dt, 12.0)
+        radar_held = (scan & (tr.seen_t >= t_end - np.maximum(look, cfg.silence_grace_s))).any(axis=1)
+        tr.silence += np.where(radar_held, 0.0, missed)
+        tr.silence_power += power
 
     def _clutter_lookup(self, m: MeasBatch, t_now: float) -> tuple[np.ndarray, np.ndarray]:
         """Decay the bearing clutter map to ``t_now``; which bearings (of families with a clutter map) fall in a
@@ -546,7 +624,8 @@ class Tracker:
                           born=t.copy(), seen=seen.astype(np.int32), seen_hits=(seen >= 0).astype(np.int32),
                           seen_t=np.where(seen >= 0, t[:, None], -np.inf), seen_dt=np.full(seen.shape, np.nan),
                           llr=self._first_llr(seen),
-                          last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(),
+                          last_sensor=seen[:, 0].astype(np.int32), last_cross=t.copy(), silence=np.zeros(n),
+                          silence_power=np.zeros(n),
                           # IMM model states only when the IMM is on (zero models otherwise: nothing to copy)
                           mu=np.tile(np.asarray(self.cfg.imm_mu0, dtype=float), (n, 1)) if self.use_imm
                           else np.zeros((n, 0)),
@@ -592,23 +671,36 @@ class Tracker:
         # a track only one (untrusted) sensor keeps updating is not corroborated: a confuser (a generator, a road)
         # or a spoofed node holds a bearing steady forever; such updates do not keep a track alive
         hold = np.where(self.trusted[tr.last_sensor], np.inf, cfg.single_sensor_hold_s)
+        r_exist = self.existence(t_now)
         silent = t_now - np.minimum(tr.last_update, tr.last_cross + hold)
         _, var_h = self._predict_horizontal(np.maximum(t_now - tr.t, 0.0))
         sig = np.sqrt(np.maximum(var_h, 0.0))
         speed = np.hypot(tr.x[:, 3], tr.x[:, 4])
         dead = (np.where(tr.confirmed, silent > cfg.confirmed_timeout_s, silent > cfg.tentative_timeout_s)
                 | (sig > cfg.max_pos_sigma_m) | (speed > cfg.max_speed_mps)
-                | (self.existence(t_now) < cfg.existence_min))
+                | (r_exist < cfg.existence_min))
         self._bound_altitude()
         sprt = tr.llr >= np.log((1 - 0.01) / cfg.sprt_alpha)
         promote = (~tr.confirmed) & (~dead) & ((tr.hits >= cfg.confirm_hits) | sprt) & self._corroborated() & (
             sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
-            speed <= cfg.confirm_max_speed_mps)
+            speed <= cfg.confirm_max_speed_mps) & (r_exist >= cfg.confirm_min_existence) & self._silence_tested(t_now)
         tr.confirmed[promote] = True
         self.stats["tracks_confirmed"] += int(promote.sum())
         if promote.any() and len(self.lost):
             self._reacquire(np.flatnonzero(promote), t_now)
+        # early re-acquisition: a tentative track that continues a recently lost confirmed track (same gate as
+        # above) takes its id and confirmed status after ``reacquire_min_hits`` updates from two sensors (or a
+        # trusted one), instead of waiting for full confirmation: the gap in the picture is shorter
+        early = (~tr.confirmed) & (~dead) & (tr.hits >= cfg.reacquire_min_hits) & (
+            (tr.n_sensors(1) >= 2) | (self.trusted[np.maximum(tr.seen, 0)] & (tr.seen >= 0)).any(axis=1)) & (
+            sig < cfg.confirm_max_sigma_m) & (speed >= cfg.confirm_min_speed_mps) & (
+            speed <= cfg.confirm_max_speed_mps) & (r_exist >= cfg.confirm_min_existence) & self._silence_tested(t_now)
+        if early.any() and len(self.lost) and cfg.reacquire_min_hits > 0:
+            back = self._reacquire(np.flatnonzero(early), t_now)
+            tr.confirmed[back] = True
+            self.stats["tracks_reacquired_early"] = self.stats.get("tracks_reacquired_early", 0) + int(back.size)
         lost = dead & tr.confirmed & (speed <= cfg.confirm_max_speed_mps)  # not duplicates (merged below)
+        lost &= ~((r_exist < cfg.existence_min) & (tr.silence < np.log(0.1)))  # refuted by silence: not lost, gone
         if merge:
             dead |= self._duplicates(t_now, dead)
         if dead.any():
@@ -622,17 +714,28 @@ class Tracker:
                 self._names.pop(int(i), None)
             tr.keep(~dead)
 
+    def _silence_tested(self, t_now: float) -> np.ndarray:
+        """Tracks that may be confirmed as far as silence goes: supported by a scanning or trusted sensor, or the
+        silence test has had ``confirm_silence_power`` nats of power, or ``confirm_silence_wait_s`` have passed."""
+        tr, cfg = self.tracks, self.cfg
+        if not cfg.silence or not len(self.silence):
+            return np.ones(len(tr), bool)
+        slot = np.maximum(tr.seen, 0)
+        strong = ((tr.seen >= 0) & (np.isfinite(self.pd[slot]) | self.trusted[slot])).any(axis=1)
+        return strong | (tr.silence_power >= cfg.confirm_silence_power) | (
+            t_now - tr.born >= cfg.confirm_silence_wait_s)
+
     def _first_llr(self, seen: np.ndarray) -> np.ndarray:
         """SPRT log-likelihood ratio of new tracks: one hit of each scanning sensor that started them."""
         pd = np.where(seen >= 0, self.pd[np.maximum(seen, 0)], np.nan)
         pd = np.clip(pd, 1e-3, 0.999)
         return np.sum(np.where(np.isfinite(pd), np.log(pd / self.cfg.sprt_false_continuation), 0.0), axis=1)
 
-    def _reacquire(self, new: np.ndarray, t_now: float) -> None:
+    def _reacquire(self, new: np.ndarray, t_now: float) -> np.ndarray:
         """Give newly confirmed tracks the id of the recently lost confirmed track they continue (track-to-track
         association: the lost track's prediction and the new estimate agree within the chi-square gate of their
         summed horizontal covariances, and their velocities within ``reacquire_max_dv_mps``); greedy by distance,
-        each lost track used once."""
+        each lost track used once. Returns the rows of ``new`` that took a lost track's id."""
         tr, lo = self.tracks, self.lost
         xl, Pl = self.models[0].predict(lo.x, lo.P, np.maximum(t_now - lo.t, 0.0))
         xn, Pn = self._predict(new, np.maximum(t_now - tr.t[new], 0.0))
@@ -642,8 +745,9 @@ class Tracker:
         dv = np.linalg.norm(xn[:, None, 3:5] - xl[None, :, 3:5], axis=2)
         older = lo.born[None, :] < tr.born[new][:, None]
         ok = (d2 < self.gate[2]) & (dv < self.cfg.reacquire_max_dv_mps) & older
+        taken: list[int] = []
         if not ok.any():
-            return
+            return np.zeros(0, np.int64)
         cost = np.where(ok, d2, np.inf)
         used_lost = np.zeros(len(lo), bool)
         for a, b in zip(*np.unravel_index(np.argsort(cost, axis=None), cost.shape), strict=True):
@@ -657,10 +761,12 @@ class Tracker:
             tr.id[new[a]] = lo.id[b]
             tr.born[new[a]] = lo.born[b]
             used_lost[b] = True
+            taken.append(int(new[a]))
             self.stats["tracks_reacquired"] += 1
             cost[a, :] = np.inf
         if used_lost.any():
             lo.keep(~used_lost)
+        return np.array(taken, dtype=np.int64)
 
     def existence(self, t_now: float) -> np.ndarray:
         """Existence probability of each track at ``t_now`` from negative information (IPDA-style, simplified).
@@ -680,11 +786,13 @@ class Tracker:
         pd = np.where(tr.seen >= 0, self.pd[slot], np.nan)
         usable = np.isfinite(pd) & np.isfinite(tr.seen_dt) & (tr.seen_dt > 0)
         if not usable.any():
-            return r0
+            L = np.exp(tr.silence)
+            return r0 * L / (r0 * L + 1 - r0)
         heard_until = np.minimum(self.sensor_last_t[slot], t_now)
         span = heard_until - tr.last_update[:, None]
         k = np.where(usable & (span > 0), np.floor(span / np.where(usable, tr.seen_dt, 1.0) - 0.25), 0.0)
         logL = np.sum(np.where(k > 0, k * np.log1p(-np.where(usable, np.minimum(pd, 0.999), 0.0)), 0.0), axis=1)
+        logL += tr.silence
         L = np.exp(logL)
         return r0 * L / (r0 * L + 1 - r0)
 

@@ -1,7 +1,10 @@
 // skytrace live map (offline: no tiles, nothing fetched from outside the service).
 // Layers, bottom to top: oblasts (the land, coloured by the alert roll-up when zoomed out), 15 km cells (drawn
 // only when alerted or zoomed in, so 3,300 zones stay cheap), places (GeoNames towns, label hierarchy by zoom),
-// sensors (muted, toggleable), drones (one canvas: uncertainty circle, trail, 5-min fan, heading arrow, label).
+// sensor coverage (acoustic audible ranges, radar coverage; off by default), sensors (muted, toggleable), tracks
+// (one canvas: uncertainty circle, trail, 5-min fan, class symbol with heading, label). Classes: a non-cooperative
+// track is a possible drone (amber arrow); ADS-B aircraft (manned, cyan aeroplane) and Remote ID drones
+// (cooperative, green diamond) are drawn apart by colour AND shape, and get no threat fan.
 // Warning and imminent differ in colour (yellow / magenta, colour-blind safe) AND pattern (dashed outline / hatched
 // fill). Times are local (Europe/Kyiv unless ?tz=...) with UTC on hover. State is on window.skytrace for tests.
 "use strict";
@@ -15,10 +18,14 @@
   const tr = t;
   document.documentElement.lang = LANG;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  const COL = { warning: "#f2c12e", imminent: "#e0287d", drone: "#ffb020", coast: "#9aa4ae" };
+  const COL = { warning: "#f2c12e", imminent: "#e0287d", drone: "#ffb020", coast: "#9aa4ae", manned: "#5cc8ff",
+                coop: "#5fd38d", acoustic: "#4f8fd6", radar: "#9b7fe0" };
+  // One font for the canvas and the page (CSS --map-font), read at each draw: a test can pin it.
+  const font = (spec) => `${spec} ${getComputedStyle(document.documentElement).getPropertyValue("--map-font").trim() || "system-ui, sans-serif"}`;
   const st = window.skytrace = { tracks: new Map(), zoneAlert: new Set(), zoneLevel: new Map(), rollup: {},
                                  frameMs: [], msgs: 0, lastMsgWall: 0, mode: "live", feedStalled: true,
-                                 lastStatus: null, tz: TZ, lang: LANG, labelsDrawn: 0, placesDrawn: 0, newAlerts: 0 };
+                                 lastStatus: null, tz: TZ, lang: LANG, labelsDrawn: 0, placesDrawn: 0, newAlerts: 0,
+                                 classDrawn: {}, coverageDrawn: 0 };
   const $ = (id) => document.getElementById(id);
   const renderer = L.canvas({ padding: 0.2 });
   const map = L.map("map", { preferCanvas: true, renderer, zoomControl: false, attributionControl: false,
@@ -26,9 +33,10 @@
   st.map = map;
   L.control.zoom({ position: "bottomleft" }).addTo(map);
   map.createPane("cells").style.zIndex = 405;
+  map.createPane("coverage").style.zIndex = 410;
   map.createPane("places").style.zIndex = 420;
   map.createPane("drones").style.zIndex = 450;
-  for (const p of ["places", "drones"]) map.getPane(p).style.pointerEvents = "none";
+  for (const p of ["coverage", "places", "drones"]) map.getPane(p).style.pointerEvents = "none";
   const cellRenderer = L.canvas({ padding: 0.2, pane: "cells" });
   const fitPad = { paddingTopLeft: [10, 40], paddingBottomRight: [10, 10] };
 
@@ -64,7 +72,7 @@
   // An oblast alerted itself is filled with its level's style; an oblast with alerted cells (the roll-up) gets
   // the level's outline when zoomed out (so one alerted cell does not look like a whole alerted oblast).
   function oblastStyle(id) {
-    const base = { color: "#52657a", weight: 1, dashArray: null, fillColor: "#1a2633", fillOpacity: 0.75 };
+    const base = { color: "#52657a", weight: 1, dashArray: null, fillColor: "#1a2633", fillOpacity: st.tiles ? 0.12 : 0.75 };
     const own = st.zoneLevel.get(id);
     if (own === "imminent") return { ...base, color: COL.imminent, weight: 3, fillColor: HATCH, fillOpacity: 0.55 };
     if (own) return { ...base, color: COL.warning, weight: 2.5, dashArray: "8 5", fillColor: "#3d3518", fillOpacity: 0.85 };
@@ -82,7 +90,7 @@
     }
     const layer = L.geoJSON({ type: "FeatureCollection", features: obl }, { renderer,
       style: (f) => oblastStyle(String(f.properties.id)),
-      onEachFeature: (f, l) => { oblasts.set(String(f.properties.id), l); l.on("click", () => showZone(String(f.properties.id))); } });
+      onEachFeature: (f, l) => { oblasts.set(String(f.properties.id), l); l.on("click", (e) => zoneClick(e, String(f.properties.id))); } });
     layer.addTo(map);
     layer.bringToBack();
     if (obl.length && !st.sensorBounds) map.fitBounds(layer.getBounds(), fitPad);
@@ -90,6 +98,19 @@
     st.cellsTotal = cells.size;
     refreshZones();
     rerenderAlerts();  // names and roll-up need the zones
+  });
+  // Optional base tiles (rivers, roads, terrain) chosen by the operator ([service] map_tiles): from skytrace itself
+  // (a tile directory or MBTiles file) or the operator's tile server. None by default: nothing leaves the service.
+  fetch("api/v1/map").then((r) => r.ok ? r.json() : {}).then((cfg) => {
+    if (!cfg.tiles) return;
+    st.tiles = cfg.tiles; st.tilesLoaded = 0; st.tilesFailed = 0;
+    const layer = L.tileLayer(cfg.tiles.url, { maxNativeZoom: cfg.tiles.max_zoom, maxZoom: 20, opacity: 0.85 });
+    layer.on("tileload", () => st.tilesLoaded++).on("tileerror", () => st.tilesFailed++).addTo(map);
+    for (const [id, l] of oblasts) l.setStyle(oblastStyle(id));  // the land becomes a tint over the tiles
+    if (cfg.tiles.attribution) {
+      const a = document.createElement("div"); a.className = "attribution"; a.textContent = cfg.tiles.attribution;
+      document.body.appendChild(a);
+    }
   });
   function cellBounds(f) {
     if (!f._b) f._b = L.geoJSON(f).getBounds();
@@ -107,7 +128,7 @@
       let l = cellLayers.get(id);
       if (!l) {
         l = L.geoJSON(cells.get(id), { renderer: cellRenderer, style: () => cellStyle(st.zoneLevel.get(id)) });
-        l.on("click", () => showZone(id));
+        l.on("click", (e) => zoneClick(e, id));
         cellLayers.set(id, l); cellGroup.addLayer(l);
       } else l.setStyle(cellStyle(st.zoneLevel.get(id)));
     }
@@ -189,7 +210,7 @@
   const placeLayer = new Overlay((g, m, size) => {
     const minPop = minPopAt(m.getZoom()), fits = labelGrid();
     let n = 0;
-    g.font = "12px system-ui, sans-serif"; g.textBaseline = "middle";
+    g.font = font("12px"); g.textBaseline = "middle";
     for (const p of places) {  // sorted by population: big towns win the label space
       if (p.pop < minPop) break;
       const pt = m.latLngToContainerPoint([p.lat, p.lon]);
@@ -198,7 +219,7 @@
       if (!fits(pt.x - 3, pt.y - 7, w + 6, 14)) continue;
       g.fillStyle = big ? "#e6edf3" : "#b7c3cf";
       g.beginPath(); g.arc(pt.x, pt.y, big ? 3.5 : 2.2, 0, 2 * Math.PI); g.fill();
-      g.font = big ? "600 13px system-ui, sans-serif" : "12px system-ui, sans-serif";
+      g.font = big ? font("600 13px") : font("12px");
       g.lineWidth = 3; g.strokeStyle = "rgba(14,22,33,0.85)"; g.strokeText(p.name, pt.x + 5, pt.y);
       g.fillText(p.name, pt.x + 5, pt.y);
       n++;
@@ -209,7 +230,10 @@
 
   // ---------------------------------------------------------------------------------------------- sensors
   const sensorLayer = L.layerGroup().addTo(map);
+  let sensorList = [];
   fetch("api/v1/sensors").then((r) => r.json()).then((doc) => {
+    sensorList = doc.sensors.filter((s) => s.lat != null && s.max_range_m);
+    if (map.hasLayer(coverageLayer)) coverageLayer.redraw();
     const pts = doc.sensors.filter((s) => s.lat != null).map((s) => [s.lat, s.lon]);
     if (pts.length > 1) {  // the network's area is where the picture is: start there
       st.sensorBounds = L.latLngBounds(pts).pad(0.15);
@@ -227,6 +251,30 @@
     if (e.target.checked) layer.addTo(map); else map.removeLayer(layer);
   });
   toggle("layer-sensors", sensorLayer);
+
+  // Coverage: where each sensor can hear or see a target (acoustic nodes: their audible range; radars: their
+  // instrumented range), from sensors.json's max_range_m. Each kind is filled as one path with the non-zero
+  // rule, so overlapping circles make one evenly tinted union (coverage, not a count) with its own outline.
+  const coverageLayer = new Overlay((g, m, size) => {
+    const mpp = (lat) => (40075016.686 * Math.cos((lat * Math.PI) / 180)) / Math.pow(2, m.getZoom() + 8);
+    let n = 0;
+    for (const [kind, col, fill] of [["acoustic", COL.acoustic, 0.16], ["radar", COL.radar, 0.12]]) {
+      g.beginPath();
+      for (const s of sensorList) {
+        if ((kind === "radar") !== (s.kind === "radar")) continue;
+        const p = m.latLngToContainerPoint([s.lat, s.lon]), r = s.max_range_m / mpp(s.lat);
+        if (p.x + r < 0 || p.y + r < 0 || p.x - r > size.x || p.y - r > size.y) continue;
+        g.moveTo(p.x + r, p.y); g.arc(p.x, p.y, r, 0, 2 * Math.PI);
+        n++;
+      }
+      g.globalAlpha = fill; g.fillStyle = col; g.fill("nonzero");
+      g.globalAlpha = 0.5; g.strokeStyle = col; g.lineWidth = 0.8; g.stroke();
+      g.globalAlpha = 1;
+    }
+    st.coverageDrawn = n;
+  }, "coverage");
+  toggle("layer-coverage", coverageLayer);
+  $("layer-coverage").addEventListener("change", (e) => { if (!e.target.checked) st.coverageDrawn = 0; });
   toggle("layer-places", placeLayer);
 
   // ---------------------------------------------------------------------------------------------- drones
@@ -237,12 +285,15 @@
   const trackLayer = new Overlay((g, m, size) => {
     const fits = labelGrid(), z = m.getZoom();
     let nLabels = 0;
+    const drawn = { drone: 0, manned: 0, "cooperative-uav": 0 };
     const mpp = (lat) => (40075016.686 * Math.cos((lat * Math.PI) / 180)) / Math.pow(2, z + 8);
     for (const tr of st.tracks.values()) {
       const p = m.latLngToContainerPoint([tr.lat, tr.lon]);
       if (p.x < -200 || p.y < -200 || p.x > size.x + 200 || p.y > size.y + 200) continue;
       const coast = tr.status === "coasting", tentative = tr.status === "tentative";
-      const col = coast || tentative ? COL.coast : COL.drone;
+      const kind = tr.cls === "manned" ? "manned" : tr.cls === "cooperative-uav" ? "cooperative-uav" : "drone";
+      const col = coast || tentative ? COL.coast : kind === "manned" ? COL.manned : kind === "drone" ? COL.drone : COL.coop;
+      drawn[kind]++;
       const r = tr.sigma / mpp(tr.lat);  // 1-sigma position uncertainty
       if (r > 4) {
         g.beginPath(); g.arc(p.x, p.y, Math.min(r, 400), 0, 2 * Math.PI);
@@ -255,7 +306,7 @@
         g.strokeStyle = coast ? "rgba(154,164,174,0.6)" : "rgba(255,176,32,0.6)"; g.lineWidth = 1.5; g.stroke();
       }
       const hdg = Math.atan2(tr.ve, tr.vn), dist = tr.speed * PREDICT_S;
-      if (tr.speed > 5) {  // the 5-min fan: where constant speed with +-12 deg of heading change takes it
+      if (tr.speed > 5 && kind === "drone") {  // the 5-min fan: where constant speed with +-12 deg of heading change takes it
         const a = (FAN_DEG * Math.PI) / 180, ends = [-a, 0, a].map((d) => m.latLngToContainerPoint(
           offset(tr.lat, tr.lon, dist * Math.sin(hdg + d), dist * Math.cos(hdg + d))));
         g.beginPath(); g.moveTo(p.x, p.y); g.lineTo(ends[0].x, ends[0].y); g.lineTo(ends[1].x, ends[1].y);
@@ -264,20 +315,34 @@
         g.beginPath(); g.moveTo(p.x, p.y); g.lineTo(ends[1].x, ends[1].y);
         g.setLineDash([4, 4]); g.strokeStyle = "rgba(255,176,32,0.7)"; g.lineWidth = 1; g.stroke(); g.setLineDash([]);
       }
-      // heading arrow (screen y grows downwards: rotate by the compass heading)
+      // class symbol with heading (screen y grows downwards: rotate by the compass heading): arrow = possible
+      // drone, aeroplane = manned aircraft (ADS-B), diamond with a heading tick = Remote ID drone
       g.save(); g.translate(p.x, p.y); g.rotate(hdg);
-      g.beginPath(); g.moveTo(0, -9); g.lineTo(6, 7); g.lineTo(0, 3); g.lineTo(-6, 7); g.closePath();
+      g.beginPath();
+      if (kind === "manned") {
+        g.moveTo(0, -10); g.lineTo(1.6, -4); g.lineTo(9, 1); g.lineTo(9, 3); g.lineTo(1.6, 0.5); g.lineTo(1.2, 6);
+        g.lineTo(4, 8.5); g.lineTo(4, 10); g.lineTo(0, 9); g.lineTo(-4, 10); g.lineTo(-4, 8.5); g.lineTo(-1.2, 6);
+        g.lineTo(-1.6, 0.5); g.lineTo(-9, 3); g.lineTo(-9, 1); g.lineTo(-1.6, -4);
+      } else if (kind === "cooperative-uav") {
+        g.moveTo(0, -7); g.lineTo(6, 0); g.lineTo(0, 7); g.lineTo(-6, 0); g.closePath();
+      } else { g.moveTo(0, -9); g.lineTo(6, 7); g.lineTo(0, 3); g.lineTo(-6, 7); }
+      g.closePath();
       if (coast || tentative) { g.setLineDash([2, 2]); g.strokeStyle = col; g.lineWidth = 1.5; g.stroke(); g.setLineDash([]); }
       else { g.fillStyle = col; g.fill(); g.strokeStyle = "#0e1621"; g.lineWidth = 1; g.stroke(); }
+      if (kind === "cooperative-uav") {  // its heading
+        g.beginPath(); g.moveTo(0, -7); g.lineTo(0, -13); g.strokeStyle = col; g.lineWidth = 2; g.stroke();
+      }
       g.restore();
       if (!showLabels) continue;
-      const l1 = tr.id + (coast ? " (coasting)" : tentative ? " (tentative)" : "");
+      const who = kind === "manned" ? t("cls_manned", { id: tr.targetId || "" })
+        : kind === "cooperative-uav" ? t("cls_coop", { id: tr.targetId || "" }) : "";
+      const l1 = tr.id + (who ? " · " + who : "") + (coast ? " (coasting)" : tentative ? " (tentative)" : "");
       const l2 = `${(tr.speed * 3.6).toFixed(0)} km/h · ${tr.alt.toFixed(0)} m`;
       const th = st.threat && st.threat.get(tr.id);
       const lines = [[l1, col], [l2, "#d0d7de"]];
       if (th) lines.push([`→ ${placeOf(th.zone)}${th.eta_s != null ? " " + fmtEta(th.eta_s) : ""}`,
                           th.level === "imminent" ? "#ff8fc4" : COL.warning]);
-      g.font = "11px system-ui, sans-serif";
+      g.font = font("11px");
       const w = Math.max(...lines.map(([txt]) => g.measureText(txt).width)) + 4, h = 12 * lines.length + 2;
       if (!fits(p.x + 9, p.y - 13, w, h)) continue;
       g.textBaseline = "middle"; g.lineWidth = 3; g.strokeStyle = "rgba(14,22,33,0.9)";
@@ -288,6 +353,7 @@
       nLabels++;
     }
     st.labelsDrawn = nLabels;
+    st.classDrawn = drawn;
   }, "drones");
   trackLayer.addTo(map);
 
@@ -301,7 +367,7 @@
       Object.assign(tr, { lat: m.lat[i], lon: m.lon[i], alt: m.alt_m[i], ve: m.ve[i], vn: m.vn[i],
                           vu: m.vu ? m.vu[i] : 0, speed: Math.hypot(m.ve[i], m.vn[i]),
                           sigma: m.pos_sigma_m ? m.pos_sigma_m[i] : 0, status: m.status ? m.status[i] : "confirmed",
-                          t: m.t });
+                          cls: m["class"] ? m["class"][i] : null, targetId: m.target_id ? m.target_id[i] : null, t: m.t });
       if (!keepTrails) tr.trail.length = 0;
       tr.trail.push([tr.lat, tr.lon]);
       if (tr.trail.length > TRAIL_POINTS) tr.trail.shift();
@@ -313,21 +379,27 @@
     if (m.t) setClock(m.t);
   }
   function setClock(t) {
-    $("clock").textContent = `${fmtTime(t)} ${dayFmt.format(new Date(t * 1000))}`;
+    const sp = st.lastStatus && st.lastStatus.clock_speed;  // an accelerated replay says how fast it plays
+    $("clock").textContent = `${fmtTime(t)} ${dayFmt.format(new Date(t * 1000))}` + (sp && sp !== 1 ? ` · ${sp.toFixed(sp < 10 ? 1 : 0)}x` : "");
     $("clock").title = `${fmtUtc(t)} (shown in ${TZ})`;
   }
-  // a click near a drone: its details (the label shows the essentials already)
-  map.on("click", (e) => {
-    const p = e.containerPoint;
+  // a click near a drone: its details (the label shows the essentials already); it wins over the zone under it
+  function trackAt(p) {
     let best = null, bestD = 14 * 14;
     for (const tr of st.tracks.values()) {
       const q = map.latLngToContainerPoint([tr.lat, tr.lon]), d = (q.x - p.x) ** 2 + (q.y - p.y) ** 2;
       if (d < bestD) { best = tr; bestD = d; }
     }
+    return best;
+  }
+  function zoneClick(e, id) { if (!trackAt(e.containerPoint)) showZone(id); }
+  map.on("click", (e) => {
+    const best = trackAt(e.containerPoint);
     if (!best) return;
     const hdg = ((Math.atan2(best.ve, best.vn) * 180) / Math.PI + 360) % 360;
     L.popup().setLatLng([best.lat, best.lon]).setContent(
-      `<div class="pop"><b>${best.id}</b> ${best.status}<br>${(best.speed * 3.6).toFixed(0)} km/h heading ` +
+      `<div class="pop"><b>${best.id}</b> ${best.status} · ${best.cls === "manned" ? t("cls_manned", { id: best.targetId || "" })
+        : best.cls === "cooperative-uav" ? t("cls_coop", { id: best.targetId || "" }) : t("cls_drone")}<br>${(best.speed * 3.6).toFixed(0)} km/h heading ` +
       `${hdg.toFixed(0)}°, ${best.alt.toFixed(0)} m, climb ${best.vu.toFixed(1)} m/s<br>position ±${best.sigma.toFixed(0)} m ` +
       `(1σ); tracked ${fmtDur(best.t - best.firstT)} on this screen</div>`).openOn(map);
     st.popupTrack = best.id;

@@ -25,6 +25,8 @@ class AcousticFamily(BearingFamily):
     max_plausible_range_m = 30_000.0  # a Shahed engine is audible a few km away; 30 km is generous
     trusted_by_default = False
     reach_factor = 2.5
+    silence_law = "acoustic"
+    sound_delay = True
 
     def prepare(self, batch, sensors, frame):
         sig_b, sig_e = nominal_sigmas(batch, sensors)

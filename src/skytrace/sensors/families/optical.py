@@ -18,6 +18,7 @@ class OpticalFamily(BearingFamily):
     max_plausible_range_m = 100_000.0  # a small drone is not resolved by a camera much beyond tens of km
     trusted_by_default = False
     reach_factor = 1.5
+    silence_law = "range"  # a camera that should see a track but reports nothing (skytrace.tracking.silence)
 
 
 FAMILY = OpticalFamily()

@@ -1,0 +1,207 @@
+"""Kill -9 harness: the real ``skytrace serve`` as a subprocess, signed reports streamed in, SIGKILL mid-stream.
+
+Used by ``tests/test_durability.py`` (small runs in CI) and ``bench/bench_durability.py`` (longer runs with
+figures). Every report carries a unique bearing so each stored row can be traced back to the batch it came in.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skytrace.model import Detection
+from skytrace.security.fuzzing import SENSORS_SEED, ZONES_SEED
+from skytrace.security.keys import KeyRegistry, generate_private_key, load_private_key
+from skytrace.security.signing import Signer
+
+SENSOR = "ac-1"
+PER_BATCH = 5  # detections per signed batch
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())
+
+
+@dataclass
+class Site:
+    """A service directory (sensors, zones, key registry, configuration) and the node's signer."""
+
+    root: Path
+    signer: Signer
+    config: Path
+
+    @classmethod
+    def create(cls, root: Path) -> Site:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "sensors.json").write_bytes(SENSORS_SEED)
+        (root / "zones.geojson").write_bytes(ZONES_SEED)
+        reg = KeyRegistry(path=root / "keys.json")
+        reg.register(SENSOR, generate_private_key(root / f"{SENSOR}.key"))
+        reg.save()
+        config = root / "skytrace.toml"
+        # a long send window: a batch resent after a slow restart on a loaded machine is still in time
+        config.write_text(f'[service]\nkeys = "{root / "keys.json"}"\nsigned_max_age_s = 3600.0\n')
+        return cls(root, Signer(SENSOR, load_private_key(root / f"{SENSOR}.key"), seq0=1_000), config)
+
+    def batch(self, k: int) -> tuple[int, bytes]:
+        """Batch number ``k``: (seq, signed bytes); bearings k*PER_BATCH + i (mod 360 with a fraction: unique)."""
+        now = time.time()
+        dets = [Detection(t=now, sensor=SENSOR, bearing_deg=round((k * PER_BATCH + i) * 1e-3, 3))
+                for i in range(PER_BATCH)]
+        seq = 1_000 + k
+        return seq, self.signer.sign(dets, seq=seq)
+
+
+class Service:
+    """``skytrace serve`` in a subprocess on a free port (stdout/stderr to files in the site directory)."""
+
+    def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None):
+        self.site, self.db, self.mqtt_port = site, db, mqtt_port
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+
+    def start(self, timeout_s: float = 240.0) -> None:
+        self.runs += 1
+        cmd = [sys.executable, "-c", "from skytrace.cli import main; main()", "serve", str(self.site.root),
+               "--port", str(self.port), "--db", self.db, "--zones", str(self.site.root / "zones.geojson")]
+        if self.mqtt_port:  # its own persistent session on the shared test broker
+            cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--mqtt-client-id", f"svc-{self.site.root.parent.name}"]
+        env = {**os.environ, "SKYTRACE_CONFIG": str(self.site.config)}
+        out = open(self.site.root / f"serve-{self.runs}.out", "w")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
+        out.close()
+        if not wait_for(lambda: self.listening() or self.proc.poll() is not None, timeout_s) or \
+                self.proc.poll() is not None:
+            raise RuntimeError(f"serve did not start: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        return (self.site.root / f"serve-{self.runs}.out").read_text()
+
+    def listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> str:
+        """SIGINT (a clean stop), then the log."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.log()
+
+    def status(self) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", "/api/v1/status")
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+
+def post(port: int, body: bytes, timeout_s: float = 30.0) -> int | None:
+    """POST a signed batch; the HTTP status, or None when the connection failed (the service died)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("POST", "/api/v1/detections", body, {"Content-Type": "application/json"})
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+@dataclass
+class HttpStream:
+    """A node posting batches 0, 1, 2, ... in a thread, as a node with a send queue does: a batch that gets no
+    answer (connection refused or cut: the service died) or a 503 is sent again, in order, until it is answered.
+
+    ``acked``: answered 202. ``refused_on_retry``: answered 422 ``replayed`` on a retry, i.e. the dead service had
+    stored it but died before answering. ``unacked``: not answered when the stream was stopped.
+    """
+
+    site: Site
+    port: int
+    acked: dict[int, bytes] = field(default_factory=dict)
+    refused_on_retry: dict[int, bytes] = field(default_factory=dict)
+    refused: dict[int, bytes] = field(default_factory=dict)  # 422 on the first try (must stay empty)
+    unacked: dict[int, bytes] = field(default_factory=dict)
+    failures: int = 0  # attempts without an answer or with a 503
+    stop_flag: threading.Event = field(default_factory=threading.Event)
+    k: int = 0
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            seq, body = self.site.batch(self.k)
+            self.k += 1
+            retried = False
+            while True:
+                code = post(self.port, body)
+                if code == 202:
+                    self.acked[seq] = body
+                    break
+                if code == 422:
+                    (self.refused_on_retry if retried else self.refused)[seq] = body
+                    break
+                self.failures += 1
+                retried = True
+                if self.stop_flag.is_set():
+                    self.unacked[seq] = body
+                    return
+                time.sleep(0.05)
+
+    def start(self) -> threading.Thread:
+        th = threading.Thread(target=self.run, daemon=True)
+        th.start()
+        return th
+
+    def sent(self) -> list[int]:
+        """Every batch the service answered 202 or 422-on-retry: each must be stored exactly once."""
+        return sorted(set(self.acked) | set(self.refused_on_retry))
+
+
+def stored_bearings(db: str) -> list[float]:
+    """Every stored detection's bearing (to count each report's copies)."""
+    from skytrace.store import open_store
+
+    store = open_store(db)
+    try:
+        return [d.bearing_deg for d in store.detections(0, 1e12, limit=200_000)]
+    finally:
+        store.close()
+
+
+def bearings_of(seq: int) -> list[float]:
+    k = seq - 1_000
+    return [round((k * PER_BATCH + i) * 1e-3, 3) for i in range(PER_BATCH)]
