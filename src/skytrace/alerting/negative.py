@@ -22,6 +22,7 @@ import numpy as np
 from skytrace.batch import ACOUSTIC, OPTICAL, RADAR, DetectionBatch, SensorTable
 
 M_PER_DEG = 111_320.0
+TIER_SPLIT_M = 5000.0  # exclusion radii above this (radars) are searched in their own tree
 RANGE_GATE_M = 3000.0  # a ranged report (radar plot) spares particles within this of its range
 
 
@@ -50,12 +51,18 @@ class SilenceMap:
         self.lat0 = float(np.mean(sensors.lat[self.rows])) if self.rows.size else 0.0
         self._cos = np.cos(np.radians(self.lat0))
         self.lat, self.lon = sensors.lat, sensors.lon
-        self._tree = None
+        # two tiers of reach (acoustic nodes ~2 km, radars ~20 km), each with its own tree, so that a ball query
+        # at a radar's reach does not return every acoustic node for 20 km around
+        self._tiers = []
         if self.rows.size:
             from scipy.spatial import cKDTree
 
-            self._tree = cKDTree(np.column_stack(self._xy(self.lat[self.rows], self.lon[self.rows])))
-        self._rmax = float(self.radius_m.max()) if self.rows.size else 0.0
+            far = self.radius_m[self.rows] > TIER_SPLIT_M
+            for sel in (~far, far):
+                rows = self.rows[sel]
+                if rows.size:
+                    tree = cKDTree(np.column_stack(self._xy(self.lat[rows], self.lon[rows])))
+                    self._tiers.append((rows, tree, float(self.radius_m[rows].max())))
         self._t = np.zeros(0)
         self._row = np.zeros(0, np.int64)
         self._brg = np.zeros(0)
@@ -83,15 +90,19 @@ class SilenceMap:
         """Bool per point: some sensor that would have reported a drone there has reported nothing toward it
         for ``silence_s`` (and has been listened to that long)."""
         out = np.zeros(lat.size, bool)
-        if self._tree is None or lat.size == 0 or self._t_first is None or t - self._t_first < self.silence_s:
+        if not self._tiers or lat.size == 0 or self._t_first is None or t - self._t_first < self.silence_s:
             return out
         x, y = self._xy(lat, lon)
-        hits = self._tree.query_ball_point(np.column_stack([x, y]), self._rmax)
-        lens = np.fromiter((len(h) for h in hits), np.int64, lat.size)
-        if lens.sum() == 0:
+        pis, sis = [], []
+        for rows, tree, rmax in self._tiers:
+            hits = tree.query_ball_point(np.column_stack([x, y]), rmax)
+            lens = np.fromiter((len(h) for h in hits), np.int64, lat.size)
+            if lens.sum():
+                pis.append(np.repeat(np.arange(lat.size), lens))
+                sis.append(rows[np.concatenate([np.asarray(h, np.int64) for h in hits if h])])
+        if not pis:
             return out
-        pi = np.repeat(np.arange(lat.size), lens)
-        si = self.rows[np.concatenate([np.asarray(h, np.int64) for h in hits if h])]
+        pi, si = np.concatenate(pis), np.concatenate(sis)
         sx, sy = self._xy(self.lat[si], self.lon[si])
         dx, dy = x[pi] - sx, y[pi] - sy
         near = np.hypot(dx, dy) <= self.radius_m[si]
