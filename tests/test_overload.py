@@ -90,7 +90,16 @@ def test_websocket_clients_that_stop_reading_give_their_slot_to_a_new_one(monkey
     with ServerThread(app_module.create_app(svc, durable=False)) as server:
         url = server.url.replace("http", "ws") + "/api/v1/ws"
         # connect, then never read (and send no pings: a client whose own pings time out would leave by itself)
-        idle = [connect(url, max_queue=1, open_timeout=30, ping_interval=None) for _ in range(3)]
+        # with a small receive buffer fixed before connecting (no TCP auto-tuning to tens of MB)
+        def idle_client():
+            import socket
+
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            return connect(url, sock=sock, max_queue=1, open_timeout=30, ping_interval=None)
+
+        idle = [idle_client() for _ in range(3)]
 
         def status() -> dict:
             import urllib.request
@@ -101,7 +110,10 @@ def test_websocket_clients_that_stop_reading_give_their_slot_to_a_new_one(monkey
         assert _wait(lambda: status()["websocket"]["clients"] == 3, 30)
         with pytest.raises(InvalidStatus):  # full, and every client keeps up: refused
             connect(url, open_timeout=30)
-        big = {"type": "status", "pad": "x" * 1_000_000}
+        # incompressible padding: permessage-deflate would shrink "xxx..." a thousandfold and nothing would stall
+        import random
+
+        big = {"type": "status", "pad": random.Random(1).randbytes(480_000).hex()}  # < 1 MiB: a client max_size
         for _ in range(80):  # more than the socket buffers hold: the idle clients' sends stall
             svc._loop.call_soon_threadsafe(svc.publish, [big])
 

@@ -577,6 +577,7 @@
   async function showHistory(t) {
     st.mode = "history";
     st.historyT = t;
+    setFeed();  // the feed badge says HISTORY at once, not at its next half-second refresh
     const back = t - nowT();
     $("scrub-label").textContent = `${fmtTime(t)} (${tr("ago", { dur: fmtDur(-back) })})`;
     $("scrub-label").title = fmtUtc(t);
@@ -610,7 +611,7 @@
     }, 1000);
   });
   function goLive() { stopPlay(); st.mode = "live"; scrub.value = 0; $("scrub-label").textContent = t("live_label");
-                      if (st.lastAlerts) showAlerts(st.lastAlerts, st.lastRollup); }
+                      if (st.lastAlerts) showAlerts(st.lastAlerts, st.lastRollup); setFeed(); }
   $("live").addEventListener("click", goLive);
 
   // History at a point: right-click (long-press on a phone) asks the store what flew within 2 km in the last 12 h.
