@@ -168,24 +168,17 @@ def evaluate(data: RunData, every_s: float, quick: bool = False) -> list[dict]:
     rows = []
     for name in ("oblast", "raion"):
         rows.append(data.score(name, data.base[name], 960.0) | {"cpu_s": 0.0, "events": None})
-    if quick:
-        cfg = EvidenceAlertConfig()
+    if not quick:
+        zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False,
+                                leaves_only=True)
+        rows.append(data.score("zone/300, cells (before)", zp, 360.0) | {"cpu_s": round(zc, 1), "events": zn})
+        zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False)
+        rows.append(data.score("zone/300, cells + its oblast alerts", zp, 360.0) | {"cpu_s": round(zc, 1),
+                                                                                    "events": zn})
+        cfg = EvidenceAlertConfig(**PREVIOUS)
         ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
-        rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
-                                                                                    "events": en})
-        base = rows[0]["false_alert_km2_min"] or 1
-        for r in rows:
-            r["needless_vs_oblast"] = round(r["false_alert_km2_min"] / base, 3)
-        return rows
-    zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False, leaves_only=True)
-    rows.append(data.score("zone/300, cells (before)", zp, 360.0) | {"cpu_s": round(zc, 1), "events": zn})
-    zp, zc, zn = run_policy(data, ZoneAlertConfig(lead_target_s=300.0), "zone", every_s, False)
-    rows.append(data.score("zone/300, cells + its oblast alerts", zp, 360.0) | {"cpu_s": round(zc, 1),
-                                                                                "events": zn})
-    cfg = EvidenceAlertConfig(**PREVIOUS)
-    ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
-    rows.append(data.score("evidence, previous settings", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
-                                                                                          "events": en})
+        rows.append(data.score("evidence, previous settings", ep, cfg.lead_target_s + 60.0)
+                    | {"cpu_s": round(ec, 1), "events": en})
     cfg = EvidenceAlertConfig()
     ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
     rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
