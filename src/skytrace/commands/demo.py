@@ -68,8 +68,11 @@ def _live_demo(out: Path, scenario: str, sc, seed: int, speed: float, port: int,
     if sim.exitcode not in (None, 0) or not _sensors_ready(out / "sensors.json"):
         sim.join()
         raise SkytraceError(f"the simulation of {sc.name} failed (exit code {sim.exitcode}); see above")
+    # Only this thread polls or joins the child processes: two threads reaping one child race (the loser of
+    # waitpid sees no child and reads exit code None), so the others learn of the ends through events.
+    sim_done = threading.Event()
     live_demo = LiveDemo(out, speed=speed, port=port, echo=typer.echo, loop=loop,
-                         source_done=lambda: sim.exitcode is not None, zones=zones)
+                         source_done=sim_done.is_set, zones=zones)
     live_demo.start()
     length = f" ({sc.duration_s / 3600:.1f} h in ~{sc.duration_s / speed / 60:.0f} min)" if sc.type == "wave" else ""
     typer.echo(f"[live] map: {live_demo.url}/  up {time.monotonic() - t0:.1f} s after start; the night plays at "
@@ -77,6 +80,7 @@ def _live_demo(out: Path, scenario: str, sc, seed: int, speed: float, port: int,
     chain = None
     try:
         sim.join()
+        sim_done.set()
         if sim.exitcode != 0:
             raise SkytraceError(f"the simulation of {sc.name} failed (exit code {sim.exitcode}); see above")
         res = results.get(timeout=30)
@@ -84,16 +88,18 @@ def _live_demo(out: Path, scenario: str, sc, seed: int, speed: float, port: int,
         typer.echo("      steps 2-5 (tracking, scoring, alerts, drawing) run in a separate process; the map stays live")
         chain = ctx.Process(target=_chain_worker, args=(str(out), scenario, seed, res), name="skytrace-offline")
         chain.start()
+        chain_done = threading.Event()
 
-        def announce() -> None:
+        def announce() -> None:  # the one place that joins the chain
             chain.join()
+            chain_done.set()
             if chain.exitcode == 0:
                 typer.echo(f"[live] offline chain done; the map is at {live_demo.url}/ (Ctrl-C to stop)")
 
         threading.Thread(target=announce, name="skytrace-offline-watch", daemon=True).start()
         live_demo.wait(keep_up=not headless)
         if not live_demo.interrupted:  # headless: the run ends when both halves have
-            chain.join()
+            chain_done.wait()
     except KeyboardInterrupt:
         pass
     finally:
