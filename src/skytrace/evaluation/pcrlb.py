@@ -32,13 +32,17 @@ def cv_transition(dt: float, q_h: float, q_v: float) -> tuple[np.ndarray, np.nda
     return F, Q
 
 
-def expected_information(H: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """Mean over samples of H^T R^{-1} H: H (n, m, d) Jacobians at the true states, R (n, m, m) or (m, m).
+def information(H: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """H^T R^{-1} H of each sample (n, d, d): H (n, m, d) Jacobians at the true states, R (n, m, m) or (m, m).
     Padded measurement rows (H row 0) add nothing."""
     H = np.asarray(H, dtype=float)
     R = np.broadcast_to(np.asarray(R, dtype=float), (H.shape[0], H.shape[1], H.shape[1]))
-    RinvH = np.linalg.solve(R, H)
-    return np.mean(np.swapaxes(H, 1, 2) @ RinvH, axis=0)
+    return np.swapaxes(H, 1, 2) @ np.linalg.solve(R, H)
+
+
+def expected_information(H: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Mean over samples of H^T R^{-1} H (:func:`information`)."""
+    return np.mean(information(H, R), axis=0)
 
 
 def pcrlb_recursion(F: np.ndarray, Q: np.ndarray, J0: np.ndarray, info: np.ndarray) -> np.ndarray:
