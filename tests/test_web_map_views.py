@@ -120,7 +120,7 @@ def _open(browser, server, **kw):  # noqa: F811
     outside = _no_external_requests(page, server.url)
     page.goto(server.url + "/")
     page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.placesLoaded > 0 && {ST}.sensorsLoaded > 0 "
-                           f"&& {ST}.tracks.size === 4 && {ST}.activeAlerts && {ST}.activeAlerts.length === 2",
+                           f"&& {ST}.riversLoaded > 0 && {ST}.tracks.size === 4 && {ST}.activeAlerts && {ST}.activeAlerts.length === 2",
                            timeout=30_000)
     return page, outside
 
@@ -182,6 +182,56 @@ def test_coverage_layer_shows_what_the_sensors_reach_and_toggles(fixed_service, 
     assert outside_ac[3] == 0
     page.uncheck("#layer-coverage")
     assert page.evaluate("document.querySelector('.leaflet-coverage-pane canvas') === null")
+    page.close()
+    assert outside == []
+
+
+def _renderer_pixel_js(pane: str, lat: float, lon: float) -> str:
+    """JS expression: RGBA of a Leaflet canvas renderer's canvas in ``pane`` at a position; such a canvas extends
+    past the view by its padding, so the point is taken relative to the canvas's own place on the page."""
+    return f"""(() => {{ const c = document.querySelector('.leaflet-{pane}-pane canvas');
+        const p = {ST}.map.latLngToContainerPoint([{lat}, {lon}]);
+        const m = {ST}.map.getContainer().getBoundingClientRect(), r = c.getBoundingClientRect();
+        const k = c.width / r.width;
+        return [...c.getContext('2d').getImageData(Math.round((p.x + m.left - r.left) * k),
+                                                   Math.round((p.y + m.top - r.top) * k), 1, 1).data]; }})()"""
+
+
+def _renderer_pixel(page, pane: str, lat: float, lon: float) -> list[int]:
+    return page.evaluate(_renderer_pixel_js(pane, lat, lon))
+
+
+def _river_vertex_near(lat: float, lon: float) -> tuple[float, float]:
+    """The vertex of the shipped rivers layer nearest to a point (lat, lon)."""
+    import json
+    from importlib import resources
+
+    doc = json.loads(resources.files("skytrace.data").joinpath("basemap-rivers.json").read_text())
+    pts = [(y, x) for f in doc["features"] if f["properties"]["kind"] == "river"
+           for line in f["geometry"]["coordinates"] for x, y in line]
+    return min(pts, key=lambda p: (p[0] - lat) ** 2 + ((p[1] - lon) * 0.64) ** 2)
+
+
+def test_rivers_are_drawn_offline_under_the_zones_and_toggle(fixed_service, browser):  # noqa: F811
+    """The shipped Natural Earth rivers: drawn (blue) on the Dnipro by Kyiv, not 25 km west of it, below the alert
+    cells and above the land; the checkbox hides them; nothing fetched from outside."""
+    server, svc = fixed_service
+    page, outside = _open(browser, server, viewport={"width": 1000, "height": 700})
+    lat, lon = _river_vertex_near(50.45, 30.6)
+    assert abs(lat - 50.45) < 0.2 and abs(lon - 30.6) < 0.2  # the Dnipro passes Kyiv
+    _settle(page, lat, lon, 9)
+    on = _renderer_pixel(page, "rivers", lat, lon)
+    off = _renderer_pixel(page, "rivers", 50.45, 30.25)  # Irpin river plain: no 1:50m river there
+    assert on[3] > 100 and on[2] > on[0], on  # the river colour #2f6f9f
+    assert off[3] == 0, off
+    z = page.evaluate("['overlay', 'rivers', 'cells'].map(p => +getComputedStyle(document.querySelector("
+                      "'.leaflet-' + p + '-pane')).zIndex)")
+    assert z[0] < z[1] < z[2], z  # land < rivers < alert cells
+    page.uncheck("#layer-rivers")  # the renderer's canvas stays; it is cleared at the next animation frame
+    page.wait_for_function(f"!{ST}.map.hasLayer({ST}.riverLayer) && {_renderer_pixel_js('rivers', lat, lon)}[3] === 0",
+                           timeout=5_000)
+    page.check("#layer-rivers")
+    page.wait_for_function(f"{_renderer_pixel_js('rivers', lat, lon)}[3] > 100", timeout=5_000)
     page.close()
     assert outside == []
 

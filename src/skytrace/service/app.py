@@ -5,6 +5,7 @@ Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, an o
 - ``GET  /status``                       feed health, counters, step timing
 - ``GET  /sensors``, ``GET /zones``      the network and the alert zones (GeoJSON, simplified for the map)
 - ``GET  /places``                       towns for the offline base map (GeoNames, >= 5,000 inhabitants)
+- ``GET  /rivers``                       rivers and lakes for the offline base map (Natural Earth 1:50m)
 - ``GET  /tracks``                       the current picture (columns, as on the websocket)
 - ``GET  /alerts``                       active alerts, and stored alert periods with ``?since=``
 - ``GET  /history/near``                 what flew within ``radius_m`` of a point between ``t0`` and ``t1``
@@ -216,6 +217,12 @@ def places_json() -> bytes:
     return resources.files("skytrace.data").joinpath("basemap-places.json").read_bytes()
 
 
+@functools.cache
+def rivers_json() -> bytes:
+    """The base map's rivers and lakes (``data/basemap-rivers.json``, Natural Earth 1:50m), read once."""
+    return resources.files("skytrace.data").joinpath("basemap-rivers.json").read_bytes()
+
+
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
                allowed_origins: tuple[str, ...] = (), durable: bool = True, routers: tuple = (),
@@ -297,6 +304,10 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     @app.get("/api/v1/places", summary="Towns for the offline base map (GeoNames, population >= 5,000)")
     def places() -> Response:
         return Response(places_json(), media_type="application/json")
+
+    @app.get("/api/v1/rivers", summary="Rivers and lakes for the offline base map (Natural Earth 1:50m, GeoJSON)")
+    def rivers() -> Response:
+        return Response(rivers_json(), media_type="application/geo+json")
 
     @app.get("/api/v1/map", summary="Base-map settings of the web map (optional tiles; none: fully offline)")
     def map_settings() -> Response:

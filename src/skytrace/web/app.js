@@ -19,7 +19,8 @@
   document.documentElement.lang = LANG;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   const COL = { warning: "#f2c12e", imminent: "#e0287d", drone: "#ffb020", coast: "#9aa4ae", manned: "#5cc8ff",
-                coop: "#5fd38d", acoustic: "#4f8fd6", radar: "#9b7fe0" };
+                coop: "#5fd38d", acoustic: "#4f8fd6", radar: "#9b7fe0",
+               river: "#2f6f9f" };
   // One font for the canvas and the page (CSS --map-font), read at each draw: a test can pin it.
   const font = (spec) => `${spec} ${getComputedStyle(document.documentElement).getPropertyValue("--map-font").trim() || "system-ui, sans-serif"}`;
   const st = window.skytrace = { tracks: new Map(), zoneAlert: new Set(), zoneLevel: new Map(), rollup: {},
@@ -32,6 +33,8 @@
                              zoomSnap: 0.25 }).setView([49.0, 31.5], 6);
   st.map = map;
   L.control.zoom({ position: "bottomleft" }).addTo(map);
+  map.createPane("rivers").style.zIndex = 402;  // over the land (the oblasts' fill), under the alert cells
+  map.getPane("rivers").style.pointerEvents = "none";
   map.createPane("cells").style.zIndex = 405;
   map.createPane("coverage").style.zIndex = 410;
   map.createPane("places").style.zIndex = 420;
@@ -136,6 +139,20 @@
     st.cellsDrawn = cellLayers.size;
   }
   map.on("zoomend moveend", refreshZones);
+
+  // ---------------------------------------------------------------------------------------------- rivers
+  // Natural Earth 1:50m rivers and lakes, shipped with skytrace (nothing fetched from outside): orientation for
+  // an operator without tiles. Thin and muted, never over the alert cells or the drones; a checkbox hides them.
+  const riverLayer = L.geoJSON(null, { renderer: L.canvas({ padding: 0.2, pane: "rivers" }), interactive: false,
+    style: (f) => f.properties.kind === "lake"
+      ? { color: COL.river, weight: 0.8, fillColor: COL.river, fillOpacity: 0.55, opacity: 0.8 }
+      : { color: COL.river, weight: 1.6, opacity: 0.8 } });
+  riverLayer.addTo(map);
+  fetch("api/v1/rivers").then((r) => r.ok ? r.json() : { features: [] }).then((gj) => {
+    riverLayer.addData(gj);
+    st.riversLoaded = (gj.features || []).length;
+  });
+  st.riverLayer = riverLayer;
 
   // ---------------------------------------------------------------------------------------------- places
   let places = [];
@@ -276,6 +293,7 @@
   toggle("layer-coverage", coverageLayer);
   $("layer-coverage").addEventListener("change", (e) => { if (!e.target.checked) st.coverageDrawn = 0; });
   toggle("layer-places", placeLayer);
+  toggle("layer-rivers", riverLayer);
 
   // ---------------------------------------------------------------------------------------------- drones
   const M_PER_DEG = 111320;
