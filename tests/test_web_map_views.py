@@ -120,7 +120,8 @@ def _open(browser, server, **kw):  # noqa: F811
     outside = _no_external_requests(page, server.url)
     page.goto(server.url + "/")
     page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.placesLoaded > 0 && {ST}.sensorsLoaded > 0 "
-                           f"&& {ST}.riversLoaded > 0 && {ST}.tracks.size === 4 && {ST}.activeAlerts && {ST}.activeAlerts.length === 2",
+                           f"&& {ST}.riversLoaded > 0 "
+                           f"&& {ST}.tracks.size === 4 && {ST}.activeAlerts && {ST}.activeAlerts.length === 2",
                            timeout=30_000)
     return page, outside
 

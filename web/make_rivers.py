@@ -13,6 +13,7 @@ tiles add them (docs/service.md).
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def _inside(p: tuple[float, float]) -> bool:
 def _clip(line: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
     """Pieces of ``line`` whose segments have at least one end inside the box."""
     pieces, cur = [], []
-    for a, b in zip(line, line[1:], strict=False):
+    for a, b in itertools.pairwise(line):
         if _inside(a) or _inside(b):
             if not cur:
                 cur = [a]
