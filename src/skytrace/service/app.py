@@ -113,6 +113,9 @@ class TrackStateOut(BaseModel):
     vn: float
     vu: float
     pos_sigma_m: float
+    class_: str | None = Field(None, alias="class", description="manned, cooperative-uav, ... (absent: none known)")
+    target_id: str | None = Field(None, description="identity claimed by a cooperative target (icao:..., rid:...)")
+    identity_flag: str | None = Field(None, description="why that claim is not believed (absent: believed)")
 
 
 class NearTrack(BaseModel):

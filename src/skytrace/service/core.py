@@ -41,6 +41,24 @@ log = logging.getLogger(__name__)
 ENCODER = msgspec.json.Encoder()
 
 
+def with_identities(snap: TrackSnapshot, identities: IdentityMap | None) -> TrackSnapshot:
+    """``snap`` with its identity columns: as annotated by the pipeline's identity check when it ran, else each
+    track takes the class and identity of the first cooperative sensor that updated it (a cooperative target
+    reports as its own sensor, :mod:`skytrace.io.identity`); unchanged when there is nothing to add. What the live
+    ``tracks`` message shows and what the store keeps for history come from here, so playback shows the same class."""
+    if snap.cls is not None or not identities:
+        return snap
+    n = len(snap)
+    cls: list[str | None] = [None] * n
+    target: list[str | None] = [None] * n
+    for i in range(n):
+        for s in snap.sensors_of(i) or ():
+            if (ident := identities.by_sensor.get(s)) is not None:
+                cls[i], target[i] = ident.cls, ident.target_id
+                break
+    return dataclasses.replace(snap, cls=cls, target_id=target)
+
+
 def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None,
                      identities: IdentityMap | None = None) -> dict:
     """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s); ``class``,
@@ -51,14 +69,8 @@ def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None,
     the first cooperative sensor that updated it (a cooperative target reports as its own sensor): ``manned`` (ADS-B)
     or ``cooperative-uav`` (Remote ID); null for a non-cooperative track, which the map draws as a possible threat."""
     n = len(snap)
+    snap = with_identities(snap, identities)
     cls, target = snap.cls, snap.target_id
-    if cls is None and identities:
-        cls, target = [None] * n, [None] * n
-        for i in range(n):
-            for s in snap.sensors_of(i) or ():
-                if (ident := identities.by_sensor.get(s)) is not None:
-                    cls[i], target[i] = ident.cls, ident.target_id
-                    break
     return {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
             "track": snap.track, "status": snap.status,
             "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
@@ -317,7 +329,7 @@ class LiveService:
                 self.stats.n_stored += self.store.put_detections(backlog, self.table)
                 self._unstored = []
             if res.t - self._last_track_store >= self.track_store_every_s and len(res.tracks):
-                self.stats.n_track_rows += self.store.put_tracks(res.tracks)
+                self.stats.n_track_rows += self.store.put_tracks(with_identities(res.tracks, self.identities))
                 self._last_track_store = res.t
             if self._alerts_to_store:
                 self.store.put_alerts(self._alerts_to_store)

@@ -309,7 +309,8 @@
       const p = m.latLngToContainerPoint([tr.lat, tr.lon]);
       if (p.x < -200 || p.y < -200 || p.x > size.x + 200 || p.y > size.y + 200) continue;
       const coast = tr.status === "coasting", tentative = tr.status === "tentative";
-      const kind = tr.cls === "manned" ? "manned" : tr.cls === "cooperative-uav" ? "cooperative-uav" : "drone";
+      // a claim the identity check does not believe (e.g. a drone carrying an airliner's ADS-B) is a possible drone
+      const kind = tr.flag ? "drone" : tr.cls === "manned" ? "manned" : tr.cls === "cooperative-uav" ? "cooperative-uav" : "drone";
       const col = coast || tentative ? COL.coast : kind === "manned" ? COL.manned : kind === "drone" ? COL.drone : COL.coop;
       drawn[kind]++;
       const r = tr.sigma / mpp(tr.lat);  // 1-sigma position uncertainty
@@ -353,7 +354,8 @@
       g.restore();
       if (!showLabels) continue;
       const who = kind === "manned" ? t("cls_manned", { id: tr.targetId || "" })
-        : kind === "cooperative-uav" ? t("cls_coop", { id: tr.targetId || "" }) : "";
+        : kind === "cooperative-uav" ? t("cls_coop", { id: tr.targetId || "" })
+          : tr.flag ? t("cls_claims", { id: tr.targetId || "?" }) : "";
       const l1 = tr.id + (who ? " · " + who : "") + (coast ? " (coasting)" : tentative ? " (tentative)" : "");
       const l2 = `${(tr.speed * 3.6).toFixed(0)} km/h · ${tr.alt.toFixed(0)} m`;
       const th = st.threat && st.threat.get(tr.id);
@@ -385,7 +387,8 @@
       Object.assign(tr, { lat: m.lat[i], lon: m.lon[i], alt: m.alt_m[i], ve: m.ve[i], vn: m.vn[i],
                           vu: m.vu ? m.vu[i] : 0, speed: Math.hypot(m.ve[i], m.vn[i]),
                           sigma: m.pos_sigma_m ? m.pos_sigma_m[i] : 0, status: m.status ? m.status[i] : "confirmed",
-                          cls: m["class"] ? m["class"][i] : null, targetId: m.target_id ? m.target_id[i] : null, t: m.t });
+                          cls: m["class"] ? m["class"][i] : null, targetId: m.target_id ? m.target_id[i] : null,
+                          flag: m.identity_flag ? m.identity_flag[i] : null, t: m.t });
       if (!keepTrails) tr.trail.length = 0;
       tr.trail.push([tr.lat, tr.lon]);
       if (tr.trail.length > TRAIL_POINTS) tr.trail.shift();
@@ -416,7 +419,8 @@
     if (!best) return;
     const hdg = ((Math.atan2(best.ve, best.vn) * 180) / Math.PI + 360) % 360;
     L.popup().setLatLng([best.lat, best.lon]).setContent(
-      `<div class="pop"><b>${best.id}</b> ${best.status} · ${best.cls === "manned" ? t("cls_manned", { id: best.targetId || "" })
+      `<div class="pop"><b>${best.id}</b> ${best.status} · ${best.flag ? t("cls_suspect", { id: best.targetId || "", why: best.flag })
+        : best.cls === "manned" ? t("cls_manned", { id: best.targetId || "" })
         : best.cls === "cooperative-uav" ? t("cls_coop", { id: best.targetId || "" }) : t("cls_drone")}<br>${(best.speed * 3.6).toFixed(0)} km/h heading ` +
       `${hdg.toFixed(0)}°, ${best.alt.toFixed(0)} m, climb ${best.vu.toFixed(1)} m/s<br>position ±${best.sigma.toFixed(0)} m ` +
       `(1σ); tracked ${fmtDur(best.t - best.firstT)} on this screen</div>`).openOn(map);
@@ -602,8 +606,9 @@
     const rows = await (await fetch(`api/v1/history/states?t0=${t - HISTORY_LOOKBACK_S}&t1=${t}`)).json();
     const last = new Map();
     for (const r of rows) last.set(r.track, r);
-    const cols = { t, track: [], status: [], lat: [], lon: [], alt_m: [], ve: [], vn: [], vu: [], pos_sigma_m: [] };
-    for (const r of last.values()) for (const k of Object.keys(cols)) if (k !== "t") cols[k].push(r[k]);
+    const cols = { t, track: [], status: [], lat: [], lon: [], alt_m: [], ve: [], vn: [], vu: [], pos_sigma_m: [],
+                   class: [], target_id: [], identity_flag: [] };  // the class as stored then (null: none known)
+    for (const r of last.values()) for (const k of Object.keys(cols)) if (k !== "t") cols[k].push(r[k] ?? null);
     if (st.mode !== "history") return;  // went live while fetching
     showTracks(cols, playTimer !== null);
     const alerts = await (await fetch(`api/v1/alerts?since=${t}`)).json();

@@ -15,7 +15,8 @@ window.SKYTRACE_MESSAGES = {
     certainty: "certainty: {c}", tracks_list: "tracks: {list}", why: "why: {r}", no_alert: "no active alert",
     link: "link {age}", data: "data {age}", step: "step {dt}", ago: "{dur} ago", u_s: "s", u_min: "min", u_h: "h",
     on_map: " ({n} on map)", cls_manned: "aircraft {id} (ADS-B)", cls_coop: "Remote ID {id}",
-    cls_drone: "non-cooperative: possible drone", lg_manned: "aircraft (ADS-B)", lg_coop: "Remote ID drone",
+    cls_drone: "non-cooperative: possible drone",
+    cls_suspect: "possible drone: claims {id}, not believed ({why})", cls_claims: "claims {id}?", lg_manned: "aircraft (ADS-B)", lg_coop: "Remote ID drone",
     lg_coverage: "coverage", lg_cov_acoustic: "acoustic range", lg_cov_radar: "radar",
   },
   uk: {
@@ -32,7 +33,8 @@ window.SKYTRACE_MESSAGES = {
     tracks_list: "треки: {list}", why: "чому: {r}", no_alert: "немає активної тривоги", link: "зв'язок {age}",
     data: "дані {age}", step: "крок {dt}", ago: "{dur} тому", u_s: "с", u_min: "хв", u_h: "год",
     on_map: " (на мапі: {n})", cls_manned: "літак {id} (ADS-B)", cls_coop: "Remote ID {id}",
-    cls_drone: "некооперативна ціль: можливий дрон", lg_manned: "літак (ADS-B)", lg_coop: "дрон з Remote ID",
+    cls_drone: "некооперативна ціль: можливий дрон",
+    cls_suspect: "можливий дрон: видає себе за {id}, не підтверджено ({why})", cls_claims: "видає себе за {id}?", lg_manned: "літак (ADS-B)", lg_coop: "дрон з Remote ID",
     lg_coverage: "покриття", lg_cov_acoustic: "акустичне", lg_cov_radar: "радар",
   },
 };
