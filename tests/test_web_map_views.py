@@ -408,3 +408,64 @@ def test_operator_tiles_from_a_directory_or_mbtiles_are_served_by_skytrace(tmp_p
             TileSource.from_setting(bad)
     assert TileSource.from_setting("") is None
     assert TileSource.from_setting("https://tiles.lan/{z}/{x}/{y}.png").client()["local"] is False
+
+
+class PictureSequence(FixedTracks):
+    """A track source showing one picture until ``t_switch``, another after (the past differs from now)."""
+
+    def __init__(self, before: TrackSnapshot, after: TrackSnapshot, t_switch: float):
+        super().__init__(before)
+        self.after, self.t_switch = after, t_switch
+
+    def advance(self, t_now: float) -> TrackSnapshot:
+        return dataclasses.replace(self.snap if t_now < self.t_switch else self.after, t=t_now)
+
+
+def test_history_playback_shows_the_class_stored_then(browser):  # noqa: F811
+    """Ten minutes stepped on a virtual clock: for the first five an ADS-B aircraft, a Remote ID drone, a possible
+    drone and a track whose claimed ADS-B identity the identity check does not believe; then only the possible
+    drone. Scrubbed back to minute 2, the map shows each track with the class stored then (the live picture no
+    longer has them): aircraft, Remote ID, and the flagged claim drawn as a possible drone."""
+    n = 4
+    z = np.zeros(n)
+    before = TrackSnapshot(
+        t=T0, track=["T0001", "T0002", "T0003", "T0004"], status=["confirmed"] * n,
+        lat=np.array([50.50, 50.36, 50.44, 50.40]), lon=np.array([30.86, 30.75, 30.50, 30.66]),
+        alt_m=np.array([120.0, 200.0, 3500.0, 90.0]), ve=z + 20.0, vn=z, vu=z, pos_sigma_m=z + 50.0,
+        cls=[None, "manned", "manned", "cooperative-uav"],
+        target_id=[None, "icao:508035", "icao:4b1805", "rid:UA-RID-0042"],
+        identity_flag=[None, "drone engine heard, no radar plot", None, None])
+    after = before.take(np.array([0]))
+    table = SensorTable.from_sensors([Sensor(id="ac0", kind="acoustic", lat=50.4, lon=30.5, alt_m=150.0,
+                                             bearing_sigma_deg=3.0)])
+    stage = Pipeline(table, tracker=PictureSequence(before, after, T0 + 300), policy=FixedAlerts([]),
+                     config=PipelineConfig(alert_every_s=0.0))
+    now = [T0]
+    from skytrace.zones_grid import default_zones
+
+    svc = LiveService(table=table, zones=default_zones(), stage=stage, store=open_store(None), step_s=0.25,
+                      clock=lambda: now[0])
+    for t in np.arange(T0, T0 + 600 + 1, 2.0):
+        now[0] = float(t)
+        svc.step_once(float(t))
+    stored = {p.track: (p.cls, p.target_id, p.identity_flag) for p in svc.store.track_states(T0 + 100, T0 + 120)}
+    assert stored["T0003"] == ("manned", "icao:4b1805", None)
+    assert stored["T0002"] == ("manned", "icao:508035", "drone engine heard, no radar plot")
+    with ServerThread(create_app(svc)) as server:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        outside = _no_external_requests(page, server.url)
+        page.goto(server.url + "/")
+        page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.serverT === {now[0]} && {ST}.tracks.size === 1",
+                               timeout=30_000)
+        page.evaluate("""() => { const s = document.getElementById('scrub'); s.value = -480;
+            s.dispatchEvent(new Event('change')); }""")
+        page.wait_for_function(f"{ST}.mode === 'history' && {ST}.historyShown === 4", timeout=10_000)
+        shown = page.evaluate(f"Object.fromEntries([...{ST}.tracks.values()].map(t => [t.id, [t.cls, t.targetId, "
+                              "t.flag]]))")
+        assert shown == {"T0001": [None, None, None],
+                         "T0002": ["manned", "icao:508035", "drone engine heard, no radar plot"],
+                         "T0003": ["manned", "icao:4b1805", None], "T0004": ["cooperative-uav", "rid:UA-RID-0042", None]}
+        _settle(page, 50.44, 30.68, 10)
+        assert page.evaluate(f"{ST}.classDrawn") == {"drone": 2, "manned": 1, "cooperative-uav": 1}
+        page.close()
+    assert outside == []
