@@ -464,7 +464,8 @@ def test_history_playback_shows_the_class_stored_then(browser):  # noqa: F811
                               "t.flag]]))")
         assert shown == {"T0001": [None, None, None],
                          "T0002": ["manned", "icao:508035", "drone engine heard, no radar plot"],
-                         "T0003": ["manned", "icao:4b1805", None], "T0004": ["cooperative-uav", "rid:UA-RID-0042", None]}
+                         "T0003": ["manned", "icao:4b1805", None],
+                         "T0004": ["cooperative-uav", "rid:UA-RID-0042", None]}
         _settle(page, 50.44, 30.68, 10)
         assert page.evaluate(f"{ST}.classDrawn") == {"drone": 2, "manned": 1, "cooperative-uav": 1}
         page.close()
