@@ -262,27 +262,42 @@ def _compare(shot: Path, ref: Path) -> tuple[float, float]:
     return float((d.max(axis=2) > 40).mean()), float(d.mean())
 
 
-def test_screenshot_matches_the_reference(fixed_service, browser):  # noqa: F811
-    """The key view (classes, alerts, coverage, labels, panel) rendered from a fixed state: pinned viewport, scale,
-    font, time zone and instant. The health badges (link and step ages, measured live) are masked."""
+# viewport, reference image, view (lat, lon, zoom), drone labels drawn (on a phone two labels collide away)
+VIEWS = {"desktop": ({"width": 1000, "height": 700}, REFERENCE, (50.45, 30.68, 9.5), 4),
+         "phone": ({"width": 390, "height": 844, "is_mobile": True, "has_touch": True},
+                   REFERENCE.with_name("map-reference-phone.png"), (50.44, 30.68, 9.0), 2)}
+
+
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_screenshot_matches_the_reference(fixed_service, browser, view):  # noqa: F811
+    """The key view (classes, alerts, coverage, labels, rivers, panel; on a phone the map above the bottom sheet)
+    rendered from a fixed state: pinned viewport, scale, font, time zone and instant. The health badges (link and
+    step ages, measured live) are masked."""
     server, svc = fixed_service
-    page, outside = _open(browser, server, viewport={"width": 1000, "height": 700}, device_scale_factor=1,
-                          locale="en-GB", timezone_id="Europe/Kyiv")
+    size, reference, (lat, lon, zoom), n_labels = VIEWS[view]
+    page, outside = _open(browser, server, viewport={"width": size["width"], "height": size["height"]},
+                          device_scale_factor=1, locale="en-GB", timezone_id="Europe/Kyiv",
+                          **{k: v for k, v in size.items() if k not in ("width", "height")})
     page.add_style_tag(content=':root { --map-font: "DejaVu Sans"; }')
     page.evaluate("document.fonts.ready")
     page.check("#layer-coverage")
-    _settle(page, 50.45, 30.68, 9.5)
-    page.wait_for_function(f"{ST}.coverageDrawn > 0 && {ST}.placesDrawn > 0 && {ST}.labelsDrawn === 4 "
-                           "&& document.getElementById('feed').textContent === 'LIVE'", timeout=10_000)
+    _settle(page, lat, lon, zoom)
+    try:
+        page.wait_for_function(f"{ST}.coverageDrawn > 0 && {ST}.placesDrawn > 0 && {ST}.labelsDrawn === {n_labels} "
+                               "&& document.getElementById('feed').textContent === 'LIVE'", timeout=10_000)
+    except Exception:
+        state = page.evaluate(f"[{ST}.coverageDrawn, {ST}.placesDrawn, {ST}.labelsDrawn, "
+                              "document.getElementById('feed').textContent]")
+        raise AssertionError(f"{view}: coverage, places, labels drawn, badge = {state}") from None
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "map-fixed.png"
+    shot = ARTIFACTS / f"map-fixed-{view}.png"
     page.screenshot(path=str(shot), mask=[page.locator("#health")], animations="disabled")
     page.close()
     assert outside == []
     if os.environ.get("SKYTRACE_UPDATE_REFERENCE") == "1":
-        REFERENCE.write_bytes(shot.read_bytes())
-    assert REFERENCE.exists(), "no reference image: run with SKYTRACE_UPDATE_REFERENCE=1, check it, commit it"
-    share, mean = _compare(shot, REFERENCE)
+        reference.write_bytes(shot.read_bytes())
+    assert reference.exists(), "no reference image: run with SKYTRACE_UPDATE_REFERENCE=1, check it, commit it"
+    share, mean = _compare(shot, reference)
     assert share < 0.005 and mean < 2.0, f"{share:.2%} of pixels differ (mean {mean:.2f}); see {shot}"
 
 
