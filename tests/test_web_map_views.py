@@ -221,6 +221,7 @@ def test_rivers_are_drawn_offline_under_the_zones_and_toggle(fixed_service, brow
     lat, lon = _river_vertex_near(50.45, 30.6)
     assert abs(lat - 50.45) < 0.2 and abs(lon - 30.6) < 0.2  # the Dnipro passes Kyiv
     _settle(page, lat, lon, 9)
+    page.wait_for_function(f"{_renderer_pixel_js('rivers', lat, lon)}[3] > 100", timeout=5_000)  # drawn
     on = _renderer_pixel(page, "rivers", lat, lon)
     off = _renderer_pixel(page, "rivers", 50.45, 30.25)  # Irpin river plain: no 1:50m river there
     assert on[3] > 100 and on[2] > on[0], on  # the river colour #2f6f9f
