@@ -310,7 +310,7 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
 
     @app.get("/api/v1/rivers", summary="Rivers and lakes for the offline base map (Natural Earth 1:50m, GeoJSON)")
     def rivers() -> Response:
-        return Response(rivers_json(), media_type="application/geo+json")
+        return Response(rivers_json(), media_type="application/json")  # GeoJSON
 
     @app.get("/api/v1/map", summary="Base-map settings of the web map (optional tiles; none: fully offline)")
     def map_settings() -> Response:
