@@ -176,14 +176,18 @@ class LiveService:
         self.rollup: dict[str, str] = {}
         # the spare rows of cooperative transmitters are stored under their real names when first used
         self.store.put_sensors([s for s in self.table.records if not s.id.startswith(SLOT_PREFIX)])
-        # sensors whose bearings point at nothing are flagged in the status (never dropped)
-        from skytrace.security.consistency import SensorConsistency
+        # sensors whose bearings point at nothing are flagged in the status (never dropped); the pipeline's own check
+        # (pipeline_stage) also mutes the lone reports of sensors that alive silent neighbours contradict
+        self.consistency = getattr(self.stage, "consistency", None)
+        extra: list = []
+        if self.consistency is None:
+            from skytrace.security.consistency import SensorConsistency
 
-        self.consistency = SensorConsistency(self.table)
+            self.consistency = SensorConsistency(self.table)
+            extra.append(self.consistency)  # a stage without the check (truth replay): flags for the status only
         self.identities = IdentityMap()  # cooperative targets (ADS-B, Remote ID) seen in the reports, by sensor
         # the service's outputs are the pipeline's sinks: publish first, then store
-        self.stage.sinks.extend([self.consistency, _Sink(self._on_step_publish, "publish"),
-                                 _Sink(self._on_step_store, "store")])
+        self.stage.sinks.extend([*extra, _Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
 
     # ------------------------------------------------------------------------------------------------- ingest
     def submit(self, dets: list[Detection]) -> None:
