@@ -79,7 +79,7 @@ class Broker:
             self.proc.wait(10)
 
 
-def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180.0) -> dict:
+def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180.0, quiet_s: float = 20.0) -> dict:
     from skytrace.io.mqtt import MqttPublisher, topic_for
     from skytrace.security.broker import SERVICE_USER
 
@@ -98,12 +98,14 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
     pub.start()
     every = max(1, batches // (kills + 1))
     infos = []
+    kill_at: list[int] = []  # batch index at each kill
     t0 = time.monotonic()
     try:
         for k in range(batches):
             _seq, body = site.batch(k)
             infos.append(pub.publish_raw(topic_for(SENSOR), body))
             if k and k % every == 0 and broker.kills < kills:
+                kill_at.append(k)
                 broker.kill9()  # mid-stream: messages in flight to the broker, queued in it, in flight to the service
                 broker.start()
             lag = t0 + (k + 1) / rate - time.monotonic()
@@ -113,7 +115,16 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
         wait_for(lambda: all(i.mid in puback for i in infos), 120)
         acked = [k for k, i in enumerate(infos) if i.mid in puback]
         expected = PER_BATCH * len(acked)
-        wait_for(lambda: len(stored_bearings(db)) >= expected, settle_s)
+        # until all are stored, or nothing more arrives for ``quiet_s`` (a message lost in the broker never comes)
+        last = {"n": -1, "t": time.monotonic()}
+
+        def settled() -> bool:
+            n = len(stored_bearings(db))
+            if n != last["n"]:
+                last["n"], last["t"] = n, time.monotonic()
+            return n >= expected or time.monotonic() - last["t"] > quiet_s
+
+        wait_for(settled, settle_s)
         # a redelivery still in flight would show up as a second copy: let the service drain its inbox
         status = svc.status()
     finally:
@@ -130,6 +141,7 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
             "stored_twice": sum(1 for c in copies if c > 1),
             "stored_not_acked": sum(1 for k, c in enumerate(copies) if c and k not in acked_set),
             "rows_stored": sum(rows.values()), "rows_expected": expected,
+            "lost_batch_index": [k for k in acked if copies[k] == 0][:20], "killed_at_batch_index": kill_at,
             "redeliveries_refused_replayed": (auth.get("rejected_by_reason") or {}).get("replayed", 0),
             "inbox_duplicates": (status.get("inbox") or {}).get("duplicates", 0),
             "traceback_in_service_log": "Traceback" in log, "wall_s": round(time.monotonic() - t0, 1)}
