@@ -453,6 +453,17 @@ class EvidencePolicy(AlertPolicy):
         names = tracks.sensors_of(i) or []
         return any(self._trusted[self.sensors.index[s]] for s in names if s in self.sensors.index)
 
+    def mute_sensors(self, muted: np.ndarray | None) -> None:
+        """Lone reports of ``muted`` sensors (bool per sensor row; the pipeline's consistency check: bearings into
+        the silent coverage of alive neighbours) raise nothing: their lone-report hypotheses are dropped now and none
+        is made while they stay muted. Tracks they support are untouched (a track rests on several sensors)."""
+        self.muted_sensors = None if muted is None or not np.any(muted) else np.asarray(muted, dtype=bool)
+        if self.muted_sensors is None:
+            return
+        for key, h in list(self.hyps.items()):
+            if h.kind == "report" and 0 <= h.sensor < self.muted_sensors.size and self.muted_sensors[h.sensor]:
+                self.visits.kill(self.hyps.pop(key).slot)
+
     # ------------------------------------------------------------------------------------------------ evidence
     def _add_hyps(self, hyps: list[_Hyp]) -> None:
         """Register hypotheses (replacing any with the same key) and compute their futures once."""
@@ -553,6 +564,8 @@ class EvidencePolicy(AlertPolicy):
             plon[is_radar] = slon[is_radar] + gr * np.sin(b) / (M_PER_DEG * np.cos(np.radians(slat[is_radar])))
         is_brg = ((kind == ACOUSTIC) | (kind == OPTICAL)) & np.isfinite(det.bearing_deg)
         usable = (is_pos | is_radar | is_brg) & np.isfinite(plat) & np.isfinite(plon)
+        if self.muted_sensors is not None:
+            usable &= ~self.muted_sensors[rows]
         explained = self._explained(tracks, det, rows, plat, plon, is_brg)
         lone = np.flatnonzero(usable & ~explained)
         self._remember(t, det, rows, lone, plat, plon, is_brg, is_pos)

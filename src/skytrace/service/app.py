@@ -11,6 +11,7 @@ Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, an o
 - ``GET  /history/near``                 what flew within ``radius_m`` of a point between ``t0`` and ``t1``
 - ``GET  /history/states``               stored track states in [t0, t1] (the map's timeline)
 - ``POST /detections``, ``POST /sightings``  reports over HTTP (same JSON as MQTT; sightings: position sensors)
+- ``POST /heartbeats``  "alive, heard nothing" of nodes (same JSON as MQTT, :mod:`skytrace.io.heartbeat`)
 - ``WS   /ws``                           stream of ``tracks``, ``alerts`` and ``status`` messages (JSON text)
 - ``/forensics/...``                     the evidence registry, with ``serve --evidence`` (skytrace.forensics.api)
 
@@ -77,6 +78,19 @@ class DetectionIn(BaseModel):
     cls: str | None = Field(default=None, alias="class")
     class_conf: float | None = None
     t_arrival: float | None = None
+
+
+HEARTBEAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "oneOf": [{"$ref": "#/components/schemas/HeartbeatIn"},
+              {"type": "array", "items": {"$ref": "#/components/schemas/HeartbeatIn"}}]}}}}}
+
+
+class HeartbeatIn(BaseModel):
+    """A sensor saying "alive, heard nothing" at ``t`` (the heartbeats.jsonl record); with --keys a signed batch
+    with no detections instead."""
+
+    t: float
+    sensor: str
 
 
 class IngestResult(BaseModel):
@@ -374,7 +388,8 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
 
     expected_auth = f"Bearer {ingest_token}".encode() if ingest_token else None
 
-    async def _ingest(request: Request, position_only: bool) -> JSONResponse:
+    async def _read_ingest_body(request: Request) -> bytes:
+        """Token, signing mode, Content-Type (CSRF) and size checks common to every ingest endpoint."""
         if expected_auth is not None and not hmac.compare_digest(
                 request.headers.get("authorization", "").encode(), expected_auth):
             raise HTTPException(401, "missing or wrong ingest token", headers={"WWW-Authenticate": "Bearer"})
@@ -389,6 +404,10 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
             body += chunk
             if len(body) > MAX_PAYLOAD_BYTES:
                 raise HTTPException(413, f"body larger than {MAX_PAYLOAD_BYTES} bytes")
+        return body
+
+    async def _ingest(request: Request, position_only: bool) -> JSONResponse:
+        body = await _read_ingest_body(request)
         inbox = service.inbox
         if inbox is not None and not inbox.has_room():  # overload: refuse before any work, the node retries
             inbox.stats.shed_http += 1
@@ -430,6 +449,23 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
               status_code=202, response_model=IngestResult, openapi_extra=DETECTION_BODY, responses=INGEST_ERRORS)
     async def post_sightings(request: Request):
         return await _ingest(request, position_only=True)
+
+    @app.post("/api/v1/heartbeats", summary="Submit heartbeats (a node alive that heard nothing)", status_code=202,
+              response_model=IngestResult, openapi_extra=HEARTBEAT_BODY, responses=INGEST_ERRORS)
+    async def post_heartbeats(request: Request):
+        from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
+
+        body = await _read_ingest_body(request)
+        stats = service.heartbeat_stats
+        before = len(stats.reasons), stats.rejected_detections, stats.rejected_messages
+        if verifier is not None:
+            beats = await asyncio.to_thread(open_signed_heartbeat, verifier, body, service.table, stats, None, "http")
+        else:
+            beats = await asyncio.to_thread(decode_heartbeats, body, service.table, stats, None, "http")
+        service.heartbeat(beats)
+        rejected = stats.rejected_detections - before[1] + (stats.rejected_messages - before[2])
+        result = {"accepted": len(beats), "rejected": rejected, "reasons": stats.reasons[before[0]:][:5]}
+        return JSONResponse(result, status_code=202 if beats or not rejected else 422)
 
     ws_slots: dict[asyncio.Queue, float] = {}  # a client's queue -> monotonic time of its last completed send
     ws_counts = {"clients": 0, "refused": 0, "evicted_slow": 0}
@@ -492,7 +528,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
 
     def openapi() -> dict:
         spec = original_openapi()
-        spec.setdefault("components", {}).setdefault("schemas", {})["DetectionIn"] = DetectionIn.model_json_schema()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["DetectionIn"] = DetectionIn.model_json_schema()
+        schemas["HeartbeatIn"] = HeartbeatIn.model_json_schema()
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
