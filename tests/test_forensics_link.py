@@ -278,3 +278,19 @@ def test_stitching_finds_the_earlier_track_of_the_same_drone() -> None:
     first = smooth_first_states(hist, [k])[0]
     assert abs(first.t - T0) < 1.0  # starts where T-old started
     assert predecessors(hist, hist.ids.index("T-old")) == []
+
+
+def test_untracked_debris_gets_the_nights_launch_area_mix() -> None:
+    """The "none of these tracks" mass follows the night's linked tracks, weighted by their link mass; with no
+    back-projected track it is the catalogue's prior."""
+    from skytrace.forensics.link import LinkResult
+    from skytrace.forensics.linkrun import night_mix
+
+    prior = np.full(3, 1 / 3)
+    per_track = {0: np.array([0.8, 0.1, 0.1]), 1: np.array([0.1, 0.7, 0.2])}
+    links = [LinkResult("a", [0], [0.9], 0.1), LinkResult("b", [1, 0], [0.3, 0.1], 0.6),
+             LinkResult("c", [], [], 1.0)]
+    mix = night_mix(links, per_track, prior)
+    want = (1.0 * per_track[0] + 0.3 * per_track[1]) / 1.3
+    assert np.allclose(mix, want) and abs(mix.sum() - 1) < 1e-12
+    assert np.allclose(night_mix([LinkResult("c", [], [], 1.0)], per_track, prior), prior)

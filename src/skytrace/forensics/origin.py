@@ -43,9 +43,13 @@ class OriginConfig:
     # track stitching: earlier tracks of the same drone (the tracker lost it and started a new track)
     stitch: bool = True
     stitch_gap_s: float = 600.0  # longest gap between a predecessor's last update and the track's first state
-    stitch_gate_m: float = 2000.0  # position gate at the track's start, plus stitch_gate_frac x distance flown
+    stitch_gate_m: float = 2000.0  # route-length gate, plus stitch_gate_frac x distance flown in the gap
     stitch_gate_frac: float = 0.2
-    stitch_heading_deg: float = 35.0
+    stitch_heading_deg: float = 35.0  # straight on: heading difference
+    # one dog-leg in the gap: largest turn at the waypoint; 0 = straight on only (the default: over gaps of up to
+    # an hour with a dog-leg allowed, most stitches on kyiv-night joined another drone of the same stream)
+    stitch_turn_deg: float = 0.0
+    stitch_speed_ratio: float = 1.6  # cruise speeds of the two tracks
     stitch_max: int = 10
 
 
@@ -73,19 +77,42 @@ def _track_rows(hist: TrackHistories, k: int) -> np.ndarray:
     return sl.start + (np.flatnonzero(conf) if conf.any() else np.arange(sl.stop - sl.start))
 
 
+def _track_speed(hist: TrackHistories, k: int) -> float:
+    """Cruise speed of a track: the median ground speed over its confirmed rows (robust to initiation)."""
+    v = hist.vel_enu[_track_rows(hist, k), :2]
+    return float(np.median(np.hypot(v[:, 0], v[:, 1])))
+
+
 def predecessors(hist: TrackHistories, k: int, cfg: OriginConfig | None = None) -> list[int]:
     """Earlier tracks of the same drone, latest first: track stitching (track-segment association).
 
     A tracker that loses a drone (a gap in coverage, a turn) starts a new track when it finds it again; the
-    launch area is better seen from the first of them. A predecessor's last sensor-supported state, predicted
-    straight on to the track's first state, must land within ``stitch_gate_m`` + ``stitch_gate_frac`` x the
-    distance flown in the gap, heading within ``stitch_heading_deg`` and speed within a factor 1.6; of those,
-    the closest is taken, and so on backwards (the gating of track-to-track association: Y. Bar-Shalom, P.
-    Willett, X. Tian, *Tracking and Data Fusion*, 2011, ch. 9).
+    launch area is better seen from the first of them. Gaps of up to ``stitch_gap_s`` are bridged with the route
+    model the back-projection uses: a
+    Shahed flies straight legs between programmed waypoints at a constant cruise speed. A predecessor's last
+    sensor-supported state (P1, heading h1) and the track's first state (P0, h0) are one drone if its cruise speed
+    (median over each track; within a factor ``stitch_speed_ratio``) times the gap, D, is the length of a route
+    from P1 to P0 that is either
+
+    - straight on: P1 predicted D along h1 lands within ``stitch_gate_m`` + ``stitch_gate_frac`` x D of P0, and
+      the headings differ by at most ``stitch_heading_deg``; or
+    - one dog-leg: the ray from P1 along h1 and the ray back from P0 along h0 meet at a waypoint W (turn at most
+      ``stitch_turn_deg``), and |P1 W| + |W P0| is within the same tolerance of D.
+
+    Of the candidates, the one with the smallest miss (in units of its tolerance) is taken, and so on backwards
+    (the gating and scoring of track-to-track association: Y. Bar-Shalom, P. Willett, X. Tian, *Tracking and Data
+    Fusion*, 2011, ch. 9; the route model is the simulator's and the doctrine's dog-leg waypoint route).
     """
     cfg = cfg or OriginConfig()
     first = np.array([_track_rows(hist, j)[0] for j in range(len(hist))])
     last = hist.support_row
+    speeds: dict[int, float] = {}
+
+    def speed(j: int) -> float:
+        if j not in speeds:
+            speeds[j] = _track_speed(hist, j)
+        return speeds[j]
+
     chain: list[int] = []
     seen = {k}
     cur = k
@@ -98,22 +125,36 @@ def predecessors(hist: TrackHistories, k: int, cfg: OriginConfig | None = None) 
         cand = np.flatnonzero(ok)
         if cand.size == 0:
             break
+        sp0 = max(speed(cur), 1.0)
+        sp1 = np.array([max(speed(j), 1.0) for j in cand])
+        ratio = sp1 / sp0
         v_end = hist.vel_enu[last[cand], :2]
         v0 = hist.vel_enu[r0, :2]
-        sp_end, sp0 = np.hypot(*v_end.T), float(np.hypot(*v0))
-        # predicted position of each candidate at t0, in metres east/north of the track's first state
+        h1 = np.arctan2(v_end[:, 0], v_end[:, 1])
+        h0 = float(np.arctan2(v0[0], v0[1]))
+        u1 = np.column_stack([np.sin(h1), np.cos(h1)])
+        u0 = np.array([np.sin(h0), np.cos(h0)])
+        dist = 0.5 * (sp0 + sp1) * gap[cand]  # route length flown in the gap
+        tol = cfg.stitch_gate_m + cfg.stitch_gate_frac * dist
+        # P1 in metres east/north of the track's first state P0
         cos0 = np.cos(np.radians(hist.lat[r0]))
-        de = np.radians(hist.lon[last[cand]] - hist.lon[r0]) * 6_371_000.0 * cos0 + v_end[:, 0] * gap[cand]
-        dn = np.radians(hist.lat[last[cand]] - hist.lat[r0]) * 6_371_000.0 + v_end[:, 1] * gap[cand]
-        miss = np.hypot(de, dn)
-        dh = np.degrees(np.abs(np.angle(np.exp(1j * (np.arctan2(v_end[:, 0], v_end[:, 1]) -
-                                                      np.arctan2(v0[0], v0[1]))))))
-        ratio = np.maximum(sp_end, 1.0) / max(sp0, 1.0)
-        good = ((miss <= cfg.stitch_gate_m + cfg.stitch_gate_frac * sp_end * gap[cand])
-                & (dh <= cfg.stitch_heading_deg) & (ratio <= 1.6) & (ratio >= 1 / 1.6))
+        p1 = np.column_stack([np.radians(hist.lon[last[cand]] - hist.lon[r0]) * 6_371_000.0 * cos0,
+                              np.radians(hist.lat[last[cand]] - hist.lat[r0]) * 6_371_000.0])
+        dh = np.abs(np.angle(np.exp(1j * (h1 - h0))))
+        straight = np.hypot(*(p1 + u1 * dist[:, None]).T)
+        straight = np.where(dh <= np.radians(cfg.stitch_heading_deg), straight, np.inf)
+        # one dog-leg: P1 + a u1 = P0 - b u0 (P0 = 0) with a, b > 0
+        det = u1[:, 0] * (-u0[1]) - u1[:, 1] * (-u0[0])
+        safe = np.where(np.abs(det) > 1e-6, det, 1.0)
+        a = ((-p1[:, 0]) * (-u0[1]) - (-p1[:, 1]) * (-u0[0])) / safe
+        b = (u1[:, 0] * (-p1[:, 1]) - u1[:, 1] * (-p1[:, 0])) / safe
+        turn_ok = (np.abs(det) > 1e-6) & (a > 0) & (b > 0) & (dh <= np.radians(cfg.stitch_turn_deg))
+        dogleg = np.where(turn_ok, np.abs(a + b - dist), np.inf)
+        score = np.minimum(straight, dogleg) / tol
+        good = (score <= 1.0) & (ratio <= cfg.stitch_speed_ratio) & (ratio >= 1 / cfg.stitch_speed_ratio)
         if not good.any():
             break
-        cur = int(cand[good][np.argmin(miss[good])])
+        cur = int(cand[good][np.argmin(score[good])])
         chain.append(cur)
         seen.add(cur)
     return chain
