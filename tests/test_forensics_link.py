@@ -294,3 +294,24 @@ def test_untracked_debris_gets_the_nights_launch_area_mix() -> None:
     want = (1.0 * per_track[0] + 0.3 * per_track[1]) / 1.3
     assert np.allclose(mix, want) and abs(mix.sum() - 1) < 1e-12
     assert np.allclose(night_mix([LinkResult("c", [], [], 1.0)], per_track, prior), prior)
+
+
+def test_stitching_bridges_a_dog_leg_in_a_long_gap() -> None:
+    """A drone unseen for 20 minutes while it turned at a waypoint: stitched across the dog-leg (one-to-one
+    assignment), not when only straight-on gaps or short gaps are allowed; another drone's track is not taken."""
+    from skytrace.forensics.origin import OriginConfig
+
+    whole = _track("W", 51.3, 35.0, [(250.0, 3000.0), (215.0, 3000.0)])
+    other = _track("T-other", 51.0, 35.5, [(300.0, 2400.0)])
+
+    def renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
+        return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve,
+                           vn=p.vn, vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
+
+    old = renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 2400], "T-old")
+    new = renamed([p for p in whole if p.t >= T0 + 3600], "T-new")
+    hist = TrackHistories.from_points(old + new + other)
+    k = hist.ids.index("T-new")
+    assert [hist.ids[j] for j in predecessors(hist, k)] == ["T-old"]
+    assert predecessors(hist, k, OriginConfig(stitch_turn_deg=0.0)) == []  # straight on only
+    assert predecessors(hist, k, OriginConfig(stitch_gap_s=600.0)) == []
