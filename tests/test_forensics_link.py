@@ -258,17 +258,19 @@ def test_bad_tracks_and_areas_are_one_line_errors(tmp_path: Path) -> None:
         read_debris(tmp_path / "missing.jsonl")
 
 
+def _renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
+    """The same points under another track id (a drone's history cut into tracker tracks)."""
+    return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve, vn=p.vn,
+                       vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
+
+
 def test_stitching_finds_the_earlier_track_of_the_same_drone() -> None:
     """A drone lost for 60 s and found again by a new track: the new track's predecessor is the old one (so the
     back-projection starts at the first detection); a track crossing there at right angles is not."""
     whole = _track("W", 51.3, 35.0, [(250.0, 3000.0)])
 
-    def renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
-        return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve,
-                           vn=p.vn, vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
-
-    old = renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 1500], "T-old")
-    tail = renamed([p for p in whole if p.t >= T0 + 1560], "T-new")
+    old = _renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 1500], "T-old")
+    tail = _renamed([p for p in whole if p.t >= T0 + 1560], "T-new")
     mid = tail[0]
     cross = _track("T-cross", *GEOD.fwd(mid.lon, mid.lat, 160.0, 50.0 * 600)[1::-1], [(340.0, 590.0)],
                    t0=T0 + 960)
@@ -304,12 +306,8 @@ def test_stitching_bridges_a_dog_leg_in_a_long_gap() -> None:
     whole = _track("W", 51.3, 35.0, [(250.0, 3000.0), (215.0, 3000.0)])
     other = _track("T-other", 51.0, 35.5, [(300.0, 2400.0)])
 
-    def renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
-        return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve,
-                           vn=p.vn, vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
-
-    old = renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 2400], "T-old")
-    new = renamed([p for p in whole if p.t >= T0 + 3600], "T-new")
+    old = _renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 2400], "T-old")
+    new = _renamed([p for p in whole if p.t >= T0 + 3600], "T-new")
     hist = TrackHistories.from_points(old + new + other)
     k = hist.ids.index("T-new")
     assert [hist.ids[j] for j in predecessors(hist, k)] == ["T-old"]
