@@ -48,6 +48,8 @@ class NodeConfig:
     rebirth_window_s: float = 30.0
     uav_threshold: float = 0.5  # P(uav-engine) + P(uav-multirotor) needed to report a drone
     aircraft_threshold: float = 0.6
+    subcomb_veto: float = 0.6  # a track whose mean sub-harmonic comb ratio (harmonic.py) reaches this is a machine
+    # repeating below the engine range (generator, mower): its P(uav) goes to `other` (engines: ~0.1-0.4)
     report_other: bool = False  # also write lines for harmonic sources classified `other`
     bearing_floor_deg: float = 1.0
     bearing_k_deg: float = 2.0  # sigma ~ k * (64 mm / aperture) / sqrt(SNR_lin) above the floor
@@ -64,6 +66,7 @@ class _Track:
     f0_hist: deque
     snr_hist: deque
     az_hist: deque
+    sub_hist: deque
     misses: int = 0
     n_hits: int = 0
     cls_p: np.ndarray | None = None
@@ -195,6 +198,15 @@ class NodeProcessor:
     def _is_uav(self, p: np.ndarray) -> bool:
         return float(p[0] + p[1]) >= self.cfg.uav_threshold
 
+    def _veto(self, p: np.ndarray, tr: _Track) -> np.ndarray:
+        """Physical vetoes on the classifier's output: a series that is the overtone comb of a machine repeating
+        below the engine range (sub-harmonic comb, harmonic.py) is not a drone: P(uav) moves to `other`."""
+        if np.mean(tr.sub_hist) >= self.cfg.subcomb_veto:
+            p = p.copy()
+            p[3] += p[0] + p[1]
+            p[0] = p[1] = 0.0
+        return p
+
     def _track_update(self, t: float, meas: list) -> list[Detection]:
         cfg = self.cfg
         used_tr: set[int] = set()
@@ -215,7 +227,7 @@ class NodeProcessor:
             if best is None:
                 self._births.append((t, doa.azimuth_deg))
                 best = _Track(self._next_id, c.f0_hz, doa.azimuth_deg, deque(maxlen=cfg.confirm_window),
-                              deque(maxlen=8), deque(maxlen=8), deque(maxlen=8), deque(maxlen=8))
+                              deque(maxlen=8), deque(maxlen=8), deque(maxlen=8), deque(maxlen=8), deque(maxlen=8))
                 self._next_id += 1
                 self._tracks.append(best)
             used_tr.add(best.id)
@@ -246,10 +258,11 @@ class NodeProcessor:
             tr.f0_hist.append(np.log(f0))
             tr.snr_hist.append(c.snr_db)
             tr.az_hist.append(doa.azimuth_deg)
+            tr.sub_hist.append(c.subcomb)
             keep.append(tr)
             reb = sum(1 for tb, ab in self._births if _ang_diff(ab, tr.az_deg) < cfg.assoc_az_deg) - 1
             tf = track_features(tr, max(reb, 0))
-            tr.cls_p = self.classifier.predict_proba(tf)
+            tr.cls_p = self._veto(self.classifier.predict_proba(tf), tr)
             if sum(tr.hits) < cfg.confirm_hits:
                 continue
             if self.on_track is not None:  # benchmarks and training: every confirmed track hit, before the rules
