@@ -61,7 +61,7 @@ def _job(spec: dict) -> dict:
         bg = bg / np.abs(bg).max() * np.abs(audio).max() * 10 ** (-spec["snr"] / 20) * 0.5
         audio = np.vstack([bg, audio])
         sc.az_true_deg = np.concatenate([np.full(n0, np.nan), sc.az_true_deg])
-    cfg = NodeConfig(uav_threshold=0.5)
+    cfg = NodeConfig(**{"uav_threshold": 0.5, **spec.get("cfg", {})})
     clf = Classifier.load(spec["classifier"]) if spec.get("classifier") else None
     run = evalkit.run_scene(audio, FS, arr, cfg, clf, emit_times=True)
     step = FS // 10
@@ -242,8 +242,18 @@ def main() -> None:
     ap.add_argument("--classifier", type=Path, help="classifier weights to evaluate instead of the shipped ones")
     ap.add_argument("--only", default="", help="comma-separated filter: keep scenes whose kind, group, split or "
                     "background is listed (e.g. generator,lawnmower or heldout); a quick look, not the full report")
+    ap.add_argument("--cfg", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a NodeConfig number for this run (e.g. uav_threshold=0.4); repeatable")
     args = ap.parse_args()
+    overrides = {}
+    for kv in args.cfg:
+        name, _, value = kv.partition("=")
+        if name not in NodeConfig.__dataclass_fields__ or not value:
+            raise SystemExit(f"--cfg {kv}: expected NAME=VALUE with NAME a NodeConfig field")
+        overrides[name] = type(getattr(NodeConfig(), name))(value)
     jobs = specs(args.quick)
+    for j in jobs:
+        j["cfg"] = overrides
     if args.only:
         keep = set(args.only.split(","))
         jobs = [j for j in jobs if keep & {str(j["kind"]), j["group"], j["split"], j["bg"]}]

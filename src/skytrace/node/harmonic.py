@@ -90,6 +90,7 @@ class HarmonicDetector:
         self._rows = np.nonzero(valid)[0].astype(np.int32)
         self._bins = self.lo_bin[valid]
         self.last_max_stat = 0.0
+        self.last_stat = np.zeros(self.f0.size)
         self.width_bins = max(3, int(round(cfg.whiten_width_hz / df_hz)) | 1)
         # bands of constant max-pool width 2h+1 bins with h = round(detune x f / df)
         self._detune_bands = []
@@ -162,6 +163,7 @@ class HarmonicDetector:
         z, floor = self.whiten(power)
         stat = self.statistic(z)
         self.last_max_stat = float(stat.max())
+        self.last_stat = stat
         out: list[Candidate] = []
         zz = z.copy()
         st = stat.copy()
