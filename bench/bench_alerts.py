@@ -18,7 +18,8 @@ reported drones" count only drones that some sensor had reported before the entr
     python bench/bench_alerts.py --run RUN --sweep docs/img/alerts-tradeoff.png
 
 A run directory holds sensors.json, detections.jsonl, detection_labels.npy, meta.json, truth.jsonl (from
-``skytrace simulate``) and tracks.jsonl (from ``skytrace track``).
+``skytrace simulate``), heartbeats.jsonl when the simulation wrote it (handed to the policy: only alive sensors'
+silence counts) and tracks.jsonl (from ``skytrace track``).
 """
 
 from __future__ import annotations
@@ -156,7 +157,9 @@ def run_policy(data: RunData, config, tag: str, every_s: float, with_reports: bo
     c0 = time.process_time()
     res = run_alerts(data.run / "tracks.jsonl", data.zones, data.run / f"alerts-{tag}", every_s, config,
                      write_cap=False, sensors_path=data.run / "sensors.json",
-                     detections_path=(data.run / "detections.jsonl") if with_reports else None)
+                     detections_path=(data.run / "detections.jsonl") if with_reports else None,
+                     heartbeats_path=(data.run / "heartbeats.jsonl") if with_reports and (
+                         data.run / "heartbeats.jsonl").is_file() else None)
     cpu = time.process_time() - c0
     periods = [a for a in res["periods"] if a.zone in data.cells] if leaves_only else leaf_periods(
         res["periods"], data.zones)

@@ -158,6 +158,9 @@ class EvidenceAlertConfig:
     reported every few seconds; late reports arrive within tens of seconds)."""
     silence_every_s: float = 30.0
     """s between two applications of the negative information (a drone flies ~1.4 km meanwhile)."""
+    silence_alive_s: float = 300.0
+    """s; only a sensor that reported or sent a heartbeat within this long is alive and its silence counts (a node
+    that is down says nothing; simulated nodes beat every 120 s, so one lost heartbeat is tolerated)."""
     seed: int = 0
     """random seed of the particles (same input, same alerts)."""
 
@@ -408,7 +411,7 @@ class EvidencePolicy(AlertPolicy):
             from skytrace.alerting.negative import SilenceMap
 
             self._silence = SilenceMap(sensors, self._range_m, self._bsig, cfg.silence_range_frac,
-                                       cfg.silence_radar_range_frac, cfg.silence_s)
+                                       cfg.silence_radar_range_frac, cfg.silence_s, alive_s=cfg.silence_alive_s)
         # hex-ish disc of offsets for the raion-sized stage (every ~7 km)
         r = cfg.raion_radius_km * 1000.0
         g = np.arange(-r, r + 1, 7000.0)
@@ -883,6 +886,11 @@ class EvidencePolicy(AlertPolicy):
                                           tracks=sorted(st.all_tracks)))
                 self.state[zi] = _Zone()
         return events
+
+    def heartbeat(self, sensor_rows, t) -> None:
+        """Sensors alive and hearing nothing: their silence counts as negative information (only alive ones)."""
+        if self._silence is not None:
+            self._silence.heartbeat(sensor_rows, t)
 
     def close(self, t: float) -> list[AlertEvent]:
         events = []

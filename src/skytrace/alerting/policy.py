@@ -48,6 +48,10 @@ class AlertPolicy:
         """Decide alerts at time ``t`` (s, UNIX) from the tracks and the reports that arrived in this step."""
         raise NotImplementedError
 
+    def heartbeat(self, sensor_rows: Any, t: Any) -> None:
+        """Sensors ``sensor_rows`` (rows of the sensor table) were alive at ``t`` and heard nothing (heartbeats);
+        a policy that uses sensors' silence counts only alive sensors. Default: ignored."""
+
     def close(self, t: float) -> list:
         """End of run: clear every alert still raised, so that an all-clear follows every alert."""
         raise NotImplementedError
