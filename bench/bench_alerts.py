@@ -166,8 +166,9 @@ def run_policy(data: RunData, config, tag: str, every_s: float, with_reports: bo
     return periods, cpu, len(res["events"])
 
 
-def evaluate(data: RunData, every_s: float, quick: bool = False) -> list[dict]:
-    """Every policy on one run; ``quick``: the baselines and the default evidence policy only."""
+def evaluate(data: RunData, every_s: float, quick: bool = False, change: dict | None = None) -> list[dict]:
+    """Every policy on one run; ``quick``: the baselines and the default evidence policy only; ``change``: settings
+    of the evidence policy changed from its defaults (``--set``)."""
     rows = []
     for name in ("oblast", "raion"):
         rows.append(data.score(name, data.base[name], 960.0) | {"cpu_s": 0.0, "events": None})
@@ -182,7 +183,7 @@ def evaluate(data: RunData, every_s: float, quick: bool = False) -> list[dict]:
         ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
         rows.append(data.score("evidence, previous settings", ep, cfg.lead_target_s + 60.0)
                     | {"cpu_s": round(ec, 1), "events": en})
-    cfg = EvidenceAlertConfig()
+    cfg = EvidenceAlertConfig(**(change or {}))
     ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
     rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
                                                                                 "events": en})
@@ -276,14 +277,23 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write all rows as JSON")
     ap.add_argument("--sweep", type=Path, default=None, help="trade-off curve PNG (first run only)")
     ap.add_argument("--quick", action="store_true", help="baselines and the default evidence policy only")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="evidence policy setting changed from its default (repeatable), e.g. rearm_s=600")
     args = ap.parse_args()
+    change = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in EvidenceAlertConfig.__dataclass_fields__ or not value:
+            raise SystemExit(f"--set {item}: expected FIELD=VALUE with a field of EvidenceAlertConfig")
+        kind = type(getattr(EvidenceAlertConfig(), key))
+        change[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     results = {}
     for run in args.run:
         data = RunData(run, args.radius_km, args.every)
         if args.sweep is not None:
             results[str(run)] = sweep(data, args.every, args.sweep)
             break
-        rows = evaluate(data, args.every, args.quick)
+        rows = evaluate(data, args.every, args.quick, change)
         print_rows(run, rows)
         results[str(run)] = rows
     if args.json is not None:

@@ -319,3 +319,32 @@ def test_weaker_evidence_does_not_resend_the_alert(zones):
     # only Updates are for the threat becoming imminent
     assert any(pol.certainty_of(z) == "Likely" for z in held)
     assert all(e.level == "imminent" for e in events if e.kind == "update" and e.certainty != "Observed")
+
+
+def _flicker(zones, cfg: EvidenceAlertConfig) -> list:
+    """Evidence for one cell that comes and goes: 60 s on, 150 s off, six times (a hypothesis re-anchored by a
+    node that keeps hearing, then silence); returns the cell's finished alert periods."""
+    from skytrace.alerting.evidence import _Evidence
+
+    pol = EvidencePolicy(zones, _sensors(), cfg)
+    zi = next(i for i, z in enumerate(zones.zones) if z.parent)
+    t = T0
+    for _cycle in range(6):
+        for on_s in (True,) * 6 + (False,) * 15:
+            ev = _Evidence(len(zones), cfg.p_keep / cfg.p_raise)
+            if on_s:
+                ev.score[zi], ev.cert[zi] = 2.0, 2
+            pol._decide(t, ev, {})
+            t += 10.0
+    pol.close(t)
+    return [p for p in pol.periods if p.zone == zones.zones[zi].id]
+
+
+def test_a_flickering_zone_holds_longer_instead_of_re_raising(zones):
+    plain = _flicker(zones, EvidenceAlertConfig())
+    held = _flicker(zones, EvidenceAlertConfig(rearm_s=600.0))
+    assert len(plain) == 6, "without the re-arm rule every burst of evidence is its own alert period"
+    assert len(held) < len(plain)
+    # the held alert covers every moment the plain one did (no miss), only longer
+    for p in plain:
+        assert any(h.start <= p.start and h.end >= p.end for h in held)
