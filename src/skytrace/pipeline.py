@@ -209,17 +209,19 @@ class Pipeline:
 
     def heartbeat(self, sensor_rows: np.ndarray, t: np.ndarray) -> int:
         """Sensors ``sensor_rows`` (rows of the sensor table) were alive at ``t`` and heard nothing: their silence
-        then counts as negative information in the tracker (docs/tracking.md, "Silence"). Returns how many were passed
-        on (0 when the tracker does not use heartbeats). The consistency check gets them too (a silent neighbour is
-        one that is alive)."""
+        then counts as negative information in the tracker (docs/tracking.md, "Silence") and in the alert policy
+        (docs/warnings.md, "Negative information"); the consistency check gets them too (a silent neighbour is one
+        that is alive). Returns how many were passed on (0 when none of them uses heartbeats)."""
         rows = np.asarray(sensor_rows, dtype=np.int64).ravel()
         t = np.broadcast_to(np.asarray(t, dtype=float), rows.shape)
+        beats = [b for b in (getattr(self.tracker, "heartbeat", None), getattr(self.alerts, "heartbeat", None))
+                 if b is not None]
         if self.consistency is not None:
-            self.consistency.heartbeat(rows, t)
-        beat = getattr(self.tracker, "heartbeat", None)
-        if beat is None:
+            beats.append(self.consistency.heartbeat)
+        if not beats:
             return 0
-        beat(rows, t)
+        for beat in beats:
+            beat(rows, t)
         return int(rows.size)
 
     # ------------------------------------------------------------------------------------------------- step

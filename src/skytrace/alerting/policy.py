@@ -55,6 +55,10 @@ class AlertPolicy:
         policy keeps the mask in ``muted_sensors``; policies that alert only on tracks may ignore it."""
         self.muted_sensors = muted
 
+    def heartbeat(self, sensor_rows: Any, t: Any) -> None:
+        """Sensors ``sensor_rows`` (rows of the sensor table) were alive at ``t`` and heard nothing (heartbeats);
+        a policy that uses sensors' silence counts only alive sensors. Default: ignored."""
+
     def close(self, t: float) -> list:
         """End of run: clear every alert still raised, so that an all-clear follows every alert."""
         raise NotImplementedError
