@@ -7,6 +7,7 @@ import pytest
 from skytrace import geo
 from skytrace.batch import ACOUSTIC, OPTICAL, POSITION, RADAR, DetectionBatch, SensorTable
 from skytrace.model import Sensor
+from skytrace.sensors import acoustic
 from skytrace.sim.bench2d import Bench2DConfig, generate
 from skytrace.tracking import Tracker, TrackerConfig, motion
 from skytrace.tracking.measurement import predict_measurements
@@ -270,3 +271,34 @@ def test_crossing_confusers_make_no_track_thanks_to_the_bearing_clutter_map():
     assert confirmed_after(no_map, 300.0) > 0
     assert confirmed_after(TrackerConfig(confirm_min_speed_mps=0.0), 0.0) == 0
     assert confirmed_after(TrackerConfig(), 0.0) == 0  # the defaults (both rules) report nothing either
+
+
+def test_a_still_crossing_with_a_noisy_first_speed_is_not_confirmed():
+    """Two nodes hear stationary sources whose bearings cross (low SNR: 3.3-degree bearings, the sensor law's
+    own sigma). The crossing's first velocity estimates are noisy and sometimes pass the 12 m/s speed window;
+    the motion test (velocity different from zero at 99 %) keeps it from being confirmed. The clutter map is
+    switched off to test the motion rule alone."""
+    table = SensorTable.from_sensors(_sensors())
+    frame = _frame()
+    a, b = table.index["ac-0"], table.index["ac-1"]
+    tgt_lat, tgt_lon, tgt_alt = geo.enu_to_geodetic(0.0, 1500.0, 6.0, LAT0, LON0, GROUND)
+    snr = 6.0
+    sigma = acoustic.bearing_sigma_deg(snr, 2.0)
+    counts = {0.0: 0, TrackerConfig().confirm_motion_chi2: 0}
+    for seed in (1, 3, 5):
+        rng = np.random.default_rng(seed)
+        rows = []
+        for k in (a, b):
+            az, _, _ = geo.aer(table.lat[k], table.lon[k], table.alt_m[k], tgt_lat, tgt_lon, tgt_alt)
+            rows += [(t, k, np.mod(az + rng.normal(0, sigma), 360.0)) for t in np.arange(0.3 + 0.7 * k, 300.0, 1.0)]
+        rows.sort()
+        batch = DetectionBatch.empty(len(rows))
+        batch.t = np.array([r[0] for r in rows])
+        batch.sensor = np.array([r[1] for r in rows], dtype=np.int32)
+        batch.bearing_deg = np.array([r[2] for r in rows])
+        batch.snr_db[:] = snr
+        for chi2 in counts:
+            cfg = TrackerConfig(clutter_map_threshold=float("inf"), confirm_motion_chi2=chi2)
+            counts[chi2] += sum(len(s) for s in _run(Tracker(table, frame=frame, config=cfg), batch, 300.0))
+    assert counts[0.0] > 0  # without the motion test the still crossing becomes a confirmed "drone"
+    assert counts[TrackerConfig().confirm_motion_chi2] == 0
