@@ -23,7 +23,7 @@ runs of each run's own recursion (the bound given that run's geometry): by Jense
 the ensemble bound, the more so the more the runs' geometries differ (see ``pcrlb``).
 
     python bench/bench_pcrlb.py [--case radar bearings] [--runs 200] [--scans 60] [--scan-s 2] [--seed 0]
-                                [--plot docs/figures/pcrlb.png]
+                                [--min-node-m 0] [--plot docs/figures/pcrlb.png]
 """
 
 from __future__ import annotations
@@ -77,9 +77,24 @@ def bearings_case() -> Case:
     return Case("bearings", table, R, True)
 
 
-def truth_paths(case: str, rng: np.random.Generator, runs: int, scans: int, dt: float, q_h: float, q_v: float
-                ) -> np.ndarray:
-    """(runs, scans, 6) states following the tracker's own discrete white-noise-acceleration model."""
+def _node_clearance(heading: np.ndarray, offset: np.ndarray, scans: int, dt: float, speed: np.ndarray
+                    ) -> np.ndarray:
+    """Least horizontal distance (m) between each straight path across the triangle and the nearest node."""
+    centre = np.array([NODE_SIDE_M / 2, NODE_SIDE_M * np.sqrt(3) / 6])
+    nodes = np.array([(0.0, 0.0), (NODE_SIDE_M, 0.0), (NODE_SIDE_M / 2, NODE_SIDE_M * np.sqrt(3) / 2)])
+    u = np.column_stack([np.sin(heading), np.cos(heading)])
+    half = (speed * 0.5 * scans * dt)[:, None]
+    a = centre + offset - u * half  # path start and end (straight, nominal)
+    d = nodes[None] - a[:, None]  # (runs, nodes, 2)
+    s = np.clip(np.einsum("rnk,rk->rn", d, u), 0.0, 2 * half)
+    return np.min(np.linalg.norm(d - s[..., None] * u[:, None], axis=2), axis=1)
+
+
+def truth_paths(case: str, rng: np.random.Generator, runs: int, scans: int, dt: float, q_h: float, q_v: float,
+                min_node_m: float = 0.0) -> np.ndarray:
+    """(runs, scans, 6) states following the tracker's own discrete white-noise-acceleration model; bearings
+    case: paths passing within ``min_node_m`` of a node (an overflight, where the node's azimuth is undefined) are
+    drawn again."""
     x = np.zeros((runs, scans, 6))
     heading = rng.uniform(0, 2 * np.pi, runs)
     speed = rng.uniform(40.0, 55.0, runs)
@@ -89,8 +104,16 @@ def truth_paths(case: str, rng: np.random.Generator, runs: int, scans: int, dt: 
                                        rng.uniform(300, 1500, runs)])
     else:  # cross the nodes' triangle: halfway through the run near its centre, 300 m above ground
         centre = np.array([NODE_SIDE_M / 2, NODE_SIDE_M * np.sqrt(3) / 6])
+        offset = rng.uniform(-500, 500, (runs, 2))
+        for _ in range(1000):
+            close = _node_clearance(heading, offset, scans, dt, speed) < min_node_m
+            if not close.any():
+                break
+            heading[close] = rng.uniform(0, 2 * np.pi, int(close.sum()))
+            offset[close] = rng.uniform(-500, 500, (int(close.sum()), 2))
+        v = np.column_stack([speed * np.sin(heading), speed * np.cos(heading)])
         half_path = v * (0.5 * scans * dt)
-        x[:, 0, :2] = centre - half_path + rng.uniform(-500, 500, (runs, 2))
+        x[:, 0, :2] = centre - half_path + offset
         x[:, 0, 2] = 300.0 + rng.uniform(-50, 50, runs)
     x[:, 0, 3:5] = v
     for axis, q in ((0, q_h), (1, q_h), (2, q_v)):
@@ -166,7 +189,7 @@ def pcrlb(case: Case, truth: np.ndarray, dt: float, cfg: TrackerConfig, tracker:
 
 
 def run_case(case: Case, args, cfg: TrackerConfig, rng: np.random.Generator) -> dict:
-    truth = truth_paths(case.name, rng, args.runs, args.scans, args.scan_s, cfg.q_h, cfg.q_v)
+    truth = truth_paths(case.name, rng, args.runs, args.scans, args.scan_s, cfg.q_h, cfg.q_v, args.min_node_m)
     tracker = Tracker(case.table, frame=FRAME, config=cfg)
     sq, sqh = np.zeros(args.scans), np.zeros(args.scans)
     count = np.zeros(args.scans)
@@ -215,6 +238,8 @@ def main() -> None:
     ap.add_argument("--scans", type=int, default=60)
     ap.add_argument("--scan-s", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-node-m", type=float, default=0.0,
+                    help="bearings case: no path passes closer than this to a node (m; 0: any path)")
     ap.add_argument("--plot", default=None, help="write a figure of RMSE and bound against time (PNG)")
     args = ap.parse_args()
     results = {}
