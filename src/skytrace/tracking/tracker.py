@@ -80,12 +80,12 @@ class TrackerConfig:
     sprt_alpha: float = 1e-4  # SPRT false-confirmation probability (threshold log((1 - 0.01) / alpha))
     # ... at most: every unexplained plot of a sensor is the start of a test, so alpha is also capped at this many
     # false confirmed tracks per sensor-hour divided by the sensor's unexplained plots per hour (multiple tests)
-    sprt_false_tracks_per_h: float = float("inf")
+    sprt_false_tracks_per_h: float = float("inf")  # cap on false confirmations per sensor-hour; inf: off
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
     # ... and a track of a class that may not hover must be *known* to move: its velocity differs from zero at
     # this chi-square (2 dof, 99 %), so a stationary crossing (two confusers) with a noisy first speed is not confirmed
-    confirm_motion_chi2: float = 9.21
+    confirm_motion_chi2: float = 9.21  # chi-square (2 dof) the velocity must differ from zero by to confirm
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
     report_tentative: bool = True  # tentative tracks appear in snapshots with status "tentative" ...
     report_tentative_min_hits: int = 3  # ... once they have this many updates (not every stray plot)
