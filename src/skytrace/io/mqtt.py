@@ -198,7 +198,9 @@ class MqttIngest:
         if tls_ca:
             self.client.tls_set(ca_certs=tls_ca)
         self.client.max_inflight_messages_set(1000)
+        self._subscribe_mid: int | None = None
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -211,13 +213,23 @@ class MqttIngest:
         if reason_code.is_failure:
             log.error("MQTT connect to %s:%s refused: %s", self.host, self.port, reason_code)
             return
-        client.subscribe(TOPIC_FILTER, qos=1)
+        topics = [(TOPIC_FILTER, 1)]
         if self.on_heartbeats is not None:
             from skytrace.io.heartbeat import HEARTBEAT_TOPIC_FILTER
 
-            client.subscribe(HEARTBEAT_TOPIC_FILTER, qos=1)
+            topics.append((HEARTBEAT_TOPIC_FILTER, 1))
+        # ready only once the broker has granted the subscriptions (SUBACK): a message published before that
+        # reaches no subscriber on a first connection, so start() must not return on the CONNACK alone
+        _, self._subscribe_mid = client.subscribe(topics)
+        log.info("MQTT connected to %s:%s, subscribing to %s", self.host, self.port, [t for t, _ in topics])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid != self._subscribe_mid:
+            return
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("MQTT broker at %s:%s refused a subscription: %s", self.host, self.port, reason_codes)
+            return
         self.connected.set()
-        log.info("MQTT connected to %s:%s, subscribed to %s", self.host, self.port, TOPIC_FILTER)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
@@ -276,7 +288,8 @@ class MqttIngest:
         self.client.loop_start()
         if not self.connected.wait(timeout_s):
             self.stop()
-            raise SkytraceError(f"MQTT broker at {self.host}:{self.port} did not accept the connection")
+            raise SkytraceError(f"MQTT broker at {self.host}:{self.port} did not accept the connection and "
+                                "subscriptions")
 
     def stop(self) -> None:
         if self.inbox is not None:  # let the queued messages be committed and their PUBACKs sent while connected
