@@ -275,6 +275,17 @@ def _payload(data: bytes, workdir: Path, _table_cache: list = []) -> None:  # no
     decode_detections(data, _table_cache[0], stats, topic_sensor="ac-1", source="fuzz")
 
 
+def _heartbeat_payload(data: bytes, workdir: Path, _table_cache: list = []) -> None:  # noqa: B006 - a cache
+    from skytrace.io.heartbeat import decode_heartbeats
+    from skytrace.io.mqtt import DecodeStats
+
+    if not _table_cache:
+        _table_cache.append(_table())
+    stats = DecodeStats()
+    decode_heartbeats(data, _table_cache[0], stats, topic_sensor=None, source="fuzz")
+    decode_heartbeats(data, _table_cache[0], stats, topic_sensor="ac-1", source="fuzz")
+
+
 def payload_seeds() -> list[bytes]:
     lines = [ln for ln in DETECTIONS_SEED.splitlines() if ln]
     return [*lines, b"[" + b",".join(lines) + b"]"]
@@ -289,6 +300,8 @@ TARGETS: dict[str, Target] = {
     "scenario": Target("scenario", [SCENARIO_SEED], _scenario),
     "config": Target("config", [CONFIG_SEED], _config),
     "payload": Target("payload", payload_seeds(), _payload, payload=True),
+    "heartbeat_payload": Target("heartbeat_payload", [ln for ln in HEARTBEATS_SEED.splitlines() if ln],
+                                _heartbeat_payload, payload=True),
 }
 
 
