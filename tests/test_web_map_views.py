@@ -284,6 +284,10 @@ def test_screenshot_matches_the_reference(fixed_service, browser, view):  # noqa
     page.check("#layer-coverage")
     _settle(page, lat, lon, zoom)
     try:
+        # the service's clock has reached the page (durations are "since ... (4 min)", not from the wall clock)
+        page.wait_for_function(f"{ST}.serverT === {T0} && document.getElementById('alerts').textContent"
+                               ".includes('(4 min)')", timeout=10_000)
+        page.evaluate("document.querySelectorAll('aside, #panel').forEach(e => { e.scrollTop = 0; })")
         page.wait_for_function(f"{ST}.coverageDrawn > 0 && {ST}.placesDrawn > 0 && {ST}.labelsDrawn === {n_labels} "
                                "&& document.getElementById('feed').textContent === 'LIVE'", timeout=10_000)
     except Exception:
