@@ -18,7 +18,8 @@ reported drones" count only drones that some sensor had reported before the entr
     python bench/bench_alerts.py --run RUN --sweep docs/img/alerts-tradeoff.png
 
 A run directory holds sensors.json, detections.jsonl, detection_labels.npy, meta.json, truth.jsonl (from
-``skytrace simulate``) and tracks.jsonl (from ``skytrace track``).
+``skytrace simulate``), heartbeats.jsonl when the simulation wrote it (handed to the policy: only alive sensors'
+silence counts) and tracks.jsonl (from ``skytrace track``).
 """
 
 from __future__ import annotations
@@ -156,15 +157,18 @@ def run_policy(data: RunData, config, tag: str, every_s: float, with_reports: bo
     c0 = time.process_time()
     res = run_alerts(data.run / "tracks.jsonl", data.zones, data.run / f"alerts-{tag}", every_s, config,
                      write_cap=False, sensors_path=data.run / "sensors.json",
-                     detections_path=(data.run / "detections.jsonl") if with_reports else None)
+                     detections_path=(data.run / "detections.jsonl") if with_reports else None,
+                     heartbeats_path=(data.run / "heartbeats.jsonl") if with_reports and (
+                         data.run / "heartbeats.jsonl").is_file() else None)
     cpu = time.process_time() - c0
     periods = [a for a in res["periods"] if a.zone in data.cells] if leaves_only else leaf_periods(
         res["periods"], data.zones)
     return periods, cpu, len(res["events"])
 
 
-def evaluate(data: RunData, every_s: float, quick: bool = False) -> list[dict]:
-    """Every policy on one run; ``quick``: the baselines and the default evidence policy only."""
+def evaluate(data: RunData, every_s: float, quick: bool = False, change: dict | None = None) -> list[dict]:
+    """Every policy on one run; ``quick``: the baselines and the default evidence policy only; ``change``: settings
+    of the evidence policy changed from its defaults (``--set``)."""
     rows = []
     for name in ("oblast", "raion"):
         rows.append(data.score(name, data.base[name], 960.0) | {"cpu_s": 0.0, "events": None})
@@ -179,7 +183,7 @@ def evaluate(data: RunData, every_s: float, quick: bool = False) -> list[dict]:
         ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
         rows.append(data.score("evidence, previous settings", ep, cfg.lead_target_s + 60.0)
                     | {"cpu_s": round(ec, 1), "events": en})
-    cfg = EvidenceAlertConfig()
+    cfg = EvidenceAlertConfig(**(change or {}))
     ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
     rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
                                                                                 "events": en})
@@ -273,14 +277,23 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write all rows as JSON")
     ap.add_argument("--sweep", type=Path, default=None, help="trade-off curve PNG (first run only)")
     ap.add_argument("--quick", action="store_true", help="baselines and the default evidence policy only")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="evidence policy setting changed from its default (repeatable), e.g. rearm_s=600")
     args = ap.parse_args()
+    change = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in EvidenceAlertConfig.__dataclass_fields__ or not value:
+            raise SystemExit(f"--set {item}: expected FIELD=VALUE with a field of EvidenceAlertConfig")
+        kind = type(getattr(EvidenceAlertConfig(), key))
+        change[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     results = {}
     for run in args.run:
         data = RunData(run, args.radius_km, args.every)
         if args.sweep is not None:
             results[str(run)] = sweep(data, args.every, args.sweep)
             break
-        rows = evaluate(data, args.every, args.quick)
+        rows = evaluate(data, args.every, args.quick, change)
         print_rows(run, rows)
         results[str(run)] = rows
     if args.json is not None:

@@ -13,7 +13,9 @@ later; runs `skytrace forensics link` with the built-in launch areas and scores:
   best track, or "none" when p_none is larger) is one of them, or "none" when there are none (a drone lost by
   the sensors before it came down: no track can honestly be named);
 - launch areas: the true area is the catalogue area nearest to the drone's launch point (meta.json); top-1 and
-  top-3 rates of links.jsonl's list.
+  top-3 rates of links.jsonl's list;
+- stitching: the earlier tracks joined to each correctly linked track (``origin.predecessors``), right when most
+  of the earlier track's states lie within 2 km of the same drone.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from skytrace.forensics.inputs import read_debris, read_launch_areas
 from skytrace.forensics.link import LinkConfig, link_debris
+from skytrace.forensics.origin import predecessors, stitch_links
 from skytrace.forensics.tracks import read_track_histories
 from skytrace.io.formats import iter_jsonl
 from skytrace.model import TruthPoint
@@ -73,6 +76,18 @@ def _tracks_at_end(hist, truth: dict[str, np.ndarray], final_s: float = 120.0, g
                                  np.radians(lo_ - hist.lon[rows]) * np.cos(np.radians(la)))
         out[tid] = {hist.ids[k] for k in track_of_row[rows[d <= gate_m]]}
     return out
+
+
+def _follows(hist, k: int, tr: np.ndarray, gate_m: float = 2000.0) -> bool:
+    """Do most of track k's states (while the drone flew) lie within ``gate_m`` of that drone (truth ``tr``)?"""
+    rows = np.arange(hist.start[k], hist.stop[k])
+    rows = rows[(hist.t[rows] >= tr[0, 0]) & (hist.t[rows] <= tr[-1, 0])]  # tentative tracks are stitched too
+    if rows.size == 0:
+        return False
+    la = np.interp(hist.t[rows], tr[:, 0], tr[:, 1])
+    lo = np.interp(hist.t[rows], tr[:, 0], tr[:, 2])
+    d = EARTH_R_M * np.hypot(np.radians(la - hist.lat[rows]), np.radians(lo - hist.lon[rows]) * np.cos(np.radians(la)))
+    return bool(np.mean(d <= gate_m) > 0.5)
 
 
 def main() -> None:
@@ -136,6 +151,16 @@ def main() -> None:
         rows.append({"debris": ln["debris"], "kind": tgt["kind"], "tracked_at_end": bool(mine), "correct": correct,
                      "answer": answer, "true_area": true_area, "rank": ranked.index(true_area) + 1})
     n = len(rows)
+    # stitching: the earlier tracks joined to each correctly linked track
+    pred = stitch_links(hist)
+    idx = {name: k for k, name in enumerate(hist.ids)}
+    stitched = stitched_right = 0
+    for r in rows:
+        if r["correct"] and r["answer"] is not None:
+            tid = drone_of[r["debris"]]["target"]
+            for j in predecessors(hist, idx[r["answer"]], links=pred):
+                stitched += 1
+                stitched_right += _follows(hist, j, truth[tid])
     with_track = [r for r in rows if r["tracked_at_end"]]
     # the same link scored with each association mode (the CLI uses the default, "map")
     by_mode = {}
@@ -157,6 +182,7 @@ def main() -> None:
         "area_top3": round(sum(r["rank"] <= 3 for r in rows) / max(n, 1), 4),
         "area_top1_tracked_at_end": round(sum(r["rank"] == 1 for r in with_track) / max(len(with_track), 1), 4),
         "area_top3_tracked_at_end": round(sum(r["rank"] <= 3 for r in with_track) / max(len(with_track), 1), 4),
+        "stitched_tracks": stitched, "stitched_right": stitched_right,
         "true_areas": dict(Counter(r["true_area"] for r in rows)),
         "timing": timing,
         "recovery_sigma_m": args.recovery_sigma_m, "delay_h": [args.delay_h_min, args.delay_h_max],

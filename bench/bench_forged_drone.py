@@ -58,16 +58,17 @@ def main() -> None:
 
 
 def forged_run(table: SensorTable, dets: list[Detection], heartbeats: bool) -> dict:
-    pipe = Pipeline(table, zones=default_zones())
+    from skytrace.security.consistency import SensorConsistency
+
+    # the service's pipeline: the consistency check between tracking and the alert policy (it mutes the lone
+    # reports of nodes whose bearings point into the silent coverage of alive neighbours)
+    consistency = SensorConsistency(table)
+    pipe = Pipeline(table, zones=default_zones(), consistency=consistency)
     if heartbeats:
         beat_t = T0 + 60.0 * np.arange(17)
         pipe.heartbeat(np.repeat(np.arange(len(table)), beat_t.size), np.tile(beat_t, len(table)))
     confirmed: set[str] = set()
     raised: list = []
-    from skytrace.security.consistency import SensorConsistency
-
-    consistency = SensorConsistency(table)  # the service's check: bearings that point at no confirmed track
-    pipe.sinks.append(consistency)
 
     def on_step(res) -> None:
         confirmed.update(tid for tid, st in zip(res.tracks.track, res.tracks.status, strict=True)
@@ -84,7 +85,8 @@ def forged_run(table: SensorTable, dets: list[Detection], heartbeats: bool) -> d
             "raises_on_lone_reports": sum(1 for e in raised if e.tracks and all(_lone(k) for k in e.tracks)),
             "levels": sorted({f"{e.level}/{e.certainty}" for e in raised}),
             "zones_alerted": sorted({e.zone for e in raised})[:10],
-            "flagged_sensors": sorted(consistency.flags())}
+            "flagged_sensors": sorted(consistency.flags()),
+            "muted_sensors": sorted(k for k, v in consistency.flags().items() if v["muted"])}
 
 
 def _lone(key: str) -> bool:

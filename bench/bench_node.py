@@ -1,7 +1,7 @@
 """Benchmark of the acoustic node (`skytrace node`) on synthetic scenes: detection, false alarms, ROC per
 confuser, bearing accuracy, CPU and latency; on the train split's generator (new seeds) and on the held-out split.
 
-    python bench/bench_node.py [--quick] [--workers 2] [--out docs/bench_node.json]
+    python bench/bench_node.py [--quick] [--workers 2] [--out docs/bench_node.json] [--only KIND,GROUP,SPLIT]
 
 Scenes (bench/node/scenes.py): a Shahed-class engine (300-1500 m, 100-600 m up, 40-55 m/s) or a multirotor
 (40-250 m) moving past the array, rendered with Doppler and a ground reflection, mixed with background at a
@@ -61,7 +61,7 @@ def _job(spec: dict) -> dict:
         bg = bg / np.abs(bg).max() * np.abs(audio).max() * 10 ** (-spec["snr"] / 20) * 0.5
         audio = np.vstack([bg, audio])
         sc.az_true_deg = np.concatenate([np.full(n0, np.nan), sc.az_true_deg])
-    cfg = NodeConfig(uav_threshold=0.5)
+    cfg = NodeConfig(**{"uav_threshold": 0.5, **spec.get("cfg", {})})
     clf = Classifier.load(spec["classifier"]) if spec.get("classifier") else None
     run = evalkit.run_scene(audio, FS, arr, cfg, clf, emit_times=True)
     step = FS // 10
@@ -240,8 +240,25 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs/bench_node.json")
     ap.add_argument("--roc", type=Path, default=ROOT / "docs/img/node_roc.png")
     ap.add_argument("--classifier", type=Path, help="classifier weights to evaluate instead of the shipped ones")
+    ap.add_argument("--only", default="", help="comma-separated filter: keep scenes whose kind, group, split or "
+                    "background is listed (e.g. generator,lawnmower or heldout); a quick look, not the full report")
+    ap.add_argument("--cfg", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a NodeConfig number for this run (e.g. uav_threshold=0.4); repeatable")
     args = ap.parse_args()
+    overrides = {}
+    for kv in args.cfg:
+        name, _, value = kv.partition("=")
+        if name not in NodeConfig.__dataclass_fields__ or not value:
+            raise SystemExit(f"--cfg {kv}: expected NAME=VALUE with NAME a NodeConfig field")
+        overrides[name] = type(getattr(NodeConfig(), name))(value)
     jobs = specs(args.quick)
+    for j in jobs:
+        j["cfg"] = overrides
+    if args.only:
+        keep = set(args.only.split(","))
+        jobs = [j for j in jobs if keep & {str(j["kind"]), j["group"], j["split"], j["bg"]}]
+        if not jobs:
+            raise SystemExit(f"--only {args.only}: no scene matches")
     for j in jobs:
         j["classifier"] = str(args.classifier) if args.classifier else None
     t0 = time.time()
@@ -252,7 +269,7 @@ def main() -> None:
             if (i + 1) % 10 == 0 or i + 1 == len(jobs):
                 print(f"  {i + 1}/{len(jobs)} scenes ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     rep = summarise(results)
-    rep["roc"] = roc(results, args.roc)
+    rep["roc"] = roc(results, args.roc) if not args.only else None
     rep["scenes"] = len(results)
     rep["audio_s"] = round(sum(r["audio_s"] for r in results), 1)
     args.out.write_text(json.dumps(rep, indent=1) + "\n")

@@ -258,17 +258,19 @@ def test_bad_tracks_and_areas_are_one_line_errors(tmp_path: Path) -> None:
         read_debris(tmp_path / "missing.jsonl")
 
 
+def _renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
+    """The same points under another track id (a drone's history cut into tracker tracks)."""
+    return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve, vn=p.vn,
+                       vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
+
+
 def test_stitching_finds_the_earlier_track_of_the_same_drone() -> None:
     """A drone lost for 60 s and found again by a new track: the new track's predecessor is the old one (so the
     back-projection starts at the first detection); a track crossing there at right angles is not."""
     whole = _track("W", 51.3, 35.0, [(250.0, 3000.0)])
 
-    def renamed(pts: list[TrackPoint], name: str) -> list[TrackPoint]:
-        return [TrackPoint(t=p.t, track=name, status=p.status, lat=p.lat, lon=p.lon, alt_m=p.alt_m, ve=p.ve,
-                           vn=p.vn, vu=p.vu, pos_sigma_m=p.pos_sigma_m) for p in pts]
-
-    old = renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 1500], "T-old")
-    tail = renamed([p for p in whole if p.t >= T0 + 1560], "T-new")
+    old = _renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 1500], "T-old")
+    tail = _renamed([p for p in whole if p.t >= T0 + 1560], "T-new")
     mid = tail[0]
     cross = _track("T-cross", *GEOD.fwd(mid.lon, mid.lat, 160.0, 50.0 * 600)[1::-1], [(340.0, 590.0)],
                    t0=T0 + 960)
@@ -278,3 +280,36 @@ def test_stitching_finds_the_earlier_track_of_the_same_drone() -> None:
     first = smooth_first_states(hist, [k])[0]
     assert abs(first.t - T0) < 1.0  # starts where T-old started
     assert predecessors(hist, hist.ids.index("T-old")) == []
+
+
+def test_untracked_debris_gets_the_nights_launch_area_mix() -> None:
+    """The "none of these tracks" mass follows the night's linked tracks, weighted by their link mass; with no
+    back-projected track it is the catalogue's prior."""
+    from skytrace.forensics.link import LinkResult
+    from skytrace.forensics.linkrun import night_mix
+
+    prior = np.full(3, 1 / 3)
+    per_track = {0: np.array([0.8, 0.1, 0.1]), 1: np.array([0.1, 0.7, 0.2])}
+    links = [LinkResult("a", [0], [0.9], 0.1), LinkResult("b", [1, 0], [0.3, 0.1], 0.6),
+             LinkResult("c", [], [], 1.0)]
+    mix = night_mix(links, per_track, prior)
+    want = (1.0 * per_track[0] + 0.3 * per_track[1]) / 1.3
+    assert np.allclose(mix, want) and abs(mix.sum() - 1) < 1e-12
+    assert np.allclose(night_mix([LinkResult("c", [], [], 1.0)], per_track, prior), prior)
+
+
+def test_stitching_bridges_a_dog_leg_in_a_long_gap() -> None:
+    """A drone unseen for 20 minutes while it turned at a waypoint: stitched across the dog-leg (one-to-one
+    assignment), not when only straight-on gaps or short gaps are allowed; another drone's track is not taken."""
+    from skytrace.forensics.origin import OriginConfig
+
+    whole = _track("W", 51.3, 35.0, [(250.0, 3000.0), (215.0, 3000.0)])
+    other = _track("T-other", 51.0, 35.5, [(300.0, 2400.0)])
+
+    old = _renamed([p for p in whole if p.status == "confirmed" and p.t < T0 + 2400], "T-old")
+    new = _renamed([p for p in whole if p.t >= T0 + 3600], "T-new")
+    hist = TrackHistories.from_points(old + new + other)
+    k = hist.ids.index("T-new")
+    assert [hist.ids[j] for j in predecessors(hist, k)] == ["T-old"]
+    assert predecessors(hist, k, OriginConfig(stitch_turn_deg=0.0)) == []  # straight on only
+    assert predecessors(hist, k, OriginConfig(stitch_gap_s=600.0)) == []

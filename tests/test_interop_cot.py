@@ -86,7 +86,7 @@ def test_cot_sink_delivers_to_a_local_tcp_listener():
     for t in times:
         sink.on_step(StepResult(t, TrackSnapshot.from_records(t, [p for p in pts if p.t == t])))
     sink.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while listener.received().count(b"</event>") < len(pts) and time.monotonic() < deadline:
         time.sleep(0.05)
     listener.close()
@@ -113,7 +113,7 @@ def test_cot_sink_draws_alert_zones():
     sink.on_step(StepResult(400.0, empty, [AlertEvent(400.0, z, "clear", "clear", ["T1"], 0.0, None, "r",
                                                       "skytrace-000001", 100.0)]))
     sink.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while listener.received().count(b"</event>") < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     listener.close()

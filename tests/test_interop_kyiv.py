@@ -47,12 +47,11 @@ def test_sinks_run_inside_the_pipeline(kyiv_short, kyiv_tracks):
     alert policy on the scenario's zones): tracks reach TAK and the CAT062 listener, alerts reach the webhook."""
     import json
     import threading
-    import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from skytrace.batch import SensorTable
     from skytrace.interop import asterix, cot, webhook
-    from skytrace.interop.loopback import TcpListener, UdpListener
+    from skytrace.interop.loopback import TcpListener, UdpListener, wait_for_delivery
     from skytrace.pipeline import Pipeline, PipelineConfig, RecordedTracks, Sink
     from skytrace.zones import read_zones
 
@@ -84,10 +83,8 @@ def test_sinks_run_inside_the_pipeline(kyiv_short, kyiv_tracks):
         pipe.step(float(t))
     for s in sinks:
         s.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and tcp.received().count(b"</event>") < len(kyiv_tracks):
-        time.sleep(0.05)
-    time.sleep(0.3)
+    n_alert_events = sinks[2].stats["sent"]
+    wait_for_delivery(tcp, len(kyiv_tracks) + n_alert_events, udp, sinks[1].stats["sent"])
     srv.shutdown()
     tcp.close()
     udp.close()
@@ -96,6 +93,5 @@ def test_sinks_run_inside_the_pipeline(kyiv_short, kyiv_tracks):
     shapes = [e for e in events if e["type"] == "u-d-f"]
     n_cat = sum(len(asterix.decode_cat062(d)) for d in udp.datagrams)
     assert len(tracks) == n_cat == len(kyiv_tracks) and pipe.stats["sink_errors"] == 0
-    n_alert_events = sinks[2].stats["sent"]
     assert n_alert_events > 0 and len(posts) == n_alert_events and len(shapes) == n_alert_events  # one per event
     assert all(p["type"] == "skytrace.alert" for p in posts)

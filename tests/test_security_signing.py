@@ -112,6 +112,17 @@ def test_replay_window_handles_reordering_but_not_duplicates():
     # 12 and 11 are more than 8 behind the highest (20): too old, treated as replays
 
 
+def test_replay_window_in_time_mode_accepts_a_delayed_batch_once():
+    """A backlog delayed behind many newer batches (a broker outage) is accepted once while it is in the time
+    window; replays of it are refused; the memory stays bounded by the cap."""
+    w = ReplayWindow(size=8, cap=100)
+    now = 1_795_000_000.0
+    assert all(w.check_and_mark(s, now, now - 120) for s in range(100, 150))  # 50 newer ones first
+    assert [w.check_and_mark(s, now - 5, now - 120) for s in (3, 4, 3, 120)] == [True, True, False, False]
+    assert all(w.check_and_mark(s, now, now - 120) for s in range(1000, 1300))
+    assert len(w.seen) <= 2 * 100 and not w.check_and_mark(3, now, now - 120)  # forgotten for the cap: refused
+
+
 def test_every_forged_replayed_unsigned_batch_is_rejected_over_http(keyed):
     reg, signers, stranger = keyed
     svc = _service()

@@ -125,3 +125,74 @@ def test_open_store_rejects_bad_urls(tmp_path):
         open_store(str(tmp_path / "no" / "such" / "dir.db"))
     with pytest.raises(StoreError, match="cannot connect"):
         open_store("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_track_states_keep_class_identity_and_flag(store):
+    """The class of a track (the identity check's annotation) is stored with its state and read back by the
+    history query and the spatial query; a snapshot without the annotation stores none."""
+    snap = _snapshot(T0, ["T1", "T2", "T3"], [50.40, 50.41, 50.42], [30.50, 30.51, 30.52])
+    snap.cls = ["manned", None, "manned"]
+    snap.target_id = ["icao:4b1805", None, "icao:508035"]
+    snap.identity_flag = [None, None, "position jump"]
+    assert store.put_tracks(snap) == 3
+    store.put_tracks(_snapshot(T0 + 1, ["T4"], [50.43], [30.53]))  # not annotated
+    got = {p.track: (p.cls, p.target_id, p.identity_flag) for p in store.track_states(T0, T0 + 1)}
+    assert got == {"T1": ("manned", "icao:4b1805", None), "T2": (None, None, None),
+                   "T3": ("manned", "icao:508035", "position jump"), "T4": (None, None, None)}
+    near = {p.track: p.cls for p in store.tracks_near(50.40, 30.50, 500.0, T0 - 1, T0 + 1)}
+    assert near == {"T1": "manned"}
+
+
+OLD_SQLITE_TRACKS = """CREATE TABLE tracks (
+    id INTEGER PRIMARY KEY, t REAL NOT NULL, track TEXT NOT NULL, status TEXT NOT NULL, lat REAL NOT NULL,
+    lon REAL NOT NULL, alt_m REAL NOT NULL, ve REAL, vn REAL, vu REAL, pos_sigma_m REAL);
+INSERT INTO tracks (t, track, status, lat, lon, alt_m, ve, vn, vu, pos_sigma_m)
+    VALUES (1763850000.0, 'OLD1', 'confirmed', 50.4, 30.5, 300.0, 40.0, 0.0, 0.0, 50.0);
+CREATE VIRTUAL TABLE tracks_rtree USING rtree(id, t0, t1, lat0, lat1, lon0, lon1);
+INSERT INTO tracks_rtree VALUES (1, 1763850000.0, 1763850000.0, 50.4, 50.4, 30.5, 30.5);
+"""
+
+
+def _old_schema_store(kind: str, tmp_path, request):
+    """A database as the previous release wrote it (track states without the identity columns), one old row."""
+    if kind == "sqlite":
+        import sqlite3
+
+        path = str(tmp_path / "old.db")
+        with sqlite3.connect(path) as db:
+            db.executescript(OLD_SQLITE_TRACKS)
+        return path
+    import psycopg
+
+    from skytrace.store.postgis import SCHEMA
+
+    url = request.getfixturevalue("pg_url")
+    old = SCHEMA.split("-- databases written before")[0]
+    old = old.replace(",\n    cls text, target_id text, identity_flag text);", ");")
+    assert "cls text" not in old
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(old)
+        db.execute("INSERT INTO tracks (t, track, status, lat, lon, alt_m, ve, vn, vu, pos_sigma_m) VALUES "
+                   "(1763850000.0, 'OLD1', 'confirmed', 50.4, 30.5, 300.0, 40.0, 0.0, 0.0, 50.0)")
+        cols = {r[0] for r in db.execute("SELECT column_name FROM information_schema.columns "
+                                         "WHERE table_name = 'tracks'")}
+        assert "cls" not in cols
+    return url
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgis"])
+def test_an_older_database_is_migrated_to_keep_the_class(kind, tmp_path, request):
+    url = _old_schema_store(kind, tmp_path, request)
+    for _ in range(2):  # opening twice: the migration is idempotent
+        s = open_store(url)
+        s.close()
+    s = open_store(url)
+    try:
+        snap = _snapshot(T0 + 5, ["NEW1"], [50.41], [30.51])
+        snap.cls, snap.target_id, snap.identity_flag = ["cooperative-uav"], ["rid:UA-1"], [None]
+        s.put_tracks(snap)
+        got = {p.track: (p.cls, p.target_id) for p in s.track_states(T0 - 1, T0 + 10)}
+        assert got == {"OLD1": (None, None), "NEW1": ("cooperative-uav", "rid:UA-1")}  # old rows: not recorded then
+        assert {p.track for p in s.tracks_near(50.41, 30.51, 3000.0, T0 - 1, T0 + 10)} == {"OLD1", "NEW1"}
+    finally:
+        s.close()

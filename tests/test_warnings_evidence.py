@@ -236,20 +236,30 @@ def _grid_of_nodes(spacing_m: float = 2500.0, half_km: float = 45.0) -> list[Sen
     return out
 
 
-def _heard_then_silence(zones, negative_info: bool) -> tuple[EvidencePolicy, float, list]:
+def _heard_then_silence(zones, negative_info: bool, alive: bool = True) -> tuple[EvidencePolicy, float, list]:
+    """A lone node hears an engine, then 7 minutes of silence all around; ``alive``: every node sends a heartbeat
+    every 120 s (known alive), else the nodes around are down (no heartbeat, no report)."""
     table = _sensors(*_grid_of_nodes())
     cfg = EvidenceAlertConfig(negative_info=negative_info)
     pol = EvidencePolicy(zones, table, cfg)
+    every_row = np.arange(len(table))
     t = T0
     events = []
+
+    def beat(t_now: float) -> None:
+        if alive and int(t_now - T0) % 120 == 0:
+            pol.heartbeat(every_row, np.full(every_row.size, t_now))
+
     for k in range(7):  # a minute of quiet, then the node hears an engine east of it for half a minute
         t = T0 + 10.0 * k
+        beat(t)
         rows = [{"sensor": "ac-1", "t": t - dt, "bearing_deg": 90.0, "snr_db": 10.0} for dt in (1.0, 4.0, 7.0)]
         events += pol.update(t, _empty(t), _dets(table, rows if k >= 4 else []))
     t_heard = t
     assert pol.active(), "the lone node's sector is alerted"
     while t < t_heard + 420.0:  # every node (the dense coverage all around) hears nothing for 7 minutes
         t += 10.0
+        beat(t)
         events += pol.update(t, _empty(t), _dets(table, []))
     return pol, t_heard, events
 
@@ -264,6 +274,30 @@ def test_silent_nodes_exclude_a_lone_reports_drone_and_its_alerts_expire_early(z
     # without it, the same silence leaves the hypothesis flying (and alerting) for its whole memory
     pol2, _, _ = _heard_then_silence(zones, negative_info=False)
     assert pol2.hyps and pol2.active()
+
+
+def test_only_nodes_known_alive_count_as_negative_information(zones):
+    # the same silence from nodes that sent no heartbeat (down, jammed, cut off) says nothing: the lone node's
+    # hypothesis keeps flying and alerting
+    pol, _, _ = _heard_then_silence(zones, negative_info=True, alive=False)
+    assert pol.hyps and pol.active()
+
+
+def test_a_node_whose_heartbeats_stopped_no_longer_excludes():
+    from skytrace.alerting.negative import SilenceMap
+
+    table = SensorTable.from_sensors([Sensor(id="ac-1", kind="acoustic", lat=NODE_LAT, lon=NODE_LON, alt_m=150.0,
+                                             bearing_sigma_deg=2.5, max_range_m=3000.0)])
+    sm = SilenceMap(table, np.array([3000.0]), np.array([2.5]), silence_s=60.0, alive_s=300.0)
+    sm.observe(T0, _dets(table, []))
+    lat = np.array([NODE_LAT + 1000.0 / M_PER_DEG])  # 1 km north of the node: well within its audible range
+    lon = np.array([NODE_LON])
+    assert not sm.excluded(T0 + 120.0, lat, lon).any(), "never heard from: not known alive"
+    sm.heartbeat(np.array([0]), np.array([T0 + 100.0]))
+    assert sm.excluded(T0 + 120.0, lat, lon).all(), "alive and silent toward the point"
+    assert not sm.excluded(T0 + 500.0, lat, lon).any(), "last heartbeat 400 s old: taken as down"
+    sm.observe(T0 + 560.0, _dets(table, [{"sensor": "ac-1", "t": T0 + 560.0, "bearing_deg": 270.0}]))
+    assert sm.excluded(T0 + 570.0, lat, lon).all(), "a report (toward elsewhere) proves it alive again"
 
 
 def test_weaker_evidence_does_not_resend_the_alert(zones):
@@ -285,3 +319,32 @@ def test_weaker_evidence_does_not_resend_the_alert(zones):
     # only Updates are for the threat becoming imminent
     assert any(pol.certainty_of(z) == "Likely" for z in held)
     assert all(e.level == "imminent" for e in events if e.kind == "update" and e.certainty != "Observed")
+
+
+def _flicker(zones, cfg: EvidenceAlertConfig) -> list:
+    """Evidence for one cell that comes and goes: 60 s on, 150 s off, six times (a hypothesis re-anchored by a
+    node that keeps hearing, then silence); returns the cell's finished alert periods."""
+    from skytrace.alerting.evidence import _Evidence
+
+    pol = EvidencePolicy(zones, _sensors(), cfg)
+    zi = next(i for i, z in enumerate(zones.zones) if z.parent)
+    t = T0
+    for _cycle in range(6):
+        for on_s in (True,) * 6 + (False,) * 15:
+            ev = _Evidence(len(zones), cfg.p_keep / cfg.p_raise)
+            if on_s:
+                ev.score[zi], ev.cert[zi] = 2.0, 2
+            pol._decide(t, ev, {})
+            t += 10.0
+    pol.close(t)
+    return [p for p in pol.periods if p.zone == zones.zones[zi].id]
+
+
+def test_a_flickering_zone_holds_longer_instead_of_re_raising(zones):
+    plain = _flicker(zones, EvidenceAlertConfig())
+    held = _flicker(zones, EvidenceAlertConfig(rearm_s=600.0))
+    assert len(plain) == 6, "without the re-arm rule every burst of evidence is its own alert period"
+    assert len(held) < len(plain)
+    # the held alert covers every moment the plain one did (no miss), only longer
+    for p in plain:
+        assert any(h.start <= p.start and h.end >= p.end for h in held)

@@ -120,6 +120,7 @@ def _open(browser, server, **kw):  # noqa: F811
     outside = _no_external_requests(page, server.url)
     page.goto(server.url + "/")
     page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.placesLoaded > 0 && {ST}.sensorsLoaded > 0 "
+                           f"&& {ST}.riversLoaded > 0 "
                            f"&& {ST}.tracks.size === 4 && {ST}.activeAlerts && {ST}.activeAlerts.length === 2",
                            timeout=30_000)
     return page, outside
@@ -186,6 +187,57 @@ def test_coverage_layer_shows_what_the_sensors_reach_and_toggles(fixed_service, 
     assert outside == []
 
 
+def _renderer_pixel_js(pane: str, lat: float, lon: float) -> str:
+    """JS expression: RGBA of a Leaflet canvas renderer's canvas in ``pane`` at a position; such a canvas extends
+    past the view by its padding, so the point is taken relative to the canvas's own place on the page."""
+    return f"""(() => {{ const c = document.querySelector('.leaflet-{pane}-pane canvas');
+        const p = {ST}.map.latLngToContainerPoint([{lat}, {lon}]);
+        const m = {ST}.map.getContainer().getBoundingClientRect(), r = c.getBoundingClientRect();
+        const k = c.width / r.width;
+        return [...c.getContext('2d').getImageData(Math.round((p.x + m.left - r.left) * k),
+                                                   Math.round((p.y + m.top - r.top) * k), 1, 1).data]; }})()"""
+
+
+def _renderer_pixel(page, pane: str, lat: float, lon: float) -> list[int]:
+    return page.evaluate(_renderer_pixel_js(pane, lat, lon))
+
+
+def _river_vertex_near(lat: float, lon: float) -> tuple[float, float]:
+    """The vertex of the shipped rivers layer nearest to a point (lat, lon)."""
+    import json
+    from importlib import resources
+
+    doc = json.loads(resources.files("skytrace.data").joinpath("basemap-rivers.json").read_text())
+    pts = [(y, x) for f in doc["features"] if f["properties"]["kind"] == "river"
+           for line in f["geometry"]["coordinates"] for x, y in line]
+    return min(pts, key=lambda p: (p[0] - lat) ** 2 + ((p[1] - lon) * 0.64) ** 2)
+
+
+def test_rivers_are_drawn_offline_under_the_zones_and_toggle(fixed_service, browser):  # noqa: F811
+    """The shipped Natural Earth rivers: drawn (blue) on the Dnipro by Kyiv, not 25 km west of it, below the alert
+    cells and above the land; the checkbox hides them; nothing fetched from outside."""
+    server, svc = fixed_service
+    page, outside = _open(browser, server, viewport={"width": 1000, "height": 700})
+    lat, lon = _river_vertex_near(50.45, 30.6)
+    assert abs(lat - 50.45) < 0.2 and abs(lon - 30.6) < 0.2  # the Dnipro passes Kyiv
+    _settle(page, lat, lon, 9)
+    page.wait_for_function(f"{_renderer_pixel_js('rivers', lat, lon)}[3] > 100", timeout=5_000)  # drawn
+    on = _renderer_pixel(page, "rivers", lat, lon)
+    off = _renderer_pixel(page, "rivers", 50.45, 30.25)  # Irpin river plain: no 1:50m river there
+    assert on[3] > 100 and on[2] > on[0], on  # the river colour #2f6f9f
+    assert off[3] == 0, off
+    z = page.evaluate("['overlay', 'rivers', 'cells'].map(p => +getComputedStyle(document.querySelector("
+                      "'.leaflet-' + p + '-pane')).zIndex)")
+    assert z[0] < z[1] < z[2], z  # land < rivers < alert cells
+    page.uncheck("#layer-rivers")  # the renderer's canvas stays; it is cleared at the next animation frame
+    page.wait_for_function(f"!{ST}.map.hasLayer({ST}.riverLayer) && {_renderer_pixel_js('rivers', lat, lon)}[3] === 0",
+                           timeout=5_000)
+    page.check("#layer-rivers")
+    page.wait_for_function(f"{_renderer_pixel_js('rivers', lat, lon)}[3] > 100", timeout=5_000)
+    page.close()
+    assert outside == []
+
+
 def test_classes_and_coverage_on_a_phone(fixed_service, browser):  # noqa: F811
     """On a phone the layer switches sit in the bottom sheet; a tap turns coverage on; the classes draw the same."""
     server, svc = fixed_service
@@ -211,27 +263,42 @@ def _compare(shot: Path, ref: Path) -> tuple[float, float]:
     return float((d.max(axis=2) > 40).mean()), float(d.mean())
 
 
-def test_screenshot_matches_the_reference(fixed_service, browser):  # noqa: F811
-    """The key view (classes, alerts, coverage, labels, panel) rendered from a fixed state: pinned viewport, scale,
-    font, time zone and instant. The health badges (link and step ages, measured live) are masked."""
+# viewport, reference image, view (lat, lon, zoom), drone labels drawn (on a phone two labels collide away)
+VIEWS = {"desktop": ({"width": 1000, "height": 700}, REFERENCE, (50.45, 30.68, 9.5), 4),
+         "phone": ({"width": 390, "height": 844, "is_mobile": True, "has_touch": True},
+                   REFERENCE.with_name("map-reference-phone.png"), (50.44, 30.68, 9.0), 2)}
+
+
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_screenshot_matches_the_reference(fixed_service, browser, view):  # noqa: F811
+    """The key view (classes, alerts, coverage, labels, rivers, panel; on a phone the map above the bottom sheet)
+    rendered from a fixed state: pinned viewport, scale, font, time zone and instant. The health badges (link and
+    step ages, measured live) are masked."""
     server, svc = fixed_service
-    page, outside = _open(browser, server, viewport={"width": 1000, "height": 700}, device_scale_factor=1,
-                          locale="en-GB", timezone_id="Europe/Kyiv")
+    size, reference, (lat, lon, zoom), n_labels = VIEWS[view]
+    page, outside = _open(browser, server, viewport={"width": size["width"], "height": size["height"]},
+                          device_scale_factor=1, locale="en-GB", timezone_id="Europe/Kyiv",
+                          **{k: v for k, v in size.items() if k not in ("width", "height")})
     page.add_style_tag(content=':root { --map-font: "DejaVu Sans"; }')
     page.evaluate("document.fonts.ready")
     page.check("#layer-coverage")
-    _settle(page, 50.45, 30.68, 9.5)
-    page.wait_for_function(f"{ST}.coverageDrawn > 0 && {ST}.placesDrawn > 0 && {ST}.labelsDrawn === 4 "
-                           "&& document.getElementById('feed').textContent === 'LIVE'", timeout=10_000)
+    _settle(page, lat, lon, zoom)
+    try:
+        page.wait_for_function(f"{ST}.coverageDrawn > 0 && {ST}.placesDrawn > 0 && {ST}.labelsDrawn === {n_labels} "
+                               "&& document.getElementById('feed').textContent === 'LIVE'", timeout=10_000)
+    except Exception:
+        state = page.evaluate(f"[{ST}.coverageDrawn, {ST}.placesDrawn, {ST}.labelsDrawn, "
+                              "document.getElementById('feed').textContent]")
+        raise AssertionError(f"{view}: coverage, places, labels drawn, badge = {state}") from None
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "map-fixed.png"
+    shot = ARTIFACTS / f"map-fixed-{view}.png"
     page.screenshot(path=str(shot), mask=[page.locator("#health")], animations="disabled")
     page.close()
     assert outside == []
     if os.environ.get("SKYTRACE_UPDATE_REFERENCE") == "1":
-        REFERENCE.write_bytes(shot.read_bytes())
-    assert REFERENCE.exists(), "no reference image: run with SKYTRACE_UPDATE_REFERENCE=1, check it, commit it"
-    share, mean = _compare(shot, REFERENCE)
+        reference.write_bytes(shot.read_bytes())
+    assert reference.exists(), "no reference image: run with SKYTRACE_UPDATE_REFERENCE=1, check it, commit it"
+    share, mean = _compare(shot, reference)
     assert share < 0.005 and mean < 2.0, f"{share:.2%} of pixels differ (mean {mean:.2f}); see {shot}"
 
 
@@ -357,3 +424,65 @@ def test_operator_tiles_from_a_directory_or_mbtiles_are_served_by_skytrace(tmp_p
             TileSource.from_setting(bad)
     assert TileSource.from_setting("") is None
     assert TileSource.from_setting("https://tiles.lan/{z}/{x}/{y}.png").client()["local"] is False
+
+
+class PictureSequence(FixedTracks):
+    """A track source showing one picture until ``t_switch``, another after (the past differs from now)."""
+
+    def __init__(self, before: TrackSnapshot, after: TrackSnapshot, t_switch: float):
+        super().__init__(before)
+        self.after, self.t_switch = after, t_switch
+
+    def advance(self, t_now: float) -> TrackSnapshot:
+        return dataclasses.replace(self.snap if t_now < self.t_switch else self.after, t=t_now)
+
+
+def test_history_playback_shows_the_class_stored_then(browser):  # noqa: F811
+    """Ten minutes stepped on a virtual clock: for the first five an ADS-B aircraft, a Remote ID drone, a possible
+    drone and a track whose claimed ADS-B identity the identity check does not believe; then only the possible
+    drone. Scrubbed back to minute 2, the map shows each track with the class stored then (the live picture no
+    longer has them): aircraft, Remote ID, and the flagged claim drawn as a possible drone."""
+    n = 4
+    z = np.zeros(n)
+    before = TrackSnapshot(
+        t=T0, track=["T0001", "T0002", "T0003", "T0004"], status=["confirmed"] * n,
+        lat=np.array([50.50, 50.36, 50.44, 50.40]), lon=np.array([30.86, 30.75, 30.50, 30.66]),
+        alt_m=np.array([120.0, 200.0, 3500.0, 90.0]), ve=z + 20.0, vn=z, vu=z, pos_sigma_m=z + 50.0,
+        cls=[None, "manned", "manned", "cooperative-uav"],
+        target_id=[None, "icao:508035", "icao:4b1805", "rid:UA-RID-0042"],
+        identity_flag=[None, "drone engine heard, no radar plot", None, None])
+    after = before.take(np.array([0]))
+    table = SensorTable.from_sensors([Sensor(id="ac0", kind="acoustic", lat=50.4, lon=30.5, alt_m=150.0,
+                                             bearing_sigma_deg=3.0)])
+    stage = Pipeline(table, tracker=PictureSequence(before, after, T0 + 300), policy=FixedAlerts([]),
+                     config=PipelineConfig(alert_every_s=0.0))
+    now = [T0]
+    from skytrace.zones_grid import default_zones
+
+    svc = LiveService(table=table, zones=default_zones(), stage=stage, store=open_store(None), step_s=0.25,
+                      clock=lambda: now[0])
+    for t in np.arange(T0, T0 + 600 + 1, 2.0):
+        now[0] = float(t)
+        svc.step_once(float(t))
+    stored = {p.track: (p.cls, p.target_id, p.identity_flag) for p in svc.store.track_states(T0 + 100, T0 + 120)}
+    assert stored["T0003"] == ("manned", "icao:4b1805", None)
+    assert stored["T0002"] == ("manned", "icao:508035", "drone engine heard, no radar plot")
+    with ServerThread(create_app(svc)) as server:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        outside = _no_external_requests(page, server.url)
+        page.goto(server.url + "/")
+        page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.serverT === {now[0]} && {ST}.tracks.size === 1",
+                               timeout=30_000)
+        page.evaluate("""() => { const s = document.getElementById('scrub'); s.value = -480;
+            s.dispatchEvent(new Event('change')); }""")
+        page.wait_for_function(f"{ST}.mode === 'history' && {ST}.historyShown === 4", timeout=10_000)
+        shown = page.evaluate(f"Object.fromEntries([...{ST}.tracks.values()].map(t => [t.id, [t.cls, t.targetId, "
+                              "t.flag]]))")
+        assert shown == {"T0001": [None, None, None],
+                         "T0002": ["manned", "icao:508035", "drone engine heard, no radar plot"],
+                         "T0003": ["manned", "icao:4b1805", None],
+                         "T0004": ["cooperative-uav", "rid:UA-RID-0042", None]}
+        _settle(page, 50.44, 30.68, 10)
+        assert page.evaluate(f"{ST}.classDrawn") == {"drone": 2, "manned": 1, "cooperative-uav": 1}
+        page.close()
+    assert outside == []

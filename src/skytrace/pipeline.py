@@ -13,6 +13,9 @@ Stages are plugged in, never special-cased here:
   (:class:`RecordedTracks`) for re-running only the alerting;
 - an **alert policy** (:class:`skytrace.alerting.AlertPolicy`): ``update(t, tracks, detections) -> events``,
   ``active()``, ``close(t)``;
+- an optional **consistency check** (:class:`skytrace.security.consistency.SensorConsistency`): run after tracking
+  and before the alert policy, it sees every admitted report and the track picture, and hands the policy the
+  sensors whose reports it mutes (``policy.mute_sensors(mask)``: bearings that alive silent neighbours contradict);
 - **sinks** (:class:`Sink`): ``on_step(result)`` and ``close()``. Sinks run in the order given; the order is the
   publication order, so put fast, vital outputs (CAP, websocket) before slow or fallible ones (the store).
 
@@ -133,14 +136,18 @@ class Pipeline:
         Cooperative identities (:class:`skytrace.alerting.identity.IdentityCheck`): tags every snapshot with the
         class and identity cooperative targets claim, and hides believed manned aircraft (and, by policy,
         identified Remote ID drones) and their reports from the alert policy. None: no identities.
+    consistency
+        A per-sensor consistency check (:class:`skytrace.security.consistency.SensorConsistency`): observes each
+        step's reports and tracks (and the heartbeats) and tells the alert policy which sensors to mute. None: none.
     """
 
     def __init__(self, sensors: SensorTable, zones: ZoneSet | None = None, tracker_config: Any = None,
                  alert_policy: Any = None, frame: Any = None, *, config: PipelineConfig | None = None,
                  policy: Any = None, tracker: TrackSource | None = None, sinks: Sequence[Sink] = (),
-                 assess_config: Any = None, identity: Any = None):
+                 assess_config: Any = None, identity: Any = None, consistency: Any = None):
         self.sensors = sensors
         self.identity = identity
+        self.consistency = consistency
         self.config = config or PipelineConfig()
         if tracker is None:
             from skytrace.tracking import Tracker
@@ -202,14 +209,19 @@ class Pipeline:
 
     def heartbeat(self, sensor_rows: np.ndarray, t: np.ndarray) -> int:
         """Sensors ``sensor_rows`` (rows of the sensor table) were alive at ``t`` and heard nothing: their silence
-        then counts as negative information in the tracker (docs/tracking.md, "Silence"). Returns how many were passed
-        on (0 when the tracker does not use heartbeats)."""
-        beat = getattr(self.tracker, "heartbeat", None)
-        if beat is None:
-            return 0
+        then counts as negative information in the tracker (docs/tracking.md, "Silence") and in the alert policy
+        (docs/warnings.md, "Negative information"); the consistency check gets them too (a silent neighbour is one
+        that is alive). Returns how many were passed on (0 when none of them uses heartbeats)."""
         rows = np.asarray(sensor_rows, dtype=np.int64).ravel()
         t = np.broadcast_to(np.asarray(t, dtype=float), rows.shape)
-        beat(rows, t)
+        beats = [b for b in (getattr(self.tracker, "heartbeat", None), getattr(self.alerts, "heartbeat", None))
+                 if b is not None]
+        if self.consistency is not None:
+            beats.append(self.consistency.heartbeat)
+        if not beats:
+            return 0
+        for beat in beats:
+            beat(rows, t)
         return int(rows.size)
 
     # ------------------------------------------------------------------------------------------------- step
@@ -223,6 +235,10 @@ class Pipeline:
         if self.identity is not None:
             tracks = self.identity.annotate(t_now, tracks, dets)
         res = StepResult(t_now, tracks, [], dets)
+        if self.consistency is not None:
+            self.consistency.observe(t_now, tracks, dets)
+            if self.alerts is not None and hasattr(self.alerts, "mute_sensors"):
+                self.alerts.mute_sensors(self.consistency.muted())
         if self.alerts is not None:
             if len(dets):
                 self._since_alert.append(dets)

@@ -76,6 +76,12 @@ class EvidenceAlertConfig:
     """s with no evidence at all for a zone (the threat has passed: no track, fan or hypothesis touches it any
     more) before the all-clear. Shorter than ``clear_after_s``: the hysteresis guards against evidence that
     wavers, not against evidence that is gone."""
+    rearm_s: float = 0.0
+    """s; a zone that raises again within this long after its all-clear flickers: each such re-raise multiplies
+    its all-clear holds (``clear_after_s``, ``clear_passed_s``) by one more, up to ``rearm_max_factor`` (fewer,
+    longer alert periods; never a miss, at some needless area). 0: off (see docs/warnings.md, alert fatigue)."""
+    rearm_max_factor: float = 4.0
+    """most the all-clear holds of a flickering zone are multiplied by (see ``rearm_s``)."""
     imminent_s: float = 120.0
     """s; expected arrival within this is level ``imminent`` (CAP urgency Immediate)."""
     use_tentative: bool = True
@@ -158,6 +164,9 @@ class EvidenceAlertConfig:
     reported every few seconds; late reports arrive within tens of seconds)."""
     silence_every_s: float = 30.0
     """s between two applications of the negative information (a drone flies ~1.4 km meanwhile)."""
+    silence_alive_s: float = 300.0
+    """s; only a sensor that reported or sent a heartbeat within this long is alive and its silence counts (a node
+    that is down says nothing; simulated nodes beat every 120 s, so one lost heartbeat is tolerated)."""
     seed: int = 0
     """random seed of the particles (same input, same alerts)."""
 
@@ -174,6 +183,7 @@ class _Zone:
     alert_id: str = ""
     all_tracks: set[str] = field(default_factory=set)
     max_level: str = "warning"
+    hold_factor: float = 1.0  # all-clear holds are multiplied by this (a zone that re-raised soon after a clear)
 
 
 @dataclass
@@ -401,6 +411,8 @@ class EvidencePolicy(AlertPolicy):
         self._tau = np.arange(0.0, life + cfg.future_step_s, cfg.future_step_s)  # futures, s after the anchor
         self.last_score = np.zeros(nz)
         self.last_certainty = np.full(nz, POSSIBLE)
+        self._cleared_t = np.full(nz, -np.inf)  # per zone: time of its last all-clear (``rearm_s``)
+        self._hold = np.ones(nz)  # per zone: the hold factor of its last alert period
         self._init_sensors(sensors)
         self._silence = None
         self._silence_t = -np.inf
@@ -408,7 +420,7 @@ class EvidencePolicy(AlertPolicy):
             from skytrace.alerting.negative import SilenceMap
 
             self._silence = SilenceMap(sensors, self._range_m, self._bsig, cfg.silence_range_frac,
-                                       cfg.silence_radar_range_frac, cfg.silence_s)
+                                       cfg.silence_radar_range_frac, cfg.silence_s, alive_s=cfg.silence_alive_s)
         # hex-ish disc of offsets for the raion-sized stage (every ~7 km)
         r = cfg.raion_radius_km * 1000.0
         g = np.arange(-r, r + 1, 7000.0)
@@ -452,6 +464,17 @@ class EvidencePolicy(AlertPolicy):
             return False
         names = tracks.sensors_of(i) or []
         return any(self._trusted[self.sensors.index[s]] for s in names if s in self.sensors.index)
+
+    def mute_sensors(self, muted: np.ndarray | None) -> None:
+        """Lone reports of ``muted`` sensors (bool per sensor row; the pipeline's consistency check: bearings into
+        the silent coverage of alive neighbours) raise nothing: their lone-report hypotheses are dropped now and none
+        is made while they stay muted. Tracks they support are untouched (a track rests on several sensors)."""
+        self.muted_sensors = None if muted is None or not np.any(muted) else np.asarray(muted, dtype=bool)
+        if self.muted_sensors is None:
+            return
+        for key, h in list(self.hyps.items()):
+            if h.kind == "report" and 0 <= h.sensor < self.muted_sensors.size and self.muted_sensors[h.sensor]:
+                self.visits.kill(self.hyps.pop(key).slot)
 
     # ------------------------------------------------------------------------------------------------ evidence
     def _add_hyps(self, hyps: list[_Hyp]) -> None:
@@ -553,6 +576,8 @@ class EvidencePolicy(AlertPolicy):
             plon[is_radar] = slon[is_radar] + gr * np.sin(b) / (M_PER_DEG * np.cos(np.radians(slat[is_radar])))
         is_brg = ((kind == ACOUSTIC) | (kind == OPTICAL)) & np.isfinite(det.bearing_deg)
         usable = (is_pos | is_radar | is_brg) & np.isfinite(plat) & np.isfinite(plon)
+        if self.muted_sensors is not None:
+            usable &= ~self.muted_sensors[rows]
         explained = self._explained(tracks, det, rows, plat, plon, is_brg)
         lone = np.flatnonzero(usable & ~explained)
         self._remember(t, det, rows, lone, plat, plon, is_brg, is_pos)
@@ -839,6 +864,8 @@ class EvidencePolicy(AlertPolicy):
                 if s >= 1.0:
                     trk = ev.why(zi, names)
                     self._n_alerts += 1
+                    flicker = cfg.rearm_s > 0 and t - self._cleared_t[zi] <= cfg.rearm_s
+                    st.hold_factor = min(self._hold[zi] + 1.0, cfg.rearm_max_factor) if flicker else 1.0
                     st.active, st.start, st.below_since, st.weaker_since = True, t, None, None
                     st.level, st.certainty, st.tracks = level, c, trk
                     st.alert_id = f"skytrace-{self._n_alerts:06d}"
@@ -874,8 +901,9 @@ class EvidencePolicy(AlertPolicy):
                 continue
             if st.below_since is None:
                 st.below_since = t
-            hold = cfg.clear_passed_s if s <= 0.0 else cfg.clear_after_s
+            hold = (cfg.clear_passed_s if s <= 0.0 else cfg.clear_after_s) * st.hold_factor
             if t - st.below_since >= hold:
+                self._cleared_t[zi], self._hold[zi] = t, st.hold_factor
                 events.append(AlertEvent(t, zid, "clear", "clear", st.tracks, p, None,
                                          f"no evidence for {cfg.clear_after_s:.0f} s", st.alert_id, st.start,
                                          CERTAINTY[st.certainty]))
@@ -883,6 +911,11 @@ class EvidencePolicy(AlertPolicy):
                                           tracks=sorted(st.all_tracks)))
                 self.state[zi] = _Zone()
         return events
+
+    def heartbeat(self, sensor_rows, t) -> None:
+        """Sensors alive and hearing nothing: their silence counts as negative information (only alive ones)."""
+        if self._silence is not None:
+            self._silence.heartbeat(sensor_rows, t)
 
     def close(self, t: float) -> list[AlertEvent]:
         events = []

@@ -13,6 +13,12 @@ only spare a particle, never kill one).
 
 Batched: sensor positions are in a k-d tree (:class:`scipy.spatial.cKDTree`, local metres); a query is one ball
 search for all particles and a vectorised bearing check against the sensors' recent reports.
+
+Only sensors known to be *alive* count: a node that is down, jammed or cut off says nothing, and its silence is not
+evidence. A sensor is alive at ``t`` when it reported or sent a heartbeat ("alive, heard nothing":
+heartbeats.jsonl, :meth:`skytrace.pipeline.Pipeline.heartbeat`) within ``alive_s`` before ``t``; with no
+heartbeats at all only sensors that reported recently exclude anything (conservative: fewer exclusions, never
+a wrong one because a node died).
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ class SilenceMap:
     which it is taken to detect a drone almost surely over ``silence_s`` (acoustic nodes report a Shahed every few
     seconds within ~60 % of their range; a radar within half its range when the drone is above its horizon).
     ``tol_deg``: a report within this many degrees of the particle's bearing from the sensor (plus 3 bearing
-    sigmas) counts as "heard there" and spares the particle.
+    sigmas) counts as "heard there" and spares the particle. ``alive_s``: a sensor whose last report or heartbeat is
+    older than this is taken as down (its silence excludes nothing); the simulated nodes beat every 120 s.
     """
 
     def __init__(self, sensors: SensorTable, range_m: np.ndarray, bearing_sigma_deg: np.ndarray,
                  range_frac_acoustic: float = 0.6, range_frac_radar: float = 0.5, silence_s: float = 60.0,
-                 tol_deg: float = 15.0):
+                 tol_deg: float = 15.0, alive_s: float = 300.0):
         self.silence_s = silence_s
+        self.alive_s = alive_s
+        self.alive_t = np.full(len(sensors), -np.inf)  # latest report or heartbeat of each sensor
         kind = sensors.kind
         frac = np.where((kind == ACOUSTIC) | (kind == OPTICAL), range_frac_acoustic,
                         np.where(kind == RADAR, range_frac_radar, 0.0))
@@ -72,12 +81,22 @@ class SilenceMap:
     def _xy(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (np.asarray(lon) - 0.0) * M_PER_DEG * self._cos, np.asarray(lat) * M_PER_DEG
 
+    def heartbeat(self, sensor_rows: np.ndarray, t: np.ndarray) -> None:
+        """Sensors ``sensor_rows`` were alive at ``t`` (a heartbeat: "alive, heard nothing")."""
+        rows = np.asarray(sensor_rows, np.int64).ravel()
+        tt = np.broadcast_to(np.asarray(t, float), rows.shape)
+        ok = (rows >= 0) & (rows < self.alive_t.size) & np.isfinite(tt)
+        if ok.any():
+            np.maximum.at(self.alive_t, rows[ok], tt[ok])
+
     def observe(self, t: float, det: DetectionBatch) -> None:
-        """Remember the reports of the last ``silence_s`` (any report with a bearing, explained or not)."""
+        """Remember the reports of the last ``silence_s`` (any report with a bearing, explained or not); any report
+        proves its sensor alive."""
         if self._t_first is None:
             self._t_first = t
         keep = self._t >= t - self.silence_s
         if det is not None and len(det):
+            self.heartbeat(det.sensor, det.t)
             ok = np.isfinite(det.bearing_deg)
             self._t = np.concatenate([self._t[keep], det.t[ok]])
             self._row = np.concatenate([self._row[keep], det.sensor[ok].astype(np.int64)])
@@ -87,8 +106,8 @@ class SilenceMap:
             self._t, self._row, self._brg, self._rng = self._t[keep], self._row[keep], self._brg[keep], self._rng[keep]
 
     def excluded(self, t: float, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-        """Bool per point: some sensor that would have reported a drone there has reported nothing toward it
-        for ``silence_s`` (and has been listened to that long)."""
+        """Bool per point: some alive sensor that would have reported a drone there has reported nothing toward
+        it for ``silence_s`` (and has been listened to that long)."""
         out = np.zeros(lat.size, bool)
         if not self._tiers or lat.size == 0 or self._t_first is None or t - self._t_first < self.silence_s:
             return out
@@ -105,7 +124,7 @@ class SilenceMap:
         pi, si = np.concatenate(pis), np.concatenate(sis)
         sx, sy = self._xy(self.lat[si], self.lon[si])
         dx, dy = x[pi] - sx, y[pi] - sy
-        near = np.hypot(dx, dy) <= self.radius_m[si]
+        near = (np.hypot(dx, dy) <= self.radius_m[si]) & (self.alive_t[si] >= t - self.alive_s)
         pi, si, dx, dy = pi[near], si[near], dx[near], dy[near]
         if pi.size == 0:
             return out

@@ -43,10 +43,21 @@ class AlertPolicy:
         self.sensors = sensors
         self.config = config if config is not None else self.config_class()
         self.periods: list[Alert] = []
+        self.muted_sensors: Any = None
 
     def update(self, t: float, tracks: TrackSnapshot, detections: DetectionBatch | None = None) -> list:
         """Decide alerts at time ``t`` (s, UNIX) from the tracks and the reports that arrived in this step."""
         raise NotImplementedError
+
+    def mute_sensors(self, muted: Any) -> None:
+        """Sensors (bool per sensor row) whose reports a consistency check contradicts: a policy must not raise an
+        alert that rests only on their reports (the pipeline calls this before every :meth:`update`). The base
+        policy keeps the mask in ``muted_sensors``; policies that alert only on tracks may ignore it."""
+        self.muted_sensors = muted
+
+    def heartbeat(self, sensor_rows: Any, t: Any) -> None:
+        """Sensors ``sensor_rows`` (rows of the sensor table) were alive at ``t`` and heard nothing (heartbeats);
+        a policy that uses sensors' silence counts only alive sensors. Default: ignored."""
 
     def close(self, t: float) -> list:
         """End of run: clear every alert still raised, so that an all-clear follows every alert."""

@@ -35,6 +35,26 @@ def _load_reports(sensors_path: Path | None, detections_path: Path | None) -> tu
     return table, det.take(order), ta[order]
 
 
+def _load_heartbeats(table: Any, heartbeats_path: Path | None) -> tuple[Any, Any, Any]:
+    """Sensor rows, times and arrival times of every heartbeat, sorted by arrival (empty arrays when none)."""
+    import numpy as np
+
+    from skytrace.errors import SkytraceError
+    from skytrace.io import formats
+
+    if heartbeats_path is None:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    if table is None or not len(table):
+        raise SkytraceError("--heartbeats needs --sensors")
+    parts = list(formats.iter_heartbeat_batches(heartbeats_path, table, batch_size=50_000))
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    t = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
+    ta = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+    ta = np.where(np.isfinite(ta), ta, t)
+    order = np.argsort(ta, kind="stable")
+    return rows[order].astype(np.int64), t[order], ta[order]
+
+
 def _not_quiet_cooperative(det, table, detections_path: Path, recs: list, alert_cooperative: bool):
     """Mask of the reports that are not from believed cooperative transmitters that may not alert (their reports
     would otherwise alert as lone trusted reports); a transmitter whose track the tracker flagged
@@ -58,13 +78,16 @@ def _not_quiet_cooperative(det, table, detections_path: Path, recs: list, alert_
 def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, policy: Any = None,
                write_cap: bool = True, cap_status: str = "Exercise", sensors_path: Path | None = None,
                detections_path: Path | None = None, policy_name: str | None = None,
-               assess_config: Any = None, alert_cooperative: bool = False) -> dict:
+               assess_config: Any = None, alert_cooperative: bool = False,
+               heartbeats_path: Path | None = None) -> dict:
     """Replay a tracks file (and the reports, when given) through an alert policy every ``every_s``.
 
     ``policy`` is a policy's config (its class selects the policy) and ``policy_name`` a registered name; by
     default the ``evidence`` policy with its defaults. Writes alerts.jsonl, events.jsonl and (``write_cap``) one
     CAP 1.2 message per event. Tracks of known manned aircraft never alert, identified cooperative drones only
-    with ``alert_cooperative`` (:func:`skytrace.io.identity.may_alert`, docs/interop.md).
+    with ``alert_cooperative`` (:func:`skytrace.io.identity.may_alert`, docs/interop.md). ``heartbeats_path``: the
+    sensors' heartbeats.jsonl (needs ``sensors_path``), handed to the policy in the step in which each arrived, so
+    that only sensors known alive count as negative information.
     """
     import numpy as np
 
@@ -94,16 +117,21 @@ def run_alerts(tracks_path: Path, zones: Any, out: Path, every_s: float = 10.0, 
         keep = _not_quiet_cooperative(det, table, detections_path, recs, alert_cooperative)
         det, det_ta = det.take(keep), det_ta[keep]
     table = table if table is not None else SensorTable.from_sensors([])
+    hb_rows, hb_t, hb_ta = _load_heartbeats(table, heartbeats_path)
     engine = create_policy(policy_name, zones, table, policy, assess_config=assess_config)
     pipe = Pipeline(table, zones, tracker=source, policy=engine, sinks=sinks,
                     config=PipelineConfig(step_s=every_s, alert_every_s=every_s, max_age_s=float("inf"),
                                           max_future_s=float("inf")))
     t_next = float(source.times[0])
-    k0 = 0
+    k0 = h0 = 0
     for t in source.times:
         if t + 1e-9 < t_next:
             continue
         t_next = t + every_s
+        h1 = int(np.searchsorted(hb_ta, t, side="right"))
+        if h1 > h0:
+            pipe.heartbeat(hb_rows[h0:h1], hb_t[h0:h1])
+            h0 = h1
         if det is not None:
             k1 = int(np.searchsorted(det_ta, t, side="right"))
             pipe.push(det.take(np.arange(k0, k1)))
@@ -131,6 +159,9 @@ def alerts(
                                                              "zone (confirmed tracks only); default [alerting]."),
     alert_cooperative: bool = typer.Option(False, "--alert-cooperative",
                                            help="Also alert on identified cooperative drones (Remote ID)."),
+    heartbeats: Path | None = typer.Option(None, "--heartbeats", help="heartbeats.jsonl of the sensors: only "
+                                           "sensors known alive count as negative information. Default: "
+                                           "heartbeats.jsonl next to the detections, if present."),
 ) -> None:
     """Raise and clear alerts for exactly the zones under threat."""
     import dataclasses
@@ -146,8 +177,11 @@ def alerts(
     cfg = conf.alerting if name == conf.alerting_policy else policies.policy_class(name).config_class()
     if lead is not None:
         cfg = dataclasses.replace(cfg, lead_target_s=lead)
+    if heartbeats is None and detections is not None and (detections.parent / "heartbeats.jsonl").is_file():
+        heartbeats = detections.parent / "heartbeats.jsonl"
     res = run_alerts(tracks, zs, out, every, cfg, sensors_path=sensors, detections_path=detections,
-                     policy_name=name, assess_config=conf.assess, alert_cooperative=alert_cooperative)
+                     policy_name=name, assess_config=conf.assess, alert_cooperative=alert_cooperative,
+                     heartbeats_path=heartbeats if sensors is not None else None)
     n_raise = sum(e.kind == "raise" for e in res["events"])
     typer.echo(f"{len(zs)} zones, policy {name}; {n_raise} alerts raised, {len(res['periods'])} alert periods -> "
                f"{out}/alerts.jsonl, {len(res['cap_files'])} CAP 1.2 messages -> {out}/cap/")

@@ -117,10 +117,11 @@ def serve(
     if mqtt:
         host, mport = parse_hostport(mqtt, 1883)
         ingest = MqttIngest(service.table, service.submit, host, mport, client_id=mqtt_client_id, verifier=verifier,
-                            inbox=inbox,
+                            inbox=inbox, on_heartbeats=service.heartbeat,
                             username=os.environ.get("SKYTRACE_MQTT_USER") or None,
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
+        ingest.heartbeat_stats = service.heartbeat_stats
     spare = len(service.coop.slots) if service.coop is not None else 0
     typer.echo(f"skytrace serving {len(service.table) - spare} sensors"
                + (f" (+{spare} spare rows for ADS-B aircraft and Remote ID drones)" if spare else "") + ", "

@@ -2,7 +2,10 @@
 
 One output line per debris item, ``{"debris", "tracks": [{"track", "p"}...], "launch_areas": [{"id", "p"}...],
 "p_none"}``, both lists best first. The launch-area probabilities mix the back-projections of the candidate tracks
-by their link probabilities; the "none of these tracks" mass contributes the catalogue's prior.
+by their link probabilities; the "none of these tracks" mass goes to the *night's launch-area mix*: the mean of
+the back-projections of every linked track in the file, weighted by its link mass (an empirical-Bayes prior: an
+untracked drone of an attack most likely came from where the night's tracked drones came from; with no linked
+track at all, the catalogue's prior).
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ from skytrace.forensics.tracks import read_track_histories
 MIN_BACKPROJECT_P = 0.01  # candidates below this link probability are not back-projected (their mass -> prior)
 
 
+def night_mix(links: list, per_track: dict[int, np.ndarray], prior: np.ndarray) -> np.ndarray:
+    """The night's launch-area mix: the back-projections of the linked tracks averaged by their link mass over all
+    debris items (``prior`` when no track was back-projected)."""
+    acc = np.zeros_like(prior)
+    for lk in links:
+        for k, p in zip(lk.tracks, lk.p, strict=True):
+            if k in per_track:
+                acc += p * per_track[k]
+    return acc / acc.sum() if acc.sum() > 0 else prior
+
+
 def link_files(tracks: str | os.PathLike, debris: str | os.PathLike, areas: str | os.PathLike | None,
                out: str | os.PathLike, link_cfg: LinkConfig | None = None, origin_cfg: OriginConfig | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[dict]:
@@ -39,6 +53,7 @@ def link_files(tracks: str | os.PathLike, debris: str | os.PathLike, areas: str 
         per_track[k] = launch_area_probabilities(firsts[k], cat, origin_cfg)
         if progress:
             progress(i + 1, len(need))
+    night = night_mix(links, per_track, prior)
     lines = []
     for lk in links:
         mix = np.zeros(len(cat))
@@ -47,7 +62,7 @@ def link_files(tracks: str | os.PathLike, debris: str | os.PathLike, areas: str 
             if k in per_track:
                 mix += p * per_track[k]
                 used += p
-        mix += (1.0 - used) * prior
+        mix += (1.0 - used) * night
         mix /= mix.sum()
         order = np.argsort(-mix, kind="stable")
         lines.append({

@@ -42,10 +42,13 @@ class OriginConfig:
     seed: int = 20221017
     # track stitching: earlier tracks of the same drone (the tracker lost it and started a new track)
     stitch: bool = True
-    stitch_gap_s: float = 600.0  # longest gap between a predecessor's last update and the track's first state
-    stitch_gate_m: float = 2000.0  # position gate at the track's start, plus stitch_gate_frac x distance flown
-    stitch_gate_frac: float = 0.2
-    stitch_heading_deg: float = 35.0
+    stitch_gap_s: float = 3600.0  # longest gap between a predecessor's last update and the track's first state
+    stitch_gate_m: float = 2000.0  # route-length gate, plus stitch_gate_frac x distance flown in the gap
+    stitch_gate_frac: float = 0.1
+    stitch_heading_deg: float = 35.0  # straight on: heading difference
+    stitch_turn_deg: float = 120.0  # one dog-leg in the gap: largest turn at the waypoint (0: straight on only)
+    stitch_speed_ratio: float = 1.2  # cruise speeds of the two tracks
+    stitch_global: bool = True  # one-to-one links chosen together (2-D assignment) instead of each track's best
     stitch_max: int = 10
 
 
@@ -73,49 +76,118 @@ def _track_rows(hist: TrackHistories, k: int) -> np.ndarray:
     return sl.start + (np.flatnonzero(conf) if conf.any() else np.arange(sl.stop - sl.start))
 
 
-def predecessors(hist: TrackHistories, k: int, cfg: OriginConfig | None = None) -> list[int]:
-    """Earlier tracks of the same drone, latest first: track stitching (track-segment association).
+def _track_speed(hist: TrackHistories, k: int) -> float:
+    """Cruise speed of a track: the median ground speed over its confirmed rows (robust to initiation)."""
+    v = hist.vel_enu[_track_rows(hist, k), :2]
+    return float(np.median(np.hypot(v[:, 0], v[:, 1])))
+
+
+def _stitch_scores(hist: TrackHistories, k: int, cand: np.ndarray, first: np.ndarray, speed: np.ndarray,
+                   cfg: OriginConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Route miss of each candidate predecessor of track ``k`` in units of its tolerance, and log speed ratio."""
+    last = hist.support_row
+    r0 = first[k]
+    gap = hist.t[r0] - hist.t[last[cand]]
+    sp0, sp1 = max(speed[k], 1.0), np.maximum(speed[cand], 1.0)
+    v_end = hist.vel_enu[last[cand], :2]
+    v0 = hist.vel_enu[r0, :2]
+    h1 = np.arctan2(v_end[:, 0], v_end[:, 1])
+    h0 = float(np.arctan2(v0[0], v0[1]))
+    u1 = np.column_stack([np.sin(h1), np.cos(h1)])
+    u0 = np.array([np.sin(h0), np.cos(h0)])
+    dist = 0.5 * (sp0 + sp1) * gap  # route length flown in the gap
+    tol = cfg.stitch_gate_m + cfg.stitch_gate_frac * dist
+    # P1 in metres east/north of the track's first state P0
+    cos0 = np.cos(np.radians(hist.lat[r0]))
+    p1 = np.column_stack([np.radians(hist.lon[last[cand]] - hist.lon[r0]) * 6_371_000.0 * cos0,
+                          np.radians(hist.lat[last[cand]] - hist.lat[r0]) * 6_371_000.0])
+    dh = np.abs(np.angle(np.exp(1j * (h1 - h0))))
+    straight = np.hypot(*(p1 + u1 * dist[:, None]).T)
+    straight = np.where(dh <= np.radians(cfg.stitch_heading_deg), straight, np.inf)
+    # one dog-leg: P1 + a u1 = P0 - b u0 (P0 = 0) with a, b > 0
+    # i.e. a u1 + b u0 = -P1, solved by Cramer's rule
+    det = u1[:, 0] * u0[1] - u1[:, 1] * u0[0]
+    safe = np.where(np.abs(det) > 1e-6, det, 1.0)
+    a = (-p1[:, 0] * u0[1] + p1[:, 1] * u0[0]) / safe
+    b = (-u1[:, 0] * p1[:, 1] + u1[:, 1] * p1[:, 0]) / safe
+    turn_ok = (np.abs(det) > 1e-6) & (a > 0) & (b > 0) & (dh <= np.radians(cfg.stitch_turn_deg))
+    dogleg = np.where(turn_ok, np.abs(a + b - dist), np.inf)
+    return np.minimum(straight, dogleg) / tol, np.log(sp1 / sp0)
+
+
+def stitch_links(hist: TrackHistories, cfg: OriginConfig | None = None) -> np.ndarray:
+    """The predecessor of every track (index, or -1): track stitching (track-segment association).
 
     A tracker that loses a drone (a gap in coverage, a turn) starts a new track when it finds it again; the
-    launch area is better seen from the first of them. A predecessor's last sensor-supported state, predicted
-    straight on to the track's first state, must land within ``stitch_gate_m`` + ``stitch_gate_frac`` x the
-    distance flown in the gap, heading within ``stitch_heading_deg`` and speed within a factor 1.6; of those,
-    the closest is taken, and so on backwards (the gating of track-to-track association: Y. Bar-Shalom, P.
-    Willett, X. Tian, *Tracking and Data Fusion*, 2011, ch. 9).
+    launch area is better seen from the first of them. A track's possible predecessors ended (their last
+    sensor-supported state, P1 with heading h1) 0 to ``stitch_gap_s`` before it started (P0, h0). Same drone if
+    its cruise speed (median over each track; within a factor ``stitch_speed_ratio``) times the gap, D, is the
+    length of a route from P1 to P0 that is either
+
+    - straight on: P1 predicted D along h1 lands within ``stitch_gate_m`` + ``stitch_gate_frac`` x D of P0, and
+      the headings differ by at most ``stitch_heading_deg``; or
+    - one dog-leg (if ``stitch_turn_deg`` > 0): the ray from P1 along h1 and the ray back from P0 along h0 meet
+      at a waypoint W (turn at most ``stitch_turn_deg``) and |P1 W| + |W P0| is within the same tolerance of D
+      (Shaheds fly straight legs between programmed waypoints at a constant cruise speed).
+
+    With ``stitch_global`` the links are one-to-one and chosen together (each track continues at most one later
+    track: a 2-D assignment, Hungarian method, on the squared miss in tolerance units plus the squared log speed
+    ratio in units of its gate, "no predecessor" costing 2 — the track-segment association of S.-W. Yeom, T.
+    Kirubarajan, Y. Bar-Shalom, IEEE Trans. AES 40(4), 2004); otherwise each track takes its best candidate.
     """
+    from scipy.optimize import linear_sum_assignment
+
     cfg = cfg or OriginConfig()
-    first = np.array([_track_rows(hist, j)[0] for j in range(len(hist))])
-    last = hist.support_row
-    chain: list[int] = []
-    seen = {k}
-    cur = k
-    for _ in range(cfg.stitch_max):
-        r0 = first[cur]
-        t0 = hist.t[r0]
-        gap = t0 - hist.t[last]
-        ok = (gap > 0) & (gap <= cfg.stitch_gap_s) & (hist.t[first] < t0)
-        ok[list(seen)] = False
-        cand = np.flatnonzero(ok)
+    n = len(hist)
+    pred = np.full(n, -1, int)
+    if n == 0:
+        return pred
+    first = np.array([_track_rows(hist, j)[0] for j in range(n)])
+    speed = np.array([_track_speed(hist, j) for j in range(n)])
+    t_first, t_last = hist.t[first], hist.t[hist.support_row]
+    log_gate = np.log(cfg.stitch_speed_ratio)
+    pairs_k, pairs_j, costs = [], [], []
+    for k in range(n):
+        gap = t_first[k] - t_last
+        cand = np.flatnonzero((gap > 0) & (gap <= cfg.stitch_gap_s) & (t_first < t_first[k]))
         if cand.size == 0:
-            break
-        v_end = hist.vel_enu[last[cand], :2]
-        v0 = hist.vel_enu[r0, :2]
-        sp_end, sp0 = np.hypot(*v_end.T), float(np.hypot(*v0))
-        # predicted position of each candidate at t0, in metres east/north of the track's first state
-        cos0 = np.cos(np.radians(hist.lat[r0]))
-        de = np.radians(hist.lon[last[cand]] - hist.lon[r0]) * 6_371_000.0 * cos0 + v_end[:, 0] * gap[cand]
-        dn = np.radians(hist.lat[last[cand]] - hist.lat[r0]) * 6_371_000.0 + v_end[:, 1] * gap[cand]
-        miss = np.hypot(de, dn)
-        dh = np.degrees(np.abs(np.angle(np.exp(1j * (np.arctan2(v_end[:, 0], v_end[:, 1]) -
-                                                      np.arctan2(v0[0], v0[1]))))))
-        ratio = np.maximum(sp_end, 1.0) / max(sp0, 1.0)
-        good = ((miss <= cfg.stitch_gate_m + cfg.stitch_gate_frac * sp_end * gap[cand])
-                & (dh <= cfg.stitch_heading_deg) & (ratio <= 1.6) & (ratio >= 1 / 1.6))
-        if not good.any():
-            break
-        cur = int(cand[good][np.argmin(miss[good])])
+            continue
+        score, lr = _stitch_scores(hist, k, cand, first, speed, cfg)
+        good = (score <= 1.0) & (np.abs(lr) <= log_gate)
+        pairs_k.append(np.full(int(good.sum()), k))
+        pairs_j.append(cand[good])
+        costs.append(score[good] ** 2 + (lr[good] / log_gate) ** 2)
+    if not pairs_k:
+        return pred
+    pk, pj, pc = np.concatenate(pairs_k), np.concatenate(pairs_j), np.concatenate(costs)
+    if not cfg.stitch_global:
+        for k in np.unique(pk):
+            m = pk == k
+            pred[k] = pj[m][np.argmin(pc[m])]
+        return pred
+    rows, cols = np.unique(pk), np.unique(pj)
+    ri, ci = np.searchsorted(rows, pk), np.searchsorted(cols, pj)
+    big = 1e6
+    cost = np.full((rows.size, cols.size + rows.size), big)
+    cost[ri, ci] = pc
+    cost[np.arange(rows.size), cols.size + np.arange(rows.size)] = 2.0  # "no predecessor"
+    r, c = linear_sum_assignment(cost)
+    ok = (c < cols.size) & (cost[r, c] < big)
+    pred[rows[r[ok]]] = cols[c[ok]]
+    return pred
+
+
+def predecessors(hist: TrackHistories, k: int, cfg: OriginConfig | None = None,
+                 links: np.ndarray | None = None) -> list[int]:
+    """Earlier tracks of the same drone, latest first, following :func:`stitch_links` (pass ``links`` to reuse
+    them)."""
+    cfg = cfg or OriginConfig()
+    links = stitch_links(hist, cfg) if links is None else links
+    chain: list[int] = []
+    cur = k
+    while links[cur] >= 0 and len(chain) < cfg.stitch_max:
+        cur = int(links[cur])
         chain.append(cur)
-        seen.add(cur)
     return chain
 
 
@@ -128,10 +200,11 @@ def smooth_first_states(hist: TrackHistories, track_rows: list[int], cfg: Origin
     if b == 0:
         return []
     series = []
+    links = stitch_links(hist, cfg) if cfg.stitch else None
     for k in track_rows:
         parts = [_track_rows(hist, k)]
         if cfg.stitch:
-            for j in predecessors(hist, k, cfg):
+            for j in predecessors(hist, k, cfg, links):
                 parts.append(_track_rows(hist, j)[hist.t[_track_rows(hist, j)] < hist.t[parts[-1][0]]])
         rows = np.concatenate(parts[::-1])
         series.append(rows)

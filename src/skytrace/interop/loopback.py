@@ -70,6 +70,16 @@ class UdpListener:
         self.sock.close()
 
 
+def wait_for_delivery(tcp: TcpListener, n_events: int, udp: UdpListener, n_datagrams: int,
+                      timeout_s: float = 60.0) -> None:
+    """Wait (on conditions, not a fixed time) until the TCP listener holds ``n_events`` CoT events and the UDP
+    listener ``n_datagrams`` datagrams, or ``timeout_s`` passes (then the caller's counts show what is missing)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (tcp.received().count(b"</event>") < n_events
+                                           or len(udp.datagrams) < n_datagrams):
+        time.sleep(0.05)
+
+
 def horizontal_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Local flat-Earth distance (m); exact enough for the sub-metre differences compared here."""
     return math.hypot((lat1 - lat2) * 111_320.0, (lon1 - lon2) * 111_320.0 * math.cos(math.radians(lat1)))
@@ -97,10 +107,7 @@ def stream_and_decode(points: list, timeout_s: float = 300.0) -> dict:
     cot_sink.close(timeout_s)
     cat_sink.close(timeout_s)
     t_sent = time.perf_counter() - t0
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and tcp.received().count(b"</event>") < len(points):
-        time.sleep(0.05)
-    time.sleep(0.3)  # the last datagrams
+    wait_for_delivery(tcp, len(points), udp, cat_sink.stats["sent"])
     tcp.close()
     udp.close()
     want = {(p.track, round(p.t, 3)): p for p in points}

@@ -3,6 +3,7 @@
 Topic scheme (version 1)::
 
     skytrace/v1/detections/<sensor-id>     one detection (JSON object) or several (JSON array), QoS 1
+    skytrace/v1/heartbeat/<sensor-id>      "alive, heard nothing" (:mod:`skytrace.io.heartbeat`)
 
 The payload uses the detections.jsonl record of ``docs/formats.md``. Every payload is hostile until proven
 otherwise: size-capped, decoded and range-checked by :class:`skytrace.model.Detection`, cross-checked against
@@ -177,11 +178,14 @@ class MqttIngest:
 
     def __init__(self, table: SensorTable, on_detections: Callable[[list[Detection]], None], host: str = "127.0.0.1",
                  port: int = 1883, client_id: str = "skytrace-service", username: str | None = None,
-                 password: str | None = None, verifier=None, tls_ca: str | None = None, inbox=None):
+                 password: str | None = None, verifier=None, tls_ca: str | None = None, inbox=None,
+                 on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None):
         import paho.mqtt.client as mqtt
 
         self.table = table
         self.on_detections = on_detections
+        self.on_heartbeats = on_heartbeats  # (sensor, t) pairs of valid heartbeats; None: not subscribed
+        self.heartbeat_stats = DecodeStats()
         self.stats = DecodeStats()
         self.connected = threading.Event()
         self.host, self.port = host, port
@@ -208,6 +212,10 @@ class MqttIngest:
             log.error("MQTT connect to %s:%s refused: %s", self.host, self.port, reason_code)
             return
         client.subscribe(TOPIC_FILTER, qos=1)
+        if self.on_heartbeats is not None:
+            from skytrace.io.heartbeat import HEARTBEAT_TOPIC_FILTER
+
+            client.subscribe(HEARTBEAT_TOPIC_FILTER, qos=1)
         self.connected.set()
         log.info("MQTT connected to %s:%s, subscribed to %s", self.host, self.port, TOPIC_FILTER)
 
@@ -220,7 +228,9 @@ class MqttIngest:
         batch_id = None
         try:
             topic_sensor = msg.topic[len(TOPIC_PREFIX):] if msg.topic.startswith(TOPIC_PREFIX) else None
-            if topic_sensor is None or "/" in topic_sensor:
+            if topic_sensor is None and self.on_heartbeats is not None and self._heartbeat(msg):
+                pass
+            elif topic_sensor is None or "/" in topic_sensor:
                 with self.stats.lock:
                     self.stats.messages += 1
                     self.stats.rejected_messages += 1
@@ -240,6 +250,21 @@ class MqttIngest:
             sensor, seq = batch_id if batch_id is not None else (None, None)
             # a rejected message is acknowledged in its turn too (an empty item keeps the order of PUBACKs)
             self.inbox.put(sensor, seq, dets, lambda _fresh: client.ack(mid, qos), block=True)
+
+    def _heartbeat(self, msg) -> bool:
+        """Handle a message on a heartbeat topic (True), or say it is not one (False)."""
+        from skytrace.io.heartbeat import HEARTBEAT_TOPIC_PREFIX, decode_heartbeats, open_signed_heartbeat
+
+        if not msg.topic.startswith(HEARTBEAT_TOPIC_PREFIX) or "/" in msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]:
+            return False
+        sensor = msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]
+        if self.verifier is not None:
+            beats = open_signed_heartbeat(self.verifier, msg.payload, self.table, self.heartbeat_stats, sensor, "mqtt")
+        else:
+            beats = decode_heartbeats(msg.payload, self.table, self.heartbeat_stats, sensor, f"mqtt {msg.topic}")
+        if beats:
+            self.on_heartbeats(beats)  # type: ignore[misc]
+        return True
 
     def start(self, timeout_s: float = 10.0) -> None:
         from skytrace.errors import SkytraceError
@@ -290,6 +315,15 @@ class MqttPublisher:
 
     def publish_raw(self, topic: str, payload: bytes):
         return self.client.publish(topic, payload, qos=self.qos)
+
+    def publish_heartbeat(self, sensor_id: str, t: float, signer=None):
+        """Publish "alive, heard nothing" at ``t`` (signed with ``signer``, a
+        :class:`skytrace.security.signing.Signer`, as an empty batch sent at ``t``)."""
+        from skytrace.io.heartbeat import heartbeat_topic_for
+        from skytrace.model import Heartbeat
+
+        payload = signer.sign([], t_sent=t) if signer is not None else self._encoder.encode(Heartbeat(t, sensor_id))
+        return self.client.publish(heartbeat_topic_for(sensor_id), payload, qos=self.qos)
 
     def stop(self) -> None:
         self.client.disconnect()

@@ -16,6 +16,14 @@
    +-detune x f is standardised the same way and the larger statistic kept (detuned rotors, Doppler smear).
    Stationary harmonic confusers (generators, fans) are detected and left to the classifier.
    Up to ``max_sources`` pitches per frame: after each pick its harmonic bins are neutralised and T recomputed.
+4. Sub-harmonic comb (``Candidate.subcomb``). A machine whose sound repeats *slower* than the engine range
+   (a four-stroke firing every second revolution: a generator's 25/30 Hz firing series, a mower's 22-30 Hz)
+   puts lines at every multiple of its slow rate; the harmonic sum, searching 40-420 Hz, finds such a source at
+   2, 3 or 4 times its rate, and the lines in between (the half, third or quarter orders of the found pitch)
+   are as strong as the found series. For each divisor m in 2..4 with f0 / m below ``f0_min_hz`` the candidate
+   measures mean z at the comb positions (k + j/m) f0, j = 1..m-1, over mean z at k f0 (z clipped to >= 0);
+   ``subcomb`` is the largest ratio: ~1 for such machines, ~0.1-0.4 for an engine whose own series was found
+   (its fundamental in range). The processor vetoes tracks whose mean ratio is high (docs/node.md).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ class Candidate:
     harmonic_bins: np.ndarray  # bin index of each harmonic k = 1..K (nearest of the two neighbours)
     harmonic_z: np.ndarray  # whitened, standardised level of each harmonic
     snr_db: float  # band SNR estimate: harmonic power over noise power in [f_min, f_max]
+    subcomb: float = 0.0  # strength of the comb between the harmonics whose rate is below f0_min (see above)
 
 
 def _robust_z(x: np.ndarray) -> np.ndarray:
@@ -81,6 +90,7 @@ class HarmonicDetector:
         self._rows = np.nonzero(valid)[0].astype(np.int32)
         self._bins = self.lo_bin[valid]
         self.last_max_stat = 0.0
+        self.last_stat = np.zeros(self.f0.size)
         self.width_bins = max(3, int(round(cfg.whiten_width_hz / df_hz)) | 1)
         # bands of constant max-pool width 2h+1 bins with h = round(detune x f / df)
         self._detune_bands = []
@@ -119,6 +129,26 @@ class HarmonicDetector:
         lo = self.lo_bin[i][self.valid[i]]
         return np.where(z[lo] >= z[lo + 1], lo, lo + 1)
 
+    def subcomb(self, f0_hz: float, z: np.ndarray) -> float:
+        """Largest ratio of mean z at the (k + j/m) f0 comb positions to mean z at k f0, over the divisors
+        m = 2..4 whose rate f0 / m lies below ``f0_min_hz`` (0 when none does)."""
+        ms = [m for m in (2, 3, 4) if f0_hz / m < self.cfg.f0_min_hz]
+        if not ms:
+            return 0.0
+        zm = np.clip(np.maximum(z[:-1], z[1:]), 0.0, None)
+        lo, hi = self.b_lo, min(self.b_hi, zm.size - 1)
+        k = np.arange(int(hi * self.df / f0_hz) + 1)
+
+        def level(pos: np.ndarray) -> float:
+            pos = pos[(pos >= lo) & (pos < hi)]
+            return float(zm[pos.astype(np.int64)].mean()) if pos.size else 0.0
+
+        on = level((k + 1) * f0_hz / self.df)
+        if on <= 0.0:
+            return 0.0
+        return max(level(((k[:, None] + np.arange(1, m)[None, :] / m) * f0_hz / self.df).ravel()) / on
+                   for m in ms)
+
     def statistic(self, z: np.ndarray) -> np.ndarray:
         """Detection statistic per pitch: the harmonic sum standardised across pitch cells (median / MAD), and
         with ``detune`` the larger of it and the standardised tolerant sum."""
@@ -133,6 +163,7 @@ class HarmonicDetector:
         z, floor = self.whiten(power)
         stat = self.statistic(z)
         self.last_max_stat = float(stat.max())
+        self.last_stat = stat
         out: list[Candidate] = []
         zz = z.copy()
         st = stat.copy()
@@ -148,7 +179,8 @@ class HarmonicDetector:
             sig_p = float(np.clip(sig, 0, None).sum() + 0.5 * np.clip(sig_side, 0, None).sum())
             snr = 10 * np.log10(max(sig_p, 1e-20) / max(noise_band, 1e-20))
             out.append(Candidate(f0_hz=float(self.f0[i]), score=float(st[i]), salience=float(stat[i]),
-                                 harmonic_bins=bins.astype(np.int32), harmonic_z=hz.astype(float), snr_db=snr))
+                                 harmonic_bins=bins.astype(np.int32), harmonic_z=hz.astype(float), snr_db=snr,
+                                 subcomb=self.subcomb(float(self.f0[i]), z)))
             # neutralise this series (and its immediate neighbours) and look for the next source
             for off in (-1, 0, 1):
                 zz[np.clip(bins + off, 0, zz.size - 1)] = 0.0

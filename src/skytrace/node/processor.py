@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.fft import rfft
+from scipy.ndimage import maximum_filter1d
 
 from skytrace.model import Detection
 from skytrace.node.array import ArrayConfig
@@ -48,9 +49,15 @@ class NodeConfig:
     rebirth_window_s: float = 30.0
     uav_threshold: float = 0.5  # P(uav-engine) + P(uav-multirotor) needed to report a drone
     aircraft_threshold: float = 0.6
+    subcomb_veto: float = 0.6  # a track whose mean sub-harmonic comb ratio (harmonic.py) reaches this is a machine
+    # repeating below the engine range (generator, mower): its P(uav) goes to `other` (engines: ~0.1-0.4)
     report_other: bool = False  # also write lines for harmonic sources classified `other`
     bearing_floor_deg: float = 1.0
     bearing_k_deg: float = 2.0  # sigma ~ k * (64 mm / aperture) / sqrt(SNR_lin) above the floor
+    long_frames: int = 3  # second, longer look: the power of this many frames back (disjoint 1.1 s frames,
+    # 2.1 s of audio at the defaults) searched for series the short frame missed (0/1: off)
+    long_each_z: float = 2.5  # ...and kept only if each of the two frames alone shows it at this statistic
+    # (a steady source; an engine sweeping its pitch - a car through its gears - smears and is not kept)
     harmonic: HarmonicConfig = field(default_factory=HarmonicConfig)
 
 
@@ -64,6 +71,7 @@ class _Track:
     f0_hist: deque
     snr_hist: deque
     az_hist: deque
+    sub_hist: deque
     misses: int = 0
     n_hits: int = 0
     cls_p: np.ndarray | None = None
@@ -102,6 +110,7 @@ class NodeProcessor:
         self._buf_start = 0  # sample index of _buf[0]
         self._next_seg = 0  # sample index where the next segment starts
         self._segs: deque = deque(maxlen=cfg.frame_segs)
+        self._frame_power: deque = deque(maxlen=max(cfg.long_frames, 1))
         self._seg_count = 0
         self._tracks: list[_Track] = []
         self._births: deque = deque()  # (t, azimuth) of track births in the last rebirth_window_s
@@ -154,6 +163,8 @@ class NodeProcessor:
         power = pw.mean(axis=(0, 1))
         seg_power = pw.mean(axis=1)  # (S, B)
         cands, z = self.detector.detect(power)
+        self._frame_power.append((power, self.detector.last_stat))
+        cands = cands + self._long_candidates(cands)
         self.frames += 1
         meas = []
         for c in cands:
@@ -167,6 +178,32 @@ class NodeProcessor:
             feats = frame_features(c, z, seg_power, self.df, doa.peak_ratio)
             meas.append((c, doa, feats))
         return self._track_update(t, meas)
+
+    def _long_candidates(self, short: list[Candidate]) -> list[Candidate]:
+        """Second stage: series found in the longer look (the mean power of this frame and the disjoint frame
+        ``long_frames`` - 1 back: twice the integration, ~1.5 dB more line SNR after whitening) at a pitch that no
+        short-frame candidate explains (not within 3 % of it or of its octaves), and that each of the two frames
+        shows on its own at ``long_each_z`` (below the detection threshold but above the noise median): a weak
+        steady source builds up there; a sweeping engine does not. A strong source is found in the short frame
+        first, so onset latency is unchanged."""
+        n = self.cfg.long_frames
+        if n < 2 or len(short) >= self.cfg.harmonic.max_sources or len(self._frame_power) < n:
+            return []
+        (p_old, st_old), (p_new, st_new) = self._frame_power[0], self._frame_power[-1]
+        cands, _ = self.detector.detect(0.5 * (p_old + p_new))
+        # each frame's own statistic, max-pooled over +-1 pitch cell (the pitch may drift a cell in 1 s)
+        each = np.minimum(maximum_filter1d(st_old, 3), maximum_filter1d(st_new, 3))
+        taken = [np.log(c.f0_hz) for c in short]
+        out = []
+        for c in cands:
+            lf = np.log(c.f0_hz)
+            i = int(np.argmin(np.abs(self.detector.f0 - c.f0_hz)))
+            if each[i] < self.cfg.long_each_z:
+                continue
+            if all(min(abs(lf - t + o) for o in (0.0, np.log(2), -np.log(2))) > 0.03 for t in taken):
+                out.append(c)
+                taken.append(lf)
+        return out[: self.cfg.harmonic.max_sources - len(short)]
 
     def _doa(self, X: np.ndarray, c: Candidate, z: np.ndarray):
         cfg = self.cfg
@@ -195,6 +232,15 @@ class NodeProcessor:
     def _is_uav(self, p: np.ndarray) -> bool:
         return float(p[0] + p[1]) >= self.cfg.uav_threshold
 
+    def _veto(self, p: np.ndarray, tr: _Track) -> np.ndarray:
+        """Physical vetoes on the classifier's output: a series that is the overtone comb of a machine repeating
+        below the engine range (sub-harmonic comb, harmonic.py) is not a drone: P(uav) moves to `other`."""
+        if np.mean(tr.sub_hist) >= self.cfg.subcomb_veto:
+            p = p.copy()
+            p[3] += p[0] + p[1]
+            p[0] = p[1] = 0.0
+        return p
+
     def _track_update(self, t: float, meas: list) -> list[Detection]:
         cfg = self.cfg
         used_tr: set[int] = set()
@@ -215,7 +261,7 @@ class NodeProcessor:
             if best is None:
                 self._births.append((t, doa.azimuth_deg))
                 best = _Track(self._next_id, c.f0_hz, doa.azimuth_deg, deque(maxlen=cfg.confirm_window),
-                              deque(maxlen=8), deque(maxlen=8), deque(maxlen=8), deque(maxlen=8))
+                              deque(maxlen=8), deque(maxlen=8), deque(maxlen=8), deque(maxlen=8), deque(maxlen=8))
                 self._next_id += 1
                 self._tracks.append(best)
             used_tr.add(best.id)
@@ -246,10 +292,11 @@ class NodeProcessor:
             tr.f0_hist.append(np.log(f0))
             tr.snr_hist.append(c.snr_db)
             tr.az_hist.append(doa.azimuth_deg)
+            tr.sub_hist.append(c.subcomb)
             keep.append(tr)
             reb = sum(1 for tb, ab in self._births if _ang_diff(ab, tr.az_deg) < cfg.assoc_az_deg) - 1
             tf = track_features(tr, max(reb, 0))
-            tr.cls_p = self.classifier.predict_proba(tf)
+            tr.cls_p = self._veto(self.classifier.predict_proba(tf), tr)
             if sum(tr.hits) < cfg.confirm_hits:
                 continue
             if self.on_track is not None:  # benchmarks and training: every confirmed track hit, before the rules

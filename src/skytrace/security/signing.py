@@ -13,9 +13,9 @@ sides compute the same bytes without a JSON canonicalisation library.
 :class:`Verifier` rejects, counted per sensor and per reason (``REASONS``): unsigned payloads, unknown sensors,
 unknown/retired/revoked keys, bad signatures, detections of another sensor than the batch's, batches whose
 ``t_sent`` is outside the time window around the receiver's clock, and replays: a sequence number already seen or
-older than the replay window (a sliding window like IPsec's anti-replay window, RFC 4303 s3.4.3, so that QoS 1
-redelivery and reordering inside the window are handled: a redelivered batch is rejected as ``replayed`` and
-never stored twice).
+refused by the replay window (IPsec's anti-replay window, RFC 4303 s3.4.3, extended to every sequence number
+still inside the time window, so that QoS 1 redelivery and reordering are handled: a redelivered batch is
+rejected as ``replayed`` and never stored twice, a delayed one is accepted once).
 """
 
 from __future__ import annotations
@@ -92,28 +92,52 @@ class Signer:
 
 
 class ReplayWindow:
-    """Anti-replay state of one sensor: the highest sequence number and which of the last ``size`` were seen."""
+    """Anti-replay state of one sensor: which sequence numbers were seen.
 
-    __slots__ = ("highest", "seen", "size")
+    Count mode (``check_and_mark(seq)``): the sliding window of RFC 4303 s3.4.3, a sequence number more than
+    ``size`` below the highest is taken as a replay. Time mode (``check_and_mark(seq, t_sent, keep_after)``, what
+    the verifier uses): every sequence number whose batch is still inside the verifier's time window
+    (``t_sent >= keep_after``) is remembered, however far below the highest, so a batch delayed behind more than
+    ``size`` newer ones (a node's backlog sent after a broker outage, QoS 1 retransmissions) is accepted once and
+    a replay of it is still refused; older ones are refused by the time window itself. Memory: what the sensor
+    sent within the time window, at most ``cap`` numbers (beyond that the lowest are forgotten and everything at
+    or below them is refused, as in count mode).
+    """
 
-    def __init__(self, size: int):
+    __slots__ = ("_next_prune", "cap", "floor", "highest", "seen", "size")
+
+    def __init__(self, size: int, cap: int | None = None):
         self.size = size
+        self.cap = cap if cap is not None else 64 * size
         self.highest = -1
-        self.seen: set[int] = set()
+        self.floor = -1  # every number at or below is refused (forgotten for the cap)
+        self.seen: dict[int, float | None] = {}  # seq -> t_sent (None: count mode / seeded)
+        self._next_prune = 2 * size
 
-    def check_and_mark(self, seq: int) -> bool:
-        """True (and remembered) if ``seq`` is new; False if seen before or older than the window."""
-        if seq > self.highest:
-            self.highest = seq
-            self.seen.add(seq)
-            if len(self.seen) > 2 * self.size:
-                floor = self.highest - self.size
-                self.seen = {s for s in self.seen if s > floor}
-            return True
-        if seq <= self.highest - self.size or seq in self.seen:
+    def check_and_mark(self, seq: int, t_sent: float | None = None, keep_after: float | None = None) -> bool:
+        """True (and remembered) if ``seq`` is new; False if seen before or too old (see the class doc)."""
+        if seq in self.seen or seq <= self.floor:
             return False
-        self.seen.add(seq)
+        if keep_after is None and seq <= self.highest - self.size:
+            return False
+        self.seen[seq] = t_sent if keep_after is not None else None
+        self.highest = max(self.highest, seq)
+        if len(self.seen) > self._next_prune:
+            self._prune(keep_after)
         return True
+
+    def _prune(self, keep_after: float | None) -> None:
+        lo = self.highest - self.size
+        drop = [s for s, t in self.seen.items()
+                if s <= lo and (t is None or keep_after is None or t < keep_after)]
+        for s in drop:
+            del self.seen[s]
+        if len(self.seen) > self.cap:
+            order = sorted(self.seen)
+            for s in order[:len(order) - self.cap]:
+                del self.seen[s]
+            self.floor = order[len(order) - self.cap - 1]
+        self._next_prune = max(2 * self.size, 2 * len(self.seen))
 
 
 class Verifier:
@@ -160,7 +184,7 @@ class Verifier:
         """Un-see an accepted batch that could not be taken after all (refused for overload): it may come again."""
         with self.lock:
             if (win := self.windows.get(sensor)) is not None:
-                win.seen.discard(seq)
+                win.seen.pop(seq, None)
 
     def open(self, payload: bytes, topic_sensor: str | None = None) -> tuple[list[Detection], str | None]:
         """The detections of a valid signed batch and None, or ([], the rejection reason) (counted)."""
@@ -212,7 +236,7 @@ class Verifier:
             win = self.windows.get(sensor)
             if win is None:
                 win = self.windows[sensor] = ReplayWindow(self.replay_window)
-            fresh = win.check_and_mark(batch.seq)
+            fresh = win.check_and_mark(batch.seq, batch.t_sent, now - self.max_age_s)
         if not fresh:
             return [], self._count(sensor, "replayed"), None
         with self.lock:

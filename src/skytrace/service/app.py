@@ -5,11 +5,13 @@ Endpoints (all under ``/api/v1``; the OpenAPI spec is at ``/openapi.json``, an o
 - ``GET  /status``                       feed health, counters, step timing
 - ``GET  /sensors``, ``GET /zones``      the network and the alert zones (GeoJSON, simplified for the map)
 - ``GET  /places``                       towns for the offline base map (GeoNames, >= 5,000 inhabitants)
+- ``GET  /rivers``                       rivers and lakes for the offline base map (Natural Earth 1:50m)
 - ``GET  /tracks``                       the current picture (columns, as on the websocket)
 - ``GET  /alerts``                       active alerts, and stored alert periods with ``?since=``
 - ``GET  /history/near``                 what flew within ``radius_m`` of a point between ``t0`` and ``t1``
 - ``GET  /history/states``               stored track states in [t0, t1] (the map's timeline)
 - ``POST /detections``, ``POST /sightings``  reports over HTTP (same JSON as MQTT; sightings: position sensors)
+- ``POST /heartbeats``  "alive, heard nothing" of nodes (same JSON as MQTT, :mod:`skytrace.io.heartbeat`)
 - ``WS   /ws``                           stream of ``tracks``, ``alerts`` and ``status`` messages (JSON text)
 - ``/forensics/...``                     the evidence registry, with ``serve --evidence`` (skytrace.forensics.api)
 
@@ -78,6 +80,19 @@ class DetectionIn(BaseModel):
     t_arrival: float | None = None
 
 
+HEARTBEAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "oneOf": [{"$ref": "#/components/schemas/HeartbeatIn"},
+              {"type": "array", "items": {"$ref": "#/components/schemas/HeartbeatIn"}}]}}}}}
+
+
+class HeartbeatIn(BaseModel):
+    """A sensor saying "alive, heard nothing" at ``t`` (the heartbeats.jsonl record); with --keys a signed batch
+    with no detections instead."""
+
+    t: float
+    sensor: str
+
+
 class IngestResult(BaseModel):
     accepted: int
     rejected: int
@@ -112,6 +127,9 @@ class TrackStateOut(BaseModel):
     vn: float
     vu: float
     pos_sigma_m: float
+    class_: str | None = Field(None, alias="class", description="manned, cooperative-uav, ... (absent: none known)")
+    target_id: str | None = Field(None, description="identity claimed by a cooperative target (icao:..., rid:...)")
+    identity_flag: str | None = Field(None, description="why that claim is not believed (absent: believed)")
 
 
 class NearTrack(BaseModel):
@@ -216,6 +234,12 @@ def places_json() -> bytes:
     return resources.files("skytrace.data").joinpath("basemap-places.json").read_bytes()
 
 
+@functools.cache
+def rivers_json() -> bytes:
+    """The base map's rivers and lakes (``data/basemap-rivers.json``, Natural Earth 1:50m), read once."""
+    return resources.files("skytrace.data").joinpath("basemap-rivers.json").read_bytes()
+
+
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
                allowed_origins: tuple[str, ...] = (), durable: bool = True, routers: tuple = (),
@@ -298,6 +322,10 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     def places() -> Response:
         return Response(places_json(), media_type="application/json")
 
+    @app.get("/api/v1/rivers", summary="Rivers and lakes for the offline base map (Natural Earth 1:50m, GeoJSON)")
+    def rivers() -> Response:
+        return Response(rivers_json(), media_type="application/json")  # GeoJSON
+
     @app.get("/api/v1/map", summary="Base-map settings of the web map (optional tiles; none: fully offline)")
     def map_settings() -> Response:
         return _json({"tiles": tile_source.client() if tile_source is not None else None})
@@ -360,7 +388,8 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
 
     expected_auth = f"Bearer {ingest_token}".encode() if ingest_token else None
 
-    async def _ingest(request: Request, position_only: bool) -> JSONResponse:
+    async def _read_ingest_body(request: Request) -> bytes:
+        """Token, signing mode, Content-Type (CSRF) and size checks common to every ingest endpoint."""
         if expected_auth is not None and not hmac.compare_digest(
                 request.headers.get("authorization", "").encode(), expected_auth):
             raise HTTPException(401, "missing or wrong ingest token", headers={"WWW-Authenticate": "Bearer"})
@@ -375,6 +404,10 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
             body += chunk
             if len(body) > MAX_PAYLOAD_BYTES:
                 raise HTTPException(413, f"body larger than {MAX_PAYLOAD_BYTES} bytes")
+        return body
+
+    async def _ingest(request: Request, position_only: bool) -> JSONResponse:
+        body = await _read_ingest_body(request)
         inbox = service.inbox
         if inbox is not None and not inbox.has_room():  # overload: refuse before any work, the node retries
             inbox.stats.shed_http += 1
@@ -416,6 +449,23 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
               status_code=202, response_model=IngestResult, openapi_extra=DETECTION_BODY, responses=INGEST_ERRORS)
     async def post_sightings(request: Request):
         return await _ingest(request, position_only=True)
+
+    @app.post("/api/v1/heartbeats", summary="Submit heartbeats (a node alive that heard nothing)", status_code=202,
+              response_model=IngestResult, openapi_extra=HEARTBEAT_BODY, responses=INGEST_ERRORS)
+    async def post_heartbeats(request: Request):
+        from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
+
+        body = await _read_ingest_body(request)
+        stats = service.heartbeat_stats
+        before = len(stats.reasons), stats.rejected_detections, stats.rejected_messages
+        if verifier is not None:
+            beats = await asyncio.to_thread(open_signed_heartbeat, verifier, body, service.table, stats, None, "http")
+        else:
+            beats = await asyncio.to_thread(decode_heartbeats, body, service.table, stats, None, "http")
+        service.heartbeat(beats)
+        rejected = stats.rejected_detections - before[1] + (stats.rejected_messages - before[2])
+        result = {"accepted": len(beats), "rejected": rejected, "reasons": stats.reasons[before[0]:][:5]}
+        return JSONResponse(result, status_code=202 if beats or not rejected else 422)
 
     ws_slots: dict[asyncio.Queue, float] = {}  # a client's queue -> monotonic time of its last completed send
     ws_counts = {"clients": 0, "refused": 0, "evicted_slow": 0}
@@ -478,7 +528,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
 
     def openapi() -> dict:
         spec = original_openapi()
-        spec.setdefault("components", {}).setdefault("schemas", {})["DetectionIn"] = DetectionIn.model_json_schema()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["DetectionIn"] = DetectionIn.model_json_schema()
+        schemas["HeartbeatIn"] = HeartbeatIn.model_json_schema()
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -41,6 +41,24 @@ log = logging.getLogger(__name__)
 ENCODER = msgspec.json.Encoder()
 
 
+def with_identities(snap: TrackSnapshot, identities: IdentityMap | None) -> TrackSnapshot:
+    """``snap`` with its identity columns: as annotated by the pipeline's identity check when it ran, else each
+    track takes the class and identity of the first cooperative sensor that updated it (a cooperative target
+    reports as its own sensor, :mod:`skytrace.io.identity`); unchanged when there is nothing to add. What the live
+    ``tracks`` message shows and what the store keeps for history come from here, so playback shows the same class."""
+    if snap.cls is not None or not identities:
+        return snap
+    n = len(snap)
+    cls: list[str | None] = [None] * n
+    target: list[str | None] = [None] * n
+    for i in range(n):
+        for s in snap.sensors_of(i) or ():
+            if (ident := identities.by_sensor.get(s)) is not None:
+                cls[i], target[i] = ident.cls, ident.target_id
+                break
+    return dataclasses.replace(snap, cls=cls, target_id=target)
+
+
 def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None,
                      identities: IdentityMap | None = None) -> dict:
     """A websocket ``tracks`` message: columns, rounded to what a map needs (~1 cm, 1 cm/s); ``class``,
@@ -51,14 +69,8 @@ def snapshot_message(snap: TrackSnapshot, n_in: int, t_newest_in: float | None,
     the first cooperative sensor that updated it (a cooperative target reports as its own sensor): ``manned`` (ADS-B)
     or ``cooperative-uav`` (Remote ID); null for a non-cooperative track, which the map draws as a possible threat."""
     n = len(snap)
+    snap = with_identities(snap, identities)
     cls, target = snap.cls, snap.target_id
-    if cls is None and identities:
-        cls, target = [None] * n, [None] * n
-        for i in range(n):
-            for s in snap.sensors_of(i) or ():
-                if (ident := identities.by_sensor.get(s)) is not None:
-                    cls[i], target[i] = ident.cls, ident.target_id
-                    break
     return {"type": "tracks", "t": snap.t, "n_in": n_in, "t_newest_in": t_newest_in,
             "track": snap.track, "status": snap.status,
             "lat": np.round(snap.lat, 7).tolist(), "lon": np.round(snap.lon, 7).tolist(),
@@ -143,6 +155,7 @@ class LiveService:
     replay_done: bool = False  # a replay (demo) whose feed has ended: the map says so instead of "stalled"
     stats: ServiceStats = field(default_factory=ServiceStats)
     ingest_stats: DecodeStats = field(default_factory=DecodeStats)
+    heartbeat_stats: DecodeStats = field(default_factory=DecodeStats)  # heartbeat payloads (MQTT and HTTP)
     auth: Any = None  # a skytrace.security.signing.Verifier when reports must be signed: its counts go in the status
     inbox: Any = None  # a skytrace.service.inbox.DurableInbox: reports are stored (and acknowledged) at ingest
     inputs: list = field(default_factory=list)  # live feeds (skytrace.interop.live), started and stopped by the app
@@ -150,6 +163,8 @@ class LiveService:
 
     def __post_init__(self) -> None:
         self._pending: list[Detection] = []
+        self._beats: list[tuple[str, float]] = []  # heartbeats waiting for the next step
+        self.heartbeat_counts = {"accepted": 0, "rejected_future": 0, "rejected_old": 0, "dropped": 0}
         self._lock = threading.Lock()
         self._step_lock = threading.Lock()
         self.snapshot: TrackSnapshot | None = None
@@ -176,14 +191,18 @@ class LiveService:
         self.rollup: dict[str, str] = {}
         # the spare rows of cooperative transmitters are stored under their real names when first used
         self.store.put_sensors([s for s in self.table.records if not s.id.startswith(SLOT_PREFIX)])
-        # sensors whose bearings point at nothing are flagged in the status (never dropped)
-        from skytrace.security.consistency import SensorConsistency
+        # sensors whose bearings point at nothing are flagged in the status (never dropped); the pipeline's own check
+        # (pipeline_stage) also mutes the lone reports of sensors that alive silent neighbours contradict
+        self.consistency = getattr(self.stage, "consistency", None)
+        extra: list = []
+        if self.consistency is None:
+            from skytrace.security.consistency import SensorConsistency
 
-        self.consistency = SensorConsistency(self.table)
+            self.consistency = SensorConsistency(self.table)
+            extra.append(self.consistency)  # a stage without the check (truth replay): flags for the status only
         self.identities = IdentityMap()  # cooperative targets (ADS-B, Remote ID) seen in the reports, by sensor
         # the service's outputs are the pipeline's sinks: publish first, then store
-        self.stage.sinks.extend([self.consistency, _Sink(self._on_step_publish, "publish"),
-                                 _Sink(self._on_step_store, "store")])
+        self.stage.sinks.extend([*extra, _Sink(self._on_step_publish, "publish"), _Sink(self._on_step_store, "store")])
 
     # ------------------------------------------------------------------------------------------------- ingest
     def submit(self, dets: list[Detection]) -> None:
@@ -206,6 +225,32 @@ class LiveService:
                 self._pending, shed = thin_reports(self._pending, self.table, int(self.max_queued_reports * 0.8))
                 for kind, n in shed.items():
                     self.stats.shed[kind] = self.stats.shed.get(kind, 0) + n
+
+    def heartbeat(self, beats: list[tuple[str, float]]) -> None:
+        """Queue validated heartbeats ``(sensor id, t)`` (any thread); the next step hands them to
+        :meth:`Pipeline.heartbeat` (tracker and consistency check), after the time plausibility check."""
+        if not beats:
+            return
+        with self._lock:
+            room = max(0, self.max_queued_reports - len(self._beats))
+            self._beats.extend(beats[:room])
+            self.heartbeat_counts["dropped"] += len(beats) - min(room, len(beats))
+
+    def _apply_heartbeats(self, t_now: float) -> None:
+        with self._lock:
+            beats, self._beats = self._beats, []
+        if not beats:
+            return
+        rows = np.array([self.table.index.get(s, -1) for s, _ in beats], dtype=np.int64)
+        t = np.array([tb for _, tb in beats], dtype=float)
+        cfg = self.stage.config
+        future, old = t > t_now + cfg.max_future_s, t < t_now - cfg.max_age_s
+        ok = ~future & ~old & (rows >= 0)
+        self.heartbeat_counts["rejected_future"] += int(future.sum())
+        self.heartbeat_counts["rejected_old"] += int((old & ~future).sum())
+        self.heartbeat_counts["accepted"] += int(ok.sum())
+        if ok.any():
+            self.stage.heartbeat(rows[ok], t[ok])
 
     def use_inbox(self, max_queued: int = 20_000):
         """Store and acknowledge reports at ingest (:class:`~skytrace.service.inbox.DurableInbox`); returns it."""
@@ -244,6 +289,7 @@ class LiveService:
             self._step_n_in = self.stats.n_in
         batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
         self._step_msgs = []
+        self._apply_heartbeats(t_now)
         self.stage.push(batch, t_clock=t_now)
         self.stage.step(t_now)
         msgs = self._step_msgs
@@ -317,7 +363,7 @@ class LiveService:
                 self.stats.n_stored += self.store.put_detections(backlog, self.table)
                 self._unstored = []
             if res.t - self._last_track_store >= self.track_store_every_s and len(res.tracks):
-                self.stats.n_track_rows += self.store.put_tracks(res.tracks)
+                self.stats.n_track_rows += self.store.put_tracks(with_identities(res.tracks, self.identities))
                 self._last_track_store = res.t
             if self._alerts_to_store:
                 self.store.put_alerts(self._alerts_to_store)
@@ -381,7 +427,8 @@ class LiveService:
                 "inputs": {inp.name: inp.stats.as_dict() for inp in self.inputs},
                 "identity": self._identity_stats(),
                 "inbox": self.inbox.stats.as_dict() if self.inbox is not None else None,
-                "sensor_flags": self.consistency.flags()}
+                "sensor_flags": self.consistency.flags(),
+                "heartbeats": {**self.heartbeat_counts, "payloads": self.heartbeat_stats.as_dict()}}
 
     def _identity_stats(self) -> dict | None:
         """Cooperative targets: spare sensor rows in use, refused reports, tracks identified, identities flagged."""

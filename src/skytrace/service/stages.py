@@ -47,9 +47,11 @@ def pipeline_stage(table: SensorTable, zones: ZoneSet | None, tracker_config=Non
     costs about 0.3 s per 1,000 tracks (docs/warnings.md) and its inputs move little in a quarter second, so it
     runs at its own slower cadence (``[pipeline] alert_every_s``).
     """
+    from skytrace.security.consistency import SensorConsistency
+
     cfg = dataclasses.replace(config or PipelineConfig(), alert_every_s=alert_every_s)
     return Pipeline(table, zones=zones, tracker_config=tracker_config, alert_policy=alert_policy, config=cfg,
-                    assess_config=assess_config)
+                    assess_config=assess_config, consistency=SensorConsistency(table))
 
 
 class TruthReplay:

@@ -28,7 +28,10 @@ from skytrace.model import Alert, Detection, Sensor, TrackPoint
 WGS84 = Geod(ellps="WGS84")
 DETECTION_COLUMNS = ("t", "sensor", "bearing_deg", "elevation_deg", "range_m", "lat", "lon", "alt_m", "pos_sigma_m",
                      "alt_sigma_m", "snr_db", "t_arrival")
-TRACK_COLUMNS = ("t", "track", "status", "lat", "lon", "alt_m", "ve", "vn", "vu", "pos_sigma_m")
+TRACK_COLUMNS = ("t", "track", "status", "lat", "lon", "alt_m", "ve", "vn", "vu", "pos_sigma_m", "cls", "target_id",
+                 "identity_flag")
+# identity columns added to ``tracks`` after the first release: each back-end adds them to an existing database
+IDENTITY_COLUMNS = ("cls", "target_id", "identity_flag")
 MAX_ROWS = 200_000  # upper bound on rows a single read returns (hostile or careless queries)
 
 
@@ -84,15 +87,19 @@ def detection_rows(batch: DetectionBatch, table: SensorTable) -> list[tuple]:
 
 
 def track_rows(snap: TrackSnapshot) -> list[tuple]:
+    """Rows of a snapshot in TRACK_COLUMNS order; the identity columns are NULL where the snapshot has none."""
     n = len(snap)
+    none = [None] * n
     return list(zip([snap.t] * n, snap.track, snap.status, snap.lat.tolist(), snap.lon.tolist(),
                     snap.alt_m.tolist(), snap.ve.tolist(), snap.vn.tolist(), snap.vu.tolist(),
-                    snap.pos_sigma_m.tolist(), strict=True))
+                    snap.pos_sigma_m.tolist(), snap.cls if snap.cls is not None else none,
+                    snap.target_id if snap.target_id is not None else none,
+                    snap.identity_flag if snap.identity_flag is not None else none, strict=True))
 
 
 def row_to_trackpoint(r: Sequence) -> TrackPoint:
     return TrackPoint(t=r[0], track=r[1], status=r[2], lat=r[3], lon=r[4], alt_m=r[5], ve=r[6], vn=r[7], vu=r[8],
-                      pos_sigma_m=r[9])
+                      pos_sigma_m=r[9], cls=r[10], target_id=r[11], identity_flag=r[12])
 
 
 def row_to_detection(r: Sequence) -> Detection:
@@ -136,7 +143,8 @@ class Store(ABC):
 
     @abstractmethod
     def put_tracks(self, snap: TrackSnapshot) -> int:
-        """Append the track states of one snapshot; returns the number of rows written."""
+        """Append the track states of one snapshot, with its identity columns (``cls``, ``target_id``,
+        ``identity_flag``) when it carries them; returns the number of rows written."""
 
     @abstractmethod
     def put_alerts(self, alerts: Sequence[Alert]) -> None:

@@ -47,7 +47,12 @@ CREATE TABLE IF NOT EXISTS tracks (
     id bigserial PRIMARY KEY, t double precision NOT NULL, track text NOT NULL, status text NOT NULL,
     lat double precision NOT NULL, lon double precision NOT NULL, alt_m double precision NOT NULL,
     ve double precision, vn double precision, vu double precision, pos_sigma_m double precision,
-    geog geography(Point, 4326) GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography) STORED);
+    geog geography(Point, 4326) GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography) STORED,
+    cls text, target_id text, identity_flag text);
+-- databases written before the identity columns existed (their old rows keep NULL: not recorded then)
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS cls text;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS target_id text;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS identity_flag text;
 CREATE INDEX IF NOT EXISTS tracks_t ON tracks (t);
 CREATE INDEX IF NOT EXISTS tracks_geog ON tracks USING gist (geog);
 CREATE TABLE IF NOT EXISTS alerts (

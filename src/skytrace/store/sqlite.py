@@ -20,6 +20,7 @@ from skytrace.batch import DetectionBatch, SensorTable, TrackSnapshot
 from skytrace.model import Alert, Detection, Sensor, TrackPoint
 from skytrace.store.base import (
     DETECTION_COLUMNS,
+    IDENTITY_COLUMNS,
     MAX_ROWS,
     TRACK_COLUMNS,
     Store,
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS detections (
 CREATE INDEX IF NOT EXISTS detections_t ON detections (t);
 CREATE TABLE IF NOT EXISTS tracks (
     id INTEGER PRIMARY KEY, t REAL NOT NULL, track TEXT NOT NULL, status TEXT NOT NULL, lat REAL NOT NULL,
-    lon REAL NOT NULL, alt_m REAL NOT NULL, ve REAL, vn REAL, vu REAL, pos_sigma_m REAL);
+    lon REAL NOT NULL, alt_m REAL NOT NULL, ve REAL, vn REAL, vu REAL, pos_sigma_m REAL, cls TEXT, target_id TEXT,
+    identity_flag TEXT);
 CREATE INDEX IF NOT EXISTS tracks_t ON tracks (t);
 CREATE VIRTUAL TABLE IF NOT EXISTS tracks_rtree USING rtree(id, t0, t1, lat0, lat1, lon0, lon1);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -50,6 +52,15 @@ CREATE TABLE IF NOT EXISTS batches (
     sensor TEXT NOT NULL, seq INTEGER NOT NULL, t_recv REAL NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (sensor, seq)) WITHOUT ROWID;
 """
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database written by an older skytrace up to SCHEMA: the track states' identity columns (class,
+    target id, identity flag; NULL for the rows stored before, which did not keep them)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(tracks)")}
+    for col in IDENTITY_COLUMNS:
+        if col not in have:
+            db.execute(f"ALTER TABLE tracks ADD COLUMN {col} TEXT")
 
 
 class SqliteStore(Store):
@@ -68,6 +79,7 @@ class SqliteStore(Store):
             # (NORMAL would survive a process crash but not a power cut); writes are grouped, so fsyncs are few
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            _migrate(self._db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from None
         self._lock = threading.Lock()

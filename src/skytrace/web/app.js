@@ -19,7 +19,8 @@
   document.documentElement.lang = LANG;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   const COL = { warning: "#f2c12e", imminent: "#e0287d", drone: "#ffb020", coast: "#9aa4ae", manned: "#5cc8ff",
-                coop: "#5fd38d", acoustic: "#4f8fd6", radar: "#9b7fe0" };
+                coop: "#5fd38d", acoustic: "#4f8fd6", radar: "#9b7fe0",
+               river: "#2f6f9f" };
   // One font for the canvas and the page (CSS --map-font), read at each draw: a test can pin it.
   const font = (spec) => `${spec} ${getComputedStyle(document.documentElement).getPropertyValue("--map-font").trim() || "system-ui, sans-serif"}`;
   const st = window.skytrace = { tracks: new Map(), zoneAlert: new Set(), zoneLevel: new Map(), rollup: {},
@@ -32,6 +33,8 @@
                              zoomSnap: 0.25 }).setView([49.0, 31.5], 6);
   st.map = map;
   L.control.zoom({ position: "bottomleft" }).addTo(map);
+  map.createPane("rivers").style.zIndex = 402;  // over the land (the oblasts' fill), under the alert cells
+  map.getPane("rivers").style.pointerEvents = "none";
   map.createPane("cells").style.zIndex = 405;
   map.createPane("coverage").style.zIndex = 410;
   map.createPane("places").style.zIndex = 420;
@@ -136,6 +139,20 @@
     st.cellsDrawn = cellLayers.size;
   }
   map.on("zoomend moveend", refreshZones);
+
+  // ---------------------------------------------------------------------------------------------- rivers
+  // Natural Earth 1:50m rivers and lakes, shipped with skytrace (nothing fetched from outside): orientation for
+  // an operator without tiles. Thin and muted, never over the alert cells or the drones; a checkbox hides them.
+  const riverLayer = L.geoJSON(null, { renderer: L.canvas({ padding: 0.2, pane: "rivers" }), interactive: false,
+    style: (f) => f.properties.kind === "lake"
+      ? { color: COL.river, weight: 0.8, fillColor: COL.river, fillOpacity: 0.55, opacity: 0.8 }
+      : { color: COL.river, weight: 1.6, opacity: 0.8 } });
+  riverLayer.addTo(map);
+  fetch("api/v1/rivers").then((r) => r.ok ? r.json() : { features: [] }).then((gj) => {
+    riverLayer.addData(gj);
+    st.riversLoaded = (gj.features || []).length;
+  });
+  st.riverLayer = riverLayer;
 
   // ---------------------------------------------------------------------------------------------- places
   let places = [];
@@ -276,6 +293,7 @@
   toggle("layer-coverage", coverageLayer);
   $("layer-coverage").addEventListener("change", (e) => { if (!e.target.checked) st.coverageDrawn = 0; });
   toggle("layer-places", placeLayer);
+  toggle("layer-rivers", riverLayer);
 
   // ---------------------------------------------------------------------------------------------- drones
   const M_PER_DEG = 111320;
@@ -291,7 +309,8 @@
       const p = m.latLngToContainerPoint([tr.lat, tr.lon]);
       if (p.x < -200 || p.y < -200 || p.x > size.x + 200 || p.y > size.y + 200) continue;
       const coast = tr.status === "coasting", tentative = tr.status === "tentative";
-      const kind = tr.cls === "manned" ? "manned" : tr.cls === "cooperative-uav" ? "cooperative-uav" : "drone";
+      // a claim the identity check does not believe (e.g. a drone carrying an airliner's ADS-B) is a possible drone
+      const kind = tr.flag ? "drone" : tr.cls === "manned" ? "manned" : tr.cls === "cooperative-uav" ? "cooperative-uav" : "drone";
       const col = coast || tentative ? COL.coast : kind === "manned" ? COL.manned : kind === "drone" ? COL.drone : COL.coop;
       drawn[kind]++;
       const r = tr.sigma / mpp(tr.lat);  // 1-sigma position uncertainty
@@ -335,7 +354,8 @@
       g.restore();
       if (!showLabels) continue;
       const who = kind === "manned" ? t("cls_manned", { id: tr.targetId || "" })
-        : kind === "cooperative-uav" ? t("cls_coop", { id: tr.targetId || "" }) : "";
+        : kind === "cooperative-uav" ? t("cls_coop", { id: tr.targetId || "" })
+          : tr.flag ? t("cls_claims", { id: tr.targetId || "?" }) : "";
       const l1 = tr.id + (who ? " · " + who : "") + (coast ? " (coasting)" : tentative ? " (tentative)" : "");
       const l2 = `${(tr.speed * 3.6).toFixed(0)} km/h · ${tr.alt.toFixed(0)} m`;
       const th = st.threat && st.threat.get(tr.id);
@@ -367,7 +387,8 @@
       Object.assign(tr, { lat: m.lat[i], lon: m.lon[i], alt: m.alt_m[i], ve: m.ve[i], vn: m.vn[i],
                           vu: m.vu ? m.vu[i] : 0, speed: Math.hypot(m.ve[i], m.vn[i]),
                           sigma: m.pos_sigma_m ? m.pos_sigma_m[i] : 0, status: m.status ? m.status[i] : "confirmed",
-                          cls: m["class"] ? m["class"][i] : null, targetId: m.target_id ? m.target_id[i] : null, t: m.t });
+                          cls: m["class"] ? m["class"][i] : null, targetId: m.target_id ? m.target_id[i] : null,
+                          flag: m.identity_flag ? m.identity_flag[i] : null, t: m.t });
       if (!keepTrails) tr.trail.length = 0;
       tr.trail.push([tr.lat, tr.lon]);
       if (tr.trail.length > TRAIL_POINTS) tr.trail.shift();
@@ -398,7 +419,8 @@
     if (!best) return;
     const hdg = ((Math.atan2(best.ve, best.vn) * 180) / Math.PI + 360) % 360;
     L.popup().setLatLng([best.lat, best.lon]).setContent(
-      `<div class="pop"><b>${best.id}</b> ${best.status} · ${best.cls === "manned" ? t("cls_manned", { id: best.targetId || "" })
+      `<div class="pop"><b>${best.id}</b> ${best.status} · ${best.flag ? t("cls_suspect", { id: best.targetId || "", why: best.flag })
+        : best.cls === "manned" ? t("cls_manned", { id: best.targetId || "" })
         : best.cls === "cooperative-uav" ? t("cls_coop", { id: best.targetId || "" }) : t("cls_drone")}<br>${(best.speed * 3.6).toFixed(0)} km/h heading ` +
       `${hdg.toFixed(0)}°, ${best.alt.toFixed(0)} m, climb ${best.vu.toFixed(1)} m/s<br>position ±${best.sigma.toFixed(0)} m ` +
       `(1σ); tracked ${fmtDur(best.t - best.firstT)} on this screen</div>`).openOn(map);
@@ -584,8 +606,9 @@
     const rows = await (await fetch(`api/v1/history/states?t0=${t - HISTORY_LOOKBACK_S}&t1=${t}`)).json();
     const last = new Map();
     for (const r of rows) last.set(r.track, r);
-    const cols = { t, track: [], status: [], lat: [], lon: [], alt_m: [], ve: [], vn: [], vu: [], pos_sigma_m: [] };
-    for (const r of last.values()) for (const k of Object.keys(cols)) if (k !== "t") cols[k].push(r[k]);
+    const cols = { t, track: [], status: [], lat: [], lon: [], alt_m: [], ve: [], vn: [], vu: [], pos_sigma_m: [],
+                   class: [], target_id: [], identity_flag: [] };  // the class as stored then (null: none known)
+    for (const r of last.values()) for (const k of Object.keys(cols)) if (k !== "t") cols[k].push(r[k] ?? null);
     if (st.mode !== "history") return;  // went live while fetching
     showTracks(cols, playTimer !== null);
     const alerts = await (await fetch(`api/v1/alerts?since=${t}`)).json();
