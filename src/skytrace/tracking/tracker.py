@@ -80,9 +80,10 @@ class TrackerConfig:
     sprt_alpha: float = 1e-4  # SPRT false-confirmation probability (threshold log((1 - 0.01) / alpha))
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
-    # ... and a track of a class that may not hover must be *known* to move: its velocity differs from zero at
-    # this chi-square (2 dof, 99 %), so a stationary crossing (two confusers) with a noisy first speed is not confirmed
-    confirm_motion_chi2: float = 9.21
+    # ... and a new track of a class that may not hover must be *known* to move (a stationary crossing of two
+    # confusers' bearings gets noisy first speeds that may pass the window): unless a scanning sensor's sequential
+    # test passed, its horizontal velocity must differ from zero at this chi-square (2 dof)
+    confirm_motion_chi2: float = 9.21  # 2-dof chi-square (99 %) of the velocity against zero for confirmation
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
     report_tentative: bool = True  # tentative tracks appear in snapshots with status "tentative" ...
     report_tentative_min_hits: int = 3  # ... once they have this many updates (not every stray plot)
