@@ -159,3 +159,28 @@ def test_reports_later_than_the_lag_are_counted_not_lost():
     tr.advance(T0 + 31)
     assert tr.stats["late_dropped"] == 5
     assert tr.stats["detections_in"] == len(det)
+
+
+def test_two_drones_heard_by_three_nodes_give_two_tracks_and_no_ghost_crossing():
+    """Two drones flying towards each other, both heard by the same three nodes: each node's bearings to the two
+    drones cross the other nodes' bearings at ghost points too. Exactly two tracks are confirmed, each on a
+    drone, and no confirmed point is ever more than 1 km from both drones (a ghost needs the third node's bearing
+    through it as well, which a crossing of two different drones' bearings does not get)."""
+    table = SensorTable.from_sensors([_node("a", 0.0, 0.0), _node("b", 6000.0, 0.0), _node("c", 3000.0, 6000.0)])
+    drones = [([-1000.0, 1500.0, 300.0], [45.0, 5.0, 0.0]), ([7000.0, 3500.0, 300.0], [-45.0, 0.0, 0.0])]
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        batch = DetectionBatch.concat([
+            _observe(table, [s], T0 + np.arange(0.0, 180.0, 2.0) + 0.3 * s + rng.uniform(0, 0.2), p0, v, rng)
+            for p0, v in drones for s in range(3)])
+        snaps = _run(Tracker(table, frame=FRAME, config=TrackerConfig(lag_s=0.0)), batch, T0 + 180)
+        ids, near, far = set(), 0, 0
+        for snap in snaps:
+            ids |= set(snap.track)
+            if len(snap):
+                truth = np.stack([_truth(np.array([snap.t]), p0, v)[0, :2] for p0, v in drones])
+                d = np.min(np.linalg.norm(_enu(snap)[:, None, :2] - truth[None], axis=2), axis=1)
+                near, far = near + int((d <= 500).sum()), far + int((d > 1000).sum())
+        assert len(ids) == 2
+        assert far == 0
+        assert near > 250  # both drones tracked for most of the 180 s

@@ -62,11 +62,6 @@ class ClutterDensity:
         np.minimum.at(self.lo, sensor, xy)
         np.maximum.at(self.hi, sensor, xy)
 
-    def rate(self, sensor: np.ndarray) -> np.ndarray:
-        """Unexplained plots per second of each sensor (any shape of sensor indices); NaN while not yet known."""
-        span = self.span[sensor]
-        return np.where(span >= self.min_span_s, self.count[sensor] / np.maximum(span, 1e-9), np.nan)
-
     def density(self, sensor: np.ndarray) -> np.ndarray:
         """Unexplained plots per m^2 per s for each sensor row; NaN while not yet known."""
         ext = np.prod(np.maximum(self.hi[sensor] - self.lo[sensor], 0.0), axis=1)

@@ -78,14 +78,12 @@ class TrackerConfig:
     # ``confirm_hits`` (pd 0.9: 4 hits in a row)
     sprt_false_continuation: float = 0.05  # SPRT pf: chance a false track finds a plot in its gate on the next look
     sprt_alpha: float = 1e-4  # SPRT false-confirmation probability (threshold log((1 - 0.01) / alpha))
-    # ... at most: every unexplained plot of a sensor is the start of a test, so alpha is also capped at this many
-    # false confirmed tracks per sensor-hour divided by the sensor's unexplained plots per hour (multiple tests)
-    sprt_false_tracks_per_h: float = float("inf")  # cap on false confirmations per sensor-hour; inf: off
     confirm_min_speed_mps: float = 12.0  # one-way attack drones do not hover: still "tracks" are confusers
     confirm_max_speed_mps: float = 120.0  # nor fly faster than jets (~110 m/s): faster "tracks" are ghosts
-    # ... and a track of a class that may not hover must be *known* to move: its velocity differs from zero at
-    # this chi-square (2 dof, 99 %), so a stationary crossing (two confusers) with a noisy first speed is not confirmed
-    confirm_motion_chi2: float = 9.21  # chi-square (2 dof) the velocity must differ from zero by to confirm
+    # ... and a new track of a class that may not hover must be *known* to move (a stationary crossing of two
+    # confusers' bearings gets noisy first speeds that may pass the window): unless a scanning sensor's sequential
+    # test passed, its horizontal velocity must differ from zero at this chi-square (2 dof)
+    confirm_motion_chi2: float = 9.21  # 2-dof chi-square (99 %) of the velocity against zero for confirmation
     report_max_sigma_m: float = 1200.0  # coasting tracks are reported while their position is still useful
     report_tentative: bool = True  # tentative tracks appear in snapshots with status "tentative" ...
     report_tentative_min_hits: int = 3  # ... once they have this many updates (not every stray plot)
@@ -723,7 +721,7 @@ class Tracker:
                 # refuted by silent bearing nodes: deleted when no longer reported (no plot will bring it back)
                 | ((r_exist < cfg.existence_report_min) & (tr.silence < 0.0)))
         self._bound_altitude()
-        sprt = tr.llr >= np.log((1 - 0.01) / self._sprt_alpha())
+        sprt = tr.llr >= np.log((1 - 0.01) / cfg.sprt_alpha)
         plausible = self._moving_enough(lim["min_speed_mps"], speed) & (speed <= lim["max_speed_mps"])
         # a new track must also be known to move (a continuation of a lost track, below, is already known to),
         # unless the sequential test of a scanning sensor (which weighs target against clutter) passed
@@ -778,20 +776,6 @@ class Tracker:
         v = tr.x[:, 3:5]
         Pv = tr.P[:, 3:5, 3:5] + 1e-6 * np.eye(2)[None]
         return np.einsum("ni,ni->n", v, np.linalg.solve(Pv, v[:, :, None])[:, :, 0])
-
-    def _sprt_alpha(self) -> np.ndarray:
-        """Per-track false-confirmation probability of the sequential test: ``sprt_alpha``, or less for a track of
-        a sensor whose many unexplained plots each start a test (``sprt_false_tracks_per_h`` / its unexplained
-        plots per hour; the busiest scanning sensor of the track decides). With alpha fixed, the expected number of
-        false confirmed tracks grows with the clutter rate: 16 radars x 1,800 clutter plots an hour x 1e-4 = ~3 an
-        hour (national); capped per sensor-hour it does not."""
-        tr, cfg = self.tracks, self.cfg
-        rate_h = 3600.0 * self.clutter_density.rate(np.maximum(tr.seen, 0))  # (N, slots) unexplained plots per hour
-        scanning = (tr.seen >= 0) & np.isfinite(self.pd[np.maximum(tr.seen, 0)]) & np.isfinite(rate_h)
-        busiest = np.max(np.where(scanning, rate_h, 0.0), axis=1, initial=0.0)
-        with np.errstate(divide="ignore"):
-            cap = np.where(busiest > 0, cfg.sprt_false_tracks_per_h / busiest, np.inf)
-        return np.minimum(cfg.sprt_alpha, cap)
 
     def _class_limits(self, cls: np.ndarray) -> dict[str, np.ndarray]:
         """Motion limits of tracks or reports of class codes ``cls`` (skytrace.target_classes); unclassified
