@@ -221,6 +221,7 @@ SWEEP = [
     ("clear_passed_s 120", {"clear_passed_s": 120.0}),
     ("uncorroborated_window_s 600", {"uncorroborated_window_s": 600.0}),
     ("no negative information", {"negative_info": False}),
+    ("rearm_s 600 (flickering zones hold longer)", {"rearm_s": 600.0}),
     ("previous settings, lead_target_s 600", {**PREVIOUS, "lead_target_s": 600.0}),
 ]
 """The evidence policy's settings swept for the trade-off curve: each point changes one setting of the defaults."""

@@ -171,6 +171,12 @@ def test_alerts_command_writes_alerts_and_cap(tmp_path, line_zones):
     periods = formats.read_alerts(tmp_path / "out" / "alerts.jsonl")
     assert {a.zone for a in periods} >= {"z0", "z1"} and all(a.end is not None for a in periods)
     assert len(list((tmp_path / "out" / "cap").glob("*.xml"))) >= 2 * len(periods)
+    # heartbeats need the sensor table: a clear one-line error, not a silent skip
+    (tmp_path / "heartbeats.jsonl").write_text('{"t": 0.0, "sensor": "ac-1"}\n')
+    res = CliRunner().invoke(app, ["alerts", "--tracks", str(tmp_path / "tracks.jsonl"), "--zones",
+                                   str(tmp_path / "zones.geojson"), "--out", str(tmp_path / "out2"),
+                                   "--heartbeats", str(tmp_path / "heartbeats.jsonl")])
+    assert res.exit_code != 0 and "--heartbeats needs --sensors" in str(res.exception)  # main() prints it, exit 2
 
 
 def test_route_aware_futures_favour_the_city_ahead():

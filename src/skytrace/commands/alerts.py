@@ -177,11 +177,12 @@ def alerts(
     cfg = conf.alerting if name == conf.alerting_policy else policies.policy_class(name).config_class()
     if lead is not None:
         cfg = dataclasses.replace(cfg, lead_target_s=lead)
-    if heartbeats is None and detections is not None and (detections.parent / "heartbeats.jsonl").is_file():
+    if heartbeats is None and sensors is not None and detections is not None and \
+            (detections.parent / "heartbeats.jsonl").is_file():
         heartbeats = detections.parent / "heartbeats.jsonl"
     res = run_alerts(tracks, zs, out, every, cfg, sensors_path=sensors, detections_path=detections,
                      policy_name=name, assess_config=conf.assess, alert_cooperative=alert_cooperative,
-                     heartbeats_path=heartbeats if sensors is not None else None)
+                     heartbeats_path=heartbeats)
     n_raise = sum(e.kind == "raise" for e in res["events"])
     typer.echo(f"{len(zs)} zones, policy {name}; {n_raise} alerts raised, {len(res['periods'])} alert periods -> "
                f"{out}/alerts.jsonl, {len(res['cap_files'])} CAP 1.2 messages -> {out}/cap/")
