@@ -6,7 +6,8 @@ Deterministic (fixed seeds). Every confirmed track hit of the node processor giv
 track features (``skytrace.node.classify.FEATURES``) labelled with the scene's source class when its bearing is
 within 25 deg of the true bearing, else `other` (a track on the background). Classes are weighted to balance.
 The held-out split (other engines, rotors, confusers and backgrounds) is never used here: bench/bench_node.py
-reports on it.
+reports on it. Samples come from the first-stage (short frame) candidates only (``long_frames=0``): the shipped
+weights were fitted on those, and the second stage's candidates are classified with the same weights.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import scenes
 
 from skytrace.node.array import load_preset
 from skytrace.node.classify import CLASSES, FEATURES, Classifier
+from skytrace.node.processor import NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +51,7 @@ def collect(n_per_kind: int, dur_s: float, seed: int = 11) -> tuple[np.ndarray, 
         arr = load_preset(preset)
         bg = scenes.BACKGROUNDS_TRAIN[j % len(scenes.BACKGROUNDS_TRAIN)]
         sc = scenes.make_scene(kind, arr.mics_m, 16000, dur_s, snr, bg, rng, split="train")
-        run = evalkit.run_scene(sc.audio, sc.fs, arr)
+        run = evalkit.run_scene(sc.audio, sc.fs, arr, NodeConfig(long_frames=0))
         for t, tf, _p, _f0, az, _el, _snr in run.hits:
             az_t, _ = evalkit.truth_at(sc, t)
             on_src = kind is not None and np.isfinite(az_t) and evalkit.ang_err(az, az_t) < 25.0

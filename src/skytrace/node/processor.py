@@ -4,9 +4,11 @@ Pipeline per 0.5 s (see docs/node.md):
 
     blocks -> 0.25 s Hann segments, hop 0.125 s, rFFT per channel (4 Hz bins up to 3 kHz)
            -> frame of the last 8 segments (~1.1 s): channel-averaged power -> HarmonicDetector (whitening,
-              harmonic sum, CFAR) -> up to 3 harmonic series
+              harmonic sum, CFAR) -> up to 3 harmonic series; second stage: the same search over two disjoint
+              frames (2.1 s) for weak steady series each frame shows below threshold
            -> SRP-PHAT on each series' harmonic bins (pair cross-spectra averaged over the frame's segments)
-           -> per-node tracker (pitch + bearing continuity) -> classifier on track features
+           -> per-node tracker (pitch + bearing continuity) -> classifier on track features, vetoed for
+              the overtone comb of a machine repeating below the engine range (sub-harmonic comb)
            -> a detection per confirmed drone-like track per frame (<= 2 lines/s per source)
 
 Only detections leave the node, never audio. ``t`` of a detection is the centre of its frame (when the sound
