@@ -282,18 +282,21 @@ def test_screenshot_matches_the_reference(fixed_service, browser, view):  # noqa
     page.add_style_tag(content=':root { --map-font: "DejaVu Sans"; }')
     page.evaluate("document.fonts.ready")
     page.check("#layer-coverage")
-    _settle(page, lat, lon, zoom)
     try:
         # the service's clock has reached the page (durations are "since ... (4 min)", not from the wall clock)
         page.wait_for_function(f"{ST}.serverT === {T0} && document.getElementById('alerts').textContent"
                                ".includes('(4 min)')", timeout=10_000)
         page.evaluate("document.querySelectorAll('aside, #panel').forEach(e => { e.scrollTop = 0; })")
+        # the view is fixed last: checking the layer and scrolling the (phone) bottom sheet may resize the map
+        page.evaluate(f"{ST}.map.invalidateSize({{animate: false}})")
+        _settle(page, lat, lon, zoom)
         page.wait_for_function(f"{ST}.coverageDrawn > 0 && {ST}.placesDrawn > 0 && {ST}.labelsDrawn === {n_labels} "
                                "&& document.getElementById('feed').textContent === 'LIVE'", timeout=10_000)
     except Exception:
         state = page.evaluate(f"[{ST}.coverageDrawn, {ST}.placesDrawn, {ST}.labelsDrawn, "
-                              "document.getElementById('feed').textContent]")
-        raise AssertionError(f"{view}: coverage, places, labels drawn, badge = {state}") from None
+                              f"document.getElementById('feed').textContent, {ST}.serverT - {T0}, "
+                              "document.getElementById('alerts').textContent.slice(0, 300)]")
+        raise AssertionError(f"{view}: coverage, places, labels drawn, badge, clock - T0, alerts = {state}") from None
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / f"map-fixed-{view}.png"
     page.screenshot(path=str(shot), mask=[page.locator("#health")], animations="disabled")

@@ -583,8 +583,12 @@
         st.lastAlerts = m.active; st.lastRollup = m.rollup;
         if (st.mode === "live") showAlerts(m.active, m.rollup);
       } else if (m.type === "status") {
+        const firstClock = !st.serverT;
         st.lastStatus = m; st.feedStalled = m.feed_stalled; st.serverT = m.t;
         if (st.mode === "live") setClock(m.t);
+        // alerts shown before the service's clock arrived gave their durations from this device's clock (a replay's
+        // night is hours back): draw them again on the service's time
+        if (firstClock) rerenderAlerts();
       }
     };
     ws.onclose = () => setTimeout(connect, 1000);
