@@ -10,6 +10,7 @@ import threading
 import numpy as np
 
 from skytrace.batch import SensorTable
+from skytrace.io.heartbeat import HEARTBEAT_TOPIC_FILTER, decode_heartbeats
 from skytrace.io.mqtt import TOPIC_FILTER, DecodeStats, decode_detections
 from skytrace.model import Sensor
 from skytrace.node import synth
@@ -35,7 +36,8 @@ def test_node_publishes_detections_over_mqtt(tmp_path, mqtt_port):
     got: list[tuple[str, bytes]] = []
     ready = threading.Event()
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-node-sub")
-    sub.on_connect = lambda c, u, f, rc, p: (c.subscribe(TOPIC_FILTER, qos=1), ready.set())
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe([(TOPIC_FILTER, 1), (HEARTBEAT_TOPIC_FILTER, 1)])
+    sub.on_subscribe = lambda c, u, mid, rcs, p: ready.set()  # granted: nothing published from now on is missed
     sub.on_message = lambda c, u, m: got.append((m.topic, m.payload))
     sub.connect("127.0.0.1", mqtt_port)
     sub.loop_start()
@@ -48,7 +50,8 @@ def test_node_publishes_detections_over_mqtt(tmp_path, mqtt_port):
         written = (tmp_path / "d.jsonl").read_text().splitlines()
         deadline = threading.Event()
         for _ in range(50):
-            if sum(len(json.loads(p)) if p.startswith(b"[") else 1 for _, p in got) >= len(written):
+            if sum(len(json.loads(p)) if p.startswith(b"[") else 1 for t, p in got if "/detections/" in t) \
+                    >= len(written) and any("/heartbeat/" in t for t, _ in got):
                 break
             deadline.wait(0.1)
     finally:
@@ -59,9 +62,15 @@ def test_node_publishes_detections_over_mqtt(tmp_path, mqtt_port):
                                              bearing_sigma_deg=3.0)])
     stats = DecodeStats()
     dets = []
+    beats = []
     for topic, payload in got:
+        if topic == "skytrace/v1/heartbeat/node-mqtt-1":
+            beats += decode_heartbeats(payload, table, stats, topic_sensor="node-mqtt-1")
+            continue
         assert topic == "skytrace/v1/detections/node-mqtt-1"
         dets += decode_detections(payload, table, stats, topic_sensor="node-mqtt-1")
     assert stats.rejected_detections == 0 and stats.rejected_messages == 0
+    # the node says it is alive: its first heartbeat at the start of the audio (8 s: one beat per 30 s)
+    assert [s for s, _ in beats] == ["node-mqtt-1"] and 1760000000 <= beats[0][1] <= 1760000001
     assert len(dets) == len(written)  # every written line was published, once
     assert all(abs((d.bearing_deg - 75.0 + 180) % 360 - 180) < 10 for d in dets)

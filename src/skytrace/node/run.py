@@ -23,17 +23,28 @@ from skytrace.node.wav import iter_blocks
 BLOCK_S = 0.1
 
 
+HEARTBEAT_EVERY_S = 30.0
+
+
 class DetectionSink:
     """Where detections go: a JSONL file (flushed per frame, so a reader sees a line as soon as it is decided)
-    and/or MQTT (one message per frame with that frame's detections, QoS 1)."""
+    and/or MQTT (one message per frame with that frame's detections, QoS 1).
 
-    def __init__(self, out: Path | None, mqtt_hostport: tuple[str, int] | None, sensor_id: str):
+    Over MQTT the node also says it is alive: a heartbeat on ``skytrace/v1/heartbeat/<sensor>`` every
+    ``heartbeat_every_s`` of audio time (docs/formats.md). Only a node known to be alive has its silence counted
+    as evidence that no drone is near it (tracker and alert policy); a node that says nothing may be down."""
+
+    def __init__(self, out: Path | None, mqtt_hostport: tuple[str, int] | None, sensor_id: str,
+                 heartbeat_every_s: float = HEARTBEAT_EVERY_S):
         from skytrace.io.formats import JsonlWriter
 
         self.sensor_id = sensor_id
         self.writer = JsonlWriter(out) if out is not None else None
         self.pub = None
         self.count = 0
+        self.heartbeats = 0
+        self.heartbeat_every_s = heartbeat_every_s
+        self._last_beat_t: float | None = None
         self._pending = []
         if mqtt_hostport is not None:
             from skytrace.io.mqtt import MqttPublisher
@@ -52,6 +63,14 @@ class DetectionSink:
             info = self.pub.publish(self.sensor_id, dets)
             self._pending.append(info)
             self._pending = [i for i in self._pending if not i.is_published()]
+
+    def tick(self, t: float) -> None:
+        """The node has processed its audio up to ``t`` (UNIX s): send a heartbeat when one is due."""
+        if self.pub is None or (self._last_beat_t is not None and t - self._last_beat_t < self.heartbeat_every_s):
+            return
+        self._last_beat_t = t
+        self.heartbeats += 1
+        self._pending.append(self.pub.publish_heartbeat(self.sensor_id, t))
 
     def close(self, timeout_s: float = 10.0) -> None:
         if self.pub is not None:
@@ -102,6 +121,7 @@ def _drive(proc: NodeProcessor, blocks: Iterable[np.ndarray], sink: DetectionSin
     last = time.monotonic()
     for blk in blocks:
         sink.emit(proc.push(blk))
+        sink.tick(proc.t0 + proc.samples_in / proc.fs)
         if progress is not None and time.monotonic() - last > 1.0:
             last = time.monotonic()
             progress(proc.samples_in / proc.fs)
