@@ -134,3 +134,20 @@ def kyiv_short(tmp_path_factory):
     out = tmp_path_factory.mktemp("kyiv-short")
     simulate(load_scenario("kyiv-night"), out, seed=1, duration_s=1800)
     return out
+
+
+@pytest.fixture
+def keyed(tmp_path):
+    """A key registry (saved) with ac-1 and sight registered; their signers; and a stranger's key (never
+    registered)."""
+    from skytrace.security.keys import KeyRegistry, generate_private_key, load_private_key
+    from skytrace.security.signing import Signer
+
+    reg = KeyRegistry(path=tmp_path / "keys.json")
+    signers = {}
+    for sid in ("ac-1", "sight"):
+        reg.register(sid, generate_private_key(tmp_path / f"{sid}.key"))
+        signers[sid] = Signer(sid, load_private_key(tmp_path / f"{sid}.key"), seq0=0)
+    generate_private_key(tmp_path / "stranger.key")
+    reg.save()
+    return reg, signers, load_private_key(tmp_path / "stranger.key")

@@ -21,7 +21,6 @@ from skytrace.io.mqtt import MqttIngest, MqttPublisher
 from skytrace.model import Detection, Heartbeat
 from skytrace.security.broker import SERVICE_USER, write_broker_config
 from skytrace.security.fuzzing import ZONES_SEED, _table
-from skytrace.security.keys import KeyRegistry, generate_private_key, load_private_key
 from skytrace.security.signing import Signer, Verifier
 from skytrace.service.app import create_app
 from skytrace.service.core import LiveService
@@ -40,16 +39,6 @@ def _service() -> LiveService:
                        step_s=0.05)
 
 
-def _keys(tmp_path: Path) -> tuple[KeyRegistry, dict[str, Signer], object]:
-    reg = KeyRegistry(path=tmp_path / "keys.json")
-    signers = {}
-    for sid in ("ac-1", "sight"):
-        reg.register(sid, generate_private_key(tmp_path / f"{sid}.key"))
-        signers[sid] = Signer(sid, load_private_key(tmp_path / f"{sid}.key"), seq0=0)
-    generate_private_key(tmp_path / "stranger.key")
-    return reg, signers, load_private_key(tmp_path / "stranger.key")
-
-
 def _wait(pred, timeout_s: float = 15.0) -> bool:
     deadline = time.time() + timeout_s
     while not pred() and time.time() < deadline:
@@ -61,8 +50,8 @@ def _fed(svc: LiveService) -> int:
     return int(svc.stage.tracker.stats.get("heartbeats", 0))
 
 
-def test_signed_heartbeats_over_http_reach_the_pipeline_and_bad_ones_are_refused(tmp_path):
-    reg, signers, stranger = _keys(tmp_path)
+def test_signed_heartbeats_over_http_reach_the_pipeline_and_bad_ones_are_refused(keyed):
+    reg, signers, stranger = keyed
     svc = _service()
     v = Verifier(reg, svc.table)
     ac = signers["ac-1"]
@@ -110,8 +99,8 @@ def test_unsigned_heartbeats_in_demo_mode_are_time_checked_at_the_edge():
 
 @pytest.mark.skipif(not Path(EXE).exists() or shutil.which("mosquitto_passwd") is None,
                     reason="needs the mosquitto Debian package")
-def test_signed_heartbeats_over_mqtt_with_the_shipped_broker_config(tmp_path):
-    reg, signers, _ = _keys(tmp_path)
+def test_signed_heartbeats_over_mqtt_with_the_shipped_broker_config(tmp_path, keyed):
+    reg, signers, _ = keyed
     port = free_port()
     d = Path(tempfile.mkdtemp(prefix="skytrace-broker-"))
     d.chmod(0o755)

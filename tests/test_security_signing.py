@@ -30,19 +30,6 @@ from skytrace.zones import zones_from_geojson
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def keyed(tmp_path):
-    """A registry with ac-1 and sight registered; their signers; and a stranger's key (never registered)."""
-    reg = KeyRegistry(path=tmp_path / "keys.json")
-    signers = {}
-    for sid in ("ac-1", "sight"):
-        reg.register(sid, generate_private_key(tmp_path / f"{sid}.key"))
-        signers[sid] = Signer(sid, load_private_key(tmp_path / f"{sid}.key"), seq0=0)
-    generate_private_key(tmp_path / "stranger.key")
-    reg.save()
-    return reg, signers, load_private_key(tmp_path / "stranger.key")
-
-
 def _det(sensor="ac-1", t=None, **kw) -> Detection:
     t = time.time() if t is None else t
     return Detection(t=t, sensor=sensor, bearing_deg=kw.pop("bearing_deg", 10.0), **kw)

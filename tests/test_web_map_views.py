@@ -115,14 +115,17 @@ def fixed_service():
         yield server, svc
 
 
-def _open(browser, server, **kw):  # noqa: F811
+FIXED_SCENE_READY = (f"{ST} && {ST}.zonesLoaded > 0 && {ST}.placesLoaded > 0 && {ST}.sensorsLoaded > 0 "
+                     f"&& {ST}.riversLoaded > 0 "
+                     f"&& {ST}.tracks.size === 4 && {ST}.activeAlerts && {ST}.activeAlerts.length === 2")
+
+
+def _open(browser, server, ready: str = FIXED_SCENE_READY, **kw):  # noqa: F811
+    """A new page on the map, every request outside the server recorded; returns once ``ready`` (JS) holds."""
     page = browser.new_page(**kw)
     outside = _no_external_requests(page, server.url)
     page.goto(server.url + "/")
-    page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.placesLoaded > 0 && {ST}.sensorsLoaded > 0 "
-                           f"&& {ST}.riversLoaded > 0 "
-                           f"&& {ST}.tracks.size === 4 && {ST}.activeAlerts && {ST}.activeAlerts.length === 2",
-                           timeout=30_000)
+    page.wait_for_function(ready, timeout=30_000)
     return page, outside
 
 
@@ -337,11 +340,8 @@ def test_history_playback_mid_wave_shows_the_drones_and_alerts_of_that_time(kyiv
     flying = {p.target for p in truth if t_mid - 35 <= p.t <= t_mid}
     assert len(stored) >= 10 and set(stored) <= flying  # mid-wave: many drones in the air
     with ServerThread(create_app(svc)) as server:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        outside = _no_external_requests(page, server.url)
-        page.goto(server.url + "/")
-        page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.activeAlerts && {ST}.serverT === {now[0]}",
-                               timeout=30_000)
+        page, outside = _open(browser, server, f"{ST} && {ST}.zonesLoaded > 0 && {ST}.activeAlerts "
+                              f"&& {ST}.serverT === {now[0]}", viewport={"width": 1280, "height": 800})
         assert [a["zone"] for a in page.evaluate(f"{ST}.activeAlerts")] == ["UA-KV"]  # live: today's alert
         page.evaluate(f"""() => {{ const s = document.getElementById('scrub'); s.value = {back_s};
             s.dispatchEvent(new Event('change')); }}""")
@@ -475,11 +475,8 @@ def test_history_playback_shows_the_class_stored_then(browser):  # noqa: F811
     assert stored["T0003"] == ("manned", "icao:4b1805", None)
     assert stored["T0002"] == ("manned", "icao:508035", "drone engine heard, no radar plot")
     with ServerThread(create_app(svc)) as server:
-        page = browser.new_page(viewport={"width": 1000, "height": 700})
-        outside = _no_external_requests(page, server.url)
-        page.goto(server.url + "/")
-        page.wait_for_function(f"{ST} && {ST}.zonesLoaded > 0 && {ST}.serverT === {now[0]} && {ST}.tracks.size === 1",
-                               timeout=30_000)
+        page, outside = _open(browser, server, f"{ST} && {ST}.zonesLoaded > 0 && {ST}.serverT === {now[0]} "
+                              f"&& {ST}.tracks.size === 1", viewport={"width": 1000, "height": 700})
         page.evaluate("""() => { const s = document.getElementById('scrub'); s.value = -480;
             s.dispatchEvent(new Event('change')); }""")
         page.wait_for_function(f"{ST}.mode === 'history' && {ST}.historyShown === 4", timeout=10_000)

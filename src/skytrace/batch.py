@@ -24,6 +24,19 @@ DETECTION_CLASSES = ("uav-engine", "uav-multirotor", "aircraft", "other", "shahe
 DETECTION_CLASS_CODE = {c: i for i, c in enumerate(DETECTION_CLASSES)}
 
 
+
+def pairs_by_key(sorted_keys: np.ndarray, query_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j) with ``sorted_keys[j] == query_keys[i]`` (``sorted_keys`` ascending), as two index arrays:
+    the ragged join of queries to the rows that hold their key (e.g. each (sensor, bearing) query to that sensor's
+    recent reports) in one vectorised pass, with no loop per query."""
+    lo = np.searchsorted(sorted_keys, query_keys)
+    cnt = np.searchsorted(sorted_keys, query_keys, side="right") - lo
+    has = np.flatnonzero(cnt > 0)
+    c = cnt[has]
+    rep = np.repeat(has, c)
+    idx = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c) + np.repeat(lo[has], c)
+    return rep, idx
+
 @dataclass
 class SensorTable:
     """All sensors as columns. ``index[id]`` gives the row of a sensor id."""

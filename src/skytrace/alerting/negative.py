@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skytrace.batch import ACOUSTIC, OPTICAL, RADAR, DetectionBatch, SensorTable
+from skytrace.batch import ACOUSTIC, OPTICAL, RADAR, DetectionBatch, SensorTable, pairs_by_key
 
 M_PER_DEG = 111_320.0
 TIER_SPLIT_M = 5000.0  # exclusion radii above this (radars) are searched in their own tree
@@ -135,13 +135,8 @@ class SilenceMap:
             rrow, rbrg, rrng = self._row[recent], self._brg[recent], self._rng[recent]
             order = np.argsort(rrow, kind="stable")
             rrow, rbrg, rrng = rrow[order], rbrg[order], rrng[order]
-            lo, hi = np.searchsorted(rrow, si), np.searchsorted(rrow, si, side="right")
-            cnt = hi - lo
-            has = np.flatnonzero(cnt > 0)
-            if has.size:
-                rep = np.repeat(has, cnt[has])
-                c = cnt[has]
-                idx = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c) + np.repeat(lo[has], c)
+            rep, idx = pairs_by_key(rrow, si)
+            if rep.size:
                 diff = np.abs(np.mod(rbrg[idx] - brg[rep] + 180.0, 360.0) - 180.0)
                 ok = diff <= self.tol_deg[si[rep]]
                 dist = np.hypot(dx, dy)[rep]

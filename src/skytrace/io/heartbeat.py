@@ -20,7 +20,7 @@ from __future__ import annotations
 import msgspec
 
 from skytrace.batch import SensorTable
-from skytrace.io.mqtt import MAX_DETECTIONS_PER_PAYLOAD, DecodeStats, _count_and_size_ok
+from skytrace.io.mqtt import MAX_DETECTIONS_PER_PAYLOAD, DecodeStats, _count_and_size_ok, decode_payload
 from skytrace.model import Heartbeat
 
 HEARTBEAT_TOPIC_PREFIX = "skytrace/v1/heartbeat/"
@@ -53,16 +53,9 @@ def _checked(beats: list[tuple[str, float]], table: SensorTable, stats: DecodeSt
 def decode_heartbeats(payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None = None,
                       source: str = "mqtt") -> list[tuple[str, float]]:
     """(sensor, t) of the valid unsigned heartbeats of one payload (object or array); bad ones counted."""
-    if not _count_and_size_ok(payload, stats, source):
+    beats = decode_payload(payload, _DECODER, stats, source, "heartbeat payload")
+    if beats is None:
         return []
-    try:
-        doc = _DECODER.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError) as exc:
-        with stats.lock:
-            stats.rejected_messages += 1
-        stats.reject(f"{source}: invalid heartbeat payload: {exc}")
-        return []
-    beats = doc if isinstance(doc, list) else [doc]
     if len(beats) > MAX_DETECTIONS_PER_PAYLOAD:
         with stats.lock:
             stats.rejected_messages += 1

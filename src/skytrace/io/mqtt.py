@@ -95,6 +95,21 @@ def _count_and_size_ok(payload: bytes, stats: DecodeStats, source: str) -> bool:
     return False
 
 
+def decode_payload(payload: bytes, decoder, stats: DecodeStats, source: str, what: str = "payload") -> list | None:
+    """The items of one message (a JSON object or array, decoded by the msgspec ``decoder``), after counting it and
+    checking its size; None (counted as rejected) when it is too large or not valid JSON of that type."""
+    if not _count_and_size_ok(payload, stats, source):
+        return None
+    try:
+        doc = decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError) as exc:
+        with stats.lock:
+            stats.rejected_messages += 1
+        stats.reject(f"{source}: invalid {what}: {exc}")
+        return None
+    return doc if isinstance(doc, list) else [doc]
+
+
 def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None = None,
                       source: str = "mqtt", allowed_kinds: tuple[str, ...] | None = None) -> list[Detection]:
     """Validated detections of one payload (object or array); bad ones are counted in ``stats`` and dropped.
@@ -103,17 +118,10 @@ def decode_detections(payload: bytes, table: SensorTable, stats: DecodeStats, to
     its own so that one bad report does not cost the good ones beside it. ``allowed_kinds`` restricts the sensor
     kinds accepted (e.g. sightings: position reports only).
     """
-    if not _count_and_size_ok(payload, stats, source):
+    dets = decode_payload(payload, _DECODER, stats, source)
+    if dets is None:
         return []
-    try:
-        doc = _DECODER.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError) as exc:
-        with stats.lock:
-            stats.rejected_messages += 1
-        stats.reject(f"{source}: invalid payload: {exc}")
-        return []
-    return check_detections(doc if isinstance(doc, list) else [doc], table, stats, topic_sensor, source,
-                            allowed_kinds)
+    return check_detections(dets, table, stats, topic_sensor, source, allowed_kinds)
 
 
 def check_detections(dets: list[Detection], table: SensorTable, stats: DecodeStats, topic_sensor: str | None = None,

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skytrace.batch import ACOUSTIC, OPTICAL, SensorTable
+from skytrace.batch import ACOUSTIC, OPTICAL, SensorTable, pairs_by_key
 
 M_PER_DEG_LAT = 110_574.0
 M_PER_DEG_LON_EQ = 111_320.0
@@ -192,13 +192,8 @@ class SensorConsistency:
             return out
         order = np.argsort(self._rec_s, kind="stable")
         rs, rb = self._rec_s[order], self._rec_b[order]
-        lo, hi = np.searchsorted(rs, si), np.searchsorted(rs, si, side="right")
-        cnt = hi - lo
-        has = np.flatnonzero(cnt > 0)
-        if has.size:
-            rep = np.repeat(has, cnt[has])
-            c = cnt[has]
-            idx = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c) + np.repeat(lo[has], c)
+        rep, idx = pairs_by_key(rs, si)
+        if rep.size:
             bsig = np.where(np.isfinite(self.table.bearing_sigma_deg[si[rep]]),
                             self.table.bearing_sigma_deg[si[rep]], 5.0)
             diff = np.abs(np.mod(rb[idx] - brg[rep] + 180.0, 360.0) - 180.0)
