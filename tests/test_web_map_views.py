@@ -369,9 +369,25 @@ def _tile_xy(lat: float, lon: float, z: int) -> tuple[int, int]:
     return int((lon + 180) / 360 * n), int(y)
 
 
-def test_operator_tiles_from_a_directory_or_mbtiles_are_served_by_skytrace(tmp_path, browser):  # noqa: F811
-    """Rivers and roads come from tiles the operator supplies: a z/x/y directory (drawn under the map, every
-    request to 127.0.0.1) or an MBTiles file (TMS rows flipped); bad settings are one-line errors."""
+def _write_pmtiles(path: Path, tiles: dict[tuple[int, int, int], bytes], attribution: str = "",
+                   tile_type: str = "PNG") -> Path:
+    """A PMTiles v3 archive of the given XYZ tiles, written with the reference Python writer."""
+    from pmtiles.tile import Compression, TileType, zxy_to_tileid
+    from pmtiles.writer import write
+
+    with write(str(path)) as w:
+        for (tz, tx, ty), data in sorted(tiles.items(), key=lambda kv: zxy_to_tileid(*kv[0])):
+            w.write_tile(zxy_to_tileid(tz, tx, ty), data)
+        w.finalize({"tile_type": TileType[tile_type], "tile_compression": Compression.NONE,
+                    "min_lon_e7": int(29e7), "min_lat_e7": int(49e7), "max_lon_e7": int(32e7),
+                    "max_lat_e7": int(52e7)}, {"attribution": attribution})
+    return path
+
+
+def test_operator_tiles_from_a_directory_mbtiles_or_pmtiles_are_served_by_skytrace(tmp_path, browser):  # noqa: F811
+    """Rivers and roads come from tiles the operator supplies: a z/x/y directory or a PMTiles archive (drawn under
+    the map, every request to 127.0.0.1), or an MBTiles file (TMS rows flipped); bad settings and files are one-line
+    errors."""
     import io
     import json
     import sqlite3
@@ -399,6 +415,8 @@ def test_operator_tiles_from_a_directory_or_mbtiles_are_served_by_skytrace(tmp_p
         db.executemany("INSERT INTO metadata VALUES (?, ?)", [("format", "png"), ("maxzoom", "12"),
                                                              ("attribution", "© test tiles")])
         db.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x0, 2 ** z - 1 - y0, png))
+    pm = _write_pmtiles(tmp_path / "region.pmtiles", {(z, x, y): png for x in range(x0, x1 + 1)
+                                                      for y in range(y0, y1 + 1)}, attribution="© test pmtiles")
     table = SensorTable.from_sensors([Sensor(id="ac0", kind="acoustic", lat=50.45, lon=30.52, alt_m=150.0,
                                              bearing_sigma_deg=3.0, max_range_m=6000.0, sound_speed_mps=343.0)])
 
@@ -417,16 +435,30 @@ def test_operator_tiles_from_a_directory_or_mbtiles_are_served_by_skytrace(tmp_p
         with urllib.request.urlopen(server.url + "/api/v1/map", timeout=10) as r:
             assert json.loads(r.read())["tiles"] == {"url": "tiles/{z}/{x}/{y}", "max_zoom": 12,
                                                        "attribution": "© test tiles", "local": True}
-    with ServerThread(create_app(service(), tiles=str(tmp_path / "tiles"))) as server:
-        page = browser.new_page(viewport={"width": 800, "height": 600})
-        outside = _no_external_requests(page, server.url)
-        page.goto(server.url + "/")
-        page.wait_for_function(f"{ST} && {ST}.tiles && {ST}.sensorsLoaded > 0", timeout=30_000)
-        page.evaluate(f"() => {{ {ST}.map.setView([50.45, 30.52], {z}, {{animate: false}}); }}")
-        page.wait_for_function(f"{ST}.tilesLoaded >= 4", timeout=15_000)
-        page.close()
-    assert outside == []
-    for bad in ("ftp://tiles.example/{z}/{x}/{y}.png", "https://tiles.example/tile.png", str(tmp_path / "none")):
+    with ServerThread(create_app(service(), tiles=str(pm))) as server:
+        with urllib.request.urlopen(f"{server.url}/tiles/{z}/{x0}/{y0}", timeout=10) as r:
+            assert r.read() == png and r.headers["content-type"] == "image/png"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{server.url}/tiles/{z}/{x1 + 1}/{y0}", timeout=10)  # outside the archive
+        assert err.value.code == 404
+        with urllib.request.urlopen(server.url + "/api/v1/map", timeout=10) as r:
+            assert json.loads(r.read())["tiles"] == {"url": "tiles/{z}/{x}/{y}", "max_zoom": z,
+                                                       "attribution": "© test pmtiles", "local": True}
+    for source in (tmp_path / "tiles", pm):  # drawn by the page, and nothing fetched from outside
+        with ServerThread(create_app(service(), tiles=str(source))) as server:
+            page = browser.new_page(viewport={"width": 800, "height": 600})
+            outside = _no_external_requests(page, server.url)
+            page.goto(server.url + "/")
+            page.wait_for_function(f"{ST} && {ST}.tiles && {ST}.sensorsLoaded > 0", timeout=30_000)
+            page.evaluate(f"() => {{ {ST}.map.setView([50.45, 30.52], {z}, {{animate: false}}); }}")
+            page.wait_for_function(f"{ST}.tilesLoaded >= 4", timeout=15_000)
+            page.close()
+        assert outside == [], source
+    (tmp_path / "cut.pmtiles").write_bytes(pm.read_bytes()[:100])  # truncated inside the header
+    (tmp_path / "empty.pmtiles").write_bytes(b"")
+    vector = _write_pmtiles(tmp_path / "vector.pmtiles", {(z, x0, y0): b"\x1a\x00"}, tile_type="MVT")
+    for bad in ("ftp://tiles.example/{z}/{x}/{y}.png", "https://tiles.example/tile.png", str(tmp_path / "none"),
+                str(tmp_path / "cut.pmtiles"), str(tmp_path / "empty.pmtiles"), str(vector)):
         with pytest.raises(SkytraceError):
             TileSource.from_setting(bad)
     assert TileSource.from_setting("") is None

@@ -66,7 +66,7 @@ class ServiceConfig:
     signed_max_future_s: float = 5.0  # s; a signed batch sent further ahead of our clock is rejected (out_of_window)
     signed_max_age_s: float = 120.0  # s; a signed batch sent longer ago is rejected: bounds replay after a restart
     replay_window: int = 1024  # sequence numbers remembered per sensor for reordered QoS 1 delivery; older = replayed
-    map_tiles: str = ""  # base-map tiles: "" none (offline); a z/x/y tile directory or .mbtiles; or an http(s) URL
+    map_tiles: str = ""  # base-map tiles: "" none (offline); a z/x/y directory, .mbtiles, .pmtiles, or an http(s) URL
 
 
 # section name -> (module, class); lazily imported so that ``skytrace --help`` stays fast

@@ -65,8 +65,8 @@ def serve(
                                                                   "page /forensics.html; read-only unless "
                                                                   "SKYTRACE_EVIDENCE_KEY is set."),
     tiles: str | None = typer.Option(None, "--tiles", help="Base-map tiles under the map: a z/x/y tile directory or "
-                                     "an .mbtiles file served by skytrace, or an http(s) URL template (default: "
-                                     "[service] map_tiles; none: fully offline)."),
+                                     "an .mbtiles or .pmtiles file served by skytrace, or an http(s) URL template "
+                                     "(default: [service] map_tiles; none: fully offline)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the live service until interrupted.

@@ -8,6 +8,8 @@ OpenStreetMap, 256 px, Web Mercator) from one of:
   region, served by skytrace at ``/tiles/{z}/{x}/{y}``;
 - an **MBTiles** file (SQLite, raster ``png``/``jpg``/``webp``; https://github.com/mapbox/mbtiles-spec, rows in the
   TMS scheme, so ``y`` is flipped), also served at ``/tiles/{z}/{x}/{y}``;
+- a **PMTiles** v3 archive (one file, raster ``png``/``jpg``/``webp``; https://github.com/protomaps/PMTiles, read
+  with the ``pmtiles`` package: ``pip install 'skytrace[map]'``), also served at ``/tiles/{z}/{x}/{y}``;
 - an **http(s) URL template** with ``{z}``, ``{x}`` and ``{y}`` (a tile server on the operator's network). The
   browser fetches those tiles itself: the operator's explicit choice to leave the offline default.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from skytrace.errors import SkytraceError
 MAX_ZOOM = 22
 IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
 EXTENSIONS = ("png", "jpg", "jpeg", "webp")
+MAX_TILE_BYTES = 8 * 1024 * 1024  # a 256 px raster tile is tens of kB
 
 
 def media_type(data: bytes) -> str | None:
@@ -35,7 +39,7 @@ def media_type(data: bytes) -> str | None:
 class TileSource:
     """Where the map's base tiles come from; :meth:`get` reads a local tile, :meth:`client` tells the page."""
 
-    kind: str  # "directory", "mbtiles" or "url"
+    kind: str  # "directory", "mbtiles", "pmtiles" or "url"
     location: str
     max_zoom: int = 18
     attribution: str = ""
@@ -43,6 +47,8 @@ class TileSource:
     def __post_init__(self) -> None:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._pmtiles: object | None = None  # pmtiles.reader.Reader over a read-only memory map
+        self._gzip_tiles = False
 
     @classmethod
     def from_setting(cls, setting: str) -> TileSource | None:
@@ -66,8 +72,37 @@ class TileSource:
             src.max_zoom = int(meta.get("maxzoom") or 18)
             src.attribution = str(meta.get("attribution") or "")
             return src
-        raise SkytraceError(f"map tiles {setting!r}: not a directory of z/x/y tiles, an .mbtiles file or an "
-                            "http(s) URL template")
+        if path.is_file() and path.suffix.lower() == ".pmtiles":
+            return cls._open_pmtiles(path)
+        raise SkytraceError(f"map tiles {setting!r}: not a directory of z/x/y tiles, an .mbtiles or .pmtiles file "
+                            "or an http(s) URL template")
+
+    @classmethod
+    def _open_pmtiles(cls, path: Path) -> TileSource:
+        """Open a PMTiles v3 archive read-only and check its header: raster tiles only (the map draws images)."""
+        try:
+            from pmtiles.reader import MmapSource, Reader
+            from pmtiles.tile import Compression, TileType
+        except ImportError:
+            raise SkytraceError("reading .pmtiles needs the pmtiles package: pip install 'skytrace[map]'") from None
+        src = cls("pmtiles", str(path))
+        try:
+            with path.open("rb") as f:  # the memory map keeps its own handle
+                reader = Reader(MmapSource(f))
+            header = reader.header()
+            meta = reader.metadata()
+        except Exception as exc:  # a truncated or hostile file: the library raises many kinds
+            raise SkytraceError(f"{path}: not a readable PMTiles v3 archive ({type(exc).__name__}: {exc})") from None
+        kinds = {TileType.PNG: "png", TileType.JPEG: "jpg", TileType.WEBP: "webp"}
+        if header["tile_type"] not in kinds:
+            raise SkytraceError(f"{path}: PMTiles tile type {header['tile_type'].name.lower()}: only raster tiles "
+                                "(png, jpg, webp) can be shown")
+        if header["tile_compression"] not in (Compression.NONE, Compression.UNKNOWN, Compression.GZIP):
+            raise SkytraceError(f"{path}: PMTiles tile compression {header['tile_compression'].name} is not supported")
+        src._pmtiles, src._gzip_tiles = reader, header["tile_compression"] == Compression.GZIP
+        src.max_zoom = int(header["max_zoom"])
+        src.attribution = str(meta.get("attribution") or "") if isinstance(meta, dict) else ""
+        return src
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -103,6 +138,8 @@ class TileSource:
                 if p.is_file():
                     data = p.read_bytes()
                     break
+        elif self.kind == "pmtiles":
+            data = self._pmtiles_tile(z, x, y)
         else:
             with self._lock:
                 row = self._connect().execute(
@@ -112,3 +149,18 @@ class TileSource:
         if data is None or (media := media_type(data)) is None:
             return None
         return data, media
+
+    def _pmtiles_tile(self, z: int, x: int, y: int) -> bytes | None:
+        """One tile of the PMTiles archive (XYZ numbering, as the map asks), None if absent or unreadable."""
+        try:
+            with self._lock:
+                raw = self._pmtiles.get(z, x, y)  # type: ignore[attr-defined]
+            if raw is None:
+                return None
+            if not self._gzip_tiles:
+                return bytes(raw)
+            inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip, capped: a tile is an image, not a bomb
+            data = inflate.decompress(bytes(raw), MAX_TILE_BYTES)
+            return None if inflate.unconsumed_tail else data
+        except Exception:  # a corrupt directory or tile in the operator's file: no tile, never a crash
+            return None
