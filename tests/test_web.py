@@ -26,6 +26,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path("test-artifacts")
+# the two screens an operator uses: a desktop console and a phone (touch, the panel as a bottom sheet)
+VIEWPORTS = {"desktop": {"viewport": {"width": 1280, "height": 800}},
+             "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,21 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+def map_do(page, js: str):
+    """Run ``js`` (a function body with the Leaflet map as ``m``, e.g. ``m.setView(...)``) once the map is not
+    animating, and return its value. Leaflet silently ignores a view change while a zoom animation runs, and the
+    page animates its own fits (to the zones, to the sensors' area when they arrive), so a test that sets a view
+    must wait for the animation first, in the same task as the change. Two animation frames follow: every canvas
+    overlay has redrawn for the new view."""
+    done = page.wait_for_function(f"""(() => {{ const m = window.skytrace.map;
+        if (m._animatingZoom || (m._panAnim && m._panAnim._inProgress)) return false;
+        const value = (() => {{ {js} }})(); return {{value: value === undefined ? null : value}}; }})()""",
+                                  timeout=15_000)
+    value = done.json_value()["value"]
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return value
 
 
 def _no_external_requests(page, base_url: str) -> list[str]:
@@ -106,7 +124,7 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
         page.wait_for_selector(".near", timeout=10_000)
         assert s0.track in page.inner_text(".near")
         assert s0.track in {r["track"] for r in page.evaluate("window.skytrace.nearResult")}
-        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        phone = browser.new_page(**VIEWPORTS["phone"])
         phone.goto(server.url + "/")
         phone.wait_for_function("window.skytrace.tracks.size > 0", timeout=20_000)
         box = phone.locator("#panel").bounding_box()

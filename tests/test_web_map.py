@@ -21,7 +21,7 @@ from skytrace.service.core import LiveService
 from skytrace.service.runner import ServerThread
 from skytrace.service.stages import TruthReplayStage
 from skytrace.store import open_store
-from test_web import ARTIFACTS, _no_external_requests, browser  # noqa: F401  (fixture)
+from test_web import ARTIFACTS, VIEWPORTS, _no_external_requests, browser, map_do  # noqa: F401  (fixture)
 
 KYIV = ZoneInfo("Europe/Kyiv")
 
@@ -65,16 +65,19 @@ def _open(browser, server, **viewport):  # noqa: F811
     page = browser.new_page(**viewport)
     outside = _no_external_requests(page, server.url)
     page.goto(server.url + "/")
-    page.wait_for_function("window.skytrace && window.skytrace.zonesLoaded > 0 && window.skytrace.placesLoaded > 0",
-                           timeout=30_000)
+    # the sensors too: when they arrive the map fits their area once, which would move a view a test has set
+    page.wait_for_function("window.skytrace && window.skytrace.zonesLoaded > 0 && window.skytrace.placesLoaded > 0 "
+                           "&& window.skytrace.sensorsLoaded > 0", timeout=30_000)
     page.wait_for_function("window.skytrace.tracks.size > 0 && window.skytrace.activeAlerts "
                            "&& window.skytrace.activeAlerts.length === 3", timeout=30_000)
     return page, outside
 
 
-def test_alerts_are_named_sorted_distinct_and_explain_themselves(alerted_service, browser):  # noqa: F811
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_alerts_are_named_sorted_distinct_and_explain_themselves(alerted_service, browser, screen):  # noqa: F811
     server, svc, ids, zones = alerted_service
-    page, outside = _open(browser, server, viewport={"width": 1280, "height": 800})
+    page, outside = _open(browser, server, **VIEWPORTS[screen])
+    shot = "" if screen == "desktop" else f"-{screen}"
     st = "window.skytrace"
     # the zones are the offline ones (oblasts + cells), yet only alerted cells are drawn when zoomed out
     assert page.evaluate(f"{st}.zonesLoaded") == len(zones) > 3000
@@ -102,7 +105,7 @@ def test_alerts_are_named_sorted_distinct_and_explain_themselves(alerted_service
     rollup = page.inner_text("#rollup")
     assert "Kyiv Oblast: 1 zone, 1 imminent" in rollup and "Chernihiv: 1 zone" in rollup
     assert "Kyiv City: 1 zone" in rollup
-    page.screenshot(path=str(ARTIFACTS / "map-overview.png"))
+    page.screenshot(path=str(ARTIFACTS / f"map-overview{shot}.png"))
     # click an alert: the map zooms to the zone and says why
     zoom0 = page.evaluate(f"{st}.map.getZoom()")
     page.click(f"#alerts li[data-zone='{ids['imminent']}']")
@@ -115,26 +118,36 @@ def test_alerts_are_named_sorted_distinct_and_explain_themselves(alerted_service
     centre = page.evaluate(f"(() => {{ const c = {st}.map.getCenter(); return [c.lat, c.lng]; }})()")
     assert abs(centre[0] - 50.51) < 0.2 and abs(centre[1] - 30.79) < 0.3
     page.wait_for_function(f"{st}.cellsDrawn > 20", timeout=5_000)  # zoomed in: the grid around is drawn
-    page.screenshot(path=str(ARTIFACTS / "map-alert-reason.png"))
+    page.screenshot(path=str(ARTIFACTS / f"map-alert-reason{shot}.png"))
     page.close()
     assert outside == []
 
 
-def test_drones_are_labelled_on_the_map_and_layers_toggle(alerted_service, browser):  # noqa: F811
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_drones_are_labelled_on_the_map_and_layers_toggle(alerted_service, browser, screen):  # noqa: F811
     server, svc, ids, zones = alerted_service
-    page, outside = _open(browser, server, viewport={"width": 1280, "height": 800})
+    page, outside = _open(browser, server, **VIEWPORTS[screen])
+    shot = "" if screen == "desktop" else f"-{screen}"
     st = "window.skytrace"
     # zoom to the drones: arrow, label (id, speed, altitude) drawn on the map itself, not on hover
-    page.evaluate(f"""() => {{ const ts = [...{st}.tracks.values()];
-        {st}.map.fitBounds(L.latLngBounds(ts.map(t => [t.lat, t.lon])).pad(0.1), {{animate: false}}); }}""")
+    map_do(page, f"const ts = [...{st}.tracks.values()]; "
+                 "m.fitBounds(L.latLngBounds(ts.map(t => [t.lat, t.lon])).pad(0.1), {animate: false});")
     page.wait_for_function(f"{st}.labelsDrawn > 0", timeout=5_000)
     assert page.evaluate(f"{st}.placesDrawn") > 0
+    # label hierarchy by zoom: the whole country shows only its big towns, a close view its villages too
+    view0 = map_do(page, "const c = m.getCenter(); return [c.lat, c.lng, m.getZoom()];")
+    smallest = {}
+    for zoom in (6, 11):
+        assert map_do(page, f"m.setView([50.45, 30.52], {zoom}, {{animate: false}}); return m.getZoom();") == zoom
+        smallest[zoom] = page.evaluate(f"{st}.placesSmallestPop")
+    assert smallest[6] is not None and smallest[11] is not None and smallest[11] < smallest[6] / 5, smallest
+    map_do(page, f"m.setView([{view0[0]}, {view0[1]}], {view0[2]}, {{animate: false}});")
     tr = page.evaluate(f"(() => {{ const t = [...{st}.tracks.values()][0]; "
                        "return {id: t.id, status: t.status, sigma: t.sigma, speed: t.speed}; })()")
     assert tr["status"] in ("confirmed", "coasting", "tentative") and tr["speed"] > 0
     # a drone in an alert carries its most urgent threatened zone (drawn as a third label line)
     assert page.evaluate(f"{st}.threat.get('D0003').zone") == ids["imminent"]
-    page.screenshot(path=str(ARTIFACTS / "map-drones.png"))
+    page.screenshot(path=str(ARTIFACTS / f"map-drones{shot}.png"))
     # labels can be switched off, sensors and places hidden
     page.uncheck("#layer-labels")
     page.wait_for_function(f"{st}.labelsDrawn === 0", timeout=5_000)
@@ -145,13 +158,18 @@ def test_drones_are_labelled_on_the_map_and_layers_toggle(alerted_service, brows
     assert n_layers - n_after > 100  # ~400 sensor markers left the map
     page.uncheck("#layer-places")
     assert page.evaluate("document.querySelector('.leaflet-places-pane canvas') === null")
-    # a click on a drone gives its details (the drone is first brought to the middle of the map: near an edge it
-    # may sit under the alert panel or the top bar, which take the click as they should)
+    # a click on a drone gives its details (the drone is first brought to the middle of the map's upper half: near
+    # an edge it may sit under the alert panel, the phone's bottom sheet or the top bar, which take the click)
     page.check("#layer-places")
-    pt = page.evaluate(f"(() => {{ const t = {st}.tracks.get('{tr['id']}'); "
-                       f"{st}.map.setView([t.lat, t.lon], {st}.map.getZoom(), {{animate: false}}); "
-                       f"const p = {st}.map.latLngToContainerPoint([t.lat, t.lon]); return [p.x, p.y]; }})()")
-    page.mouse.click(pt[0], pt[1])
+    pt = map_do(page, f"const t = {st}.tracks.get('{tr['id']}'); "
+                      "m.setView([t.lat, t.lon], m.getZoom(), {animate: false}); "
+                      "m.panBy([0, m.getSize().y / 4], {animate: false}); "
+                      "const p = m.latLngToContainerPoint([t.lat, t.lon]); "
+                      "const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];")
+    if screen == "phone":
+        page.touchscreen.tap(pt[0], pt[1])
+    else:
+        page.mouse.click(pt[0], pt[1])
     page.wait_for_selector(".pop", timeout=5_000)
     assert "km/h heading" in page.inner_text(".pop")
     page.close()
@@ -160,7 +178,7 @@ def test_drones_are_labelled_on_the_map_and_layers_toggle(alerted_service, brows
 
 def test_phone_shows_labels_and_the_alert_sheet(alerted_service, browser):  # noqa: F811
     server, svc, ids, zones = alerted_service
-    page, outside = _open(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page, outside = _open(browser, server, **VIEWPORTS["phone"])
     box = page.locator("#panel").bounding_box()
     assert box is not None and box["width"] <= 390 and box["y"] > 844 / 2
     assert page.locator("#alerts li.imminent").count() == 1
@@ -170,9 +188,10 @@ def test_phone_shows_labels_and_the_alert_sheet(alerted_service, browser):  # no
     assert outside == []
 
 
-def test_health_badges_and_a_new_alert_flashes(alerted_service, browser):  # noqa: F811
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_health_badges_and_a_new_alert_flashes(alerted_service, browser, screen):  # noqa: F811
     server, svc, ids, zones = alerted_service
-    page, outside = _open(browser, server, viewport={"width": 1280, "height": 800})
+    page, outside = _open(browser, server, **VIEWPORTS[screen])
     page.wait_for_function("document.getElementById('h-link').textContent.startsWith('link ')", timeout=5_000)
     assert page.inner_text("#h-data").startswith("data ")
     assert page.inner_text("#h-lag").startswith("step ")
@@ -184,13 +203,18 @@ def test_health_badges_and_a_new_alert_flashes(alerted_service, browser):  # noq
     svc._loop.call_soon_threadsafe(svc.publish, [msg])
     page.wait_for_function(f"window.skytrace.newAlerts > {n0}", timeout=10_000)
     assert "flash" in page.get_attribute("#panel", "class")
+    for badge in ("#h-link", "#h-data", "#h-lag"):  # on the phone too: in view, not clipped away
+        box = page.locator(badge).bounding_box()
+        size = page.viewport_size
+        assert box and box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= size["width"] + 1, badge
     page.close()
     assert outside == []
 
 
-def test_api_reference_and_cap_links_work_offline(alerted_service, browser):  # noqa: F811
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_api_reference_and_cap_links_work_offline(alerted_service, browser, screen):  # noqa: F811
     server, svc, ids, zones = alerted_service
-    page = browser.new_page()
+    page = browser.new_page(**VIEWPORTS[screen])
     outside = _no_external_requests(page, server.url)
     page.goto(server.url + "/docs")
     page.wait_for_function("window.referenceReady > 5", timeout=10_000)
@@ -213,9 +237,10 @@ def test_api_reference_and_cap_links_work_offline(alerted_service, browser):  # 
                 assert r.headers["content-type"].startswith("application/cap+xml")
 
 
-def test_ukrainian_interface(alerted_service, browser):  # noqa: F811
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_ukrainian_interface(alerted_service, browser, screen):  # noqa: F811
     server, svc, ids, zones = alerted_service
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page = browser.new_page(**VIEWPORTS[screen])
     outside = _no_external_requests(page, server.url)
     page.goto(server.url + "/?lang=uk")
     page.wait_for_function("window.skytrace && window.skytrace.activeAlerts "

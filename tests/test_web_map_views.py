@@ -24,7 +24,7 @@ from skytrace.service.core import LiveService
 from skytrace.service.runner import ServerThread
 from skytrace.service.stages import TruthReplayStage
 from skytrace.store import open_store
-from test_web import ARTIFACTS, _no_external_requests, browser, kyiv_wave  # noqa: F401  (fixtures)
+from test_web import ARTIFACTS, VIEWPORTS, _no_external_requests, browser, kyiv_wave, map_do  # noqa: F401
 
 REFERENCE = Path(__file__).parent / "data" / "map-reference.png"
 T0 = 1_780_000_000.0  # the picture's fixed instant (2026-05-28 20:26:40 UTC)
@@ -131,8 +131,7 @@ def _open(browser, server, ready: str = FIXED_SCENE_READY, **kw):  # noqa: F811
 
 def _settle(page, lat: float, lon: float, zoom: float) -> None:
     """A fixed view, then two animation frames: every overlay has redrawn for it."""
-    page.evaluate(f"() => {{ {ST}.map.setView([{lat}, {lon}], {zoom}, {{animate: false}}); }}")
-    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    map_do(page, f"m.setView([{lat}, {lon}], {zoom}, {{animate: false}});")
 
 
 def _pixel(page, pane: str, lat: float, lon: float) -> list[int]:
@@ -216,11 +215,13 @@ def _river_vertex_near(lat: float, lon: float) -> tuple[float, float]:
     return min(pts, key=lambda p: (p[0] - lat) ** 2 + ((p[1] - lon) * 0.64) ** 2)
 
 
-def test_rivers_are_drawn_offline_under_the_zones_and_toggle(fixed_service, browser):  # noqa: F811
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_rivers_are_drawn_offline_under_the_zones_and_toggle(fixed_service, browser, screen):  # noqa: F811
     """The shipped Natural Earth rivers: drawn (blue) on the Dnipro by Kyiv, not 25 km west of it, below the alert
-    cells and above the land; the checkbox hides them; nothing fetched from outside."""
+    cells and above the land; the checkbox hides them (on a phone it sits in the bottom sheet); nothing fetched
+    from outside."""
     server, svc = fixed_service
-    page, outside = _open(browser, server, viewport={"width": 1000, "height": 700})
+    page, outside = _open(browser, server, **VIEWPORTS[screen])
     lat, lon = _river_vertex_near(50.45, 30.6)
     assert abs(lat - 50.45) < 0.2 and abs(lon - 30.6) < 0.2  # the Dnipro passes Kyiv
     _settle(page, lat, lon, 9)
@@ -232,6 +233,7 @@ def test_rivers_are_drawn_offline_under_the_zones_and_toggle(fixed_service, brow
     z = page.evaluate("['overlay', 'rivers', 'cells'].map(p => +getComputedStyle(document.querySelector("
                       "'.leaflet-' + p + '-pane')).zIndex)")
     assert z[0] < z[1] < z[2], z  # land < rivers < alert cells
+    page.locator("#layer-rivers").scroll_into_view_if_needed()
     page.uncheck("#layer-rivers")  # the renderer's canvas stays; it is cleared at the next animation frame
     page.wait_for_function(f"!{ST}.map.hasLayer({ST}.riverLayer) && {_renderer_pixel_js('rivers', lat, lon)}[3] === 0",
                            timeout=5_000)
@@ -244,7 +246,7 @@ def test_rivers_are_drawn_offline_under_the_zones_and_toggle(fixed_service, brow
 def test_classes_and_coverage_on_a_phone(fixed_service, browser):  # noqa: F811
     """On a phone the layer switches sit in the bottom sheet; a tap turns coverage on; the classes draw the same."""
     server, svc = fixed_service
-    page, outside = _open(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page, outside = _open(browser, server, **VIEWPORTS["phone"])
     _settle(page, 50.44, 30.68, 9)
     assert page.evaluate(f"{ST}.classDrawn") == {"drone": 2, "manned": 1, "cooperative-uav": 1}
     page.locator("#layer-coverage").scroll_into_view_if_needed()
@@ -340,26 +342,29 @@ def test_history_playback_mid_wave_shows_the_drones_and_alerts_of_that_time(kyiv
     flying = {p.target for p in truth if t_mid - 35 <= p.t <= t_mid}
     assert len(stored) >= 10 and set(stored) <= flying  # mid-wave: many drones in the air
     with ServerThread(create_app(svc)) as server:
-        page, outside = _open(browser, server, f"{ST} && {ST}.zonesLoaded > 0 && {ST}.activeAlerts "
-                              f"&& {ST}.serverT === {now[0]}", viewport={"width": 1280, "height": 800})
-        assert [a["zone"] for a in page.evaluate(f"{ST}.activeAlerts")] == ["UA-KV"]  # live: today's alert
-        page.evaluate(f"""() => {{ const s = document.getElementById('scrub'); s.value = {back_s};
-            s.dispatchEvent(new Event('change')); }}""")
-        page.wait_for_function(f"{ST}.mode === 'history' && {ST}.historyShown > 0 "
-                               f"&& {ST}.activeAlerts.length === 1 && {ST}.activeAlerts[0].zone === 'UA-KC'",
-                               timeout=10_000)
-        assert page.evaluate(f"{ST}.historyT") == pytest.approx(t_mid, abs=1e-3)
-        assert now[0] == t_b
-        shown = page.evaluate(f"Object.fromEntries([...{ST}.tracks.values()].map(t => [t.id, [t.lat, t.lon]]))")
-        assert set(shown) == set(stored)
-        for track, (lat, lon) in shown.items():
-            assert abs(lat - stored[track].lat) < 1e-6 and abs(lon - stored[track].lon) < 1e-6
-        assert "Kyiv City" in page.inner_text("#alerts") and page.inner_text("#feed") == "HISTORY"
-        page.screenshot(path=str(ARTIFACTS / "map-history-mid-wave.png"))
-        page.click("#live")
-        page.wait_for_function(f"{ST}.mode === 'live' && {ST}.activeAlerts[0].zone === 'UA-KV'", timeout=5_000)
-        page.close()
-    assert outside == []
+        for screen, kw in VIEWPORTS.items():
+            page, outside = _open(browser, server, f"{ST} && {ST}.zonesLoaded > 0 && {ST}.activeAlerts "
+                                  f"&& {ST}.serverT === {now[0]}", **kw)
+            assert [a["zone"] for a in page.evaluate(f"{ST}.activeAlerts")] == ["UA-KV"]  # live: today's alert
+            page.evaluate(f"""() => {{ const s = document.getElementById('scrub'); s.value = {back_s};
+                s.dispatchEvent(new Event('change')); }}""")
+            page.wait_for_function(f"{ST}.mode === 'history' && {ST}.historyShown > 0 "
+                                   f"&& {ST}.activeAlerts.length === 1 && {ST}.activeAlerts[0].zone === 'UA-KC'",
+                                   timeout=10_000)
+            assert page.evaluate(f"{ST}.historyT") == pytest.approx(t_mid, abs=1e-3)
+            assert now[0] == t_b
+            shown = page.evaluate(f"Object.fromEntries([...{ST}.tracks.values()].map(t => [t.id, [t.lat, t.lon]]))")
+            assert set(shown) == set(stored), screen
+            for track, (lat, lon) in shown.items():
+                assert abs(lat - stored[track].lat) < 1e-6 and abs(lon - stored[track].lon) < 1e-6
+            assert "Kyiv City" in page.inner_text("#alerts") and page.inner_text("#feed") == "HISTORY"
+            page.screenshot(path=str(ARTIFACTS / ("map-history-mid-wave.png" if screen == "desktop"
+                                                  else f"map-history-mid-wave-{screen}.png")))
+            page.locator("#live").scroll_into_view_if_needed()
+            page.click("#live")
+            page.wait_for_function(f"{ST}.mode === 'live' && {ST}.activeAlerts[0].zone === 'UA-KV'", timeout=5_000)
+            page.close()
+            assert outside == [], screen
 
 
 def _tile_xy(lat: float, lon: float, z: int) -> tuple[int, int]:
@@ -444,13 +449,13 @@ def test_operator_tiles_from_a_directory_mbtiles_or_pmtiles_are_served_by_skytra
         with urllib.request.urlopen(server.url + "/api/v1/map", timeout=10) as r:
             assert json.loads(r.read())["tiles"] == {"url": "tiles/{z}/{x}/{y}", "max_zoom": z,
                                                        "attribution": "© test pmtiles", "local": True}
-    for source in (tmp_path / "tiles", pm):  # drawn by the page, and nothing fetched from outside
+    for source, screen in ((tmp_path / "tiles", "desktop"), (pm, "phone")):  # drawn, nothing fetched from outside
         with ServerThread(create_app(service(), tiles=str(source))) as server:
-            page = browser.new_page(viewport={"width": 800, "height": 600})
+            page = browser.new_page(**VIEWPORTS[screen])
             outside = _no_external_requests(page, server.url)
             page.goto(server.url + "/")
             page.wait_for_function(f"{ST} && {ST}.tiles && {ST}.sensorsLoaded > 0", timeout=30_000)
-            page.evaluate(f"() => {{ {ST}.map.setView([50.45, 30.52], {z}, {{animate: false}}); }}")
+            map_do(page, f"m.setView([50.45, 30.52], {z}, {{animate: false}});")
             page.wait_for_function(f"{ST}.tilesLoaded >= 4", timeout=15_000)
             page.close()
         assert outside == [], source

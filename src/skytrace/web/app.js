@@ -226,7 +226,7 @@
   }
   const placeLayer = new Overlay((g, m, size) => {
     const minPop = minPopAt(m.getZoom()), fits = labelGrid();
-    let n = 0;
+    let n = 0, smallest = Infinity;
     g.font = font("12px"); g.textBaseline = "middle";
     for (const p of places) {  // sorted by population: big towns win the label space
       if (p.pop < minPop) break;
@@ -239,9 +239,9 @@
       g.font = big ? font("600 13px") : font("12px");
       g.lineWidth = 3; g.strokeStyle = "rgba(14,22,33,0.85)"; g.strokeText(p.name, pt.x + 5, pt.y);
       g.fillText(p.name, pt.x + 5, pt.y);
-      n++;
+      n++; smallest = p.pop;  // sorted by population: the last one drawn is the smallest
     }
-    st.placesDrawn = n;
+    st.placesDrawn = n; st.placesSmallestPop = n ? smallest : null;
   }, "places");
   placeLayer.addTo(map);
 
