@@ -136,18 +136,21 @@ def test_map_shows_tracks_and_a_zone_turning_to_alert(kyiv_short, browser):
     assert (ARTIFACTS / "map-alert.png").stat().st_size > 10_000
 
 
-def test_map_flags_a_stalled_feed(kyiv_short, browser):
+@pytest.mark.parametrize("screen", list(VIEWPORTS))
+def test_map_flags_a_stalled_feed(kyiv_short, browser, screen):
     table = formats.load_sensor_table(kyiv_short / "sensors.json")
     svc = LiveService(table=table, zones=read_zones(kyiv_short / "zones.geojson"),
                       stage=pipeline_stage(table, None), store=open_store(None), step_s=0.25, stale_after_s=2.0)
     with ServerThread(create_app(svc)) as server:
-        page = browser.new_page()
+        page = browser.new_page(**VIEWPORTS[screen])
+        outside = _no_external_requests(page, server.url)
         page.goto(server.url + "/")
-        page.wait_for_selector("#feed.stalled", timeout=15_000)
+        page.wait_for_selector("#feed.stalled", timeout=15_000)  # visible: on the phone too
         assert "STALLED" in page.inner_text("#feed")
     # the server is gone: the page says so (no websocket message for 5 s) and keeps trying to reconnect
     page.wait_for_function("document.getElementById('feed').textContent === 'NO CONNECTION'", timeout=15_000)
     page.close()
+    assert outside == []
 
 
 @pytest.fixture(scope="module")
