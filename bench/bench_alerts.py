@@ -45,6 +45,7 @@ from skytrace.evaluation.alerts import (
     oblast_baseline,
     rollup_periods,
     score_alerts,
+    zone_areas_km2,
     zone_entries,
 )
 from skytrace.io import formats
@@ -100,6 +101,7 @@ class RunData:
 
     def __init__(self, run: Path, radius_km: float, every_s: float):
         self.run = run
+        self.evidence_periods: list = []  # the last evidence policy run's cell periods (for --breakdown)
         self.truth = formats.read_truth(run / "truth.jsonl")
         self.tracks = formats.read_tracks(run / "tracks.jsonl")
         self.zones = default_zones()
@@ -185,12 +187,74 @@ def evaluate(data: RunData, every_s: float, quick: bool = False, change: dict | 
                     | {"cpu_s": round(ec, 1), "events": en})
     cfg = EvidenceAlertConfig(**(change or {}))
     ep, ec, en = run_policy(data, cfg, "evidence", every_s, True)
+    data.evidence_periods = ep
     rows.append(data.score("evidence (after)", ep, cfg.lead_target_s + 60.0) | {"cpu_s": round(ec, 1),
                                                                                 "events": en})
     base = rows[0]["false_alert_km2_min"] or 1
     for r in rows:
         r["needless_vs_oblast"] = round(r["false_alert_km2_min"] / base, 3)
     return rows
+
+
+def _evidence_kind(ids: list[str]) -> str:
+    """What raised an alert period, from the ids in its ``tracks``: tracks (``T...``), lost tracks, lone node
+    bearings (``node:``), lone plots per sensor (``plot:SENSOR:...``)."""
+    kinds = set()
+    for i in ids:
+        head, _, rest = i.partition(":")
+        if not rest:
+            kinds.add("track")
+        elif head == "plot":
+            kinds.add("plot " + rest.partition(":")[0])
+        else:
+            kinds.add(head)
+    return " + ".join(sorted(kinds)) or "none"
+
+
+def needless_breakdown(data: RunData, periods: list, horizon_s: float = 1200.0, step_s: float = 10.0) -> dict:
+    """Where the needless area of ``periods`` (cell alerted while no drone enters it within ``horizon_s``) lies:
+    by how long until the cell's next entry (an early alert vs a cell no drone reaches), and by the evidence that
+    raised the period. Shares of the needless km^2-minutes."""
+    areas = dict(zip(data.zones.ids, zone_areas_km2(data.zones), strict=True))
+    entries: dict[str, list[float]] = defaultdict(list)
+    for (_, zid), te in data.cell_entries.items():
+        entries[zid].append(te)
+    sorted_entries = {z: np.sort(np.array(v)) for z, v in entries.items()}
+    by_next: dict[str, float] = defaultdict(float)
+    by_kind: dict[str, float] = defaultdict(float)
+    total = 0.0
+    edges = ((1800.0, "next entry in 20-30 min"), (3600.0, "in 30-60 min"), (7200.0, "in 1-2 h"),
+             (np.inf, "no entry within 2 h"))
+    for a in periods:
+        grid = np.arange(a.start, a.end if a.end is not None else a.start, step_s)
+        if grid.size == 0:
+            continue
+        et = sorted_entries.get(a.zone, np.zeros(0))
+        k = np.searchsorted(et, grid)
+        gap = np.full(grid.size, np.inf)
+        gap[k < et.size] = et[k[k < et.size]] - grid[k < et.size]
+        needless = gap[gap > horizon_s]
+        w = areas[a.zone] * step_s / 60.0
+        total += needless.size * w
+        by_kind[_evidence_kind(a.tracks)] += needless.size * w
+        for hi, label in edges:
+            by_next[label] += float((needless <= hi).sum()) * w  # the shorter gaps were taken out before
+            needless = needless[needless > hi]
+    share = {k: round(v / max(total, 1e-9), 3) for k, v in by_kind.items()}
+    return {"needless_km2_min": round(total), "by_next_entry": {k: round(v / max(total, 1e-9), 3)
+                                                                for k, v in by_next.items()},
+            "by_evidence": dict(sorted(share.items(), key=lambda kv: -kv[1]))}
+
+
+def print_breakdown(run: Path, b: dict, top: int = 12) -> None:
+    print(f"\nneedless area of the evidence policy on {run.name} ({b['needless_km2_min']:,} km^2-min):\n")
+    print("| time to the cell's next drone entry | share |\n|---|---|")
+    for k, v in b["by_next_entry"].items():
+        print(f"| {k} | {100 * v:.1f} % |")
+    print("\n| evidence that raised the alert period | share |\n|---|---|")
+    for k, v in list(b["by_evidence"].items())[:top]:
+        print(f"| {k} | {100 * v:.1f} % |")
+    print(flush=True)
 
 
 def print_rows(run: Path, rows: list[dict]) -> None:
@@ -222,6 +286,7 @@ SWEEP = [
     ("uncorroborated_window_s 600", {"uncorroborated_window_s": 600.0}),
     ("no negative information", {"negative_info": False}),
     ("rearm_s 600 (flickering zones hold longer)", {"rearm_s": 600.0}),
+    ("clutter_tau_s 3600 (confusers remembered for an hour)", {"clutter_tau_s": 3600.0}),
     ("previous settings, lead_target_s 600", {**PREVIOUS, "lead_target_s": 600.0}),
 ]
 """The evidence policy's settings swept for the trade-off curve: each point changes one setting of the defaults."""
@@ -278,6 +343,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write all rows as JSON")
     ap.add_argument("--sweep", type=Path, default=None, help="trade-off curve PNG (first run only)")
     ap.add_argument("--quick", action="store_true", help="baselines and the default evidence policy only")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also split the evidence policy's needless area by time to the next entry and by evidence")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="evidence policy setting changed from its default (repeatable), e.g. rearm_s=600")
     args = ap.parse_args()
@@ -297,6 +364,10 @@ def main() -> None:
         rows = evaluate(data, args.every, args.quick, change)
         print_rows(run, rows)
         results[str(run)] = rows
+        if args.breakdown:
+            b = needless_breakdown(data, data.evidence_periods)
+            print_breakdown(run, b)
+            rows[-1]["needless_breakdown"] = b
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
 
