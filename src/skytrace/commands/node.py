@@ -15,6 +15,11 @@ def node(
     device: str = typer.Option("", "--device", help="Capture live from this sound device (name or index)."),
     duration: float = typer.Option(0.0, "--duration", help="Live capture: stop after this many seconds (0: Ctrl-C)."),
     mqtt: str = typer.Option("", "--mqtt", help="Publish detections to this MQTT broker HOST:PORT (QoS 1)."),
+    key: str = typer.Option("", "--key", help="Sign every MQTT message with this Ed25519 private key (PEM, from "
+                                             "`skytrace keys register ID --generate FILE`): a service run with "
+                                             "--keys accepts only signed reports."),
+    mqtt_user: str = typer.Option("", "--mqtt-user", help="The node's broker user name (its password from the "
+                                                          "environment variable SKYTRACE_MQTT_PASSWORD, never argv)."),
     report_other: bool = typer.Option(False, "--report-other",
                                       help="Also write lines for harmonic sources classified `other`."),
 ) -> None:
@@ -42,14 +47,25 @@ def node(
         raise SkytraceError("--t0 applies to --wav only (live capture is time-stamped by the clock)")
     if duration < 0:
         raise SkytraceError("--duration must be >= 0")
+    if (key or mqtt_user) and not mqtt:
+        raise SkytraceError("--key and --mqtt-user apply to --mqtt (the file output is not signed)")
     arr = load_array(array)
+    signer = None
+    if key:
+        from skytrace.security.keys import load_private_key
+        from skytrace.security.signing import Signer
+
+        signer = Signer(arr.id, load_private_key(key))
     hostport = None
     if mqtt:
         from skytrace.service.build import parse_hostport
 
         hostport = parse_hostport(mqtt, 1883)
     cfg = NodeConfig(report_other=report_other)
-    sink = DetectionSink(Path(out) if out else None, hostport, arr.id)
+    import os
+
+    sink = DetectionSink(Path(out) if out else None, hostport, arr.id, signer=signer, username=mqtt_user,
+                         password=os.environ.get("SKYTRACE_MQTT_PASSWORD", ""))
     try:
         if wav:
             res = run_wav(arr, Path(wav), t0_s, sink, cfg,

@@ -32,10 +32,17 @@ class DetectionSink:
 
     Over MQTT the node also says it is alive: a heartbeat on ``skytrace/v1/heartbeat/<sensor>`` every
     ``heartbeat_every_s`` of audio time (docs/formats.md). Only a node known to be alive has its silence counted
-    as evidence that no drone is near it (tracker and alert policy); a node that says nothing may be down."""
+    as evidence that no drone is near it (tracker and alert policy); a node that says nothing may be down.
+
+    With a ``signer`` (:class:`skytrace.security.signing.Signer` over the node's Ed25519 key) every MQTT message is
+    a signed batch (docs/security.md), detections and heartbeats alike, so a service run with ``--keys`` accepts
+    the node and refuses anyone who forges it. A signed message carries the wall-clock time it was sent
+    (``t_sent``; the service refuses batches more than ``signed_max_age_s`` old): a signed heartbeat says "alive
+    now". ``username``/``password``: the node's broker account (the shipped broker config has one per node)."""
 
     def __init__(self, out: Path | None, mqtt_hostport: tuple[str, int] | None, sensor_id: str,
-                 heartbeat_every_s: float = HEARTBEAT_EVERY_S):
+                 heartbeat_every_s: float = HEARTBEAT_EVERY_S, signer=None, username: str = "",
+                 password: str = ""):
         from skytrace.io.formats import JsonlWriter
 
         self.sensor_id = sensor_id
@@ -46,10 +53,13 @@ class DetectionSink:
         self.heartbeat_every_s = heartbeat_every_s
         self._last_beat_t: float | None = None
         self._pending = []
+        self.signer = signer
         if mqtt_hostport is not None:
             from skytrace.io.mqtt import MqttPublisher
 
             self.pub = MqttPublisher(mqtt_hostport[0], mqtt_hostport[1], client_id=f"skytrace-node-{sensor_id}")
+            if username:
+                self.pub.client.username_pw_set(username, password or None)
             self.pub.start()
 
     def emit(self, dets: list[Detection]) -> None:
@@ -60,7 +70,12 @@ class DetectionSink:
             self.writer.write_many(dets)
             self.writer.flush()
         if self.pub is not None:
-            info = self.pub.publish(self.sensor_id, dets)
+            if self.signer is not None:
+                from skytrace.io.mqtt import topic_for
+
+                info = self.pub.publish_raw(topic_for(self.sensor_id), self.signer.sign(dets))
+            else:
+                info = self.pub.publish(self.sensor_id, dets)
             self._pending.append(info)
             self._pending = [i for i in self._pending if not i.is_published()]
 
@@ -70,7 +85,10 @@ class DetectionSink:
             return
         self._last_beat_t = t
         self.heartbeats += 1
-        self._pending.append(self.pub.publish_heartbeat(self.sensor_id, t))
+        if self.signer is not None:  # alive now: an empty signed batch sent now
+            self._pending.append(self.pub.publish_heartbeat(self.sensor_id, time.time(), signer=self.signer))
+        else:
+            self._pending.append(self.pub.publish_heartbeat(self.sensor_id, t))
 
     def close(self, timeout_s: float = 10.0) -> None:
         if self.pub is not None:
