@@ -82,6 +82,42 @@ def test_signed_heartbeats_over_http_reach_the_pipeline_and_bad_ones_are_refused
     assert svc.stage.consistency.alive_t[row] >= now
 
 
+def test_a_captured_signed_heartbeat_is_refused_after_a_restart(keyed, tmp_path):
+    """Accepted signed heartbeats are stored (their sequence numbers, like report batches), so the replay window
+    rebuilt from the store when the service starts again refuses a heartbeat captured before the restart, while
+    the node's next heartbeat is accepted."""
+    reg, signers, _ = keyed
+    ac = signers["ac-1"]
+    now = time.time()
+    captured, later = ac.sign([], t_sent=now), ac.sign([], t_sent=now + 0.5)
+
+    def start():
+        table = _table()
+        zones = zones_from_geojson(json.loads(ZONES_SEED))
+        svc = LiveService(table=table, zones=zones, stage=pipeline_stage(table, zones),
+                          store=open_store(str(tmp_path / "store.db")), step_s=0.05)
+        v = Verifier(reg, svc.table)
+        v.seed(svc.store.recent_batch_seqs(1024))  # what `skytrace serve --keys` does at start
+        return svc, v
+
+    svc, v = start()
+    with TestClient(create_app(svc, verifier=v), base_url="http://127.0.0.1") as client:
+        r = client.post("/api/v1/heartbeats", content=captured, headers=JSON)
+        assert r.status_code == 202 and r.json()["accepted"] == 1, r.text  # 202: committed to the store
+    svc.store.close()
+    store = open_store(str(tmp_path / "store.db"))
+    assert max(store.recent_batch_seqs(1024)["ac-1"]) == ac.seq - 1  # the heartbeat's sequence number
+    store.close()
+    svc, v = start()  # the service again, on the same store
+    with TestClient(create_app(svc, verifier=v), base_url="http://127.0.0.1") as client:
+        r = client.post("/api/v1/heartbeats", content=captured, headers=JSON)
+        assert r.status_code == 422 and r.json()["accepted"] == 0, r.text
+        r = client.post("/api/v1/heartbeats", content=later, headers=JSON)
+        assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+    assert v.as_dict()["rejected_by_reason"] == {"replayed": 1}
+    svc.store.close()
+
+
 def test_unsigned_heartbeats_in_demo_mode_are_time_checked_at_the_edge():
     svc = _service()
     now = time.time()

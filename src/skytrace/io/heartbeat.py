@@ -65,11 +65,13 @@ def decode_heartbeats(payload: bytes, table: SensorTable, stats: DecodeStats, to
 
 
 def open_signed_heartbeat(verifier, payload: bytes, table: SensorTable, stats: DecodeStats,
-                          topic_sensor: str | None = None, source: str = "mqtt") -> list[tuple[str, float]]:
-    """[(sensor, t_sent)] of an authentic, fresh signed batch with no detections; else [] (counted: the verifier
-    counts per sensor and reason, ``stats`` per path)."""
+                          topic_sensor: str | None = None, source: str = "mqtt"
+                          ) -> tuple[list[tuple[str, float]], tuple[str, int] | None]:
+    """([(sensor, t_sent)], (sensor, seq)) of an authentic, fresh signed batch with no detections; else ([], None)
+    (counted: the verifier counts per sensor and reason, ``stats`` per path). The (sensor, seq) is stored like a
+    report batch's, so the replay window rebuilt after a restart refuses a captured heartbeat too."""
     if not _count_and_size_ok(payload, stats, source):
-        return []
+        return [], None
     try:
         probe = msgspec.json.decode(payload, type=dict)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
@@ -78,12 +80,13 @@ def open_signed_heartbeat(verifier, payload: bytes, table: SensorTable, stats: D
         with stats.lock:
             stats.rejected_messages += 1
         stats.reject(f"{source}: a heartbeat carries no detections (send them as reports)")
-        return []
+        return [], None
     dets, reason, batch_id = verifier.open_batch(payload, topic_sensor)
     if reason is not None or batch_id is None:
         with stats.lock:
             stats.rejected_messages += 1
         stats.reject(f"{source}: signed heartbeat rejected: {reason}")
-        return []
+        return [], None
     t_sent = float(msgspec.json.decode(payload, type=dict)["t_sent"])
-    return _checked([(batch_id[0], t_sent)], table, stats, topic_sensor, source)
+    beats = _checked([(batch_id[0], t_sent)], table, stats, topic_sensor, source)
+    return beats, batch_id if beats else None

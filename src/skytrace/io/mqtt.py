@@ -248,8 +248,8 @@ class MqttIngest:
         batch_id = None
         try:
             topic_sensor = msg.topic[len(TOPIC_PREFIX):] if msg.topic.startswith(TOPIC_PREFIX) else None
-            if topic_sensor is None and self.on_heartbeats is not None and self._heartbeat(msg):
-                pass
+            if topic_sensor is None and self.on_heartbeats is not None and (beat := self._heartbeat(msg))[0]:
+                batch_id = beat[1]  # a signed heartbeat's (sensor, seq) is stored: replay refused after a restart
             elif topic_sensor is None or "/" in topic_sensor:
                 with self.stats.lock:
                     self.stats.messages += 1
@@ -271,20 +271,23 @@ class MqttIngest:
             # a rejected message is acknowledged in its turn too (an empty item keeps the order of PUBACKs)
             self.inbox.put(sensor, seq, dets, lambda _fresh: client.ack(mid, qos), block=True)
 
-    def _heartbeat(self, msg) -> bool:
-        """Handle a message on a heartbeat topic (True), or say it is not one (False)."""
+    def _heartbeat(self, msg) -> tuple[bool, tuple[str, int] | None]:
+        """Handle a message on a heartbeat topic: (True, (sensor, seq) of an accepted signed heartbeat or None), or
+        say it is not one (False, None)."""
         from skytrace.io.heartbeat import HEARTBEAT_TOPIC_PREFIX, decode_heartbeats, open_signed_heartbeat
 
         if not msg.topic.startswith(HEARTBEAT_TOPIC_PREFIX) or "/" in msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]:
-            return False
+            return False, None
         sensor = msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]
+        batch_id = None
         if self.verifier is not None:
-            beats = open_signed_heartbeat(self.verifier, msg.payload, self.table, self.heartbeat_stats, sensor, "mqtt")
+            beats, batch_id = open_signed_heartbeat(self.verifier, msg.payload, self.table, self.heartbeat_stats,
+                                                    sensor, "mqtt")
         else:
             beats = decode_heartbeats(msg.payload, self.table, self.heartbeat_stats, sensor, f"mqtt {msg.topic}")
         if beats:
             self.on_heartbeats(beats)  # type: ignore[misc]
-        return True
+        return True, batch_id
 
     def start(self, timeout_s: float = 10.0) -> None:
         from skytrace.errors import SkytraceError

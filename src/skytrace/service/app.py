@@ -29,6 +29,7 @@ HTTP ingest accepts only signed batches (:mod:`skytrace.security.signing`) unles
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import hmac
@@ -406,6 +407,31 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
                 raise HTTPException(413, f"body larger than {MAX_PAYLOAD_BYTES} bytes")
         return body
 
+    def _queue_for_store(batch_id: tuple[str, int] | None, dets: list) -> concurrent.futures.Future | None:
+        """Queue a received batch (reports, or a signed heartbeat's sequence number) for the store's next commit;
+        None when there is no store inbox or nothing to store. 503 when the inbox filled up meanwhile: the sender
+        may send the batch again, so its sequence number is forgotten."""
+        inbox = service.inbox
+        if inbox is None or not (dets or batch_id is not None):
+            return None
+        sensor, seq = batch_id if batch_id is not None else (None, None)
+        fut = inbox.put_future(sensor, seq, dets)
+        if fut is None:
+            if batch_id is not None:
+                verifier.forget(*batch_id)
+            raise HTTPException(503, "overloaded: retry later", headers={"Retry-After": "1"})
+        return fut
+
+    async def _stored(fut: concurrent.futures.Future | None) -> None:
+        """Wait for the commit of a queued batch (503 after ACK_TIMEOUT_S: the store is slow or down)."""
+        if fut is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(fut), ACK_TIMEOUT_S)
+        except TimeoutError:
+            raise HTTPException(503, "accepted for tracking but not stored yet (the store is slow or down)",
+                                headers={"Retry-After": "5"}) from None
+
     async def _ingest(request: Request, position_only: bool) -> JSONResponse:
         body = await _read_ingest_body(request)
         inbox = service.inbox
@@ -421,21 +447,9 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
                                                      "http", kinds)
         else:
             dets = await asyncio.to_thread(decode_detections, body, service.table, stats, None, "http", kinds)
-        fut = None
-        if inbox is not None and (dets or batch_id is not None):
-            sensor, seq = batch_id if batch_id is not None else (None, None)
-            fut = inbox.put_future(sensor, seq, dets)
-            if fut is None:  # filled up meanwhile: the batch may be sent again
-                if batch_id is not None:
-                    verifier.forget(*batch_id)
-                raise HTTPException(503, "overloaded: retry later", headers={"Retry-After": "1"})
+        fut = _queue_for_store(batch_id, dets)
         service.submit(dets)  # tracking does not wait for the store
-        if fut is not None:  # ... the acknowledgement does: 202 only once the reports are committed
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(fut), ACK_TIMEOUT_S)
-            except TimeoutError:
-                raise HTTPException(503, "accepted for tracking but not stored yet (the store is slow or down)",
-                                    headers={"Retry-After": "5"}) from None
+        await _stored(fut)  # ... the acknowledgement does: 202 only once the reports are committed
         rejected = stats.rejected_detections - before[1] + (stats.rejected_messages - before[2])
         result = {"accepted": len(dets), "rejected": rejected, "reasons": stats.reasons[before[0]:][:5]}
         return JSONResponse(result, status_code=202 if dets or not rejected else 422)
@@ -458,11 +472,15 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         body = await _read_ingest_body(request)
         stats = service.heartbeat_stats
         before = len(stats.reasons), stats.rejected_detections, stats.rejected_messages
+        batch_id = None
         if verifier is not None:
-            beats = await asyncio.to_thread(open_signed_heartbeat, verifier, body, service.table, stats, None, "http")
+            beats, batch_id = await asyncio.to_thread(open_signed_heartbeat, verifier, body, service.table, stats,
+                                                      None, "http")
         else:
             beats = await asyncio.to_thread(decode_heartbeats, body, service.table, stats, None, "http")
+        fut = _queue_for_store(batch_id, [])  # its sequence number: a replay after a restart is refused too
         service.heartbeat(beats)
+        await _stored(fut)
         rejected = stats.rejected_detections - before[1] + (stats.rejected_messages - before[2])
         result = {"accepted": len(beats), "rejected": rejected, "reasons": stats.reasons[before[0]:][:5]}
         return JSONResponse(result, status_code=202 if beats or not rejected else 422)
