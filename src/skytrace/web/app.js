@@ -528,7 +528,9 @@
     const f = cells.get(id), l = oblasts.get(id);
     const b = f ? cellBounds(f) : l ? l.getBounds() : null;
     if (!b) return;
-    map.fitBounds(b.pad(f ? 1.5 : 0.05), { ...fitPad, maxZoom: 10 });
+    // Leaflet ignores a new view while a zoom animation runs (the page's own fits, a pinch): go there after it
+    const go = () => map.fitBounds(b.pad(f ? 1.5 : 0.05), { ...fitPad, maxZoom: 10 });
+    if (map._animatingZoom) map.once("zoomend", go); else go();
     const a = (st.activeAlerts || []).find((x) => x.zone === id);
     const el = document.createElement("div");
     el.className = "reason";
