@@ -385,12 +385,10 @@ class Tracker:
 
     def _note_heard(self, ti: np.ndarray, dj: np.ndarray, m: MeasBatch, t_end: float) -> None:
         """Remember the (track, sensor) pairs with a gated detection: for ``silence_grace_s`` they are not silent."""
-        self._remember_heard(self.tracks.id[ti] * len(self.sensors) + m.sensor[dj], np.full(dj.size, t_end), t_end)
-
-    def _remember_heard(self, key: np.ndarray, t: np.ndarray, t_now: float) -> None:
-        keep = self._heard_t >= t_now - self.cfg.silence_grace_s
-        self._heard_key = np.concatenate([self._heard_key[keep], key.astype(np.int64)])
-        self._heard_t = np.concatenate([self._heard_t[keep], t])
+        keep = self._heard_t >= t_end - self.cfg.silence_grace_s
+        key = self.tracks.id[ti] * len(self.sensors) + m.sensor[dj]
+        self._heard_key = np.concatenate([self._heard_key[keep], key])
+        self._heard_t = np.concatenate([self._heard_t[keep], np.full(key.size, t_end)])
 
     def _silence_update(self, t_end: float) -> None:
         """Forget old silence and add this frame's: alive sensors that should hear a track but did not
@@ -674,12 +672,6 @@ class Tracker:
         self.next_id += n
         self.tracks.append(new)
         self.stats["tracks_started"] += n
-        # the sensors that started a track heard it: their silence must not count against it in its first frames
-        # (a triangulated track has no gated pair in its birth frame; without this its own nodes refuted it)
-        heard = seen >= 0
-        if heard.any():
-            self._remember_heard((new.id[:, None] * len(self.sensors) + seen)[heard],
-                                 np.broadcast_to(t[:, None], seen.shape)[heard], float(t.max()))
 
     def _initiate(self, m: MeasBatch, t_end: float) -> None:
         cfg = self.cfg
