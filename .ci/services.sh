@@ -48,9 +48,14 @@ CONF
     echo "export SKYTRACE_TEST_PG_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
     ;;
 stop)
-    if [ -f "$STATE/mqtt/mosquitto.pid" ]; then kill "$(cat "$STATE/mqtt/mosquitto.pid")" 2>/dev/null || true; fi
+    if [ -f "$STATE/mqtt/mosquitto.pid" ]; then
+        pid="$(cat "$STATE/mqtt/mosquitto.pid")"
+        kill "$pid" 2>/dev/null || true
+        # mosquitto saves its persistence file as it exits: wait for it, or the removal races with that write
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     if [ -f "$STATE/pg/postmaster.pid" ]; then as_pg "$PG_BIN/pg_ctl -D $STATE/pg -m fast stop >/dev/null" || true; fi
-    rm -rf "$STATE"
+    rm -rf "$STATE" 2>/dev/null || { sleep 1; rm -rf "$STATE" || echo "warning: could not remove $STATE" >&2; }
     ;;
 *)
     echo "usage: $0 install|start|stop" >&2; exit 2
