@@ -20,6 +20,8 @@ install)
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq mosquitto postgresql-15 postgresql-15-postgis-3 chromium >/dev/null
+    # NATS JetStream (serve --nats): the tests start private servers from this binary (and kill them)
+    apt-get install -y -qq nats-server >/dev/null
     # forensics report: WeasyPrint's Pango, fonts; poppler-utils (pdftoppm, pdftotext) checks the PDF in tests
     apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils >/dev/null
     ;;

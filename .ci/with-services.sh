@@ -11,10 +11,11 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need=1
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need=1
 [ -x /usr/bin/chromium ] || need=1
 command -v pdftoppm >/dev/null 2>&1 || need=1
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need=1
 [ -e /usr/lib/x86_64-linux-gnu/libpango-1.0.so.0 ] || ldconfig -p | grep -q libpango-1.0 || need=1
 if [ "$need" = 1 ]; then
     if [ "$(id -u)" = 0 ]; then
-        echo "== installing mosquitto, postgresql-15 + postgis-3, chromium, poppler-utils (Debian packages)"
+        echo "== installing mosquitto, postgresql-15 + postgis-3, chromium, poppler-utils, nats-server (Debian packages)"
         bash "$here/services.sh" install
     else
         echo "error: the tests need mosquitto, postgresql-15-postgis-3 and chromium: sudo bash .ci/services.sh install" >&2

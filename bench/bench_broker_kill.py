@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,50 +31,37 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from crash_harness import PER_BATCH, SENSOR, Service, Site, bearings_of, free_port, stored_bearings, wait_for
+from crash_harness import (
+    PER_BATCH,
+    SENSOR,
+    KillableServer,
+    Service,
+    Site,
+    bearings_of,
+    free_port,
+    stored_bearings,
+    wait_for,
+)
 
 EXE = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-class Broker:
+class Broker(KillableServer):
     """Mosquitto with the shipped configuration on ``port``; its state survives a kill -9 on disk (or not)."""
+
+    name = "mosquitto"
 
     def __init__(self, root: Path, port: int):
         from skytrace.security.broker import write_broker_config
 
+        super().__init__(port)
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)  # started as root, mosquitto drops to its own user and must reach its files
-        self.port = port
         self.creds = write_broker_config([SENSOR], root, port=port)
         self.conf = root / "mosquitto.conf"
-        self.proc: subprocess.Popen | None = None
-        self.kills = 0
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen([EXE, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        import socket
-
-        def up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return True
-            except OSError:
-                return False
-
-        if not wait_for(up, 15):
-            raise RuntimeError("mosquitto did not start")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+    def command(self) -> list[str]:
+        return [EXE, "-c", str(self.conf)]
 
 
 def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180.0, quiet_s: float = 20.0) -> dict:

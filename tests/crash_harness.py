@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,8 +76,9 @@ class Site:
 class Service:
     """``skytrace serve`` in a subprocess on a free port (stdout/stderr to files in the site directory)."""
 
-    def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None):
-        self.site, self.db, self.mqtt_port = site, db, mqtt_port
+    def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None,
+                 nats_url: str | None = None):
+        self.site, self.db, self.mqtt_port, self.nats_url = site, db, mqtt_port, nats_url
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.runs = 0
@@ -87,6 +89,8 @@ class Service:
                "--port", str(self.port), "--db", self.db, "--zones", str(self.site.root / "zones.geojson")]
         if self.mqtt_port:  # its own persistent session on the shared test broker
             cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--mqtt-client-id", f"svc-{self.site.root.parent.name}"]
+        if self.nats_url:
+            cmd += ["--nats", self.nats_url]
         env = {**os.environ, "SKYTRACE_CONFIG": str(self.site.config)}
         out = open(self.site.root / f"serve-{self.runs}.out", "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
@@ -205,3 +209,109 @@ def stored_bearings(db: str) -> list[float]:
 def bearings_of(seq: int) -> list[float]:
     k = seq - 1_000
     return [round((k * PER_BATCH + i) * 1e-3, 3) for i in range(PER_BATCH)]
+
+
+class KillableServer:
+    """A server process on 127.0.0.1:``port`` that a test kills -9 and restarts on the same state (``command``)."""
+
+    name = "server"
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.kills = 0
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return True
+            except OSError:
+                return False
+
+        if not wait_for(up, timeout_s):
+            raise RuntimeError(f"{self.name} did not start")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+class NatsServer(KillableServer):
+    """A private ``nats-server`` with JetStream (file storage under ``root``) on 127.0.0.1; survives a kill -9 and
+    restarts on the same store, as a JetStream node does."""
+
+    name = "nats-server"
+
+    def __init__(self, root: Path, port: int | None = None):
+        super().__init__(port)
+        self.exe = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        if not Path(self.exe).exists():
+            raise RuntimeError("no nats-server: apt-get install nats-server")
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [self.exe, "-js", "-sd", str(self.root), "-a", "127.0.0.1", "-p", str(self.port)]
+
+
+async def js_publish(url: str, items, kill_at: dict | None = None, deadline_s: float = 120.0,
+                     rate_per_s: float | None = None) -> int:
+    """Publish ``items`` ((subject, msg id, payload), in order) to JetStream, each retried until the server
+    acknowledged it (stored in the stream; the same ``Nats-Msg-Id`` makes a retry of a stored one a no-op).
+    ``kill_at``: {index: callable} run before publishing that item (kill -9 and restart a server). Returns the
+    number of retries. ``rate_per_s``: pace the items (the service then consumes while the server dies)."""
+    import asyncio
+
+    import nats
+
+    async def quiet(_exc: Exception) -> None:  # the server's kills are expected: the retries count them
+        return None
+
+    retries = 0
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5,
+                            error_cb=quiet)
+    js = nc.jetstream()
+    from skytrace.io.jetstream import ensure_stream
+
+    await ensure_stream(js)  # a publisher that comes first creates the stream as the service would
+    end = time.monotonic() + deadline_s
+    try:
+        t_start = time.monotonic()
+        for i, (subject, msg_id, payload) in enumerate(items):
+            if rate_per_s and (ahead := t_start + i / rate_per_s - time.monotonic()) > 0:
+                await asyncio.sleep(ahead)
+            if kill_at and i in kill_at:
+                await asyncio.to_thread(kill_at[i])
+            while True:
+                try:
+                    await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=2.0)
+                    break
+                except Exception:
+                    retries += 1
+                    if time.monotonic() > end:
+                        raise
+                    await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+    return retries
