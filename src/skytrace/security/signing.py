@@ -193,7 +193,8 @@ class Verifier:
 
     def open_batch(self, payload: bytes, topic_sensor: str | None = None
                    ) -> tuple[list[Detection], str | None, tuple[str, int] | None]:
-        """As :meth:`open`, plus the accepted batch's id (sensor, seq) for exactly-once storage."""
+        """As :meth:`open`, plus the accepted batch's id (sensor, seq) for exactly-once storage; for an authentic
+        batch refused as ``replayed`` (seen before), its id too."""
         try:
             batch = _BATCH_DECODER.decode(payload)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
@@ -237,8 +238,8 @@ class Verifier:
             if win is None:
                 win = self.windows[sensor] = ReplayWindow(self.replay_window)
             fresh = win.check_and_mark(batch.seq, batch.t_sent, now - self.max_age_s)
-        if not fresh:
-            return [], self._count(sensor, "replayed"), None
+        if not fresh:  # authentic and seen before: its id comes back (a stored receipt may be sent again)
+            return [], self._count(sensor, "replayed"), (sensor, batch.seq)
         with self.lock:
             self.accepted[sensor] = self.accepted.get(sensor, 0) + 1
         return batch.detections, None, (sensor, batch.seq)
