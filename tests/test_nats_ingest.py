@@ -161,3 +161,12 @@ def test_hostile_messages_on_every_subject_never_stop_the_ingest(nats_server, tm
         ingest.stop()
         inbox.stop()
         svc.store.close()
+
+
+def test_a_server_that_is_not_there_is_a_one_line_error():
+    from skytrace.errors import SkytraceError
+    from skytrace.security.fuzzing import _table
+
+    ingest = NatsIngest(_table(), lambda _d: None, f"nats://127.0.0.1:{free_port()}")
+    with pytest.raises(SkytraceError, match="did not accept the connection"):
+        ingest.start(timeout_s=2.0)
