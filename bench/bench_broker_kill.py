@@ -33,7 +33,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from crash_harness import PER_BATCH, SENSOR, Service, Site, bearings_of, free_port, stored_bearings, wait_for
+from crash_harness import (
+    PER_BATCH,
+    SENSOR,
+    Service,
+    Site,
+    bearings_of,
+    free_port,
+    stored_bearings,
+    wait_for,
+    wait_stored,
+)
 
 EXE = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -116,15 +126,7 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
         acked = [k for k, i in enumerate(infos) if i.mid in puback]
         expected = PER_BATCH * len(acked)
         # until all are stored, or nothing more arrives for ``quiet_s`` (a message lost in the broker never comes)
-        last = {"n": -1, "t": time.monotonic()}
-
-        def settled() -> bool:
-            n = len(stored_bearings(db))
-            if n != last["n"]:
-                last["n"], last["t"] = n, time.monotonic()
-            return n >= expected or time.monotonic() - last["t"] > quiet_s
-
-        wait_for(settled, settle_s)
+        wait_stored(db, expected, settle_s, quiet_s)
         # a redelivery still in flight would show up as a second copy: let the service drain its inbox
         status = svc.status()
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from skytrace.security.signing import Signer
 
 SENSOR = "ac-1"
 PER_BATCH = 5  # detections per signed batch
+NATS_EXE = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
 def free_port() -> int:
@@ -75,8 +77,9 @@ class Site:
 class Service:
     """``skytrace serve`` in a subprocess on a free port (stdout/stderr to files in the site directory)."""
 
-    def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None):
-        self.site, self.db, self.mqtt_port = site, db, mqtt_port
+    def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None,
+                 nats_url: str | None = None):
+        self.site, self.db, self.mqtt_port, self.nats_url = site, db, mqtt_port, nats_url
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.runs = 0
@@ -87,6 +90,8 @@ class Service:
                "--port", str(self.port), "--db", self.db, "--zones", str(self.site.root / "zones.geojson")]
         if self.mqtt_port:  # its own persistent session on the shared test broker
             cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--mqtt-client-id", f"svc-{self.site.root.parent.name}"]
+        if self.nats_url:  # its own durable consumer on the server's stream
+            cmd += ["--nats", self.nats_url, "--nats-durable", f"svc-{self.site.root.parent.name}"]
         env = {**os.environ, "SKYTRACE_CONFIG": str(self.site.config)}
         out = open(self.site.root / f"serve-{self.runs}.out", "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
@@ -128,6 +133,40 @@ class Service:
             return json.loads(conn.getresponse().read())
         finally:
             conn.close()
+
+
+class NatsServer:
+    """nats-server with JetStream on 127.0.0.1, its store in ``root/store``: killed -9 and restarted on that store."""
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.runs = self.kills = 0
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.runs += 1
+        log = self.root / f"nats-{self.runs}.log"
+        with open(log, "w") as err:
+            self.proc = subprocess.Popen([NATS_EXE, "-js", "-sd", str(self.root / "store"), "-a", "127.0.0.1",
+                                          "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=err)
+        # "Server is ready" comes after JetStream has recovered its streams from the store
+        if not wait_for(lambda: "Server is ready" in log.read_text() or self.proc.poll() is not None, timeout_s) \
+                or self.proc.poll() is not None:
+            raise RuntimeError(f"nats-server did not start: {log.read_text()[-2000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
 
 
 def post(port: int, body: bytes, timeout_s: float = 30.0) -> int | None:
@@ -200,6 +239,21 @@ def stored_bearings(db: str) -> list[float]:
         return [d.bearing_deg for d in store.detections(0, 1e12, limit=200_000)]
     finally:
         store.close()
+
+
+def wait_stored(db: str, expected_rows: int, timeout_s: float, quiet_s: float) -> int:
+    """Wait until ``expected_rows`` reports are stored, or nothing more arrived for ``quiet_s`` (a message lost on
+    the way never comes); the number stored."""
+    last = {"n": -1, "t": time.monotonic()}
+
+    def settled() -> bool:
+        n = len(stored_bearings(db))
+        if n != last["n"]:
+            last["n"], last["t"] = n, time.monotonic()
+        return n >= expected_rows or time.monotonic() - last["t"] > quiet_s
+
+    wait_for(settled, timeout_s)
+    return last["n"]
 
 
 def bearings_of(seq: int) -> list[float]:

@@ -22,6 +22,12 @@ def serve(
     mqtt_client_id: str = typer.Option("skytrace-service", "--mqtt-client-id",
                                        help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
                                             "messages queued while the service is down); one per service."),
+    nats: str = typer.Option("", "--nats", help="NATS JetStream server (nats://host:port) to pull reports from "
+                                               "(stream SKYTRACE, subjects skytrace.v1.detections.<sensor>; "
+                                               "default: none; pip install 'skytrace[nats]')."),
+    nats_durable: str = typer.Option("skytrace-service", "--nats-durable",
+                                     help="Durable JetStream consumer: the server keeps its position and redelivers "
+                                          "what was not acknowledged (stored); one per service."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -73,7 +79,8 @@ def serve(
 
     HTTP ingest takes signed batches (--keys) or, for a local demo, unsigned reports (--insecure-demo).
     SKYTRACE_INGEST_TOKEN additionally requires `Authorization: Bearer <token>`; SKYTRACE_MQTT_USER and
-    SKYTRACE_MQTT_PASSWORD are the service's broker credentials.
+    SKYTRACE_MQTT_PASSWORD are the service's broker credentials; SKYTRACE_NATS_USER and SKYTRACE_NATS_PASSWORD
+    its NATS credentials.
     """
     from skytrace.config import load_config
     from skytrace.io.mqtt import MqttIngest
@@ -122,6 +129,17 @@ def serve(
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
         ingest.heartbeat_stats = service.heartbeat_stats
+    if nats:
+        from skytrace.io.jetstream import JetStreamIngest
+
+        js_ingest = JetStreamIngest(service.table, service.submit, nats if "://" in nats else f"nats://{nats}",
+                                    durable=nats_durable, verifier=verifier, inbox=inbox,
+                                    on_heartbeats=service.heartbeat,
+                                    user=os.environ.get("SKYTRACE_NATS_USER") or None,
+                                    password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None)
+        js_ingest.heartbeat_stats = service.heartbeat_stats
+        service.inputs.append(js_ingest)  # started and stopped with the app, as the other live feeds
+        typer.echo(f"NATS JetStream ingest: {js_ingest.url}, durable consumer {nats_durable}")
     spare = len(service.coop.slots) if service.coop is not None else 0
     typer.echo(f"skytrace serving {len(service.table) - spare} sensors"
                + (f" (+{spare} spare rows for ADS-B aircraft and Remote ID drones)" if spare else "") + ", "

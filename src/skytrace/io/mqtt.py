@@ -173,6 +173,41 @@ def open_signed_batch(verifier, payload: bytes, table: SensorTable, stats: Decod
     return check_detections(dets, table, stats, topic_sensor, source, allowed_kinds), batch_id
 
 
+def reject_message(stats: DecodeStats, reason: str) -> None:
+    """Count one message rejected whole (and log it at a bounded rate)."""
+    with stats.lock:
+        stats.messages += 1
+        stats.rejected_messages += 1
+    stats.reject(reason)
+
+
+def handle_payload(payload: bytes, sensor: str, heartbeat: bool, table: SensorTable, verifier, stats: DecodeStats,
+                   heartbeat_stats: DecodeStats, on_detections: Callable[[list[Detection]], None],
+                   on_heartbeats: Callable[[list[tuple[str, float]]], None] | None, source: str,
+                   channel: str = "") -> tuple[list[Detection], tuple[str, int] | None]:
+    """Validate one message of ``sensor``'s detections or heartbeat topic (MQTT) or subject (NATS) and hand on what
+    passes; returns (detections, batch id (sensor, seq) of an accepted signed batch or None). Never raises on bad
+    input: everything rejected is counted in ``stats`` / ``heartbeat_stats`` (and by the verifier)."""
+    where = f"{source} {channel}" if channel else source
+    if heartbeat:
+        from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
+
+        if verifier is not None:
+            beats, batch_id = open_signed_heartbeat(verifier, payload, table, heartbeat_stats, sensor, source)
+        else:
+            beats, batch_id = decode_heartbeats(payload, table, heartbeat_stats, sensor, where), None
+        if beats and on_heartbeats is not None:
+            on_heartbeats(beats)
+        return [], batch_id
+    if verifier is not None:
+        dets, batch_id = open_signed_batch(verifier, payload, table, stats, sensor, source)
+    else:
+        dets, batch_id = decode_detections(payload, table, stats, sensor, source=where), None
+    if dets:
+        on_detections(dets)
+    return dets, batch_id
+
+
 class MqttIngest:
     """Subscribes to ``skytrace/v1/detections/+`` and hands validated detections to ``on_detections``.
 
@@ -244,25 +279,21 @@ class MqttIngest:
         log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
+        from skytrace.io.heartbeat import HEARTBEAT_TOPIC_PREFIX
+
         dets: list[Detection] = []
         batch_id = None
         try:
-            topic_sensor = msg.topic[len(TOPIC_PREFIX):] if msg.topic.startswith(TOPIC_PREFIX) else None
-            if topic_sensor is None and self.on_heartbeats is not None and (beat := self._heartbeat(msg))[0]:
-                batch_id = beat[1]  # a signed heartbeat's (sensor, seq) is stored: replay refused after a restart
-            elif topic_sensor is None or "/" in topic_sensor:
-                with self.stats.lock:
-                    self.stats.messages += 1
-                    self.stats.rejected_messages += 1
-                self.stats.reject(f"mqtt: unexpected topic {msg.topic!r}")
-            elif self.verifier is not None:
-                dets, batch_id = open_signed_batch(self.verifier, msg.payload, self.table, self.stats, topic_sensor,
-                                                   "mqtt")
+            topic = msg.topic
+            heartbeat = self.on_heartbeats is not None and topic.startswith(HEARTBEAT_TOPIC_PREFIX)
+            prefix = HEARTBEAT_TOPIC_PREFIX if heartbeat else TOPIC_PREFIX
+            sensor = topic[len(prefix):] if topic.startswith(prefix) else None
+            if sensor is None or "/" in sensor:
+                reject_message(self.stats, f"mqtt: unexpected topic {topic!r}")
             else:
-                dets = decode_detections(msg.payload, self.table, self.stats, topic_sensor,
-                                         source=f"mqtt {msg.topic}")
-            if dets:
-                self.on_detections(dets)
+                dets, batch_id = handle_payload(msg.payload, sensor, heartbeat, self.table, self.verifier,
+                                                self.stats, self.heartbeat_stats, self.on_detections,
+                                                self.on_heartbeats, "mqtt", topic)
         except Exception:  # a bug here must not kill paho's network thread
             log.exception("MQTT message handling failed")
         if self.inbox is not None and msg.qos > 0:
@@ -270,24 +301,6 @@ class MqttIngest:
             sensor, seq = batch_id if batch_id is not None else (None, None)
             # a rejected message is acknowledged in its turn too (an empty item keeps the order of PUBACKs)
             self.inbox.put(sensor, seq, dets, lambda _fresh: client.ack(mid, qos), block=True)
-
-    def _heartbeat(self, msg) -> tuple[bool, tuple[str, int] | None]:
-        """Handle a message on a heartbeat topic: (True, (sensor, seq) of an accepted signed heartbeat or None), or
-        say it is not one (False, None)."""
-        from skytrace.io.heartbeat import HEARTBEAT_TOPIC_PREFIX, decode_heartbeats, open_signed_heartbeat
-
-        if not msg.topic.startswith(HEARTBEAT_TOPIC_PREFIX) or "/" in msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]:
-            return False, None
-        sensor = msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]
-        batch_id = None
-        if self.verifier is not None:
-            beats, batch_id = open_signed_heartbeat(self.verifier, msg.payload, self.table, self.heartbeat_stats,
-                                                    sensor, "mqtt")
-        else:
-            beats = decode_heartbeats(msg.payload, self.table, self.heartbeat_stats, sensor, f"mqtt {msg.topic}")
-        if beats:
-            self.on_heartbeats(beats)  # type: ignore[misc]
-        return True, batch_id
 
     def start(self, timeout_s: float = 10.0) -> None:
         from skytrace.errors import SkytraceError
