@@ -154,3 +154,19 @@ def test_kill9_of_the_server_and_of_the_service_mid_wave_loses_nothing_and_store
     assert res["stored_twice"] == 0, res
     assert res["rows_stored"] == 300 * PER_BATCH
     assert not res["traceback_in_service_log"]
+
+
+def test_serve_with_no_nats_server_there_is_one_error_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+
+    from crash_harness import free_port
+
+    site = Site.create(tmp_path / "site")
+    res = subprocess.run([sys.executable, "-c", "from skytrace.cli import main; main()", "serve", str(site.root),
+                          "--port", str(free_port()), "--db", str(tmp_path / "x.db"),
+                          "--nats", f"nats://127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SKYTRACE_CONFIG": str(site.config)})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "NATS JetStream at nats://127.0.0.1:" in res.stderr and "Traceback" not in res.stderr

@@ -138,6 +138,7 @@ def serve(
                                     user=os.environ.get("SKYTRACE_NATS_USER") or None,
                                     password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None)
         js_ingest.heartbeat_stats = service.heartbeat_stats
+        js_ingest.check()  # a server that is not there is one error line now, not a failed web server start
         service.inputs.append(js_ingest)  # started and stopped with the app, as the other live feeds
         typer.echo(f"NATS JetStream ingest: {js_ingest.url}, durable consumer {nats_durable}")
     spare = len(service.coop.slots) if service.coop is not None else 0

@@ -138,6 +138,36 @@ class JetStreamIngest:
         self._nc = None
 
     # ----------------------------------------------------------------------------------------------- lifecycle
+    def check(self, timeout_s: float = 5.0) -> None:
+        """Pre-flight (before the web server starts): the server answers and has JetStream, else one SkytraceError
+        line (the CLI prints it and exits 2)."""
+        import nats
+
+        async def probe() -> None:
+            opts: dict = {"allow_reconnect": False, "connect_timeout": timeout_s, "max_reconnect_attempts": 0}
+            if self.user:
+                opts.update(user=self.user, password=self.password)
+            if self.tls_ca:
+                import ssl
+
+                opts["tls"] = ssl.create_default_context(cafile=self.tls_ca)
+
+            async def quiet(_exc: Exception) -> None:
+                pass
+
+            nc = await nats.connect(self.url, error_cb=quiet, **opts)
+            try:
+                await nc.jetstream().account_info()
+            finally:
+                await nc.close()
+
+        try:
+            asyncio.run(asyncio.wait_for(probe(), timeout_s + 1.0))
+        except Exception as exc:  # any failure to reach or use the server is the user's set-up: one line
+            detail = str(exc) or type(exc).__name__
+            raise SkytraceError(f"NATS JetStream at {self.url} is not usable: {detail} (is nats-server running with "
+                                "-js?)") from None
+
     def start(self, timeout_s: float = 15.0) -> None:
         """Connect, create the stream and the durable consumer if missing, start pulling; a SkytraceError when the
         server cannot be reached or has no JetStream within ``timeout_s``."""
