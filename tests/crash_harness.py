@@ -78,8 +78,9 @@ class Service:
     """``skytrace serve`` in a subprocess on a free port (stdout/stderr to files in the site directory)."""
 
     def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None,
-                 nats_url: str | None = None):
+                 nats_url: str | None = None, nats_replicas: int = 1):
         self.site, self.db, self.mqtt_port, self.nats_url = site, db, mqtt_port, nats_url
+        self.nats_replicas = nats_replicas
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.runs = 0
@@ -91,7 +92,8 @@ class Service:
         if self.mqtt_port:  # its own persistent session on the shared test broker
             cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--mqtt-client-id", f"svc-{self.site.root.parent.name}"]
         if self.nats_url:  # its own durable consumer on the server's stream
-            cmd += ["--nats", self.nats_url, "--nats-durable", f"svc-{self.site.root.parent.name}"]
+            cmd += ["--nats", self.nats_url, "--nats-durable", f"svc-{self.site.root.parent.name}",
+                    "--nats-replicas", str(self.nats_replicas)]
         env = {**os.environ, "SKYTRACE_CONFIG": str(self.site.config)}
         out = open(self.site.root / f"serve-{self.runs}.out", "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
@@ -136,22 +138,32 @@ class Service:
 
 
 class NatsServer:
-    """nats-server with JetStream on 127.0.0.1, its store in ``root/store``: killed -9 and restarted on that store."""
+    """nats-server with JetStream on 127.0.0.1, its store in ``root/store``: killed -9 and restarted on that store.
+    With ``cluster_port`` and ``routes`` (the other servers' cluster ports), one server of a JetStream cluster."""
 
-    def __init__(self, root: Path, port: int | None = None):
+    def __init__(self, root: Path, port: int | None = None, name: str = "n0", cluster_port: int | None = None,
+                 routes: tuple[int, ...] = ()):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.runs = self.kills = 0
+        self.args = ["-js", "-sd", str(self.root / "store"), "-a", "127.0.0.1", "-p", str(self.port)]
+        if cluster_port is not None:
+            conf = root / "nats.conf"
+            route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
+            conf.write_text(f'server_name: {name}\nlisten: "127.0.0.1:{self.port}"\n'
+                            f'jetstream {{ store_dir: "{root / "store"}" }}\n'
+                            f'cluster {{ name: skytrace, listen: "127.0.0.1:{cluster_port}",\n'
+                            f'  routes: [{route_list}] }}\n')
+            self.args = ["-c", str(conf)]
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.runs += 1
         log = self.root / f"nats-{self.runs}.log"
         with open(log, "w") as err:
-            self.proc = subprocess.Popen([NATS_EXE, "-js", "-sd", str(self.root / "store"), "-a", "127.0.0.1",
-                                          "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen([NATS_EXE, *self.args], stdout=subprocess.DEVNULL, stderr=err)
         # "Server is ready" comes after JetStream has recovered its streams from the store
         if not wait_for(lambda: "Server is ready" in log.read_text() or self.proc.poll() is not None, timeout_s) \
                 or self.proc.poll() is not None:
@@ -167,6 +179,28 @@ class NatsServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(30)
+
+
+class NatsCluster:
+    """``n`` nats-servers forming one JetStream cluster on 127.0.0.1 (a stream with 3 replicas survives one down)."""
+
+    def __init__(self, root: Path, n: int = 3):
+        ports, cports = [free_port() for _ in range(n)], [free_port() for _ in range(n)]
+        self.nodes = [NatsServer(root / f"n{i}", ports[i], f"n{i}", cports[i],
+                                 tuple(p for j, p in enumerate(cports) if j != i)) for i in range(n)]
+        self.url = ",".join(node.url for node in self.nodes)
+
+    @property
+    def kills(self) -> int:
+        return sum(node.kills for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 def post(port: int, body: bytes, timeout_s: float = 30.0) -> int | None:

@@ -28,6 +28,9 @@ def serve(
     nats_durable: str = typer.Option("skytrace-service", "--nats-durable",
                                      help="Durable JetStream consumer: the server keeps its position and redelivers "
                                           "what was not acknowledged (stored); one per service."),
+    nats_replicas: int = typer.Option(1, "--nats-replicas", min=1, max=5,
+                                      help="Copies of the stream when the service creates it: 3 on a 3-server "
+                                           "JetStream cluster (give --nats all servers, comma-separated)."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -132,8 +135,8 @@ def serve(
     if nats:
         from skytrace.io.jetstream import JetStreamIngest
 
-        js_ingest = JetStreamIngest(service.table, service.submit, nats if "://" in nats else f"nats://{nats}",
-                                    durable=nats_durable, verifier=verifier, inbox=inbox,
+        js_ingest = JetStreamIngest(service.table, service.submit, nats, durable=nats_durable, verifier=verifier,
+                                    inbox=inbox, replicas=nats_replicas,
                                     on_heartbeats=service.heartbeat,
                                     user=os.environ.get("SKYTRACE_NATS_USER") or None,
                                     password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None)

@@ -67,26 +67,41 @@ def subject_for(sensor_id: str, heartbeat: bool = False) -> str:
     return (HEARTBEAT_SUBJECT_PREFIX if heartbeat else SUBJECT_PREFIX) + sensor_id
 
 
+def server_list(url: str) -> list[str]:
+    """``nats://a:4222,nats://b:4222`` (the servers of a cluster; ``host:port`` means ``nats://host:port``)."""
+    return [u if "://" in u else f"nats://{u}" for u in (p.strip() for p in url.split(",")) if u]
+
+
 def msg_id(sensor_id: str, seq: int) -> str:
     """The ``Nats-Msg-Id`` of a signed batch: the stream refuses a second copy within its duplicate window."""
     return f"{sensor_id}:{seq}"
 
 
-async def ensure_stream(js, replicas: int = 1) -> None:
-    """Create the ``SKYTRACE`` stream (file storage) if it does not exist; an existing one is left as it is."""
+async def ensure_stream(js, replicas: int = 1, timeout_s: float = 30.0) -> None:
+    """Create the ``SKYTRACE`` stream (file storage, ``replicas`` copies on as many servers of a cluster) if it does
+    not exist; an existing one is left as it is. Retries while a just-started cluster elects its JetStream leader."""
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
     from nats.js.errors import NotFoundError
 
-    try:
-        await js.stream_info(STREAM)
-        return
-    except NotFoundError:
-        pass
-    await js.add_stream(StreamConfig(
-        name=STREAM, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"],
-        retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, discard=DiscardPolicy.OLD,
-        max_age=STREAM_MAX_AGE_S, max_bytes=STREAM_MAX_BYTES, max_msg_size=MAX_PAYLOAD_BYTES,
-        duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas))
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        try:
+            try:
+                await js.stream_info(STREAM)
+                return
+            except NotFoundError:
+                pass
+            await js.add_stream(StreamConfig(
+                name=STREAM, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"],
+                retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, discard=DiscardPolicy.OLD,
+                max_age=STREAM_MAX_AGE_S, max_bytes=STREAM_MAX_BYTES, max_msg_size=MAX_PAYLOAD_BYTES,
+                duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas))
+            return
+        except Exception:  # a cluster without a JetStream leader yet answers 503 or not at all: ask again
+            if loop.time() > end:
+                raise
+            await asyncio.sleep(0.25)
 
 
 @dataclass
@@ -122,12 +137,13 @@ class JetStreamIngest:
                  url: str = "nats://127.0.0.1:4222", durable: str = DURABLE, verifier=None, inbox=None,
                  on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None, ack_wait_s: float = 30.0,
                  max_ack_pending: int = 20_000, user: str | None = None, password: str | None = None,
-                 tls_ca: str | None = None):
+                 tls_ca: str | None = None, replicas: int = 1):
         require_nats()
         self.table, self.on_detections, self.on_heartbeats = table, on_detections, on_heartbeats
         self.url, self.durable, self.verifier, self.inbox = url, durable, verifier, inbox
         self.ack_wait_s, self.max_ack_pending = ack_wait_s, max_ack_pending
         self.user, self.password, self.tls_ca = user, password, tls_ca
+        self.replicas = replicas  # copies of the stream when the service creates it (3 on a 3-server cluster)
         self.stats = JetStreamStats()
         self.heartbeat_stats = DecodeStats()
         self.ready = threading.Event()
@@ -155,20 +171,26 @@ class JetStreamIngest:
             async def quiet(_exc: Exception) -> None:
                 pass
 
-            nc = await nats.connect(self.url, error_cb=quiet, **opts)
+            nc = await nats.connect(server_list(self.url), error_cb=quiet, **opts)
             try:
+                for _ in range(int(timeout_s / 0.25)):  # a just-started cluster has no JetStream leader yet
+                    try:
+                        await nc.jetstream().account_info()
+                        return
+                    except Exception:  # 503 until then: ask again
+                        await asyncio.sleep(0.25)
                 await nc.jetstream().account_info()
             finally:
                 await nc.close()
 
         try:
-            asyncio.run(asyncio.wait_for(probe(), timeout_s + 1.0))
+            asyncio.run(asyncio.wait_for(probe(), 2 * timeout_s + 2.0))
         except Exception as exc:  # any failure to reach or use the server is the user's set-up: one line
             detail = str(exc) or type(exc).__name__
             raise SkytraceError(f"NATS JetStream at {self.url} is not usable: {detail} (is nats-server running with "
                                 "-js?)") from None
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    def start(self, timeout_s: float = 45.0) -> None:
         """Connect, create the stream and the durable consumer if missing, start pulling; a SkytraceError when the
         server cannot be reached or has no JetStream within ``timeout_s``."""
         self._thread = threading.Thread(target=self._run, name="skytrace-nats", daemon=True)
@@ -221,10 +243,10 @@ class JetStreamIngest:
             import ssl
 
             opts["tls"] = ssl.create_default_context(cafile=self.tls_ca)
-        self._nc = nc = await nats.connect(self.url, **opts)
+        self._nc = nc = await nats.connect(server_list(self.url), **opts)
         try:
             js = nc.jetstream()
-            await ensure_stream(js)
+            await ensure_stream(js, self.replicas)
             try:
                 await js.consumer_info(STREAM, self.durable)
             except NotFoundError:
