@@ -43,7 +43,7 @@ class _Rig:
     """The service's ingest chain in-process: sensor table, SQLite store, durable inbox, verifier, JetStream ingest
     on its own durable consumer (a short ack_wait so that a lost acknowledgement is redelivered within a second)."""
 
-    def __init__(self, root: Path, url: str):
+    def __init__(self, root: Path, url: str, max_age_s: float = 3600.0):
         from skytrace.batch import SensorTable
         from skytrace.io.formats import read_sensors
         from skytrace.io.jetstream import JetStreamIngest
@@ -57,7 +57,7 @@ class _Rig:
         self.store = open_store(self.db)
         self.inbox = DurableInbox(self.store, self.table)
         self.inbox.start()
-        self.verifier = make_verifier(str(self.site.root / "keys.json"), self.table, max_age_s=3600.0)
+        self.verifier = make_verifier(str(self.site.root / "keys.json"), self.table, max_age_s=max_age_s)
         self.seen: list = []
         self.ingest = JetStreamIngest(self.table, self.seen.extend, url, durable=f"t-{uuid.uuid4().hex[:12]}",
                                       verifier=self.verifier, inbox=self.inbox, ack_wait_s=1.0)
@@ -107,6 +107,29 @@ def test_signed_batches_stored_once_across_a_redelivery_and_a_resend(rig, nats_u
     assert sum(rows.values()) == 20 * PER_BATCH
     assert rig.verifier.as_dict()["rejected_by_reason"].get("replayed") == 4  # 3 redeliveries + 1 resend
     assert len(rig.seen) == 20 * PER_BATCH  # the tracker got each report once too
+
+
+def test_a_batch_read_long_after_it_was_logged_is_judged_by_its_log_time(tmp_path, nats_url):
+    """A service down longer than the signature's time window (120 s) must not refuse, and so lose, the batches
+    the log kept for it meanwhile: the window is checked against when the stream stored each one."""
+    import time
+
+    from skytrace.io.jetstream import subject_for
+
+    r = _Rig(tmp_path, nats_url, max_age_s=120.0)
+    try:
+        r.verifier.clock = lambda: time.time() + 600.0  # the service reads the log 10 minutes after the node sent
+        batches = [r.site.batch(k) for k in range(5)]
+        asyncio.run(_publish(nats_url, [(subject_for(SENSOR), body) for _, body in batches], reset=True))
+        r.ingest.start()
+        assert wait_for(lambda: r.ingest.stats.as_dict()["acked"] >= 5, 30), r.ingest.stats.as_dict()
+        r.inbox.drain()
+        assert sorted(stored_bearings(r.db)) == sorted(b for seq, _ in batches for b in bearings_of(seq))
+        assert r.verifier.as_dict()["rejected_by_reason"] == {}
+        # the same 10-minute-late read judged by the reading clock (an MQTT broker's queue) would refuse them all
+        assert r.verifier.open_batch(batches[0][1], SENSOR)[1] == "out_of_window"
+    finally:
+        r.stop()
 
 
 def test_unsigned_forged_and_malformed_messages_are_refused_without_a_crash(rig, nats_url, tmp_path):

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -119,6 +120,19 @@ class JetStreamStats(DecodeStats):
             d.update(acked=self.acked, redelivered=self.redelivered, fetch_errors=self.fetch_errors,
                      disconnects=self.disconnects)
         return d
+
+
+def logged_at(msg) -> float | None:
+    """When the stream stored ``msg`` (the server's clock, UNIX s), never later than now; None if unknown.
+
+    Signed batches are checked against this time, not the time the service reads them: a batch that waited in the
+    log through a service outage longer than the signature's time window (``signed_max_age_s``) is still accepted,
+    once. Safe against replays: whoever publishes a captured batch into the log now gets now as its log time."""
+    try:
+        t = msg.metadata.timestamp.timestamp()
+    except Exception:  # not a JetStream message, or no timestamp: the verifier's own clock
+        return None
+    return min(t, time.time())
 
 
 class JetStreamIngest:
@@ -295,7 +309,7 @@ class JetStreamIngest:
             else:
                 dets, batch_id = handle_payload(
                     msg.data, sensor, heartbeat, self.table, self.verifier, self.stats, self.heartbeat_stats,
-                    self.on_detections, self.on_heartbeats, "nats")
+                    self.on_detections, self.on_heartbeats, "nats", now=logged_at(msg))
         except Exception:  # a bug here must not stop the ingest; not acknowledged: redelivered after ack_wait
             log.exception("NATS message handling failed")
             return

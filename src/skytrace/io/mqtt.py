@@ -159,12 +159,13 @@ def open_signed(verifier, payload: bytes, table: SensorTable, stats: DecodeStats
 
 
 def open_signed_batch(verifier, payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None,
-                      source: str, allowed_kinds: tuple[str, ...] | None = None
+                      source: str, allowed_kinds: tuple[str, ...] | None = None, now: float | None = None
                       ) -> tuple[list[Detection], tuple[str, int] | None]:
-    """As :func:`open_signed`, plus the batch id (sensor, seq) of an authentic fresh batch (else None)."""
+    """As :func:`open_signed`, plus the batch id (sensor, seq) of an authentic fresh batch (else None); ``now``: see
+    :meth:`skytrace.security.signing.Verifier.open_batch`."""
     if not _count_and_size_ok(payload, stats, source):
         return [], None
-    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor)
+    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor, now)
     if reason is not None:
         with stats.lock:
             stats.rejected_messages += 1
@@ -184,23 +185,24 @@ def reject_message(stats: DecodeStats, reason: str) -> None:
 def handle_payload(payload: bytes, sensor: str, heartbeat: bool, table: SensorTable, verifier, stats: DecodeStats,
                    heartbeat_stats: DecodeStats, on_detections: Callable[[list[Detection]], None],
                    on_heartbeats: Callable[[list[tuple[str, float]]], None] | None, source: str,
-                   channel: str = "") -> tuple[list[Detection], tuple[str, int] | None]:
+                   channel: str = "", now: float | None = None) -> tuple[list[Detection], tuple[str, int] | None]:
     """Validate one message of ``sensor``'s detections or heartbeat topic (MQTT) or subject (NATS) and hand on what
     passes; returns (detections, batch id (sensor, seq) of an accepted signed batch or None). Never raises on bad
-    input: everything rejected is counted in ``stats`` / ``heartbeat_stats`` (and by the verifier)."""
+    input: everything rejected is counted in ``stats`` / ``heartbeat_stats`` (and by the verifier). ``now``: when
+    the message reached the system, if it was kept in a log meanwhile (the signed batches' time window)."""
     where = f"{source} {channel}" if channel else source
     if heartbeat:
         from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
 
         if verifier is not None:
-            beats, batch_id = open_signed_heartbeat(verifier, payload, table, heartbeat_stats, sensor, source)
+            beats, batch_id = open_signed_heartbeat(verifier, payload, table, heartbeat_stats, sensor, source, now)
         else:
             beats, batch_id = decode_heartbeats(payload, table, heartbeat_stats, sensor, where), None
         if beats and on_heartbeats is not None:
             on_heartbeats(beats)
         return [], batch_id
     if verifier is not None:
-        dets, batch_id = open_signed_batch(verifier, payload, table, stats, sensor, source)
+        dets, batch_id = open_signed_batch(verifier, payload, table, stats, sensor, source, now=now)
     else:
         dets, batch_id = decode_detections(payload, table, stats, sensor, source=where), None
     if dets:
