@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
 # Install and start the real servers the service tests use, on 127.0.0.1 only, with throwaway state:
-#   Mosquitto on 127.0.0.1:18830, PostgreSQL 15 + PostGIS 3 on 127.0.0.1:18832 (data dir under $STATE),
-#   nats-server with JetStream on 127.0.0.1:18834 (store under $STATE).
-# Usage:  .ci/services.sh install   # apt packages (Debian 12): mosquitto, postgresql-15(-postgis-3), chromium,
-#                                   # nats-server
-#         .ci/services.sh start     # prints the export lines for SKYTRACE_TEST_MQTT_PORT / SKYTRACE_TEST_PG_URL /
-#                                   # SKYTRACE_TEST_NATS_URL
+#   Mosquitto on 127.0.0.1:18830, PostgreSQL 15 + PostGIS 3 on 127.0.0.1:18832 (data dir under $STATE).
+# Usage:  .ci/services.sh install   # apt packages (Debian 12): mosquitto, postgresql-15(-postgis-3), chromium
+#         .ci/services.sh start     # prints the export lines for SKYTRACE_TEST_MQTT_PORT / SKYTRACE_TEST_PG_URL
 #         .ci/services.sh stop
 # Without these env vars the test fixtures start their own private servers (same binaries) on free ports.
 set -euo pipefail
 STATE="${SKYTRACE_SERVICES_DIR:-/tmp/skytrace-ci-services}"
 MQTT_PORT="${SKYTRACE_CI_MQTT_PORT:-18830}"
 PG_PORT="${SKYTRACE_CI_PG_PORT:-18832}"
-NATS_PORT="${SKYTRACE_CI_NATS_PORT:-18834}"
 PG_BIN=/usr/lib/postgresql/15/bin
 
 as_pg() {  # initdb/postgres refuse to run as root
@@ -23,12 +19,14 @@ case "${1:-}" in
 install)
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq mosquitto postgresql-15 postgresql-15-postgis-3 chromium nats-server >/dev/null
+    apt-get install -y -qq mosquitto postgresql-15 postgresql-15-postgis-3 chromium >/dev/null
+    # NATS JetStream (serve --nats): the tests start private servers from this binary (and kill them)
+    apt-get install -y -qq nats-server >/dev/null
     # forensics report: WeasyPrint's Pango, fonts; poppler-utils (pdftoppm, pdftotext) checks the PDF in tests
     apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils >/dev/null
     ;;
 start)
-    mkdir -p "$STATE/mqtt" "$STATE/pg" "$STATE/run" "$STATE/nats"
+    mkdir -p "$STATE/mqtt" "$STATE/pg" "$STATE/run"
     [ "$(id -u)" = 0 ] && chown mosquitto "$STATE/mqtt" && chown postgres "$STATE/pg" "$STATE/run"
     cat > "$STATE/mosquitto.conf" <<CONF
 listener $MQTT_PORT 127.0.0.1
@@ -48,13 +46,7 @@ CONF
     fi
     as_pg "$PG_BIN/pg_ctl -D $STATE/pg -l $STATE/run/pg.log -w -o '-c listen_addresses=127.0.0.1 -p $PG_PORT \
 -k $STATE/run -c max_parallel_workers_per_gather=0 -c fsync=off' start >/dev/null"
-    # NATS with JetStream (file store); detached, its output to a log, so that the caller's $(...) returns
-    setsid nats-server -js -sd "$STATE/nats" -a 127.0.0.1 -p "$NATS_PORT" -P "$STATE/nats/nats.pid" \
-        -l "$STATE/run/nats.log" </dev/null >/dev/null 2>&1 &
-    for _ in $(seq 100); do grep -q "Server is ready" "$STATE/run/nats.log" 2>/dev/null && break; sleep 0.1; done
-    grep -q "Server is ready" "$STATE/run/nats.log" || { echo "error: nats-server did not start" >&2; exit 2; }
     echo "export SKYTRACE_TEST_MQTT_PORT=$MQTT_PORT"
-    echo "export SKYTRACE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT"
     echo "export SKYTRACE_TEST_PG_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
     ;;
 stop)
@@ -63,11 +55,6 @@ stop)
         kill "$pid" 2>/dev/null || true
         # mosquitto saves its persistence file as it exits: wait for it, or the removal races with that write
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    if [ -f "$STATE/nats/nats.pid" ]; then
-        pid="$(cat "$STATE/nats/nats.pid")"
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done  # its store is written on exit
     fi
     if [ -f "$STATE/pg/postmaster.pid" ]; then as_pg "$PG_BIN/pg_ctl -D $STATE/pg -m fast stop >/dev/null" || true; fi
     rm -rf "$STATE" 2>/dev/null || { sleep 1; rm -rf "$STATE" || echo "warning: could not remove $STATE" >&2; }

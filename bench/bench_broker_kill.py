@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,65 +34,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from crash_harness import (
     PER_BATCH,
     SENSOR,
+    KillableServer,
     Service,
     Site,
     bearings_of,
     free_port,
     stored_bearings,
     wait_for,
-    wait_stored,
 )
 
 EXE = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-class Broker:
+class Broker(KillableServer):
     """Mosquitto with the shipped configuration on ``port``; its state survives a kill -9 on disk (or not)."""
 
-    def __init__(self, root: Path, port: int):
+    name = "mosquitto"
+
+    def __init__(self, root: Path, port: int, persistence: bool = True):
         from skytrace.security.broker import write_broker_config
 
+        super().__init__(port)
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)  # started as root, mosquitto drops to its own user and must reach its files
-        self.port = port
         self.creds = write_broker_config([SENSOR], root, port=port)
         self.conf = root / "mosquitto.conf"
-        self.proc: subprocess.Popen | None = None
-        self.kills = 0
+        if not persistence:  # a broker that forgets everything it held when it dies (the worst case)
+            self.conf.write_text(self.conf.read_text().replace("persistence true", "persistence false"))
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen([EXE, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        import socket
-
-        def up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return True
-            except OSError:
-                return False
-
-        if not wait_for(up, 15):
-            raise RuntimeError("mosquitto did not start")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+    def command(self) -> list[str]:
+        return [EXE, "-c", str(self.conf)]
 
 
-def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180.0, quiet_s: float = 20.0) -> dict:
+def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180.0, quiet_s: float = 20.0,
+        receipts: bool = True, persistence: bool = True) -> dict:
     from skytrace.io.mqtt import MqttPublisher, topic_for
     from skytrace.security.broker import SERVICE_USER
 
     site = Site.create(root / "site")
-    broker = Broker(root / "broker", free_port())
+    broker = Broker(root / "broker", free_port(), persistence)
     broker.start()
     os.environ["SKYTRACE_MQTT_USER"], os.environ["SKYTRACE_MQTT_PASSWORD"] = SERVICE_USER, broker.creds[SERVICE_USER]
     db = str(root / "live.db")
@@ -105,6 +83,8 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
     pub.client.reconnect_delay_set(0.1, 1.0)
     puback: set[int] = set()  # message ids the broker acknowledged (PUBACK), seen by the node's client
     pub.client.on_publish = lambda _c, _u, mid, _rc, _p: puback.add(mid)
+    if receipts:  # the node keeps each batch until the service's receipt, and resends it after 2 s without one
+        pub.enable_receipts(SENSOR, resend_after_s=2.0)
     pub.start()
     every = max(1, batches // (kills + 1))
     infos = []
@@ -113,7 +93,7 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
     try:
         for k in range(batches):
             _seq, body = site.batch(k)
-            infos.append(pub.publish_raw(topic_for(SENSOR), body))
+            infos.append(pub.publish_signed(SENSOR, body) if receipts else pub.publish_raw(topic_for(SENSOR), body))
             if k and k % every == 0 and broker.kills < kills:
                 kill_at.append(k)
                 broker.kill9()  # mid-stream: messages in flight to the broker, queued in it, in flight to the service
@@ -126,7 +106,18 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
         acked = [k for k, i in enumerate(infos) if i.mid in puback]
         expected = PER_BATCH * len(acked)
         # until all are stored, or nothing more arrives for ``quiet_s`` (a message lost in the broker never comes)
-        wait_stored(db, expected, settle_s, quiet_s)
+        last = {"n": -1, "t": time.monotonic()}
+
+        def settled() -> bool:
+            n = len(stored_bearings(db))
+            if n != last["n"]:
+                last["n"], last["t"] = n, time.monotonic()
+            return n >= expected or time.monotonic() - last["t"] > quiet_s
+
+        wait_for(settled, settle_s)
+        if receipts:  # the resent batches: until the node holds no unconfirmed one
+            pub.wait_confirmed(settle_s)
+            wait_for(lambda: len(stored_bearings(db)) >= expected, 30)
         # a redelivery still in flight would show up as a second copy: let the service drain its inbox
         status = svc.status()
     finally:
@@ -146,7 +137,9 @@ def run(root: Path, batches: int, kills: int, rate: float, settle_s: float = 180
             "lost_batch_index": [k for k in acked if copies[k] == 0][:20], "killed_at_batch_index": kill_at,
             "redeliveries_refused_replayed": (auth.get("rejected_by_reason") or {}).get("replayed", 0),
             "inbox_duplicates": (status.get("inbox") or {}).get("duplicates", 0),
-            "traceback_in_service_log": "Traceback" in log, "wall_s": round(time.monotonic() - t0, 1)}
+            "traceback_in_service_log": "Traceback" in log, "wall_s": round(time.monotonic() - t0, 1),
+            "receipts": receipts, "broker_persistence": persistence, "node_receipts": dict(pub.receipt_stats),
+            "node_unconfirmed_at_end": pub.unconfirmed}
 
 
 def main() -> None:
@@ -154,12 +147,16 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=3000)
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--rate", type=float, default=200.0, help="batches per second the node publishes")
+    ap.add_argument("--no-receipts", action="store_true",
+                    help="the node trusts the broker's PUBACK alone (the behaviour before the service's receipts)")
+    ap.add_argument("--no-persistence", action="store_true",
+                    help="the broker keeps nothing on disk: a kill loses everything it held (the worst case)")
     ap.add_argument("--out", default="bench/out/bench_broker_kill.json")
     a = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="skytrace-broker-kill-"))
     root.chmod(0o755)  # the broker (its own user) must reach its directory inside
     try:
-        res = run(root, a.batches, a.kills, a.rate)
+        res = run(root, a.batches, a.kills, a.rate, receipts=not a.no_receipts, persistence=not a.no_persistence)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(res))

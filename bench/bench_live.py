@@ -97,7 +97,8 @@ class Fleet:
 
 
 def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets: int, db: str | None,
-             frame_s: float = 1.0, with_alerts: bool = False, max_queued: int | None = None) -> dict:
+             frame_s: float = 1.0, with_alerts: bool = False, max_queued: int | None = None,
+             step_load_max: float | None = None) -> dict:
     from skytrace.tracking.tracker import TrackerConfig
 
     table = SensorTable.from_sensors(sensors())
@@ -110,6 +111,8 @@ def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets
     svc = LiveService(table=table, zones=None, stage=stage, store=store, step_s=0.1)
     if max_queued:
         svc.max_queued_reports = max_queued
+    if step_load_max is not None:
+        svc.step_load_max = step_load_max
     import psutil
 
     proc_mem = psutil.Process()
@@ -238,9 +241,13 @@ def run_rate(rate: int, duration_s: float, port: int, stage_name: str, n_targets
             "latency_ms_max": round(float(lat_ms.max()), 1) if lat_ms.size else None,
             "latency_measured": int(lat_ms.size), "step_ms_max": round(step_max, 1), "tracks_at_end": n_tracks,
             "wall_s": round(wall, 1), "shed": final["shed"], "queued_max": final["queued_max"],
+            "shed_for_time": final["shed_for_time"], "step_load_max": svc.step_load_max,
             "inbox": {k: final["inbox"][k] for k in ("commits", "commit_ms_max", "queued_max", "duplicates")},
             "rss_mb_start": round(rss_mb[0], 1) if rss_mb else None, "rss_mb_max": round(max(rss_mb), 1),
-            "rss_mb_end": round(rss_mb[-1], 1)}
+            "rss_mb_end": round(rss_mb[-1], 1), "steps": svc.stats.n_steps,
+            "pipeline": {k: int(v) for k, v in getattr(stage, "stats", {}).items()},
+            "tracker": {k: int(v) for k, v in getattr(getattr(stage, "tracker", None), "stats", {}).items()
+                        if k in ("late_dropped", "processed", "frames", "tracks_confirmed")}}
 
 
 def run_browser(n_tracks: int, seconds: float) -> dict:
@@ -289,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alerts", action="store_true", help="run assessment + alerting on the 27 oblasts too")
     ap.add_argument("--db", default=None, help="store URL (default: a temporary SQLite file)")
     ap.add_argument("--max-queued", type=int, default=None, help="bound of the report queue (default: config)")
+    ap.add_argument("--step-load-max", type=float, default=None,
+                    help="share of wall time a step may use before reports are shed (default: the service's; 0 off)")
+    ap.add_argument("--hogs", type=int, default=0, help="busy processes run alongside (a loaded machine)")
     ap.add_argument("--out", default="bench/out/bench_live.json")
     ap.add_argument("--browser", action="store_true")
     ap.add_argument("--browser-tracks", type=int, default=1000)
@@ -296,14 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out: dict = {"live": [], "browser": None}
     proc, port, tmp = start_broker()
+    # a loaded machine: busy processes compete with the service for the cores
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
     try:
         for rate in args.rates:
             db = args.db or str(tmp / f"bench-{rate}.db")
             r = run_rate(rate, args.duration, port, args.stage, args.targets, db, args.frame_s, args.alerts,
-                         args.max_queued)
+                         args.max_queued, args.step_load_max) | {"hogs": args.hogs}
             out["live"].append(r)
             print(json.dumps(r), flush=True)
     finally:
+        for h in hogs:
+            h.kill()
+            h.wait(10)
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,9 +1,9 @@
-"""Fixtures that provide real servers on 127.0.0.1: Mosquitto, PostgreSQL 15 + PostGIS, NATS with JetStream.
+"""Fixtures that provide real servers on 127.0.0.1: Mosquitto and PostgreSQL 15 + PostGIS.
 
-If SKYTRACE_TEST_MQTT_PORT / SKYTRACE_TEST_PG_URL / SKYTRACE_TEST_NATS_URL are set (CI runs ``.ci/services.sh
-start``), those servers are used; otherwise the fixtures start private ones from the Debian binaries on free ports
-with throwaway state. When a server cannot be had the tests that need it FAIL: a missing broker or database is a
-broken set-up, not a reason to skip.
+If SKYTRACE_TEST_MQTT_PORT / SKYTRACE_TEST_PG_URL are set (CI runs ``.ci/services.sh start``), those servers are
+used; otherwise the fixtures start private ones from the Debian binaries on free ports with throwaway state.
+When a server cannot be had the tests that need it FAIL: a missing broker or database is a broken set-up, not a
+reason to skip.
 """
 
 from __future__ import annotations
@@ -64,28 +64,6 @@ def mqtt_port():
     finally:
         proc.terminate()
         proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def nats_url():
-    """URL of a nats-server with JetStream (file store) on 127.0.0.1."""
-    if env := os.environ.get("SKYTRACE_TEST_NATS_URL"):
-        if not wait_port(int(env.rsplit(":", 1)[1]), 5):
-            pytest.fail(f"SKYTRACE_TEST_NATS_URL={env} but no server listens there")
-        yield env
-        return
-    from crash_harness import NATS_EXE, NatsServer
-
-    if not Path(NATS_EXE).exists():
-        pytest.fail("no nats-server: apt-get install nats-server (or set SKYTRACE_TEST_NATS_URL)")
-    tmp = Path(tempfile.mkdtemp(prefix="skytrace-nats-"))
-    server = NatsServer(tmp)
-    try:
-        server.start()
-        yield server.url
-    finally:
-        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -26,7 +26,6 @@ from skytrace.security.signing import Signer
 
 SENSOR = "ac-1"
 PER_BATCH = 5  # detections per signed batch
-NATS_EXE = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
 def free_port() -> int:
@@ -78,9 +77,8 @@ class Service:
     """``skytrace serve`` in a subprocess on a free port (stdout/stderr to files in the site directory)."""
 
     def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None,
-                 nats_url: str | None = None, nats_replicas: int = 1):
+                 nats_url: str | None = None):
         self.site, self.db, self.mqtt_port, self.nats_url = site, db, mqtt_port, nats_url
-        self.nats_replicas = nats_replicas
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.runs = 0
@@ -91,9 +89,8 @@ class Service:
                "--port", str(self.port), "--db", self.db, "--zones", str(self.site.root / "zones.geojson")]
         if self.mqtt_port:  # its own persistent session on the shared test broker
             cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--mqtt-client-id", f"svc-{self.site.root.parent.name}"]
-        if self.nats_url:  # its own durable consumer on the server's stream
-            cmd += ["--nats", self.nats_url, "--nats-durable", f"svc-{self.site.root.parent.name}",
-                    "--nats-replicas", str(self.nats_replicas)]
+        if self.nats_url:
+            cmd += ["--nats", self.nats_url]
         env = {**os.environ, "SKYTRACE_CONFIG": str(self.site.config)}
         out = open(self.site.root / f"serve-{self.runs}.out", "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
@@ -135,72 +132,6 @@ class Service:
             return json.loads(conn.getresponse().read())
         finally:
             conn.close()
-
-
-class NatsServer:
-    """nats-server with JetStream on 127.0.0.1, its store in ``root/store``: killed -9 and restarted on that store.
-    With ``cluster_port`` and ``routes`` (the other servers' cluster ports), one server of a JetStream cluster."""
-
-    def __init__(self, root: Path, port: int | None = None, name: str = "n0", cluster_port: int | None = None,
-                 routes: tuple[int, ...] = ()):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.runs = self.kills = 0
-        self.args = ["-js", "-sd", str(self.root / "store"), "-a", "127.0.0.1", "-p", str(self.port)]
-        if cluster_port is not None:
-            conf = root / "nats.conf"
-            route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
-            conf.write_text(f'server_name: {name}\nlisten: "127.0.0.1:{self.port}"\n'
-                            f'jetstream {{ store_dir: "{root / "store"}" }}\n'
-                            f'cluster {{ name: skytrace, listen: "127.0.0.1:{cluster_port}",\n'
-                            f'  routes: [{route_list}] }}\n')
-            self.args = ["-c", str(conf)]
-
-    def start(self, timeout_s: float = 60.0) -> None:
-        self.runs += 1
-        log = self.root / f"nats-{self.runs}.log"
-        with open(log, "w") as err:
-            self.proc = subprocess.Popen([NATS_EXE, *self.args], stdout=subprocess.DEVNULL, stderr=err)
-        # "Server is ready" comes after JetStream has recovered its streams from the store
-        if not wait_for(lambda: "Server is ready" in log.read_text() or self.proc.poll() is not None, timeout_s) \
-                or self.proc.poll() is not None:
-            raise RuntimeError(f"nats-server did not start: {log.read_text()[-2000:]}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-
-
-class NatsCluster:
-    """``n`` nats-servers forming one JetStream cluster on 127.0.0.1 (a stream with 3 replicas survives one down)."""
-
-    def __init__(self, root: Path, n: int = 3):
-        ports, cports = [free_port() for _ in range(n)], [free_port() for _ in range(n)]
-        self.nodes = [NatsServer(root / f"n{i}", ports[i], f"n{i}", cports[i],
-                                 tuple(p for j, p in enumerate(cports) if j != i)) for i in range(n)]
-        self.url = ",".join(node.url for node in self.nodes)
-
-    @property
-    def kills(self) -> int:
-        return sum(node.kills for node in self.nodes)
-
-    def start(self) -> None:
-        for node in self.nodes:
-            node.start()
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
 
 
 def post(port: int, body: bytes, timeout_s: float = 30.0) -> int | None:
@@ -275,21 +206,112 @@ def stored_bearings(db: str) -> list[float]:
         store.close()
 
 
-def wait_stored(db: str, expected_rows: int, timeout_s: float, quiet_s: float) -> int:
-    """Wait until ``expected_rows`` reports are stored, or nothing more arrived for ``quiet_s`` (a message lost on
-    the way never comes); the number stored."""
-    last = {"n": -1, "t": time.monotonic()}
-
-    def settled() -> bool:
-        n = len(stored_bearings(db))
-        if n != last["n"]:
-            last["n"], last["t"] = n, time.monotonic()
-        return n >= expected_rows or time.monotonic() - last["t"] > quiet_s
-
-    wait_for(settled, timeout_s)
-    return last["n"]
-
-
 def bearings_of(seq: int) -> list[float]:
     k = seq - 1_000
     return [round((k * PER_BATCH + i) * 1e-3, 3) for i in range(PER_BATCH)]
+
+
+class KillableServer:
+    """A server process on 127.0.0.1:``port`` that a test kills -9 and restarts on the same state (``command``)."""
+
+    name = "server"
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.kills = 0
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return True
+            except OSError:
+                return False
+
+        if not wait_for(up, timeout_s):
+            raise RuntimeError(f"{self.name} did not start")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+class NatsServer(KillableServer):
+    """A private ``nats-server`` with JetStream (file storage under ``root``) on 127.0.0.1; survives a kill -9 and
+    restarts on the same store, as a JetStream node does."""
+
+    name = "nats-server"
+
+    def __init__(self, root: Path, port: int | None = None):
+        super().__init__(port)
+        self.exe = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        if not Path(self.exe).exists():
+            raise RuntimeError("no nats-server: apt-get install nats-server")
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [self.exe, "-js", "-sd", str(self.root), "-a", "127.0.0.1", "-p", str(self.port)]
+
+
+async def js_publish(url: str, items, kill_at: dict | None = None, deadline_s: float = 120.0,
+                     rate_per_s: float | None = None) -> int:
+    """Publish ``items`` ((subject, msg id, payload), in order) to JetStream, each retried until the server
+    acknowledged it (stored in the stream; the same ``Nats-Msg-Id`` makes a retry of a stored one a no-op).
+    ``kill_at``: {index: callable} run before publishing that item (kill -9 and restart a server). Returns the
+    number of retries. ``rate_per_s``: pace the items (the service then consumes while the server dies)."""
+    import asyncio
+
+    import nats
+
+    async def quiet(_exc: Exception) -> None:  # the server's kills are expected: the retries count them
+        return None
+
+    retries = 0
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5,
+                            error_cb=quiet)
+    js = nc.jetstream()
+    from skytrace.io.jetstream import ensure_stream
+
+    await ensure_stream(js)  # a publisher that comes first creates the stream as the service would
+    end = time.monotonic() + deadline_s
+    try:
+        t_start = time.monotonic()
+        for i, (subject, msg_id, payload) in enumerate(items):
+            if rate_per_s and (ahead := t_start + i / rate_per_s - time.monotonic()) > 0:
+                await asyncio.sleep(ahead)
+            if kill_at and i in kill_at:
+                await asyncio.to_thread(kill_at[i])
+            while True:
+                try:
+                    await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=2.0)
+                    break
+                except Exception:
+                    retries += 1
+                    if time.monotonic() > end:
+                        raise
+                    await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+    return retries

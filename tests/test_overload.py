@@ -66,6 +66,40 @@ def test_the_service_queue_is_bounded_and_counts_what_it_shed():
     assert sum(d.sensor == "rad-1" for d in svc._pending) == 50
 
 
+def test_a_step_over_its_time_budget_sheds_bearings_of_the_busiest_node_and_never_radar():
+    """Time-budgeted admission: a step takes only the reports it can process in ``step_load_max`` of the wall
+    time, at the cost per report measured on earlier large steps; the rest are shed (counted), radar never."""
+    from skytrace.pipeline import Pipeline
+    from skytrace.service.core import LiveService
+    from skytrace.store import open_store
+
+    table = _table()
+    t = time.time()
+
+    def burst() -> list[Detection]:
+        dets = [Detection(t=t, sensor="ac-0", bearing_deg=float(i % 360)) for i in range(1000)]
+        dets += [Detection(t=t, sensor="ac-1", bearing_deg=5.0) for _ in range(10)]
+        dets += [Detection(t=t, sensor="rad-1", bearing_deg=1.0, elevation_deg=1.0, range_m=5000.0)] * 100
+        return dets
+
+    for load_max, shed_expected in ((0.5, 1110 - LiveService.MIN_STEP_BUDGET), (0.0, 0)):
+        svc = LiveService(table=table, zones=None, stage=Pipeline(table), store=open_store(None), step_s=0.25,
+                          step_load_max=load_max)
+        # a large step measures what a report costs
+        svc.submit([Detection(t=t, sensor=f"ac-{k % 4}", bearing_deg=float(k % 360)) for k in range(400)])
+        svc.step_once(t + 0.1)
+        assert svc._cost_s_per_report is not None and svc._cost_s_per_report > 0
+        # a slow machine: 25 ms a report, so a step may take 0.5 * 0.25 s / 25 ms = 5 (the floor: 200) of them
+        svc._cost_s_per_report = 25e-3
+        svc.submit(burst())
+        svc.step_once(t + 0.35)
+        st = svc.status()
+        assert st["shed_for_time"] == shed_expected
+        assert st["shed"].get("acoustic", 0) == shed_expected and "radar" not in st["shed"]
+        assert svc.stage.stats["admitted"] == 400 + 1110 - shed_expected  # the quiet node and the radar: all kept
+        assert svc.store.count_detections() == 400 + 1110  # shed from tracking, still stored (no inbox here)
+
+
 @pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
 def test_websocket_clients_that_stop_reading_give_their_slot_to_a_new_one(monkeypatch):
     import json

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import free_port, wait_port
-from skytrace.io.mqtt import MqttIngest, topic_for
+from skytrace.io.mqtt import RECEIPT_PREFIX, MqttIngest, topic_for
 from skytrace.model import Detection
 from skytrace.security.broker import SERVICE_USER, write_broker_config
 from skytrace.security.fuzzing import _table
@@ -103,7 +103,22 @@ def test_broker_refuses_anonymous_and_wrong_passwords_and_enforces_topics(broker
         assert len(got) == 1  # stored once
         assert ingest.stats.messages == 2  # the cross-topic message never reached the service
         assert verifier.as_dict()["rejected_by_reason"] == {"replayed": 1}
-        node.loop_stop()
+        # receipts: only the service writes them, and a node reads only its own
+        heard: dict[str, list[bytes]] = {"ac-1": [], "sight": []}
+        other, rc = _client(b.port, "sight", creds["sight"])
+        assert not rc.is_failure
+        for cl, who in ((node, "ac-1"), (other, "sight")):
+            cl.on_message = lambda _c, _u, msg, who=who: heard[who].append(msg.payload)
+            cl.subscribe(RECEIPT_PREFIX + "ac-1", qos=1)
+        time.sleep(0.5)  # the subscriptions reach the broker (a SUBACK comes even when the ACL denies reading)
+        node.publish(RECEIPT_PREFIX + "ac-1", b'{"seq":99}', qos=1).wait_for_publish(5)  # a node cannot forge one
+        svc, rc = _client(b.port, SERVICE_USER, creds[SERVICE_USER])
+        svc.publish(RECEIPT_PREFIX + "ac-1", b'{"seq":7}', qos=1).wait_for_publish(5)
+        assert _wait(lambda: heard["ac-1"])
+        time.sleep(0.5)
+        assert heard == {"ac-1": [b'{"seq":7}'], "sight": []}
+        for cl in (node, other, svc):
+            cl.loop_stop()
     finally:
         ingest.stop()
 

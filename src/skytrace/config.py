@@ -59,6 +59,7 @@ class ServiceConfig:
     cap_status: str = "Exercise"  # CAP status: "Actual" only for real operations, so a replay never alerts for real
     max_pending: int = 2_000_000  # reports kept while the store fails (oldest dropped beyond, counted)
     max_queued_reports: int = 100_000  # reports waiting for one step; beyond, acoustic then sightings shed (counted)
+    step_load_max: float = 0.5  # share of wall time a step may use; reports beyond it are shed from tracking (0 off)
     inbox_max_queued: int = 20_000  # messages waiting for their commit; beyond, HTTP gets 503, MQTT waits in the broker
     keys: str = ""  # path of the sensor key registry (skytrace keys); set: HTTP and MQTT accept only signed batches
     allowed_hosts: list[str] = field(default_factory=lambda: list(LOCAL_HOSTS))  # Host names served; others: 400

@@ -22,15 +22,8 @@ def serve(
     mqtt_client_id: str = typer.Option("skytrace-service", "--mqtt-client-id",
                                        help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
                                             "messages queued while the service is down); one per service."),
-    nats: str = typer.Option("", "--nats", help="NATS JetStream server (nats://host:port) to pull reports from "
-                                               "(stream SKYTRACE, subjects skytrace.v1.detections.<sensor>; "
-                                               "default: none; pip install 'skytrace[nats]')."),
-    nats_durable: str = typer.Option("skytrace-service", "--nats-durable",
-                                     help="Durable JetStream consumer: the server keeps its position and redelivers "
-                                          "what was not acknowledged (stored); one per service."),
-    nats_replicas: int = typer.Option(1, "--nats-replicas", min=1, max=5,
-                                      help="Copies of the stream when the service creates it: 3 on a 3-server "
-                                           "JetStream cluster (give --nats all servers, comma-separated)."),
+    nats: str = typer.Option("", "--nats", help="NATS JetStream server URL to read reports from, e.g. "
+                                                "nats://127.0.0.1:4222 (stream SKYTRACE; default: none)."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -82,8 +75,8 @@ def serve(
 
     HTTP ingest takes signed batches (--keys) or, for a local demo, unsigned reports (--insecure-demo).
     SKYTRACE_INGEST_TOKEN additionally requires `Authorization: Bearer <token>`; SKYTRACE_MQTT_USER and
-    SKYTRACE_MQTT_PASSWORD are the service's broker credentials; SKYTRACE_NATS_USER and SKYTRACE_NATS_PASSWORD
-    its NATS credentials.
+    SKYTRACE_MQTT_PASSWORD are the service's broker credentials (SKYTRACE_NATS_USER and SKYTRACE_NATS_PASSWORD
+    for --nats).
     """
     from skytrace.config import load_config
     from skytrace.io.mqtt import MqttIngest
@@ -97,6 +90,8 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
+    if nats and not nats.startswith(("nats://", "tls://")):
+        raise typer.BadParameter(f"--nats must be a nats:// or tls:// URL, got {nats!r}")
     ensure_port_free(port)  # before loading anything, and before printing a map URL that is someone else's
     if cap_status is not None and cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
         raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
@@ -132,18 +127,16 @@ def serve(
                             password=os.environ.get("SKYTRACE_MQTT_PASSWORD") or None)
         ingest.stats = service.ingest_stats
         ingest.heartbeat_stats = service.heartbeat_stats
+    extra_ingests: tuple = ()
     if nats:
-        from skytrace.io.jetstream import JetStreamIngest
+        from skytrace.io.jetstream import NatsIngest
 
-        js_ingest = JetStreamIngest(service.table, service.submit, nats, durable=nats_durable, verifier=verifier,
-                                    inbox=inbox, replicas=nats_replicas,
-                                    on_heartbeats=service.heartbeat,
-                                    user=os.environ.get("SKYTRACE_NATS_USER") or None,
-                                    password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None)
+        js_ingest = NatsIngest(service.table, service.submit, nats, verifier=verifier, inbox=inbox,
+                               on_heartbeats=service.heartbeat, user=os.environ.get("SKYTRACE_NATS_USER") or None,
+                               password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None)
+        js_ingest.stats = service.ingest_stats
         js_ingest.heartbeat_stats = service.heartbeat_stats
-        js_ingest.check()  # a server that is not there is one error line now, not a failed web server start
-        service.inputs.append(js_ingest)  # started and stopped with the app, as the other live feeds
-        typer.echo(f"NATS JetStream ingest: {js_ingest.url}, durable consumer {nats_durable}")
+        extra_ingests = (js_ingest,)
     spare = len(service.coop.slots) if service.coop is not None else 0
     typer.echo(f"skytrace serving {len(service.table) - spare} sensors"
                + (f" (+{spare} spare rows for ADS-B aircraft and Remote ID drones)" if spare else "") + ", "
@@ -170,7 +163,7 @@ def serve(
     run_server(create_app(service, ingest, ingest_token=token, verifier=verifier, insecure_demo=insecure_demo,
                           allowed_hosts=(*conf.service.allowed_hosts, *allow_host),
                           allowed_origins=tuple(conf.service.allowed_origins), routers=routers,
-                          tiles=conf.service.map_tiles if tiles is None else tiles), port)
+                          tiles=conf.service.map_tiles if tiles is None else tiles, ingests=extra_ingests), port)
 
 
 def register(app: typer.Typer) -> None:

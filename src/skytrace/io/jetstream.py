@@ -1,341 +1,252 @@
-"""NATS JetStream ingest of detections (nats-py): a persistent log between the nodes and the service.
+"""NATS JetStream ingest: reports from a replicated, persistent stream, acknowledged only once stored.
 
-Subjects (version 1), one stream ``SKYTRACE`` on file storage::
+Why a second transport next to MQTT: Mosquitto acknowledges a QoS 1 message (PUBACK) before it has written it to
+disk, so a ``kill -9`` of the broker can lose a message its publisher already counts as delivered (measured: 2 of
+6,000 batches over 10 kills, docs/security.md). A JetStream server answers a publish only after the message is in
+its stream's store (file storage; replicated in a cluster), so a killed server loses nothing it acknowledged, and
+the stream keeps every report until this service has acknowledged it after its own commit.
 
-    skytrace.v1.detections.<sensor-id>    the same payloads as MQTT (signed batch, or detections when unsigned)
-    skytrace.v1.heartbeat.<sensor-id>     "alive, heard nothing" (:mod:`skytrace.io.heartbeat`)
+Subjects (one token per sensor; sensor ids must not contain ``.``, ``*``, ``>`` or spaces):
 
-A node publishes with a JetStream publish acknowledgement: the server answers only once the message is in the
-stream, so a node that got its acknowledgement may forget the message; a node without one publishes it again (with
-the header ``Nats-Msg-Id: <sensor>:<seq>``, so the stream keeps one copy within its duplicate window).
+- ``skytrace.v1.detections.<sensor>``: the same payloads as MQTT (docs/formats.md: one detection, a list, or a
+  signed batch when the service runs with ``--keys``);
+- ``skytrace.v1.heartbeat.<sensor>``: heartbeats, as over MQTT.
 
-The service reads through a **durable pull consumer** (explicit acknowledgement). A message is acknowledged only
-after the service's inbox (:mod:`skytrace.service.inbox`) has committed it to the store: the same contract as an
-MQTT QoS 1 PUBACK or an HTTP 202. A service killed at any instant has acknowledged only what is on disk; the
-server redelivers the rest after ``ack_wait`` to the next instance that binds to the same durable consumer.
-Exactly once: a redelivered signed batch already stored is refused by the verifier's replay window (seeded from
-the store at start) or by the store's batch key (sensor, seq), and acknowledged without a second copy.
+The service creates the stream ``SKYTRACE`` (file storage, 24 h of retention, a 2 min publish de-duplication window
+for ``Nats-Msg-Id``) if it does not exist, and reads it through one durable pull consumer (``skytrace-service``)
+with explicit acknowledgement. Every message goes through the durable inbox in arrival order, and is acknowledged
+after the commit (a refused one in its turn too). Exactly once: a signed batch is keyed by its (sensor, sequence
+number); an unsigned message by the stream's own sequence number (with the stream's creation time, so that a
+re-created stream never collides with an old one). A redelivery (the ack was lost, the service died before it)
+finds its key stored and adds nothing.
 
-Every payload is hostile: the MQTT decode path validates it (size cap, msgspec decoding, record checks, signature,
-the subject's sensor must be the batch's). A bad message is counted, logged at a bounded rate and acknowledged
-(a hostile payload must not be redelivered forever); one that cannot be handled at all is not acknowledged.
-
-nats-py is asyncio; the ingest runs its own event loop in its own thread (not the web server's loop), so signature
-checks never delay an HTTP answer or a websocket update.
+References: NATS JetStream, "Consumers" and "Model deep dive: exactly once" (docs.nats.io).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from skytrace.batch import SensorTable
-from skytrace.errors import SkytraceError
-from skytrace.io.mqtt import MAX_PAYLOAD_BYTES, DecodeStats, handle_payload
+from skytrace.io.mqtt import DecodeStats, decode_detections, open_signed_batch
 from skytrace.model import Detection
 
 log = logging.getLogger(__name__)
 
-STREAM = "SKYTRACE"
 SUBJECT_PREFIX = "skytrace.v1.detections."
 HEARTBEAT_SUBJECT_PREFIX = "skytrace.v1.heartbeat."
+STREAM = "SKYTRACE"
 DURABLE = "skytrace-service"
-STREAM_MAX_AGE_S = 7 * 86400.0  # the log keeps a week (fail-over, forensics), then drops the oldest
-STREAM_MAX_BYTES = 8 << 30
-DUPLICATE_WINDOW_S = 120.0  # a node's resend with the same Nats-Msg-Id within this window is not stored twice
-FETCH_BATCH = 256
-_BAD_SUBJECT_CHARS = set(".*> \t\r\n\0")
+RETENTION_S = 24 * 3600.0
+DEDUP_WINDOW_S = 120.0
 
 
-def require_nats():
-    """The ``nats`` package, or a one-line error naming the extra."""
+def subject_for(sensor_id: str) -> str:
+    """The subject a sensor publishes its reports on."""
+    return SUBJECT_PREFIX + sensor_id
+
+
+def _need_nats():
     try:
         import nats
     except ImportError:
-        raise SkytraceError("NATS JetStream needs nats-py: pip install 'skytrace[nats]'") from None
+        from skytrace.errors import SkytraceError
+
+        raise SkytraceError("NATS support is not installed: pip install 'skytrace[nats]'") from None
     return nats
 
 
-def subject_for(sensor_id: str, heartbeat: bool = False) -> str:
-    """The subject a sensor publishes its detections (or heartbeats) on."""
-    if not sensor_id or set(sensor_id) & _BAD_SUBJECT_CHARS:
-        raise ValueError(f"sensor id {sensor_id!r} cannot be used in a NATS subject")
-    return (HEARTBEAT_SUBJECT_PREFIX if heartbeat else SUBJECT_PREFIX) + sensor_id
-
-
-def server_list(url: str) -> list[str]:
-    """``nats://a:4222,nats://b:4222`` (the servers of a cluster; ``host:port`` means ``nats://host:port``)."""
-    return [u if "://" in u else f"nats://{u}" for u in (p.strip() for p in url.split(",")) if u]
-
-
-def msg_id(sensor_id: str, seq: int) -> str:
-    """The ``Nats-Msg-Id`` of a signed batch: the stream refuses a second copy within its duplicate window."""
-    return f"{sensor_id}:{seq}"
-
-
-async def ensure_stream(js, replicas: int = 1, timeout_s: float = 30.0) -> None:
-    """Create the ``SKYTRACE`` stream (file storage, ``replicas`` copies on as many servers of a cluster) if it does
-    not exist; an existing one is left as it is. Retries while a just-started cluster elects its JetStream leader."""
-    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+async def ensure_stream(js, stream: str = STREAM) -> str:
+    """Create the stream if missing; returns its dedup key prefix (stream name and creation time)."""
+    from nats.js.api import StorageType, StreamConfig
     from nats.js.errors import NotFoundError
 
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while True:
-        try:
-            try:
-                await js.stream_info(STREAM)
-                return
-            except NotFoundError:
-                pass
-            await js.add_stream(StreamConfig(
-                name=STREAM, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"],
-                retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, discard=DiscardPolicy.OLD,
-                max_age=STREAM_MAX_AGE_S, max_bytes=STREAM_MAX_BYTES, max_msg_size=MAX_PAYLOAD_BYTES,
-                duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas))
-            return
-        except Exception:  # a cluster without a JetStream leader yet answers 503 or not at all: ask again
-            if loop.time() > end:
-                raise
-            await asyncio.sleep(0.25)
-
-
-@dataclass
-class JetStreamStats(DecodeStats):
-    """Counters of the JetStream ingest (``/api/v1/status`` → ``inputs`` → ``nats``)."""
-
-    acked: int = 0  # messages acknowledged to the server (after their commit)
-    redelivered: int = 0  # messages delivered more than once (the server's count)
-    fetch_errors: int = 0  # failed pulls (server down, restarting): retried
-    disconnects: int = 0
-
-    def as_dict(self) -> dict:
-        d = super().as_dict()
-        with self.lock:
-            d.update(acked=self.acked, redelivered=self.redelivered, fetch_errors=self.fetch_errors,
-                     disconnects=self.disconnects)
-        return d
-
-
-def logged_at(msg) -> float | None:
-    """When the stream stored ``msg`` (the server's clock, UNIX s), never later than now; None if unknown.
-
-    Signed batches are checked against this time, not the time the service reads them: a batch that waited in the
-    log through a service outage longer than the signature's time window (``signed_max_age_s``) is still accepted,
-    once. Safe against replays: whoever publishes a captured batch into the log now gets now as its log time."""
     try:
-        t = msg.metadata.timestamp.timestamp()
-    except Exception:  # not a JetStream message, or no timestamp: the verifier's own clock
-        return None
-    return min(t, time.time())
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        info = await js.add_stream(StreamConfig(
+            name=stream, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"], storage=StorageType.FILE,
+            max_age=RETENTION_S, duplicate_window=DEDUP_WINDOW_S))
+    created = info.created.timestamp() if info.created is not None else 0.0
+    return f"nats:{stream}:{int(created)}"
 
 
-class JetStreamIngest:
-    """Pulls ``skytrace.v1.*`` from the stream through a durable consumer; acknowledges after the store's commit.
+class NatsIngest:
+    """Reads ``skytrace.v1.detections.*`` (and heartbeats) from JetStream; the same contract as
+    :class:`skytrace.io.mqtt.MqttIngest`: ``start``, ``stop``, ``use_inbox``, ``stats``, ``heartbeat_stats``.
 
-    A live input of the service (``name``, ``stats``, :meth:`start`, :meth:`stop`, as
-    :class:`skytrace.interop.live.LiveInput`). ``on_detections`` / ``on_heartbeats`` are called from the ingest's
-    thread and must be quick (the service queues). With ``inbox`` (a
-    :class:`skytrace.service.inbox.DurableInbox`) each message is acknowledged by the inbox's writer after the
-    commit; without one, on receipt (at most once for the store then; the service always has an inbox).
+    Runs its own asyncio loop in a thread. With an inbox, messages are acknowledged after the commit; without one,
+    after ``on_detections`` took them.
     """
 
-    name = "nats"
-
     def __init__(self, table: SensorTable, on_detections: Callable[[list[Detection]], None],
-                 url: str = "nats://127.0.0.1:4222", durable: str = DURABLE, verifier=None, inbox=None,
-                 on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None, ack_wait_s: float = 30.0,
-                 max_ack_pending: int = 20_000, user: str | None = None, password: str | None = None,
-                 tls_ca: str | None = None, replicas: int = 1):
-        require_nats()
-        self.table, self.on_detections, self.on_heartbeats = table, on_detections, on_heartbeats
-        self.url, self.durable, self.verifier, self.inbox = url, durable, verifier, inbox
-        self.ack_wait_s, self.max_ack_pending = ack_wait_s, max_ack_pending
-        self.user, self.password, self.tls_ca = user, password, tls_ca
-        self.replicas = replicas  # copies of the stream when the service creates it (3 on a 3-server cluster)
-        self.stats = JetStreamStats()
+                 url: str = "nats://127.0.0.1:4222", verifier=None, inbox=None,
+                 on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None,
+                 user: str | None = None, password: str | None = None, stream: str = STREAM,
+                 durable: str = DURABLE, fetch_batch: int = 256):
+        _need_nats()
+        self.table = table
+        self.on_detections = on_detections
+        self.on_heartbeats = on_heartbeats
+        self.url, self.user, self.password = url, user, password
+        self.verifier = verifier
+        self.inbox = inbox
+        self.stream, self.durable, self.fetch_batch = stream, durable, fetch_batch
+        self.stats = DecodeStats()
         self.heartbeat_stats = DecodeStats()
-        self.ready = threading.Event()
-        self._error: BaseException | None = None
-        self._stopping = threading.Event()
+        self.connected = threading.Event()
+        self.redelivered = 0  # messages the server delivered more than once (their keys dedup them)
+        self._key_prefix = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._nc = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
 
-    # ----------------------------------------------------------------------------------------------- lifecycle
-    def check(self, timeout_s: float = 5.0) -> None:
-        """Pre-flight (before the web server starts): the server answers and has JetStream, else one SkytraceError
-        line (the CLI prints it and exits 2)."""
-        import nats
+    def use_inbox(self, inbox) -> None:
+        """Acknowledge messages only once ``inbox`` has stored them (call before :meth:`start`)."""
+        self.inbox = inbox
 
-        async def probe() -> None:
-            opts: dict = {"allow_reconnect": False, "connect_timeout": timeout_s, "max_reconnect_attempts": 0}
-            if self.user:
-                opts.update(user=self.user, password=self.password)
-            if self.tls_ca:
-                import ssl
+    # ------------------------------------------------------------------------------------------------ lifecycle
+    def start(self, timeout_s: float = 10.0) -> None:
+        from skytrace.errors import SkytraceError
 
-                opts["tls"] = ssl.create_default_context(cafile=self.tls_ca)
-
-            async def quiet(_exc: Exception) -> None:
-                pass
-
-            nc = await nats.connect(server_list(self.url), error_cb=quiet, **opts)
-            try:
-                for _ in range(int(timeout_s / 0.25)):  # a just-started cluster has no JetStream leader yet
-                    try:
-                        await nc.jetstream().account_info()
-                        return
-                    except Exception:  # 503 until then: ask again
-                        await asyncio.sleep(0.25)
-                await nc.jetstream().account_info()
-            finally:
-                await nc.close()
-
-        try:
-            asyncio.run(asyncio.wait_for(probe(), 2 * timeout_s + 2.0))
-        except Exception as exc:  # any failure to reach or use the server is the user's set-up: one line
-            detail = str(exc) or type(exc).__name__
-            raise SkytraceError(f"NATS JetStream at {self.url} is not usable: {detail} (is nats-server running with "
-                                "-js?)") from None
-
-    def start(self, timeout_s: float = 45.0) -> None:
-        """Connect, create the stream and the durable consumer if missing, start pulling; a SkytraceError when the
-        server cannot be reached or has no JetStream within ``timeout_s``."""
-        self._thread = threading.Thread(target=self._run, name="skytrace-nats", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="nats-ingest", daemon=True)
         self._thread.start()
-        if not self.ready.wait(timeout_s) or self._error is not None:
-            err = self._error
+        if not self.connected.wait(timeout_s):
             self.stop()
-            raise SkytraceError(f"NATS JetStream at {self.url} is not usable: {err or 'no answer'}")
+            raise SkytraceError(f"NATS JetStream at {self.url} did not accept the connection and consumer"
+                                + (f": {self._error}" if self._error else ""))
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Let the queued messages be committed and acknowledged, then disconnect."""
-        if self.inbox is not None and self.ready.is_set():
+    def stop(self) -> None:
+        if self.inbox is not None:  # let queued messages be committed and their acks sent while connected
             self.inbox.drain()
-        self._stopping.set()
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+            self._thread.join(10)
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(self._main())
-        except BaseException as exc:  # reported by start(), or logged once running
-            if not self.ready.is_set():
-                self._error = exc
-                self.ready.set()
-            else:
-                log.exception("NATS ingest stopped on an error")
+        except Exception as exc:  # reported by start(); a running ingest logs and ends
+            self._error = exc
+            log.error("NATS ingest stopped: %s", exc)
         finally:
             self._loop.close()
 
     async def _main(self) -> None:
-        import nats
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-        from nats.js.errors import NotFoundError
+        nats = _need_nats()
+        self._stop = asyncio.Event()
 
-        async def on_disconnect() -> None:
-            with self.stats.lock:
-                self.stats.disconnects += 1
+        async def disconnected() -> None:
+            if not self._stop.is_set():
+                log.warning("NATS disconnected from %s; reconnecting", self.url)
 
-        async def on_error(exc: Exception) -> None:
-            log.debug("NATS: %s", exc)
+        async def error(exc: Exception) -> None:
+            log.debug("NATS client error: %s", exc)
 
-        opts: dict = {"allow_reconnect": True, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.2,
-                      "connect_timeout": 2, "disconnected_cb": on_disconnect, "error_cb": on_error,
-                      "name": self.durable}
-        if self.user:
-            opts.update(user=self.user, password=self.password)
-        if self.tls_ca:
-            import ssl
-
-            opts["tls"] = ssl.create_default_context(cafile=self.tls_ca)
-        self._nc = nc = await nats.connect(server_list(self.url), **opts)
+        nc = await nats.connect(self.url, user=self.user, password=self.password, max_reconnect_attempts=-1,
+                                reconnect_time_wait=0.5, connect_timeout=5, allow_reconnect=True,
+                                disconnected_cb=disconnected, error_cb=error)
         try:
             js = nc.jetstream()
-            await ensure_stream(js, self.replicas)
-            try:
-                await js.consumer_info(STREAM, self.durable)
-            except NotFoundError:
-                await js.add_consumer(STREAM, ConsumerConfig(
-                    durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                    ack_wait=self.ack_wait_s, max_ack_pending=self.max_ack_pending))
-            psub = await js.pull_subscribe_bind(self.durable, STREAM)
-            self.ready.set()
-            log.info("NATS JetStream ingest: stream %s, durable consumer %s at %s", STREAM, self.durable, self.url)
-            while not self._stopping.is_set():
-                if self.inbox is not None and not self.inbox.has_room():  # backpressure: the log keeps them
-                    await asyncio.sleep(0.05)
-                    continue
+            self._key_prefix = await ensure_stream(js, self.stream)
+            subject = SUBJECT_PREFIX[:-1] + ".>" if self.on_heartbeats is None else "skytrace.v1.>"
+            psub = await js.pull_subscribe(subject, durable=self.durable, stream=self.stream)
+            self.connected.set()
+            while not self._stop.is_set():
                 try:
-                    msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
-                except TimeoutError:
+                    msgs = await psub.fetch(self.fetch_batch, timeout=0.5)
+                except TimeoutError:  # nats.errors.TimeoutError too: nothing new
                     continue
-                except Exception as exc:  # server restarting, connection lost: pull again
-                    with self.stats.lock:
-                        self.stats.fetch_errors += 1
-                    log.debug("NATS fetch failed: %s", exc)
+                except Exception as exc:  # the server restarts: the client reconnects, fetch again
+                    log.debug("NATS fetch failed (%s); retrying", exc)
                     await asyncio.sleep(0.2)
                     continue
                 for msg in msgs:
-                    self._handle(msg)
+                    await self._handle(msg)
         finally:
-            await nc.close()
+            await self._close(nc)
 
-    # ----------------------------------------------------------------------------------------------- messages
-    def _handle(self, msg) -> None:
-        with contextlib.suppress(Exception):  # not a JetStream message (no metadata): handled as usual below
-            if msg.metadata.num_delivered > 1:
-                with self.stats.lock:
-                    self.stats.redelivered += 1
-        subject = msg.subject
-        heartbeat = subject.startswith(HEARTBEAT_SUBJECT_PREFIX)
-        prefix = HEARTBEAT_SUBJECT_PREFIX if heartbeat else SUBJECT_PREFIX
-        sensor = subject[len(prefix):] if subject.startswith(prefix) else None
+    async def _close(self, nc) -> None:
+        """Flush the acknowledgements sent so far, then close (bounded: a dead server must not hold the stop)."""
         try:
-            if sensor is None or not sensor or "." in sensor:
+            if nc.is_connected:
+                await asyncio.wait_for(nc.flush(), 2.0)
+        except Exception as exc:  # unacknowledged messages are redelivered at the next start (and dedup'd)
+            log.debug("NATS flush at stop failed: %s", exc)
+        try:
+            await asyncio.wait_for(nc.close(), 5.0)
+        except Exception as exc:
+            log.debug("NATS close failed: %s", exc)
+
+    # ------------------------------------------------------------------------------------------------- messages
+    async def _handle(self, msg) -> None:
+        dets: list[Detection] = []
+        key: tuple[str | None, int | None] = (None, None)
+        try:
+            meta = msg.metadata
+            if meta.num_delivered and meta.num_delivered > 1:
+                self.redelivered += 1
+            subject = msg.subject
+            if subject.startswith(HEARTBEAT_SUBJECT_PREFIX):
+                key = self._heartbeat(subject[len(HEARTBEAT_SUBJECT_PREFIX):], msg.data) or key
+            elif subject.startswith(SUBJECT_PREFIX) and "." not in subject[len(SUBJECT_PREFIX):]:
+                sensor = subject[len(SUBJECT_PREFIX):]
+                if self.verifier is not None:
+                    dets, batch_id = open_signed_batch(self.verifier, msg.data, self.table, self.stats, sensor, "nats")
+                    key = batch_id if batch_id is not None else key
+                else:
+                    dets = decode_detections(msg.data, self.table, self.stats, sensor, source=f"nats {subject}")
+                    key = (self._key_prefix, int(meta.sequence.stream))
+            else:
                 with self.stats.lock:
                     self.stats.messages += 1
                     self.stats.rejected_messages += 1
-                self.stats.reject(f"nats: unexpected subject {subject[:200]!r}")
-                dets, batch_id = [], None
-            else:
-                dets, batch_id = handle_payload(
-                    msg.data, sensor, heartbeat, self.table, self.verifier, self.stats, self.heartbeat_stats,
-                    self.on_detections, self.on_heartbeats, "nats", now=logged_at(msg))
-        except Exception:  # a bug here must not stop the ingest; not acknowledged: redelivered after ack_wait
+                self.stats.reject(f"nats: unexpected subject {subject!r}")
+        except Exception:  # a bug here must not stop the ingest
             log.exception("NATS message handling failed")
-            return
         if self.inbox is None:
-            self._ack(msg)
+            if dets:
+                self.on_detections(dets)
+            await msg.ack()
             return
-        seq_sensor, seq = batch_id if batch_id is not None else (None, None)
-        # a rejected message is acknowledged in its turn too (nothing to store; it must not come back forever)
-        self.inbox.put(seq_sensor, seq, dets, lambda _fresh, m=msg: self._ack(m), block=True)
+        loop = asyncio.get_running_loop()
 
-    def _ack(self, msg) -> None:
-        """Acknowledge ``msg`` (any thread). A lost acknowledgement only means a redelivery, refused as a replay."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
+        def acked(_fresh: bool) -> None:  # on the inbox's writer thread, after the commit
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._ack(msg)))
 
-        async def ack() -> None:
-            try:
-                await msg.ack()
-                with self.stats.lock:
-                    self.stats.acked += 1
-            except Exception as exc:  # connection lost: the server redelivers after ack_wait
-                log.debug("NATS ack failed: %s", exc)
+        # fresh reports go to the pipeline only once: a redelivered batch's key is found stored and adds nothing
+        def done(fresh: bool) -> None:
+            if fresh and dets:
+                self.on_detections(dets)
+            acked(fresh)
 
-        if threading.current_thread() is self._thread:
-            loop.create_task(ack())
+        # in arrival order; waits (in a worker thread, keeping this loop free to send acks) while the inbox is full
+        await asyncio.to_thread(self.inbox.put, key[0], key[1], dets, done, True)
+
+    @staticmethod
+    async def _ack(msg) -> None:
+        try:
+            await msg.ack()
+        except Exception as exc:  # not acknowledged: the server redelivers it, and its stored key dedups it
+            log.debug("NATS ack failed: %s", exc)
+
+    def _heartbeat(self, sensor: str, payload: bytes) -> tuple[str, int] | None:
+        from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
+
+        if self.on_heartbeats is None or "." in sensor:
+            return None
+        batch_id = None
+        if self.verifier is not None:
+            beats, batch_id = open_signed_heartbeat(self.verifier, payload, self.table, self.heartbeat_stats,
+                                                    sensor, "nats")
         else:
-            with contextlib.suppress(RuntimeError):  # the loop has stopped: the server redelivers
-                asyncio.run_coroutine_threadsafe(ack(), loop)
+            beats = decode_heartbeats(payload, self.table, self.heartbeat_stats, sensor, f"nats {sensor}")
+        if beats:
+            self.on_heartbeats(beats)
+        return batch_id

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 TOPIC_PREFIX = "skytrace/v1/detections/"
 TOPIC_FILTER = TOPIC_PREFIX + "+"
+RECEIPT_PREFIX = "skytrace/v1/stored/"  # the service's receipts to a node: {"seq": N} once batch N is stored
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_DETECTIONS_PER_PAYLOAD = 5000
 LOG_EVERY_S = 1.0  # s; at most one log line per second per ingest path for rejected input (the rest is counted)
@@ -159,55 +160,21 @@ def open_signed(verifier, payload: bytes, table: SensorTable, stats: DecodeStats
 
 
 def open_signed_batch(verifier, payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None,
-                      source: str, allowed_kinds: tuple[str, ...] | None = None, now: float | None = None
+                      source: str, allowed_kinds: tuple[str, ...] | None = None, seen: list | None = None
                       ) -> tuple[list[Detection], tuple[str, int] | None]:
-    """As :func:`open_signed`, plus the batch id (sensor, seq) of an authentic fresh batch (else None); ``now``: see
-    :meth:`skytrace.security.signing.Verifier.open_batch`."""
+    """As :func:`open_signed`, plus the batch id (sensor, seq) of an authentic fresh batch (else None).
+    ``seen``: receives the id of an authentic batch refused as a replay (stored before: its receipt may be resent)."""
     if not _count_and_size_ok(payload, stats, source):
         return [], None
-    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor, now)
+    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor)
+    if reason == "replayed" and batch_id is not None and seen is not None:
+        seen.append(batch_id)
     if reason is not None:
         with stats.lock:
             stats.rejected_messages += 1
         stats.reject(f"{source}: signed batch rejected: {reason}")
         return [], None
     return check_detections(dets, table, stats, topic_sensor, source, allowed_kinds), batch_id
-
-
-def reject_message(stats: DecodeStats, reason: str) -> None:
-    """Count one message rejected whole (and log it at a bounded rate)."""
-    with stats.lock:
-        stats.messages += 1
-        stats.rejected_messages += 1
-    stats.reject(reason)
-
-
-def handle_payload(payload: bytes, sensor: str, heartbeat: bool, table: SensorTable, verifier, stats: DecodeStats,
-                   heartbeat_stats: DecodeStats, on_detections: Callable[[list[Detection]], None],
-                   on_heartbeats: Callable[[list[tuple[str, float]]], None] | None, source: str,
-                   channel: str = "", now: float | None = None) -> tuple[list[Detection], tuple[str, int] | None]:
-    """Validate one message of ``sensor``'s detections or heartbeat topic (MQTT) or subject (NATS) and hand on what
-    passes; returns (detections, batch id (sensor, seq) of an accepted signed batch or None). Never raises on bad
-    input: everything rejected is counted in ``stats`` / ``heartbeat_stats`` (and by the verifier). ``now``: when
-    the message reached the system, if it was kept in a log meanwhile (the signed batches' time window)."""
-    where = f"{source} {channel}" if channel else source
-    if heartbeat:
-        from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
-
-        if verifier is not None:
-            beats, batch_id = open_signed_heartbeat(verifier, payload, table, heartbeat_stats, sensor, source, now)
-        else:
-            beats, batch_id = decode_heartbeats(payload, table, heartbeat_stats, sensor, where), None
-        if beats and on_heartbeats is not None:
-            on_heartbeats(beats)
-        return [], batch_id
-    if verifier is not None:
-        dets, batch_id = open_signed_batch(verifier, payload, table, stats, sensor, source, now=now)
-    else:
-        dets, batch_id = decode_detections(payload, table, stats, sensor, source=where), None
-    if dets:
-        on_detections(dets)
-    return dets, batch_id
 
 
 class MqttIngest:
@@ -224,9 +191,11 @@ class MqttIngest:
     def __init__(self, table: SensorTable, on_detections: Callable[[list[Detection]], None], host: str = "127.0.0.1",
                  port: int = 1883, client_id: str = "skytrace-service", username: str | None = None,
                  password: str | None = None, verifier=None, tls_ca: str | None = None, inbox=None,
-                 on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None):
+                 on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None, receipts: bool = True):
         import paho.mqtt.client as mqtt
 
+        self.receipts = receipts  # signed batches, with an inbox: a receipt to the node once its batch is stored
+        self.receipts_sent = 0
         self.table = table
         self.on_detections = on_detections
         self.on_heartbeats = on_heartbeats  # (sensor, t) pairs of valid heartbeats; None: not subscribed
@@ -281,28 +250,66 @@ class MqttIngest:
         log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
-        from skytrace.io.heartbeat import HEARTBEAT_TOPIC_PREFIX
-
         dets: list[Detection] = []
         batch_id = None
+        receipt: tuple[str, int] | None = None  # an authentic signed batch (fresh or seen before): confirm it
         try:
-            topic = msg.topic
-            heartbeat = self.on_heartbeats is not None and topic.startswith(HEARTBEAT_TOPIC_PREFIX)
-            prefix = HEARTBEAT_TOPIC_PREFIX if heartbeat else TOPIC_PREFIX
-            sensor = topic[len(prefix):] if topic.startswith(prefix) else None
-            if sensor is None or "/" in sensor:
-                reject_message(self.stats, f"mqtt: unexpected topic {topic!r}")
+            topic_sensor = msg.topic[len(TOPIC_PREFIX):] if msg.topic.startswith(TOPIC_PREFIX) else None
+            if topic_sensor is None and self.on_heartbeats is not None and (beat := self._heartbeat(msg))[0]:
+                batch_id = beat[1]  # a signed heartbeat's (sensor, seq) is stored: replay refused after a restart
+            elif topic_sensor is None or "/" in topic_sensor:
+                with self.stats.lock:
+                    self.stats.messages += 1
+                    self.stats.rejected_messages += 1
+                self.stats.reject(f"mqtt: unexpected topic {msg.topic!r}")
+            elif self.verifier is not None:
+                seen: list = []
+                dets, batch_id = open_signed_batch(self.verifier, msg.payload, self.table, self.stats, topic_sensor,
+                                                   "mqtt", seen=seen)
+                receipt = batch_id or (seen[0] if seen else None)
             else:
-                dets, batch_id = handle_payload(msg.payload, sensor, heartbeat, self.table, self.verifier,
-                                                self.stats, self.heartbeat_stats, self.on_detections,
-                                                self.on_heartbeats, "mqtt", topic)
+                dets = decode_detections(msg.payload, self.table, self.stats, topic_sensor,
+                                         source=f"mqtt {msg.topic}")
+            if dets:
+                self.on_detections(dets)
         except Exception:  # a bug here must not kill paho's network thread
             log.exception("MQTT message handling failed")
         if self.inbox is not None and msg.qos > 0:
             mid, qos = msg.mid, msg.qos
             sensor, seq = batch_id if batch_id is not None else (None, None)
+            confirm = receipt if self.receipts else None
+
+            def done(_fresh: bool) -> None:
+                client.ack(mid, qos)
+                if confirm is not None:  # after the commit, in order: a replayed batch's original is stored too
+                    self._send_receipt(*confirm)
+
             # a rejected message is acknowledged in its turn too (an empty item keeps the order of PUBACKs)
-            self.inbox.put(sensor, seq, dets, lambda _fresh: client.ack(mid, qos), block=True)
+            self.inbox.put(sensor, seq, dets, done, block=True)
+
+    def _send_receipt(self, sensor: str, seq: int) -> None:
+        """Tell the node its batch ``seq`` is stored (end-to-end: the broker's PUBACK only says the broker has it,
+        and Mosquitto may lose an acknowledged message when it is killed before its next save)."""
+        self.client.publish(RECEIPT_PREFIX + sensor, b'{"seq":%d}' % int(seq), qos=1)
+        self.receipts_sent += 1
+
+    def _heartbeat(self, msg) -> tuple[bool, tuple[str, int] | None]:
+        """Handle a message on a heartbeat topic: (True, (sensor, seq) of an accepted signed heartbeat or None), or
+        say it is not one (False, None)."""
+        from skytrace.io.heartbeat import HEARTBEAT_TOPIC_PREFIX, decode_heartbeats, open_signed_heartbeat
+
+        if not msg.topic.startswith(HEARTBEAT_TOPIC_PREFIX) or "/" in msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]:
+            return False, None
+        sensor = msg.topic[len(HEARTBEAT_TOPIC_PREFIX):]
+        batch_id = None
+        if self.verifier is not None:
+            beats, batch_id = open_signed_heartbeat(self.verifier, msg.payload, self.table, self.heartbeat_stats,
+                                                    sensor, "mqtt")
+        else:
+            beats = decode_heartbeats(msg.payload, self.table, self.heartbeat_stats, sensor, f"mqtt {msg.topic}")
+        if beats:
+            self.on_heartbeats(beats)  # type: ignore[misc]
+        return True, batch_id
 
     def start(self, timeout_s: float = 10.0) -> None:
         from skytrace.errors import SkytraceError
@@ -324,8 +331,23 @@ class MqttIngest:
         self.client.loop_stop()
 
 
+class _Seq(msgspec.Struct):
+    seq: int
+
+
+_SEQ_DECODER = msgspec.json.Decoder(_Seq)
+
+
 class MqttPublisher:
-    """A sensor-node side publisher (used by ``skytrace replay`` and the benchmarks)."""
+    """A sensor-node side publisher (used by ``skytrace node``, ``skytrace replay`` and the benchmarks).
+
+    With :meth:`enable_receipts` a node keeps every signed batch until the service's receipt
+    (``skytrace/v1/stored/<sensor>``) says it is stored, and resends it (same bytes: same sequence number, so the
+    service stores it once) after ``resend_after_s``, then after twice that, and so on, up to ``give_up_s``. The
+    broker's PUBACK is not enough: Mosquitto acknowledges before it saves, so a broker killed -9 can lose an
+    acknowledged message (docs/security.md, section 3). This is the end-to-end argument (Saltzer, Reed & Clark,
+    "End-to-end arguments in system design", ACM TOCS 2(4), 1984).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, client_id: str = "", qos: int = 1,
                  max_inflight: int = 2000):
@@ -337,6 +359,78 @@ class MqttPublisher:
         self.client.max_queued_messages_set(0)
         self.host, self.port = host, port
         self._encoder = msgspec.json.Encoder()
+        self._receipt_sensor: str | None = None
+        self._unconfirmed: dict[int, list] = {}  # seq -> [topic, payload, first sent, next due, backoff s]
+        self._receipt_lock = threading.Lock()
+        self._receipt_stop = threading.Event()
+        self._resender: threading.Thread | None = None
+        self.resend_after_s, self.give_up_s, self.max_unconfirmed = 10.0, 600.0, 50_000
+        self.receipt_stats = {"confirmed": 0, "resent": 0, "given_up": 0, "dropped_full": 0}
+
+    def enable_receipts(self, sensor_id: str, resend_after_s: float = 10.0, give_up_s: float = 600.0,
+                        max_unconfirmed: int = 50_000) -> None:
+        """Keep signed batches of ``sensor_id`` until the service confirms them (call before :meth:`start`)."""
+        topic_for(sensor_id)  # a valid topic level
+        self._receipt_sensor = sensor_id
+        self.resend_after_s, self.give_up_s, self.max_unconfirmed = resend_after_s, give_up_s, max_unconfirmed
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_receipt
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure and self._receipt_sensor is not None:  # again after every reconnection
+            client.subscribe(RECEIPT_PREFIX + self._receipt_sensor, qos=1)
+
+    def _on_receipt(self, client, userdata, msg) -> None:
+        try:
+            seq = _SEQ_DECODER.decode(msg.payload).seq
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        with self._receipt_lock:
+            if self._unconfirmed.pop(seq, None) is not None:
+                self.receipt_stats["confirmed"] += 1
+
+    @property
+    def unconfirmed(self) -> int:
+        with self._receipt_lock:
+            return len(self._unconfirmed)
+
+    def publish_signed(self, sensor_id: str, payload: bytes):
+        """Publish a signed batch (bytes from :class:`skytrace.security.signing.Signer`); with receipts on, it is
+        kept until confirmed. Returns paho's MQTTMessageInfo."""
+        topic = topic_for(sensor_id)
+        if self._receipt_sensor == sensor_id:
+            seq = _SEQ_DECODER.decode(payload).seq
+            now = time.monotonic()
+            with self._receipt_lock:
+                if len(self._unconfirmed) >= self.max_unconfirmed:  # bounded: the oldest is given up
+                    self._unconfirmed.pop(next(iter(self._unconfirmed)))
+                    self.receipt_stats["dropped_full"] += 1
+                self._unconfirmed[seq] = [topic, payload, now, now + self.resend_after_s, self.resend_after_s]
+        return self.client.publish(topic, payload, qos=self.qos)
+
+    def _resend_loop(self) -> None:
+        while not self._receipt_stop.wait(0.5):
+            now = time.monotonic()
+            with self._receipt_lock:
+                due = [(seq, e) for seq, e in self._unconfirmed.items() if e[3] <= now]
+                for seq, e in due:
+                    if now - e[2] > self.give_up_s:
+                        del self._unconfirmed[seq]
+                        self.receipt_stats["given_up"] += 1
+                    else:
+                        e[4] = min(2 * e[4], 120.0)
+                        e[3] = now + e[4]
+            for _seq, e in due:
+                if now - e[2] <= self.give_up_s:
+                    self.client.publish(e[0], e[1], qos=self.qos)
+                    self.receipt_stats["resent"] += 1
+
+    def wait_confirmed(self, timeout_s: float) -> bool:
+        """Wait until every signed batch is confirmed stored; False on timeout."""
+        end = time.monotonic() + timeout_s
+        while self.unconfirmed and time.monotonic() < end:
+            time.sleep(0.05)
+        return not self.unconfirmed
 
     def start(self) -> None:
         from skytrace.errors import SkytraceError
@@ -346,6 +440,9 @@ class MqttPublisher:
         except OSError as exc:
             raise SkytraceError(f"cannot connect to the MQTT broker at {self.host}:{self.port}: {exc}") from None
         self.client.loop_start()
+        if self._receipt_sensor is not None and self._resender is None:
+            self._resender = threading.Thread(target=self._resend_loop, name="mqtt-resend", daemon=True)
+            self._resender.start()
 
     def publish(self, sensor_id: str, dets: Sequence[Detection]):
         """Publish detections of one sensor as one message; returns paho's MQTTMessageInfo."""
@@ -365,5 +462,8 @@ class MqttPublisher:
         return self.client.publish(heartbeat_topic_for(sensor_id), payload, qos=self.qos)
 
     def stop(self) -> None:
+        self._receipt_stop.set()
+        if self._resender is not None:
+            self._resender.join(5)
         self.client.disconnect()
         self.client.loop_stop()

@@ -5,6 +5,7 @@ processor block by block, so a file run is exactly what the node would have repo
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import time
@@ -19,6 +20,8 @@ from skytrace.model import Detection
 from skytrace.node.array import ArrayConfig
 from skytrace.node.processor import NodeConfig, NodeProcessor
 from skytrace.node.wav import iter_blocks
+
+log = logging.getLogger(__name__)
 
 BLOCK_S = 0.1
 
@@ -60,6 +63,8 @@ class DetectionSink:
             self.pub = MqttPublisher(mqtt_hostport[0], mqtt_hostport[1], client_id=f"skytrace-node-{sensor_id}")
             if username:
                 self.pub.client.username_pw_set(username, password or None)
+            if signer is not None:  # signed batches are kept until the service's receipt says they are stored
+                self.pub.enable_receipts(sensor_id)
             self.pub.start()
 
     def emit(self, dets: list[Detection]) -> None:
@@ -71,9 +76,7 @@ class DetectionSink:
             self.writer.flush()
         if self.pub is not None:
             if self.signer is not None:
-                from skytrace.io.mqtt import topic_for
-
-                info = self.pub.publish_raw(topic_for(self.sensor_id), self.signer.sign(dets))
+                info = self.pub.publish_signed(self.sensor_id, self.signer.sign(dets))
             else:
                 info = self.pub.publish(self.sensor_id, dets)
             self._pending.append(info)
@@ -96,6 +99,10 @@ class DetectionSink:
             for info in self._pending:
                 info.wait_for_publish(max(0.01, end - time.monotonic()))
             unsent = sum(1 for i in self._pending if not i.is_published())
+            if self.pub.receipt_stats["confirmed"]:  # the service sends receipts: wait for the last ones
+                self.pub.wait_confirmed(max(0.5, end - time.monotonic()))
+                if (n := self.pub.unconfirmed):
+                    log.warning("%d signed batches not yet confirmed stored by the service", n)
             self.pub.stop()
             if unsent:
                 raise SkytraceError(f"{unsent} MQTT messages were not acknowledged by the broker in {timeout_s} s")

@@ -244,8 +244,9 @@ def rivers_json() -> bytes:
 def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None, verifier=None,
                insecure_demo: bool = False, allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS,
                allowed_origins: tuple[str, ...] = (), durable: bool = True, routers: tuple = (),
-               tiles: str = "") -> FastAPI:
-    """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) is started with it.
+               tiles: str = "", ingests: tuple = ()) -> FastAPI:
+    """The ASGI app for ``service``; ``mqtt`` (an :class:`~skytrace.io.mqtt.MqttIngest`) and ``ingests`` (more
+    feeds with the same contract, e.g. :class:`~skytrace.io.jetstream.NatsIngest`) are started with it.
 
     ``routers``: further FastAPI routers served under the same guard (e.g. the evidence registry's,
     :func:`skytrace.forensics.api.forensics_router`, added by ``skytrace serve --evidence``).
@@ -259,15 +260,17 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
     ``durable``: HTTP reports are answered 202 only after the store has committed them
     (:mod:`skytrace.service.inbox`); ``mqtt`` then acknowledges QoS 1 messages after the commit too.
     """
+    feeds = [f for f in (mqtt, *ingests) if f is not None]
     if durable:
         inbox = service.use_inbox()
-        if mqtt is not None and getattr(mqtt, "inbox", None) is None:  # MQTT too: PUBACK after the commit
-            mqtt.use_inbox(inbox)
+        for feed in feeds:  # MQTT (PUBACK) and JetStream (ack) too: acknowledged after the commit
+            if getattr(feed, "inbox", None) is None:
+                feed.use_inbox(inbox)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if mqtt is not None:
-            await asyncio.to_thread(mqtt.start)
+        for feed in feeds:
+            await asyncio.to_thread(feed.start)
         for inp in service.inputs:  # live feeds (ASTERIX, SBS, aircraft.json, Remote ID): skytrace.interop.live
             await asyncio.to_thread(inp.start)
         service.start()
@@ -276,8 +279,8 @@ def create_app(service: LiveService, mqtt=None, ingest_token: str | None = None,
         finally:
             for inp in service.inputs:
                 await asyncio.to_thread(inp.stop)
-            if mqtt is not None:
-                await asyncio.to_thread(mqtt.stop)
+            for feed in feeds:
+                await asyncio.to_thread(feed.stop)
             await service.stop()
 
     app = FastAPI(title="skytrace live service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -78,7 +78,8 @@ def build_service(directory: Path, db: str | None = None, truth_replay: bool = F
     return LiveService(coop=coop, table=table, zones=zone_set, stage=stage, store=store, step_s=step_s,
                        stale_after_s=stale_after_s * (speed if not truth_replay else 1.0), clock=clock,
                        cap_status=cap_status, track_store_every_s=sc.track_store_every_s,
-                       max_pending=sc.max_pending, max_queued_reports=sc.max_queued_reports)
+                       max_pending=sc.max_pending, max_queued_reports=sc.max_queued_reports,
+                       step_load_max=sc.step_load_max)
 
 
 def parse_hostport(text: str, default_port: int) -> tuple[str, int]:

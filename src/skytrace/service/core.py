@@ -113,6 +113,7 @@ class ServiceStats:
     dropped: int = 0  # reports dropped because the store stayed down and the backlog hit max_pending
     shed: dict[str, int] = field(default_factory=dict)  # reports shed from tracking under overload, per kind
     queued_max: int = 0  # most reports waiting for one step
+    shed_for_time: int = 0  # of ``shed``: reports over the step's time budget (``LiveService.step_load_max``)
 
 
 @dataclass
@@ -150,6 +151,7 @@ class LiveService:
     stale_after_s: float = 15.0
     max_pending: int = 2_000_000
     max_queued_reports: int = 100_000  # reports waiting for the next step; beyond, shed (skytrace.service.shedding)
+    step_load_max: float = 0.5  # share of wall time the step may use; beyond, reports are shed from tracking (0: off)
     cap_status: str = "Exercise"
     clock: Callable[[], float] = time.time
     replay_done: bool = False  # a replay (demo) whose feed has ended: the map says so instead of "stalled"
@@ -163,6 +165,9 @@ class LiveService:
 
     def __post_init__(self) -> None:
         self._pending: list[Detection] = []
+        self._shed_unstored: list[Detection] = []  # shed from tracking, still to be stored (no durable inbox)
+        self._cost_s_per_report: float | None = None  # smoothed step time per report (time-budgeted admission)
+        self._last_step_mono: float | None = None
         self._beats: list[tuple[str, float]] = []  # heartbeats waiting for the next step
         self.heartbeat_counts = {"accepted": 0, "rejected_future": 0, "rejected_old": 0, "dropped": 0}
         self._lock = threading.Lock()
@@ -220,11 +225,11 @@ class LiveService:
             self.stats.t_last_detection = self.clock()
             self.stats.queued_max = max(self.stats.queued_max, len(self._pending))
             if len(self._pending) > self.max_queued_reports:  # overload: shed the least valuable (docstring there)
-                from skytrace.service.shedding import thin_reports
+                from skytrace.service.shedding import split_reports
 
-                self._pending, shed = thin_reports(self._pending, self.table, int(self.max_queued_reports * 0.8))
-                for kind, n in shed.items():
-                    self.stats.shed[kind] = self.stats.shed.get(kind, 0) + n
+                self._pending, dropped, shed = split_reports(self._pending, self.table,
+                                                             int(self.max_queued_reports * 0.8))
+                self._note_shed(dropped, shed)
 
     def heartbeat(self, beats: list[tuple[str, float]]) -> None:
         """Queue validated heartbeats ``(sensor id, t)`` (any thread); the next step hands them to
@@ -251,6 +256,42 @@ class LiveService:
         self.heartbeat_counts["accepted"] += int(ok.sum())
         if ok.any():
             self.stage.heartbeat(rows[ok], t[ok])
+
+    COST_MIN_REPORTS = 200  # steps with at least this many reports measure the cost of a report
+    MIN_STEP_BUDGET = 200  # a step is never cut below this many reports
+
+    def _admit_in_time(self, dets: list[Detection], interval_s: float) -> list[Detection]:
+        """Time-budgeted admission: the reports this step may take so that it uses at most ``step_load_max`` of the
+        wall time since the last step, at the measured cost per report. Beyond, the least valuable are shed from
+        tracking (acoustic bearings of the busiest nodes, then sightings; never radar: :mod:`shedding`).
+
+        Why: a step slower than the feed makes the next one larger and slower still; the tracker falls behind the
+        clock, the map and the alerts lag by seconds, and on a loaded machine it stops confirming anything (a
+        60 s run at 5x the sustainable rate confirmed no track). Redundant bearings of a dense cluster are the
+        cheapest thing to lose; shed reports are still stored (the inbox acknowledged them after the commit) and
+        counted in the status (``shed``, ``shed_for_time``).
+        """
+        cost = self._cost_s_per_report
+        if not dets or cost is None or self.step_load_max <= 0 or cost <= 0:
+            return dets
+        budget = max(self.MIN_STEP_BUDGET, int(self.step_load_max * interval_s / cost))
+        if len(dets) <= budget:
+            return dets
+        from skytrace.service.shedding import split_reports
+
+        kept, dropped, shed = split_reports(dets, self.table, budget)
+        with self._lock:
+            self._note_shed(dropped, shed)
+            self.stats.shed_for_time += len(dropped)
+        return kept
+
+    def _note_shed(self, dropped: list[Detection], shed: dict[str, int]) -> None:
+        """Count reports shed from tracking (holding ``_lock``); without a durable inbox (which stored them before
+        their acknowledgement) they still go to the store at the next step: shed from tracking, never lost."""
+        for kind, n in shed.items():
+            self.stats.shed[kind] = self.stats.shed.get(kind, 0) + n
+        if dropped and self.inbox is None:
+            self._shed_unstored.extend(dropped)
 
     def use_inbox(self, max_queued: int = 20_000):
         """Store and acknowledge reports at ingest (:class:`~skytrace.service.inbox.DurableInbox`); returns it."""
@@ -287,6 +328,11 @@ class LiveService:
         with self._lock:
             dets, self._pending = self._pending, []
             self._step_n_in = self.stats.n_in
+        now_mono = time.monotonic()
+        interval_s = self.step_s if self._last_step_mono is None else max(self.step_s, now_mono - self._last_step_mono)
+        self._last_step_mono = now_mono
+        dets = self._admit_in_time(dets, interval_s)
+        n_step = len(dets)
         batch = DetectionBatch.from_records(dets, self.table) if dets else DetectionBatch.empty()
         self._step_msgs = []
         self._apply_heartbeats(t_now)
@@ -296,6 +342,9 @@ class LiveService:
         self.stats.n_steps += 1
         self.stats.t_last_step = t_now
         self.stats.step_ms_last = (time.perf_counter() - t_start) * 1e3
+        if n_step >= self.COST_MIN_REPORTS:  # steps this large are dominated by their reports, not fixed costs
+            c = self.stats.step_ms_last * 1e-3 / n_step
+            self._cost_s_per_report = c if self._cost_s_per_report is None else 0.7 * self._cost_s_per_report + 0.3 * c
         self.stats.step_ms_max = max(self.stats.step_ms_max, self.stats.step_ms_last)
         return msgs
 
@@ -353,6 +402,10 @@ class LiveService:
         """
         if res.detections is not None and len(res.detections) and self.inbox is None:
             self._unstored.append(res.detections)  # with an inbox, reports were committed before their ack
+        if self._shed_unstored:
+            with self._lock:
+                shed, self._shed_unstored = self._shed_unstored, []
+            self._unstored.append(DetectionBatch.from_records(shed, self.table))
         new_sensors = self.coop.drain_new() if self.coop is not None else []
         try:
             if new_sensors:
@@ -420,6 +473,7 @@ class LiveService:
                 "stale_after_s": self.stale_after_s, "errors": self.stats.errors,
                 "clock_speed": float(getattr(self.clock, "speed", 1.0)),
                 "dropped": self.stats.dropped, "shed": dict(self.stats.shed), "queued_max": self.stats.queued_max,
+                "shed_for_time": self.stats.shed_for_time,
                 "replay_done": self.replay_done, "n_tracks_max": self.stats.n_tracks_max,
                 "tracker": self._tracker_stats(), "pipeline": dict(self.stage.stats),
                 "ingest": self.ingest_stats.as_dict(), "store": self.store.url.split("@")[-1],

@@ -47,8 +47,16 @@ def thin_reports(dets: list[Detection], table: SensorTable, keep_n: int) -> tupl
 
     Keeps arrival order among the kept reports.
     """
+    kept, _, shed = split_reports(dets, table, keep_n)
+    return kept, shed
+
+
+def split_reports(dets: list[Detection], table: SensorTable, keep_n: int
+                  ) -> tuple[list[Detection], list[Detection], dict[str, int]]:
+    """:func:`thin_reports` that also returns the shed reports (in arrival order): a service without a durable
+    inbox still stores them (shed from tracking, never lost)."""
     if len(dets) <= keep_n:
-        return dets, {}
+        return dets, [], {}
     kinds = [table.records[table.index[d.sensor]].kind for d in dets]
     idx_first = [i for i, k in enumerate(kinds) if k == SHEDDABLE_FIRST]
     idx_second = [i for i, k in enumerate(kinds) if k == SHEDDABLE_SECOND]
@@ -60,7 +68,9 @@ def thin_reports(dets: list[Detection], table: SensorTable, keep_n: int) -> tupl
     # 2. sightings, the same way, if still over
     _thin_tier(dets, idx_second, keep_n - int(np.count_nonzero(keep)) + len(idx_second), keep, shed,
                SHEDDABLE_SECOND)
-    return [d for d, k in zip(dets, keep.tolist(), strict=True) if k], shed
+    flags = keep.tolist()
+    return ([d for d, k in zip(dets, flags, strict=True) if k], [d for d, k in zip(dets, flags, strict=True) if not k],
+            shed)
 
 
 def _thin_tier(dets: list[Detection], idx: list[int], budget: int, keep: np.ndarray, shed: dict[str, int],
