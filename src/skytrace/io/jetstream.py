@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from skytrace.batch import SensorTable
@@ -59,19 +60,49 @@ def _need_nats():
     return nats
 
 
-async def ensure_stream(js, stream: str = STREAM) -> str:
-    """Create the stream if missing; returns its dedup key prefix (stream name and creation time)."""
+def server_list(url: str) -> list[str]:
+    """The servers of ``url``: one URL, or the comma-separated URLs of a cluster's servers."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
+async def ensure_stream(js, stream: str = STREAM, replicas: int = 1, timeout_s: float = 30.0) -> str:
+    """Create the stream if missing (``replicas`` copies, on as many servers of a cluster); returns its dedup key
+    prefix (stream name and creation time). Asks again while a just-started cluster elects its JetStream leader."""
     from nats.js.api import StorageType, StreamConfig
     from nats.js.errors import NotFoundError
 
-    try:
-        info = await js.stream_info(stream)
-    except NotFoundError:
-        info = await js.add_stream(StreamConfig(
-            name=stream, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"], storage=StorageType.FILE,
-            max_age=RETENTION_S, duplicate_window=DEDUP_WINDOW_S))
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        try:
+            try:
+                info = await js.stream_info(stream)
+            except NotFoundError:
+                info = await js.add_stream(StreamConfig(
+                    name=stream, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"],
+                    storage=StorageType.FILE, max_age=RETENTION_S, duplicate_window=DEDUP_WINDOW_S,
+                    num_replicas=replicas))
+            break
+        except Exception:  # no JetStream leader yet (503, timeout): ask again until timeout_s
+            if loop.time() > end:
+                raise
+            await asyncio.sleep(0.25)
     created = info.created.timestamp() if info.created is not None else 0.0
     return f"nats:{stream}:{int(created)}"
+
+
+def logged_at(msg) -> float | None:
+    """When the stream stored ``msg`` (the server's clock, UNIX s), never later than now; None if unknown.
+
+    Signed batches are checked against this time, not the time the service reads them: a batch that waited in the
+    log through a service outage longer than the signature's time window (``signed_max_age_s``, 120 s) is still
+    accepted, once, instead of being refused as ``out_of_window`` and so lost. Safe against replays: whoever
+    publishes a captured batch into the log again gets the time of that publication."""
+    try:
+        t = msg.metadata.timestamp.timestamp()
+    except Exception:  # not a JetStream message, or no timestamp: the verifier's own clock
+        return None
+    return min(t, time.time())
 
 
 class NatsIngest:
@@ -86,7 +117,7 @@ class NatsIngest:
                  url: str = "nats://127.0.0.1:4222", verifier=None, inbox=None,
                  on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None,
                  user: str | None = None, password: str | None = None, stream: str = STREAM,
-                 durable: str = DURABLE, fetch_batch: int = 256):
+                 durable: str = DURABLE, fetch_batch: int = 256, replicas: int = 1):
         _need_nats()
         self.table = table
         self.on_detections = on_detections
@@ -95,6 +126,7 @@ class NatsIngest:
         self.verifier = verifier
         self.inbox = inbox
         self.stream, self.durable, self.fetch_batch = stream, durable, fetch_batch
+        self.replicas = replicas  # copies of the stream if this service creates it (3 on a 3-server cluster)
         self.stats = DecodeStats()
         self.heartbeat_stats = DecodeStats()
         self.connected = threading.Event()
@@ -149,12 +181,13 @@ class NatsIngest:
         async def error(exc: Exception) -> None:
             log.debug("NATS client error: %s", exc)
 
-        nc = await nats.connect(self.url, user=self.user, password=self.password, max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.5, connect_timeout=5, allow_reconnect=True,
+        nc = await nats.connect(server_list(self.url), user=self.user, password=self.password,
+                                max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5,
+                                allow_reconnect=True,
                                 disconnected_cb=disconnected, error_cb=error)
         try:
             js = nc.jetstream()
-            self._key_prefix = await ensure_stream(js, self.stream)
+            self._key_prefix = await ensure_stream(js, self.stream, self.replicas)
             subject = SUBJECT_PREFIX[:-1] + ".>" if self.on_heartbeats is None else "skytrace.v1.>"
             psub = await js.pull_subscribe(subject, durable=self.durable, stream=self.stream)
             self.connected.set()
@@ -194,11 +227,12 @@ class NatsIngest:
                 self.redelivered += 1
             subject = msg.subject
             if subject.startswith(HEARTBEAT_SUBJECT_PREFIX):
-                key = self._heartbeat(subject[len(HEARTBEAT_SUBJECT_PREFIX):], msg.data) or key
+                key = self._heartbeat(subject[len(HEARTBEAT_SUBJECT_PREFIX):], msg.data, logged_at(msg)) or key
             elif subject.startswith(SUBJECT_PREFIX) and "." not in subject[len(SUBJECT_PREFIX):]:
                 sensor = subject[len(SUBJECT_PREFIX):]
-                if self.verifier is not None:
-                    dets, batch_id = open_signed_batch(self.verifier, msg.data, self.table, self.stats, sensor, "nats")
+                if self.verifier is not None:  # the signature's time window: judged by when the log stored it
+                    dets, batch_id = open_signed_batch(self.verifier, msg.data, self.table, self.stats, sensor, "nats",
+                                                       now=logged_at(msg))
                     key = batch_id if batch_id is not None else key
                 else:
                     dets = decode_detections(msg.data, self.table, self.stats, sensor, source=f"nats {subject}")
@@ -236,7 +270,7 @@ class NatsIngest:
         except Exception as exc:  # not acknowledged: the server redelivers it, and its stored key dedups it
             log.debug("NATS ack failed: %s", exc)
 
-    def _heartbeat(self, sensor: str, payload: bytes) -> tuple[str, int] | None:
+    def _heartbeat(self, sensor: str, payload: bytes, now: float | None = None) -> tuple[str, int] | None:
         from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
 
         if self.on_heartbeats is None or "." in sensor:
@@ -244,7 +278,7 @@ class NatsIngest:
         batch_id = None
         if self.verifier is not None:
             beats, batch_id = open_signed_heartbeat(self.verifier, payload, self.table, self.heartbeat_stats,
-                                                    sensor, "nats")
+                                                    sensor, "nats", now)
         else:
             beats = decode_heartbeats(payload, self.table, self.heartbeat_stats, sensor, f"nats {sensor}")
         if beats:
