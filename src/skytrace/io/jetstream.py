@@ -43,6 +43,7 @@ STREAM = "SKYTRACE"
 DURABLE = "skytrace-service"
 RETENTION_S = 24 * 3600.0
 DEDUP_WINDOW_S = 120.0
+SETUP_TIMEOUT_S = 40.0  # s to get the stream and the consumer (a cluster may be electing a leader meanwhile)
 
 
 def subject_for(sensor_id: str) -> str:
@@ -142,7 +143,7 @@ class NatsIngest:
         self.inbox = inbox
 
     # ------------------------------------------------------------------------------------------------ lifecycle
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = SETUP_TIMEOUT_S + 5.0) -> None:
         from skytrace.errors import SkytraceError
 
         self._thread = threading.Thread(target=self._run, name="nats-ingest", daemon=True)
@@ -187,9 +188,19 @@ class NatsIngest:
                                 disconnected_cb=disconnected, error_cb=error)
         try:
             js = nc.jetstream()
-            self._key_prefix = await ensure_stream(js, self.stream, self.replicas)
             subject = SUBJECT_PREFIX[:-1] + ".>" if self.on_heartbeats is None else "skytrace.v1.>"
-            psub = await js.pull_subscribe(subject, durable=self.durable, stream=self.stream)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + SETUP_TIMEOUT_S
+            while True:  # a cluster electing a new leader (a server just died) answers nothing for seconds
+                try:
+                    self._key_prefix = await ensure_stream(js, self.stream, self.replicas)
+                    psub = await js.pull_subscribe(subject, durable=self.durable, stream=self.stream)
+                    break
+                except Exception as exc:
+                    if self._stop.is_set() or loop.time() > end:
+                        raise
+                    log.debug("NATS stream or consumer not ready (%s); asking again", exc)
+                    await asyncio.sleep(0.5)
             self.connected.set()
             while not self._stop.is_set():
                 try:
