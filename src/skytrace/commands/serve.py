@@ -23,7 +23,8 @@ def serve(
                                        help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
                                             "messages queued while the service is down); one per service."),
     nats: str = typer.Option("", "--nats", help="NATS JetStream server URL to read reports from, e.g. "
-                                                "nats://127.0.0.1:4222 (stream SKYTRACE; default: none)."),
+                                                "nats://127.0.0.1:4222, or a cluster's servers comma-separated (stream "
+                                                "SKYTRACE; default: none)."),
     nats_replicas: int = typer.Option(1, "--nats-replicas", min=1, max=5,
                                       help="Copies of the stream if the service creates it: 3 on a 3-server "
                                            "JetStream cluster (give --nats every server, comma-separated)."),
