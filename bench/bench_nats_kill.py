@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     log = svc.stop()
     server.stop()
     counts = Counter(stored_bearings(db))
+    shutil.rmtree(tmp, ignore_errors=True)  # the servers' stores and the database: counted, no longer needed
     stored_batches = {seq for seq, _ in batches if all(counts.get(b, 0) >= 1 for b in bearings_of(seq))}
     lost = [seq for seq, _ in batches if seq not in stored_batches]
     twice = sum(1 for c in counts.values() if c > 1)

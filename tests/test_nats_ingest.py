@@ -267,3 +267,22 @@ def test_a_batch_read_long_after_it_was_logged_is_judged_by_its_log_time(nats_se
         assert rig.verifier.open_batch(batches[0][1], SENSOR)[1] == "out_of_window"
     finally:
         rig.stop()
+
+
+def test_a_three_server_cluster_loses_nothing_when_its_servers_are_killed(tmp_path):
+    """The bench's chain on three nats-servers forming one JetStream cluster (stream with 3 replicas): a server is
+    killed -9 and rejoins on its store while the node publishes; every batch stored once."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from bench_nats_kill import main
+
+    out = tmp_path / "res.json"
+    rc = main(["--batches", "200", "--kills", "2", "--service-kills", "0", "--rate", "100", "--cluster", "3",
+               "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert rc == 0 and res["jetstream_kills"] == 2 and res["stream_replicas"] == 3, res
+    assert res["batches_lost"] == 0 and res["reports_stored_twice"] == 0 and res["reports_stored"] == 200 * PER_BATCH
+    assert res["service_errors"] == 0
