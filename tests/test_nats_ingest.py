@@ -286,3 +286,41 @@ def test_a_three_server_cluster_loses_nothing_when_its_servers_are_killed(tmp_pa
     assert rc == 0 and res["jetstream_kills"] == 2 and res["stream_replicas"] == 3, res
     assert res["batches_lost"] == 0 and res["reports_stored_twice"] == 0 and res["reports_stored"] == 200 * PER_BATCH
     assert res["service_errors"] == 0
+
+
+def test_hostile_messages_on_every_subject_never_stop_the_ingest(nats_server, tmp_path, caplog):
+    """Fuzzing through the real server: 600 mutated payloads (the fuzz harness's mutator over valid seeds) on the
+    detections and heartbeat subjects of known and unknown sensors; the ingest takes every message, crashes on
+    none, and a genuine report sent after them is stored."""
+    import random
+
+    import msgspec
+
+    from skytrace.security.fuzzing import mutate, payload_seeds
+
+    svc, table = _service(tmp_path)
+    sensor = table.ids[0]
+    rng = random.Random(7)
+    seeds = payload_seeds()
+    subjects = [subject_for(sensor), subject_for(table.ids[1]), subject_for("nobody"),
+                HEARTBEAT_SUBJECT_PREFIX + sensor, HEARTBEAT_SUBJECT_PREFIX + "nobody"]
+    items = [(rng.choice(subjects), f"fuzz{k}", mutate(rng.choice(seeds), rng, max_len=4096)) for k in range(600)]
+    marker = Detection(t=time.time(), sensor=sensor, bearing_deg=123.456)
+    items.append((subject_for(sensor), "marker", msgspec.json.encode(marker)))
+    asyncio.run(js_publish(nats_server.url, items))
+    inbox = svc.use_inbox()
+    inbox.start()
+    ingest = NatsIngest(table, svc.submit, nats_server.url, inbox=inbox, on_heartbeats=lambda _b: None)
+    ingest.stats = svc.ingest_stats
+    ingest.start()
+    try:
+        assert wait_for(lambda: inbox.stats.messages >= len(items), 60), inbox.stats.as_dict()
+        stored = svc.store.detections(0, 1e12, limit=10_000)
+        assert any(abs(d.bearing_deg - 123.456) < 1e-6 for d in stored)  # alive after all of them
+        assert ingest._thread is not None and ingest._thread.is_alive()
+        # every message was judged by the validators: none fell through to the catch-all (a crash)
+        assert not [r for r in caplog.records if "handling failed" in r.getMessage()]
+    finally:
+        ingest.stop()
+        inbox.stop()
+        svc.store.close()
