@@ -324,3 +324,18 @@ def test_hostile_messages_on_every_subject_never_stop_the_ingest(nats_server, tm
         ingest.stop()
         inbox.stop()
         svc.store.close()
+
+
+def test_serve_with_no_nats_server_there_prints_one_error_line_and_exits_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    site = Site.create(tmp_path / "site")
+    res = subprocess.run([sys.executable, "-c", "from skytrace.cli import main; main()", "serve", str(site.root),
+                          "--port", str(free_port()), "--db", str(tmp_path / "x.db"),
+                          "--nats", f"nats://127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SKYTRACE_CONFIG": str(site.config)})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "NATS JetStream at nats://127.0.0.1:" in res.stderr and "Traceback" not in res.stderr

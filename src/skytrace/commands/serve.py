@@ -140,6 +140,7 @@ def serve(
                                password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None, replicas=nats_replicas)
         js_ingest.stats = service.ingest_stats
         js_ingest.heartbeat_stats = service.heartbeat_stats
+        js_ingest.check()  # no server there: one error line now, not a traceback from the web server's start
         extra_ingests = (js_ingest,)
     spare = len(service.coop.slots) if service.coop is not None else 0
     typer.echo(f"skytrace serving {len(service.table) - spare} sensors"

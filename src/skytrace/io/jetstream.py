@@ -143,6 +143,43 @@ class NatsIngest:
         self.inbox = inbox
 
     # ------------------------------------------------------------------------------------------------ lifecycle
+    def check(self, timeout_s: float = 3.0) -> None:
+        """Pre-flight, before the web server starts: a server answers and has JetStream (a cluster gets
+        ``SETUP_TIMEOUT_S`` to elect its leader), else one SkytraceError line (the CLI prints it, exit status 2)."""
+        from skytrace.errors import SkytraceError
+
+        nats = _need_nats()
+
+        async def quiet(_exc: Exception) -> None:
+            return None
+
+        async def probe() -> None:
+            # bounded: the client keeps trying a refused connection on its own
+            nc = await asyncio.wait_for(nats.connect(server_list(self.url), user=self.user, password=self.password,
+                                                     allow_reconnect=False, max_reconnect_attempts=0,
+                                                     connect_timeout=timeout_s, error_cb=quiet), 2 * timeout_s)
+            try:
+                loop = asyncio.get_running_loop()
+                end = loop.time() + SETUP_TIMEOUT_S
+                while True:
+                    try:
+                        await nc.jetstream().account_info()
+                        return
+                    except Exception:  # 503 while a cluster has no JetStream leader; none at all: -js missing
+                        if loop.time() > end:
+                            raise
+                        await asyncio.sleep(0.25)
+            finally:
+                await nc.close()
+
+        try:
+            asyncio.run(asyncio.wait_for(probe(), SETUP_TIMEOUT_S + 3 * timeout_s))
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                exc = TimeoutError("no answer")
+            raise SkytraceError(f"NATS JetStream at {self.url} is not usable: {str(exc) or type(exc).__name__} "
+                                "(is nats-server running, with -js?)") from None
+
     def start(self, timeout_s: float = SETUP_TIMEOUT_S + 5.0) -> None:
         from skytrace.errors import SkytraceError
 
