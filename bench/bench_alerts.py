@@ -246,6 +246,46 @@ def needless_breakdown(data: RunData, periods: list, horizon_s: float = 1200.0, 
             "by_evidence": dict(sorted(share.items(), key=lambda kv: -kv[1]))}
 
 
+def miss_anatomy(data: RunData, periods: list, before_s: float = 900.0) -> dict:
+    """What the drones of the missed cell entries of ``periods`` had in common: the oblast of the cell, how many
+    reports of the drone came in the ``before_s`` before the entry (simulation labels), whether a confirmed track
+    had ever held it before, whether the oblast baseline missed it too; and the night's coverage: the share of
+    10 s instants of drone flight at which no sensor had reported the drone in the 20 s before."""
+    from skytrace.evaluation.alerts import score_alerts as _score
+
+    missed = _score(periods, data.cell_entries, data.zones, zone_ids=data.cells).missed_keys
+    base_missed = set(_score(data.base["oblast"], data.cell_entries, data.zones, zone_ids=data.cells).missed_keys)
+    by_oblast: dict[str, int] = defaultdict(int)
+    by_reports: dict[str, int] = defaultdict(int)
+    tracked_before = 0
+    empty = np.zeros(0)
+    for tgt, zid, te in missed:
+        by_oblast[zid.split(":")[0]] += 1
+        rep = data.reports.get(tgt, empty)
+        n_recent = int(((rep <= te) & (rep >= te - before_s)).sum())
+        if not (rep <= te).any():
+            by_reports["never reported"] += 1
+        elif n_recent == 0:
+            by_reports[f"no report in the {before_s / 60:.0f} min before (heard earlier)"] += 1
+        elif n_recent <= 3:
+            by_reports["1-3 reports in that time"] += 1
+        else:
+            by_reports["4 or more reports in that time"] += 1
+        tracked_before += int((data.tracked.get(tgt, empty) <= te).any())
+    instants = unheard = 0
+    for p in data.truth:
+        if abs(p.t / 10.0 - round(p.t / 10.0)) > 1e-6:
+            continue
+        rep = data.reports.get(p.target, empty)
+        k = np.searchsorted(rep, p.t, side="right")
+        instants += 1
+        unheard += int(k == 0 or p.t - rep[k - 1] > 20.0)
+    return {"missed": len(missed), "by_oblast": dict(sorted(by_oblast.items(), key=lambda kv: -kv[1])),
+            "by_reports": dict(by_reports), "tracked_before": tracked_before,
+            "also_missed_by_the_oblast_baseline": sum(1 for k in missed if k in base_missed),
+            "unheard_share_of_flight": round(unheard / max(instants, 1), 3)}
+
+
 def print_breakdown(run: Path, b: dict, top: int = 12) -> None:
     print(f"\nneedless area of the evidence policy on {run.name} ({b['needless_km2_min']:,} km^2-min):\n")
     print("| time to the cell's next drone entry | share |\n|---|---|")
@@ -345,6 +385,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="baselines and the default evidence policy only")
     ap.add_argument("--breakdown", action="store_true",
                     help="also split the evidence policy's needless area by time to the next entry and by evidence")
+    ap.add_argument("--misses", action="store_true",
+                    help="also describe the evidence policy's missed cell entries and the night's coverage")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="evidence policy setting changed from its default (repeatable), e.g. rearm_s=600")
     args = ap.parse_args()
@@ -368,6 +410,10 @@ def main() -> None:
             b = needless_breakdown(data, data.evidence_periods)
             print_breakdown(run, b)
             rows[-1]["needless_breakdown"] = b
+        if args.misses:
+            m = miss_anatomy(data, data.evidence_periods)
+            print(f"\nmissed cell entries of the evidence policy on {run.name}: {json.dumps(m, indent=1)}", flush=True)
+            rows[-1]["miss_anatomy"] = m
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
 

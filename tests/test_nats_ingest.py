@@ -339,3 +339,12 @@ def test_serve_with_no_nats_server_there_prints_one_error_line_and_exits_2(tmp_p
                          env={**os.environ, "SKYTRACE_CONFIG": str(site.config)})
     assert res.returncode == 2, res.stderr[-2000:]
     assert "NATS JetStream at nats://127.0.0.1:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_server_that_is_not_there_is_a_one_line_error():
+    from skytrace.errors import SkytraceError
+    from skytrace.security.fuzzing import _table
+
+    ingest = NatsIngest(_table(), lambda _d: None, f"nats://127.0.0.1:{free_port()}")
+    with pytest.raises(SkytraceError, match="did not accept the connection"):
+        ingest.start(timeout_s=2.0)

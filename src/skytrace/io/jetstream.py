@@ -26,6 +26,7 @@ References: NATS JetStream, "Consumers" and "Model deep dive: exactly once" (doc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -187,16 +188,18 @@ class NatsIngest:
         self._thread.start()
         if not self.connected.wait(timeout_s):
             self.stop()
-            raise SkytraceError(f"NATS JetStream at {self.url} did not accept the connection and consumer"
+            raise SkytraceError(f"NATS JetStream at {self.url} did not accept the connection and consumer in "
+                                f"{timeout_s:g} s (is nats-server running there, with -js?)"
                                 + (f": {self._error}" if self._error else ""))
 
     def stop(self) -> None:
         if self.inbox is not None:  # let queued messages be committed and their acks sent while connected
             self.inbox.drain()
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile (a failed start)
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:  # a client still trying its first connection is a daemon thread: let it be
+            self._thread.join(10 if self.connected.is_set() else 1)
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
