@@ -77,8 +77,9 @@ class Service:
     """``skytrace serve`` in a subprocess on a free port (stdout/stderr to files in the site directory)."""
 
     def __init__(self, site: Site, db: str, mqtt_port: int | None = None, port: int | None = None,
-                 nats_url: str | None = None):
+                 nats_url: str | None = None, nats_replicas: int = 1):
         self.site, self.db, self.mqtt_port, self.nats_url = site, db, mqtt_port, nats_url
+        self.nats_replicas = nats_replicas
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.runs = 0
@@ -90,7 +91,7 @@ class Service:
         if self.mqtt_port:  # its own persistent session on the shared test broker
             cmd += ["--mqtt", f"127.0.0.1:{self.mqtt_port}", "--mqtt-client-id", f"svc-{self.site.root.parent.name}"]
         if self.nats_url:
-            cmd += ["--nats", self.nats_url]
+            cmd += ["--nats", self.nats_url, "--nats-replicas", str(self.nats_replicas)]
         env = {**os.environ, "SKYTRACE_CONFIG": str(self.site.config)}
         out = open(self.site.root / f"serve-{self.runs}.out", "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
@@ -259,28 +260,64 @@ class NatsServer(KillableServer):
 
     name = "nats-server"
 
-    def __init__(self, root: Path, port: int | None = None):
+    def __init__(self, root: Path, port: int | None = None, name: str = "n0", cluster_port: int | None = None,
+                 routes: tuple[int, ...] = ()):
         super().__init__(port)
         self.exe = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not Path(self.exe).exists():
             raise RuntimeError("no nats-server: apt-get install nats-server")
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self.conf: Path | None = None
+        if cluster_port is not None:  # one server of a JetStream cluster (routes: the others' cluster ports)
+            self.conf = root / "nats.conf"
+            route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
+            self.conf.write_text(f'server_name: {name}\nlisten: "127.0.0.1:{self.port}"\n'
+                                 f'jetstream {{ store_dir: "{root / "store"}" }}\n'
+                                 f'cluster {{ name: skytrace, listen: "127.0.0.1:{cluster_port}",\n'
+                                 f'  routes: [{route_list}] }}\n')
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        if self.conf is not None:
+            return [self.exe, "-c", str(self.conf)]
         return [self.exe, "-js", "-sd", str(self.root), "-a", "127.0.0.1", "-p", str(self.port)]
 
 
+class NatsCluster:
+    """``n`` nats-servers forming one JetStream cluster on 127.0.0.1 (a stream with 3 replicas lives on while one
+    of them is down). ``url``: every server, comma-separated (``serve --nats`` takes that)."""
+
+    def __init__(self, root: Path, n: int = 3):
+        ports, cports = [free_port() for _ in range(n)], [free_port() for _ in range(n)]
+        self.nodes = [NatsServer(root / f"n{i}", ports[i], f"n{i}", cports[i],
+                                 tuple(p for j, p in enumerate(cports) if j != i)) for i in range(n)]
+        self.url = ",".join(node.url for node in self.nodes)
+
+    @property
+    def kills(self) -> int:
+        return sum(node.kills for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 async def js_publish(url: str, items, kill_at: dict | None = None, deadline_s: float = 120.0,
-                     rate_per_s: float | None = None) -> int:
+                     rate_per_s: float | None = None, replicas: int = 1, stall: list | None = None) -> int:
     """Publish ``items`` ((subject, msg id, payload), in order) to JetStream, each retried until the server
     acknowledged it (stored in the stream; the same ``Nats-Msg-Id`` makes a retry of a stored one a no-op).
     ``kill_at``: {index: callable} run before publishing that item (kill -9 and restart a server). Returns the
-    number of retries. ``rate_per_s``: pace the items (the service then consumes while the server dies)."""
+    number of retries. ``rate_per_s``: pace the items (the service then consumes while the server dies).
+    ``url``: one server or a cluster's, comma-separated; ``replicas``: of the stream if this creates it.
+    ``stall``: receives the longest time (s) between two acknowledgements."""
     import asyncio
 
     import nats
@@ -289,12 +326,14 @@ async def js_publish(url: str, items, kill_at: dict | None = None, deadline_s: f
         return None
 
     retries = 0
-    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5,
+    from skytrace.io.jetstream import ensure_stream, server_list
+
+    nc = await nats.connect(server_list(url), max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5,
                             error_cb=quiet)
     js = nc.jetstream()
-    from skytrace.io.jetstream import ensure_stream
-
-    await ensure_stream(js)  # a publisher that comes first creates the stream as the service would
+    await ensure_stream(js, replicas=replicas)  # a publisher that comes first creates the stream as the service would
+    t_ack = time.monotonic()
+    longest = 0.0
     end = time.monotonic() + deadline_s
     try:
         t_start = time.monotonic()
@@ -306,6 +345,8 @@ async def js_publish(url: str, items, kill_at: dict | None = None, deadline_s: f
             while True:
                 try:
                     await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=2.0)
+                    now = time.monotonic()
+                    longest, t_ack = max(longest, now - t_ack), now
                     break
                 except Exception:
                     retries += 1
@@ -314,4 +355,6 @@ async def js_publish(url: str, items, kill_at: dict | None = None, deadline_s: f
                     await asyncio.sleep(0.1)
     finally:
         await nc.close()
+    if stall is not None:
+        stall.append(longest)
     return retries

@@ -23,7 +23,11 @@ def serve(
                                        help="MQTT client id: the broker keeps this id's persistent session (QoS 1 "
                                             "messages queued while the service is down); one per service."),
     nats: str = typer.Option("", "--nats", help="NATS JetStream server URL to read reports from, e.g. "
-                                                "nats://127.0.0.1:4222 (stream SKYTRACE; default: none)."),
+                                                "nats://127.0.0.1:4222, or a cluster's servers comma-separated (stream "
+                                                "SKYTRACE; default: none)."),
+    nats_replicas: int = typer.Option(1, "--nats-replicas", min=1, max=5,
+                                      help="Copies of the stream if the service creates it: 3 on a 3-server "
+                                           "JetStream cluster (give --nats every server, comma-separated)."),
     truth_replay: bool = typer.Option(False, "--truth-replay",
                                       help="Show DIRECTORY/truth.jsonl (and alerts.jsonl) instead of tracking."),
     speed: float = typer.Option(1.0, "--speed", help="Clock speed (x wall clock); with --speed N the clock "
@@ -90,8 +94,8 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port {port} is not a TCP port")
-    if nats and not nats.startswith(("nats://", "tls://")):
-        raise typer.BadParameter(f"--nats must be a nats:// or tls:// URL, got {nats!r}")
+    if nats and not all(u.strip().startswith(("nats://", "tls://")) for u in nats.split(",")):
+        raise typer.BadParameter(f"--nats must be a nats:// or tls:// URL (or several, comma-separated), got {nats!r}")
     ensure_port_free(port)  # before loading anything, and before printing a map URL that is someone else's
     if cap_status is not None and cap_status not in ("Actual", "Exercise", "System", "Test", "Draft"):
         raise typer.BadParameter("--cap-status must be one of Actual, Exercise, System, Test, Draft")
@@ -133,9 +137,10 @@ def serve(
 
         js_ingest = NatsIngest(service.table, service.submit, nats, verifier=verifier, inbox=inbox,
                                on_heartbeats=service.heartbeat, user=os.environ.get("SKYTRACE_NATS_USER") or None,
-                               password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None)
+                               password=os.environ.get("SKYTRACE_NATS_PASSWORD") or None, replicas=nats_replicas)
         js_ingest.stats = service.ingest_stats
         js_ingest.heartbeat_stats = service.heartbeat_stats
+        js_ingest.check()  # no server there: one error line now, not a traceback from the web server's start
         extra_ingests = (js_ingest,)
     spare = len(service.coop.slots) if service.coop is not None else 0
     typer.echo(f"skytrace serving {len(service.table) - spare} sensors"

@@ -65,7 +65,7 @@ def decode_heartbeats(payload: bytes, table: SensorTable, stats: DecodeStats, to
 
 
 def open_signed_heartbeat(verifier, payload: bytes, table: SensorTable, stats: DecodeStats,
-                          topic_sensor: str | None = None, source: str = "mqtt"
+                          topic_sensor: str | None = None, source: str = "mqtt", now: float | None = None
                           ) -> tuple[list[tuple[str, float]], tuple[str, int] | None]:
     """([(sensor, t_sent)], (sensor, seq)) of an authentic, fresh signed batch with no detections; else ([], None)
     (counted: the verifier counts per sensor and reason, ``stats`` per path). The (sensor, seq) is stored like a
@@ -81,7 +81,7 @@ def open_signed_heartbeat(verifier, payload: bytes, table: SensorTable, stats: D
             stats.rejected_messages += 1
         stats.reject(f"{source}: a heartbeat carries no detections (send them as reports)")
         return [], None
-    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor)
+    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor, now)
     if reason is not None or batch_id is None:
         with stats.lock:
             stats.rejected_messages += 1

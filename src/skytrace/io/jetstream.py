@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from skytrace.batch import SensorTable
@@ -43,6 +44,7 @@ STREAM = "SKYTRACE"
 DURABLE = "skytrace-service"
 RETENTION_S = 24 * 3600.0
 DEDUP_WINDOW_S = 120.0
+SETUP_TIMEOUT_S = 40.0  # s to get the stream and the consumer (a cluster may be electing a leader meanwhile)
 
 
 def subject_for(sensor_id: str) -> str:
@@ -60,19 +62,49 @@ def _need_nats():
     return nats
 
 
-async def ensure_stream(js, stream: str = STREAM) -> str:
-    """Create the stream if missing; returns its dedup key prefix (stream name and creation time)."""
+def server_list(url: str) -> list[str]:
+    """The servers of ``url``: one URL, or the comma-separated URLs of a cluster's servers."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
+async def ensure_stream(js, stream: str = STREAM, replicas: int = 1, timeout_s: float = 30.0) -> str:
+    """Create the stream if missing (``replicas`` copies, on as many servers of a cluster); returns its dedup key
+    prefix (stream name and creation time). Asks again while a just-started cluster elects its JetStream leader."""
     from nats.js.api import StorageType, StreamConfig
     from nats.js.errors import NotFoundError
 
-    try:
-        info = await js.stream_info(stream)
-    except NotFoundError:
-        info = await js.add_stream(StreamConfig(
-            name=stream, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"], storage=StorageType.FILE,
-            max_age=RETENTION_S, duplicate_window=DEDUP_WINDOW_S))
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        try:
+            try:
+                info = await js.stream_info(stream)
+            except NotFoundError:
+                info = await js.add_stream(StreamConfig(
+                    name=stream, subjects=[SUBJECT_PREFIX + "*", HEARTBEAT_SUBJECT_PREFIX + "*"],
+                    storage=StorageType.FILE, max_age=RETENTION_S, duplicate_window=DEDUP_WINDOW_S,
+                    num_replicas=replicas))
+            break
+        except Exception:  # no JetStream leader yet (503, timeout): ask again until timeout_s
+            if loop.time() > end:
+                raise
+            await asyncio.sleep(0.25)
     created = info.created.timestamp() if info.created is not None else 0.0
     return f"nats:{stream}:{int(created)}"
+
+
+def logged_at(msg) -> float | None:
+    """When the stream stored ``msg`` (the server's clock, UNIX s), never later than now; None if unknown.
+
+    Signed batches are checked against this time, not the time the service reads them: a batch that waited in the
+    log through a service outage longer than the signature's time window (``signed_max_age_s``, 120 s) is still
+    accepted, once, instead of being refused as ``out_of_window`` and so lost. Safe against replays: whoever
+    publishes a captured batch into the log again gets the time of that publication."""
+    try:
+        t = msg.metadata.timestamp.timestamp()
+    except Exception:  # not a JetStream message, or no timestamp: the verifier's own clock
+        return None
+    return min(t, time.time())
 
 
 class NatsIngest:
@@ -87,7 +119,7 @@ class NatsIngest:
                  url: str = "nats://127.0.0.1:4222", verifier=None, inbox=None,
                  on_heartbeats: Callable[[list[tuple[str, float]]], None] | None = None,
                  user: str | None = None, password: str | None = None, stream: str = STREAM,
-                 durable: str = DURABLE, fetch_batch: int = 256):
+                 durable: str = DURABLE, fetch_batch: int = 256, replicas: int = 1):
         _need_nats()
         self.table = table
         self.on_detections = on_detections
@@ -96,6 +128,7 @@ class NatsIngest:
         self.verifier = verifier
         self.inbox = inbox
         self.stream, self.durable, self.fetch_batch = stream, durable, fetch_batch
+        self.replicas = replicas  # copies of the stream if this service creates it (3 on a 3-server cluster)
         self.stats = DecodeStats()
         self.heartbeat_stats = DecodeStats()
         self.connected = threading.Event()
@@ -111,7 +144,44 @@ class NatsIngest:
         self.inbox = inbox
 
     # ------------------------------------------------------------------------------------------------ lifecycle
-    def start(self, timeout_s: float = 10.0) -> None:
+    def check(self, timeout_s: float = 3.0) -> None:
+        """Pre-flight, before the web server starts: a server answers and has JetStream (a cluster gets
+        ``SETUP_TIMEOUT_S`` to elect its leader), else one SkytraceError line (the CLI prints it, exit status 2)."""
+        from skytrace.errors import SkytraceError
+
+        nats = _need_nats()
+
+        async def quiet(_exc: Exception) -> None:
+            return None
+
+        async def probe() -> None:
+            # bounded: the client keeps trying a refused connection on its own
+            nc = await asyncio.wait_for(nats.connect(server_list(self.url), user=self.user, password=self.password,
+                                                     allow_reconnect=False, max_reconnect_attempts=0,
+                                                     connect_timeout=timeout_s, error_cb=quiet), 2 * timeout_s)
+            try:
+                loop = asyncio.get_running_loop()
+                end = loop.time() + SETUP_TIMEOUT_S
+                while True:
+                    try:
+                        await nc.jetstream().account_info()
+                        return
+                    except Exception:  # 503 while a cluster has no JetStream leader; none at all: -js missing
+                        if loop.time() > end:
+                            raise
+                        await asyncio.sleep(0.25)
+            finally:
+                await nc.close()
+
+        try:
+            asyncio.run(asyncio.wait_for(probe(), SETUP_TIMEOUT_S + 3 * timeout_s))
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                exc = TimeoutError("no answer")
+            raise SkytraceError(f"NATS JetStream at {self.url} is not usable: {str(exc) or type(exc).__name__} "
+                                "(is nats-server running, with -js?)") from None
+
+    def start(self, timeout_s: float = SETUP_TIMEOUT_S + 5.0) -> None:
         from skytrace.errors import SkytraceError
 
         self._thread = threading.Thread(target=self._run, name="nats-ingest", daemon=True)
@@ -152,14 +222,25 @@ class NatsIngest:
         async def error(exc: Exception) -> None:
             log.debug("NATS client error: %s", exc)
 
-        nc = await nats.connect(self.url, user=self.user, password=self.password, max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.5, connect_timeout=5, allow_reconnect=True,
+        nc = await nats.connect(server_list(self.url), user=self.user, password=self.password,
+                                max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5,
+                                allow_reconnect=True,
                                 disconnected_cb=disconnected, error_cb=error)
         try:
             js = nc.jetstream()
-            self._key_prefix = await ensure_stream(js, self.stream)
             subject = SUBJECT_PREFIX[:-1] + ".>" if self.on_heartbeats is None else "skytrace.v1.>"
-            psub = await js.pull_subscribe(subject, durable=self.durable, stream=self.stream)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + SETUP_TIMEOUT_S
+            while True:  # a cluster electing a new leader (a server just died) answers nothing for seconds
+                try:
+                    self._key_prefix = await ensure_stream(js, self.stream, self.replicas)
+                    psub = await js.pull_subscribe(subject, durable=self.durable, stream=self.stream)
+                    break
+                except Exception as exc:
+                    if self._stop.is_set() or loop.time() > end:
+                        raise
+                    log.debug("NATS stream or consumer not ready (%s); asking again", exc)
+                    await asyncio.sleep(0.5)
             self.connected.set()
             while not self._stop.is_set():
                 try:
@@ -197,11 +278,12 @@ class NatsIngest:
                 self.redelivered += 1
             subject = msg.subject
             if subject.startswith(HEARTBEAT_SUBJECT_PREFIX):
-                key = self._heartbeat(subject[len(HEARTBEAT_SUBJECT_PREFIX):], msg.data) or key
+                key = self._heartbeat(subject[len(HEARTBEAT_SUBJECT_PREFIX):], msg.data, logged_at(msg)) or key
             elif subject.startswith(SUBJECT_PREFIX) and "." not in subject[len(SUBJECT_PREFIX):]:
                 sensor = subject[len(SUBJECT_PREFIX):]
-                if self.verifier is not None:
-                    dets, batch_id = open_signed_batch(self.verifier, msg.data, self.table, self.stats, sensor, "nats")
+                if self.verifier is not None:  # the signature's time window: judged by when the log stored it
+                    dets, batch_id = open_signed_batch(self.verifier, msg.data, self.table, self.stats, sensor, "nats",
+                                                       now=logged_at(msg))
                     key = batch_id if batch_id is not None else key
                 else:
                     dets = decode_detections(msg.data, self.table, self.stats, sensor, source=f"nats {subject}")
@@ -239,7 +321,7 @@ class NatsIngest:
         except Exception as exc:  # not acknowledged: the server redelivers it, and its stored key dedups it
             log.debug("NATS ack failed: %s", exc)
 
-    def _heartbeat(self, sensor: str, payload: bytes) -> tuple[str, int] | None:
+    def _heartbeat(self, sensor: str, payload: bytes, now: float | None = None) -> tuple[str, int] | None:
         from skytrace.io.heartbeat import decode_heartbeats, open_signed_heartbeat
 
         if self.on_heartbeats is None or "." in sensor:
@@ -247,7 +329,7 @@ class NatsIngest:
         batch_id = None
         if self.verifier is not None:
             beats, batch_id = open_signed_heartbeat(self.verifier, payload, self.table, self.heartbeat_stats,
-                                                    sensor, "nats")
+                                                    sensor, "nats", now)
         else:
             beats = decode_heartbeats(payload, self.table, self.heartbeat_stats, sensor, f"nats {sensor}")
         if beats:

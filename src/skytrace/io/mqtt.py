@@ -160,13 +160,14 @@ def open_signed(verifier, payload: bytes, table: SensorTable, stats: DecodeStats
 
 
 def open_signed_batch(verifier, payload: bytes, table: SensorTable, stats: DecodeStats, topic_sensor: str | None,
-                      source: str, allowed_kinds: tuple[str, ...] | None = None, seen: list | None = None
-                      ) -> tuple[list[Detection], tuple[str, int] | None]:
+                      source: str, allowed_kinds: tuple[str, ...] | None = None, seen: list | None = None,
+                      now: float | None = None) -> tuple[list[Detection], tuple[str, int] | None]:
     """As :func:`open_signed`, plus the batch id (sensor, seq) of an authentic fresh batch (else None).
-    ``seen``: receives the id of an authentic batch refused as a replay (stored before: its receipt may be resent)."""
+    ``seen``: receives the id of an authentic batch refused as a replay (stored before: its receipt may be resent).
+    ``now``: when the batch reached the system if it waited in a log (:meth:`Verifier.open_batch`)."""
     if not _count_and_size_ok(payload, stats, source):
         return [], None
-    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor)
+    dets, reason, batch_id = verifier.open_batch(payload, topic_sensor, now)
     if reason == "replayed" and batch_id is not None and seen is not None:
         seen.append(batch_id)
     if reason is not None:

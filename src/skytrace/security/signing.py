@@ -191,10 +191,13 @@ class Verifier:
         dets, reason, _ = self.open_batch(payload, topic_sensor)
         return dets, reason
 
-    def open_batch(self, payload: bytes, topic_sensor: str | None = None
+    def open_batch(self, payload: bytes, topic_sensor: str | None = None, now: float | None = None
                    ) -> tuple[list[Detection], str | None, tuple[str, int] | None]:
         """As :meth:`open`, plus the accepted batch's id (sensor, seq) for exactly-once storage; for an authentic
-        batch refused as ``replayed`` (seen before), its id too."""
+        batch refused as ``replayed`` (seen before), its id too.
+
+        ``now``: when the batch reached the system, if not now (the time a persistent log stored it, read later
+        after an outage); the time window is checked against it. Default: the verifier's clock."""
         try:
             batch = _BATCH_DECODER.decode(payload)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
@@ -230,7 +233,7 @@ class Verifier:
         # authentic from here on: what remains is whether it is fresh and consistent
         if batch.v != 1 or any(d.sensor != sensor for d in batch.detections):
             return [], self._count(sensor, "sensor_mismatch"), None
-        now = self.clock()
+        now = self.clock() if now is None else now
         if not (now - self.max_age_s <= batch.t_sent <= now + self.max_future_s) or not 0 <= batch.seq <= MAX_SEQ:
             return [], self._count(sensor, "out_of_window"), None
         with self.lock:
